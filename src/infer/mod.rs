@@ -1,0 +1,433 @@
+//! Person detection with OpenVINO.
+//!
+//! Input: [`Frame`]s from every camera (round-robin, see [`crate::ingest::queue`]). Output:
+//! [`Detections`] per frame, in source-image pixels.
+//!
+//! One `Core` and one `CompiledModel` (THROUGHPUT hint by default) serve all cameras through a
+//! pool of asynchronous infer requests: while some requests run on the device's streams, the
+//! engine thread copies the next frame into a free request and parses finished ones.
+
+pub mod device;
+pub mod model;
+pub mod ssd;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use openvino::{
+    CompiledModel, Core, DeviceType, InferRequest, InferenceError, PropertyKey, RwPropertyKey,
+};
+use tracing::{debug, info, warn};
+
+use crate::config::{CountOrAuto, InferenceConfig, ModelConfig};
+use crate::geometry::Detection;
+use crate::ingest::queue::{FrameSource, Next};
+use crate::messages::{CameraIndex, Detections, Frame};
+use crate::stats::{self, Stats};
+pub use device::{DeviceError, ResolvedDevice};
+pub use model::{DescriptionError, ModelDescription};
+
+/// Longest a single inference may take before the engine reports the device as stuck.
+const WAIT_LIMIT_MS: i64 = 30_000;
+/// How long the engine waits for a frame before checking for shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// The command that produces model files.
+const SETUP_COMMAND: &str = "scripts/setup.sh";
+
+/// Why the engine could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// The model description is missing or invalid.
+    #[error(transparent)]
+    Description(#[from] DescriptionError),
+    /// A model file named by the description is missing.
+    #[error("model file {} is missing: run {SETUP_COMMAND} to download and convert the model", path.display())]
+    ModelMissing {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// The OpenVINO shared library could not be loaded.
+    #[error(
+        "OpenVINO runtime not found ({0}); run {SETUP_COMMAND} and source .venv/storetrack.env"
+    )]
+    Runtime(String),
+    /// The configured device cannot be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// An OpenVINO call failed.
+    #[error("OpenVINO {what} failed: {source}")]
+    OpenVino {
+        /// What was being done.
+        what: &'static str,
+        /// The OpenVINO error.
+        #[source]
+        source: InferenceError,
+    },
+    /// The IR does not match its description.
+    #[error("model {model}: {message}")]
+    ModelMismatch {
+        /// Model name.
+        model: String,
+        /// What does not match.
+        message: String,
+    },
+    /// A request did not finish in time.
+    #[error("inference did not finish within {WAIT_LIMIT_MS} ms: the device looks stuck")]
+    Stuck,
+}
+
+fn ov<T>(what: &'static str, r: Result<T, InferenceError>) -> Result<T, InferError> {
+    r.map_err(|source| InferError::OpenVino { what, source })
+}
+
+/// What the engine settled on (printed at start and in the summary).
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    /// Model name from its description.
+    pub model: String,
+    /// Device compiled for.
+    pub device: String,
+    /// Number of infer requests in the pool.
+    pub requests: usize,
+    /// Streams the device chose (as OpenVINO reports it), if it reports it.
+    pub streams: Option<String>,
+}
+
+struct InFlight {
+    request: usize,
+    camera: CameraIndex,
+    seq: u64,
+    captured_ms: i64,
+    source_size: (u32, u32),
+}
+
+/// The detector: compiled model plus its request pool.
+pub struct Engine {
+    // Field order is drop order: requests before the model before the core.
+    requests: Vec<InferRequest>,
+    _compiled: CompiledModel,
+    _core: Core,
+    desc: ModelDescription,
+    info: EngineInfo,
+    person_class: u32,
+    min_score: f32,
+    person_score: f32,
+}
+
+impl Engine {
+    /// Loads and compiles the model for the configured device. `min_score` is the lowest score
+    /// passed on (the tracker's low threshold); `model.score_threshold` decides what counts as a
+    /// person in the per-frame counts.
+    pub fn new(
+        model: &ModelConfig,
+        inference: &InferenceConfig,
+        min_score: f32,
+    ) -> Result<Engine, InferError> {
+        let mut desc = ModelDescription::load(&model.description)?;
+        if let Some(ir) = &model.ir {
+            desc.ir = ir.clone();
+        }
+        for path in [desc.ir.clone(), desc.weights()] {
+            if !path.is_file() {
+                return Err(InferError::ModelMissing { path });
+            }
+        }
+        let mut core = Core::new().map_err(|e| InferError::Runtime(e.to_string()))?;
+        let available: Vec<String> = ov("available_devices", core.available_devices())?
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let device = device::resolve(&inference.device, &available)?;
+        if !device.dropped.is_empty() {
+            warn!(
+                requested = %inference.device,
+                dropped = %device.dropped.join(","),
+                using = %device.name,
+                "Some inference devices are not present; continuing without them."
+            );
+        }
+        for phys in &device.physical {
+            let dev = DeviceType::from(phys.as_str());
+            ov(
+                "setting PERFORMANCE_HINT",
+                core.set_property(&dev, &RwPropertyKey::HintPerformanceMode, &inference.hint),
+            )?;
+            if let CountOrAuto::Count(n) = inference.streams {
+                ov(
+                    "setting NUM_STREAMS",
+                    core.set_property(&dev, &RwPropertyKey::NumStreams, &n.to_string()),
+                )?;
+            }
+        }
+        let ir = desc.ir.to_string_lossy().into_owned();
+        let weights = desc.weights().to_string_lossy().into_owned();
+        let ov_model = ov(
+            "reading the model",
+            core.read_model_from_file(&ir, &weights),
+        )?;
+        check_io(&desc, &ov_model)?;
+        let mut compiled = ov(
+            "compiling the model",
+            core.compile_model(&ov_model, DeviceType::from(device.name.as_str())),
+        )?;
+        let count = match inference.requests {
+            CountOrAuto::Count(n) => n as usize,
+            CountOrAuto::Auto => ov(
+                "reading OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+                compiled.get_property(&PropertyKey::OptimalNumberOfInferRequests),
+            )?
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(2)
+            .max(1),
+        };
+        let streams = compiled
+            .get_property(&PropertyKey::Rw(RwPropertyKey::NumStreams))
+            .ok()
+            .map(|s| s.into_owned());
+        let requests = (0..count)
+            .map(|_| ov("creating an infer request", compiled.create_infer_request()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(first) = requests.first() {
+            let o = &desc.outputs;
+            for name in [&o.boxes, &o.classes, &o.scores, &o.count] {
+                if first.get_tensor(name).is_err() {
+                    return Err(InferError::ModelMismatch {
+                        model: desc.name.clone(),
+                        message: format!(
+                            "no output named {name:?} (see {})",
+                            model.description.display()
+                        ),
+                    });
+                }
+            }
+        }
+        let info = EngineInfo {
+            model: desc.name.clone(),
+            device: device.name.clone(),
+            requests: count,
+            streams,
+        };
+        info!(model = %info.model, device = %info.device, requests = info.requests,
+              streams = ?info.streams, "Detector ready.");
+        Ok(Engine {
+            requests,
+            _compiled: compiled,
+            _core: core,
+            person_class: model.person_class.unwrap_or(desc.person_class),
+            desc,
+            info,
+            min_score: min_score.min(model.score_threshold),
+            person_score: model.score_threshold,
+        })
+    }
+
+    /// What the engine settled on.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// Model input size (width, height).
+    pub fn input_size(&self) -> (u32, u32) {
+        (self.desc.input_width, self.desc.input_height)
+    }
+
+    /// Runs one frame synchronously (for tools and tests): `rgb` is packed RGB at the input
+    /// size; boxes are mapped to `source_size`.
+    pub fn detect(
+        &mut self,
+        rgb: &[u8],
+        source_size: (u32, u32),
+    ) -> Result<Vec<Detection>, InferError> {
+        self.fill(0, rgb)?;
+        ov("infer", self.requests[0].infer())?;
+        self.parse(0, source_size)
+    }
+
+    /// Serves frames until every camera's queue is closed and `stop` is set or all senders are
+    /// gone; finished frames go to `out`.
+    pub fn run(
+        mut self,
+        mut source: FrameSource,
+        out: Sender<Detections>,
+        stats: Arc<Stats>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(), InferError> {
+        let mut idle: Vec<usize> = (0..self.requests.len()).rev().collect();
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut closed = false;
+        loop {
+            // Keep every free request busy while frames are waiting.
+            while !closed && !idle.is_empty() {
+                let Some(frame) = source.try_next() else {
+                    break;
+                };
+                let req = idle.pop().expect("checked non-empty");
+                in_flight.push_back(self.start(req, frame, &stats)?);
+            }
+            if let Some(job) = in_flight.pop_front() {
+                // Results are collected in submission order, so each camera's frames reach the
+                // tracker in order.
+                let dets = self.finish(&job, &stats)?;
+                idle.push(job.request);
+                if out.send(dets).is_err() {
+                    debug!("Tracker stage is gone; detector stops.");
+                    return Ok(());
+                }
+                continue;
+            }
+            // Nothing in flight: done once the cameras are gone (or on stop, dropping what is
+            // still queued: those frames are seconds old by the time anyone would see them).
+            if closed || stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            match source.next(IDLE_POLL) {
+                Next::Frame(frame) => {
+                    let req = idle.pop().expect("all requests are idle here");
+                    in_flight.push_back(self.start(req, frame, &stats)?);
+                }
+                Next::Idle => {}
+                Next::Closed => closed = true,
+            }
+        }
+    }
+
+    fn start(&mut self, req: usize, frame: Frame, stats: &Stats) -> Result<InFlight, InferError> {
+        let map = frame
+            .pixels
+            .map_readable()
+            .map_err(|_| InferError::ModelMismatch {
+                model: self.desc.name.clone(),
+                message: "frame buffer not readable".into(),
+            })?;
+        if let Err(e) = self.fill(req, map.as_slice()) {
+            stats::inc(&stats.infer_errors);
+            return Err(e);
+        }
+        drop(map);
+        ov("infer_async", self.requests[req].infer_async())?;
+        Ok(InFlight {
+            request: req,
+            camera: frame.camera,
+            seq: frame.seq,
+            captured_ms: frame.captured_ms,
+            source_size: frame.source_size,
+        })
+    }
+
+    fn finish(&mut self, job: &InFlight, stats: &Stats) -> Result<Detections, InferError> {
+        let t0 = Instant::now();
+        ov("wait", self.requests[job.request].wait(WAIT_LIMIT_MS))?;
+        // The C API returns OK on timeout too; elapsed time tells the two apart.
+        if t0.elapsed() >= Duration::from_millis(WAIT_LIMIT_MS as u64) {
+            stats::inc(&stats.infer_errors);
+            return Err(InferError::Stuck);
+        }
+        let boxes = self.parse(job.request, job.source_size)?;
+        let cam = &stats.cameras[job.camera];
+        stats::inc(&cam.inferred);
+        let persons = boxes
+            .iter()
+            .filter(|d| d.score >= self.person_score)
+            .count();
+        stats::add(&cam.persons, persons as u64);
+        Ok(Detections {
+            camera: job.camera,
+            seq: job.seq,
+            captured_ms: job.captured_ms,
+            boxes,
+        })
+    }
+
+    /// Copies packed RGB into request `req`'s input tensor, removing row padding if present.
+    fn fill(&mut self, req: usize, rgb: &[u8]) -> Result<(), InferError> {
+        let (w, h) = (
+            self.desc.input_width as usize,
+            self.desc.input_height as usize,
+        );
+        let row = w * 3;
+        let mut tensor = ov(
+            "getting the input tensor",
+            self.requests[req].get_tensor(&self.desc.input),
+        )?;
+        let dst = ov("mapping the input tensor", tensor.get_raw_data_mut())?;
+        let stride = if h > 0 { rgb.len() / h } else { 0 };
+        if dst.len() != row * h || stride < row || rgb.len() < stride * (h - 1) + row {
+            return Err(InferError::ModelMismatch {
+                model: self.desc.name.clone(),
+                message: format!(
+                    "frame of {} bytes does not fit input {w}x{h} RGB ({} bytes)",
+                    rgb.len(),
+                    dst.len()
+                ),
+            });
+        }
+        if stride == row {
+            dst.copy_from_slice(&rgb[..row * h]);
+        } else {
+            for y in 0..h {
+                dst[y * row..(y + 1) * row].copy_from_slice(&rgb[y * stride..y * stride + row]);
+            }
+        }
+        Ok(())
+    }
+
+    fn parse(&self, req: usize, source_size: (u32, u32)) -> Result<Vec<Detection>, InferError> {
+        let r = &self.requests[req];
+        let names = &self.desc.outputs;
+        let get = |name: &str| ov("reading an output", r.get_tensor(name));
+        let (boxes, classes, scores, count) = (
+            get(&names.boxes)?,
+            get(&names.classes)?,
+            get(&names.scores)?,
+            get(&names.count)?,
+        );
+        let outputs = ssd::SsdOutputs {
+            boxes: f32_data(&boxes)?,
+            classes: f32_data(&classes)?,
+            scores: f32_data(&scores)?,
+            count: f32_data(&count)?.first().copied().unwrap_or(0.0),
+        };
+        Ok(ssd::parse(
+            &outputs,
+            self.person_class,
+            self.min_score,
+            source_size,
+        ))
+    }
+}
+
+fn f32_data(t: &openvino::Tensor) -> Result<&[f32], InferError> {
+    ov("reading output data", t.get_data::<f32>())
+}
+
+/// Checks the IR's input and outputs against the description.
+fn check_io(desc: &ModelDescription, m: &openvino::Model) -> Result<(), InferError> {
+    let mismatch = |message: String| InferError::ModelMismatch {
+        model: desc.name.clone(),
+        message,
+    };
+    let inputs = ov("reading model inputs", m.get_inputs_len())?;
+    if inputs != 1 {
+        return Err(mismatch(format!("expected 1 input, found {inputs}")));
+    }
+    let input = ov("reading the model input", m.get_input_by_index(0))?;
+    let shape = ov("reading the input shape", input.get_shape())?;
+    let want = [
+        1,
+        i64::from(desc.input_height),
+        i64::from(desc.input_width),
+        3,
+    ];
+    if shape.get_dimensions() != want {
+        return Err(mismatch(format!(
+            "input shape {:?}, description says {want:?} (NHWC)",
+            shape.get_dimensions()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Camera ingest: one GStreamer pipeline per camera, supervised by its own thread.
+//!
+//! Input: a camera's config and the pipeline template. Output: [`Frame`]s (RGB at the model's
+//! input size, with capture time and source size) pushed into that camera's queue. The appsink
+//! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
+//! ends or stalls is torn down, counted, and rebuilt after `retry_interval_ms`; other cameras
+//! are unaffected.
+
+pub mod pipeline;
+pub mod queue;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tracing::{debug, info, warn};
+
+use crate::config::{CameraConfig, IngestConfig};
+use crate::messages::{CameraIndex, Frame};
+use crate::redact;
+use crate::stats::{self, Stats};
+pub use pipeline::{PipelineError, Template};
+use queue::{FrameSender, Pushed};
+
+/// How often the supervisor wakes to check for stop and stalls.
+const BUS_POLL: Duration = Duration::from_millis(250);
+/// Capture times are re-anchored to the wall clock when pts drift more than this.
+const MAX_CLOCK_DRIFT_MS: i64 = 2_000;
+
+/// Unix time in milliseconds.
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Everything a camera thread needs.
+pub struct CameraTask {
+    /// Position in the config's camera list.
+    pub index: CameraIndex,
+    /// The camera.
+    pub camera: CameraConfig,
+    /// Shared ingest settings.
+    pub ingest: IngestConfig,
+    /// Pipeline template.
+    pub template: Template,
+    /// Model input size.
+    pub size: (u32, u32),
+    /// This camera's queue to the detector.
+    pub frames: FrameSender,
+    /// Shared counters.
+    pub stats: Arc<Stats>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How one pipeline run ended.
+enum Ended {
+    Stopped,
+    Failed(String),
+}
+
+/// State shared between the supervisor and the streaming-thread callbacks of one run.
+#[derive(Default)]
+struct Live {
+    width: AtomicU32,
+    height: AtomicU32,
+    /// Milliseconds since the run started at which the last frame arrived (0 = none yet).
+    last_frame_ms: AtomicU64,
+}
+
+/// Starts the camera's supervisor thread.
+pub fn spawn(task: CameraTask) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("cam-{}", task.camera.id))
+        .spawn(move || supervise(task))
+}
+
+fn supervise(task: CameraTask) {
+    let cam_stats = &task.stats.cameras[task.index];
+    let seq = Arc::new(AtomicU64::new(0));
+    let id = task.camera.id.clone();
+    info!(camera = %id, url = %redact::url(&task.camera.url), "Camera starting.");
+    while !task.stop.load(Ordering::Relaxed) {
+        stats::inc(&cam_stats.starts);
+        let ended = run_once(&task, &seq);
+        cam_stats.up.store(false, Ordering::Relaxed);
+        match ended {
+            Ended::Stopped => break,
+            Ended::Failed(reason) => {
+                stats::inc(&cam_stats.failures);
+                warn!(camera = %id, retry_ms = task.ingest.retry_interval_ms,
+                      reason = %redact::text(&task.camera.url, &reason), "Camera failed; will retry.");
+            }
+        }
+        let until = Instant::now() + Duration::from_millis(task.ingest.retry_interval_ms);
+        while Instant::now() < until && !task.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    info!(camera = %id, "Camera stopped.");
+}
+
+fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> Ended {
+    let parts = match task.template.build(&task.camera, &task.ingest, task.size) {
+        Ok(p) => p,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    let live = Arc::new(Live::default());
+    let started = Instant::now();
+    install_probe(&parts.decoder, task, &live);
+    install_sink(&parts.sink, task, &live, seq, started);
+
+    let pipeline = parts.pipeline;
+    let ended = (|| {
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            return Ended::Failed(format!("cannot start pipeline: {e}"));
+        }
+        let Some(bus) = pipeline.bus() else {
+            return Ended::Failed("pipeline has no bus".into());
+        };
+        let stall = Duration::from_millis(task.ingest.stall_timeout_ms);
+        let mut announced = false;
+        loop {
+            if task.stop.load(Ordering::Relaxed) {
+                return Ended::Stopped;
+            }
+            if let Some(msg) =
+                bus.timed_pop(gst::ClockTime::from_mseconds(BUS_POLL.as_millis() as u64))
+            {
+                use gst::MessageView;
+                match msg.view() {
+                    MessageView::Error(err) => {
+                        let src = msg
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default();
+                        return Ended::Failed(format!(
+                            "error from {src}: {} ({})",
+                            err.error(),
+                            err.debug().map(|d| d.to_string()).unwrap_or_default()
+                        ));
+                    }
+                    MessageView::Eos(_) => return Ended::Failed("end of stream".into()),
+                    MessageView::Warning(w) => debug!(camera = %task.camera.id,
+                        warning = %redact::text(&task.camera.url, &w.error().to_string()), "Pipeline warning."),
+                    _ => {}
+                }
+            }
+            let last = live.last_frame_ms.load(Ordering::Relaxed);
+            if last > 0 && !announced {
+                announced = true;
+                info!(camera = %task.camera.id,
+                      width = live.width.load(Ordering::Relaxed),
+                      height = live.height.load(Ordering::Relaxed), "Camera streaming.");
+            }
+            let since = started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last));
+            if since > stall {
+                return Ended::Failed(format!("no frame for {} ms", since.as_millis()));
+            }
+        }
+    })();
+    if let Err(e) = pipeline.set_state(gst::State::Null) {
+        warn!(camera = %task.camera.id, error = %e, "Pipeline did not shut down cleanly.");
+    }
+    ended
+}
+
+/// Counts decoded frames and reads the source size from the decoder's output caps.
+fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
+    let Some(pad) = decoder.static_pad("src") else {
+        return;
+    };
+    let live = Arc::clone(live);
+    let stats = Arc::clone(&task.stats);
+    let index = task.index;
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => stats::inc(&stats.cameras[index].decoded),
+                Some(gst::PadProbeData::Event(ev)) => {
+                    if let gst::EventView::Caps(c) = ev.view() {
+                        if let Some(s) = c.caps().structure(0) {
+                            let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
+                            let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+                            live.width.store(w, Ordering::Relaxed);
+                            live.height.store(h, Ordering::Relaxed);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// The appsink callback: stamp, wrap and queue each frame without blocking.
+fn install_sink(
+    sink: &gst_app::AppSink,
+    task: &CameraTask,
+    live: &Arc<Live>,
+    seq: &Arc<AtomicU64>,
+    started: Instant,
+) {
+    let live = Arc::clone(live);
+    let seq = Arc::clone(seq);
+    let stats = Arc::clone(&task.stats);
+    let frames = task.frames.clone();
+    let index = task.index;
+    // (pts ms, wall ms) of the frame that anchors pts to the wall clock.
+    let mut anchor: Option<(i64, i64)> = None;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(buffer) = sample.buffer_owned() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let now = wall_ms();
+                let captured_ms = match buffer.pts().map(|p| p.mseconds() as i64) {
+                    Some(pts) => {
+                        let expected = anchor.map(|(p0, w0)| w0 + (pts - p0));
+                        match expected {
+                            Some(t) if (now - t).abs() <= MAX_CLOCK_DRIFT_MS => t,
+                            _ => {
+                                anchor = Some((pts, now));
+                                now
+                            }
+                        }
+                    }
+                    None => now,
+                };
+                let size = (
+                    live.width.load(Ordering::Relaxed),
+                    live.height.load(Ordering::Relaxed),
+                );
+                if size.0 == 0 || size.1 == 0 {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                live.last_frame_ms.store(
+                    started.elapsed().as_millis().max(1) as u64,
+                    Ordering::Relaxed,
+                );
+                let cam = &stats.cameras[index];
+                cam.up.store(true, Ordering::Relaxed);
+                let frame = Frame {
+                    camera: index,
+                    seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    captured_ms,
+                    source_size: size,
+                    pixels: buffer,
+                };
+                match frames.push(frame) {
+                    Pushed::Queued => stats::inc(&cam.delivered),
+                    Pushed::DroppedOldest => {
+                        stats::inc(&cam.delivered);
+                        stats::inc(&cam.dropped);
+                    }
+                    Pushed::Closed => return Err(gst::FlowError::Eos),
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}

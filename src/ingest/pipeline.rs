@@ -1,0 +1,139 @@
+//! Pipeline templates (`pipelines/*.pipeline`): loading, placeholder substitution and building.
+//!
+//! Input: the template text and one camera's settings. Output: a `gst::Pipeline` with the named
+//! elements `src`, `dec` and `sink` checked, the camera URL set on `src` in code (never in text).
+
+use std::path::{Path, PathBuf};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::config::{CameraConfig, IngestConfig};
+
+/// Frame rate used when a camera sends every decoded frame (`detect_fps = 0`).
+const UNLIMITED_FPS: u32 = 1000;
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The template file could not be read.
+    #[error("{path}: cannot read pipeline template: {source}")]
+    Read {
+        /// Template path.
+        path: PathBuf,
+        /// I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// GStreamer could not parse the rendered template (missing plugin, syntax).
+    #[error("{path}: pipeline template does not build: {source}")]
+    Parse {
+        /// Template path.
+        path: PathBuf,
+        /// GStreamer's error.
+        #[source]
+        source: gst::glib::Error,
+    },
+    /// A required named element is missing or of the wrong type.
+    #[error("{path}: pipeline template needs an element named {name:?} ({what})")]
+    MissingElement {
+        /// Template path.
+        path: PathBuf,
+        /// Element name.
+        name: &'static str,
+        /// What it must be.
+        what: &'static str,
+    },
+}
+
+/// A loaded template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    path: PathBuf,
+    text: String,
+}
+
+/// A built, not yet started, camera pipeline and its named parts.
+#[derive(Debug)]
+pub struct CameraPipeline {
+    /// The pipeline.
+    pub pipeline: gst::Pipeline,
+    /// The decoder (probe point).
+    pub decoder: gst::Element,
+    /// The appsink.
+    pub sink: gst_app::AppSink,
+}
+
+impl Template {
+    /// Reads a template file, dropping comment lines.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let raw = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = raw
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// The pipeline description for one camera.
+    pub fn render(&self, cam: &CameraConfig, ingest: &IngestConfig, size: (u32, u32)) -> String {
+        let fps = if cam.detect_fps == 0 {
+            UNLIMITED_FPS
+        } else {
+            cam.detect_fps
+        };
+        self.text
+            .replace("{latency_ms}", &ingest.latency_ms.to_string())
+            .replace("{protocols}", &ingest.protocols)
+            .replace("{fps}", &fps.to_string())
+            .replace("{width}", &size.0.to_string())
+            .replace("{height}", &size.1.to_string())
+    }
+
+    /// Builds the pipeline for one camera (state NULL).
+    pub fn build(
+        &self,
+        cam: &CameraConfig,
+        ingest: &IngestConfig,
+        size: (u32, u32),
+    ) -> Result<CameraPipeline, PipelineError> {
+        let desc = self.render(cam, ingest, size);
+        let element = gst::parse::launch(&desc).map_err(|source| PipelineError::Parse {
+            path: self.path.clone(),
+            source,
+        })?;
+        let missing = |name, what| PipelineError::MissingElement {
+            path: self.path.clone(),
+            name,
+            what,
+        };
+        let pipeline = element
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| missing("(top level)", "the template must describe a pipeline"))?;
+        let src = pipeline
+            .by_name("src")
+            .filter(|e| e.has_property("location"))
+            .ok_or_else(|| missing("src", "rtspsrc or any source with a location"))?;
+        src.set_property("location", cam.url.as_str());
+        let decoder = pipeline
+            .by_name("dec")
+            .ok_or_else(|| missing("dec", "the video decoder"))?;
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| missing("sink", "appsink"))?;
+        Ok(CameraPipeline {
+            pipeline,
+            decoder,
+            sink,
+        })
+    }
+}

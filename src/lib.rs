@@ -1,0 +1,22 @@
+//! storetrack: person trajectories from store RTSP cameras.
+//!
+//! Data path: [`config`] → per camera [`ingest`] (GStreamer) → [`infer`] (OpenVINO, async
+//! request pool) → [`track`] (per-camera tracker) → [`store`] (SQLite writer). [`query`] reads
+//! the database; [`simcam`] serves video files as RTSP cameras for demos and tests; [`service`]
+//! wires the stages together.
+
+pub mod config;
+pub mod geometry;
+pub mod infer;
+pub mod ingest;
+pub mod messages;
+pub mod query;
+pub mod redact;
+pub mod service;
+pub mod simcam;
+pub mod stats;
+pub mod store;
+pub mod track;
+
+pub use config::Config;
+pub use service::{RunOptions, Summary, run};

@@ -1,0 +1,264 @@
+//! The `storetrack` command: a thin CLI over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use storetrack::query::{self, Format, TrackFilter};
+use storetrack::service::{self, RunOptions};
+use storetrack::simcam::{self, SimCam};
+use storetrack::store;
+
+#[derive(Parser)]
+#[command(
+    name = "storetrack",
+    version,
+    about = "Person trajectories from store RTSP cameras"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: cameras → detection → tracking → SQLite.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Stop after this long (e.g. 30s, 10m); runs until Ctrl-C otherwise.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Print a progress line this often (0s: never).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        progress: Duration,
+    },
+    /// Check a config file and print every problem found.
+    CheckConfig {
+        /// Config file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Serve video files as RTSP cameras on 127.0.0.1 (for demos and tests).
+    Simcam {
+        /// A camera as NAME=FILE (repeatable).
+        #[arg(long = "mount", value_name = "NAME=FILE")]
+        mounts: Vec<String>,
+        /// Serve FILE as cameras cam1..camN (with --cameras).
+        #[arg(long)]
+        video: Option<PathBuf>,
+        /// How many cameras to make from --video.
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = simcam::DEFAULT_PORT)]
+        port: u16,
+        /// Stop after this long; runs until Ctrl-C otherwise.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Query the trajectory database.
+    Query {
+        /// Database file (default: storage.db from the config).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Config file used to find the database when --db is not given.
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(subcommand)]
+        what: QueryWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueryWhat {
+    /// Tracks in a time range and/or camera, newest first.
+    Tracks {
+        /// Only this camera id.
+        #[arg(long)]
+        camera: Option<String>,
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: Option<String>,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only tracks with at least this many points.
+        #[arg(long, default_value_t = 0)]
+        min_points: i64,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// The points of one track.
+    Points {
+        /// Track id (from `query tracks`).
+        track: i64,
+    },
+    /// Per-camera totals.
+    Summary {
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: Option<String>,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STORETRACK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Config problems are already one per line with file:line:col.
+            if e.downcast_ref::<ConfigError>().is_some() {
+                eprintln!("error: {e}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run {
+            config,
+            duration,
+            progress,
+        } => {
+            let cfg = Config::load(&config)?;
+            let opts = RunOptions {
+                duration,
+                progress: (!progress.is_zero()).then_some(progress),
+            };
+            let summary = service::run(&cfg, &opts, stop_flag()?)?;
+            let c = &summary.counts;
+            println!("storetrack run summary");
+            println!("  cameras          {} ({} failures)", c.cameras, c.failures);
+            println!(
+                "  detector         {} on {} ({} requests, streams {})",
+                summary.engine.model,
+                summary.engine.device,
+                summary.engine.requests,
+                summary.engine.streams.as_deref().unwrap_or("?")
+            );
+            println!("  frames decoded   {}", c.decoded);
+            println!(
+                "  frames inferred  {} (dropped before inference: {})",
+                c.inferred, c.dropped
+            );
+            println!("  detections       {} persons", c.persons);
+            println!("  tracks           {}", c.tracks);
+            println!("  points stored    {}", c.points_stored);
+            println!(
+                "  processed FPS    {:.1} over {:.1} s",
+                summary.processed_fps(),
+                summary.elapsed.as_secs_f64()
+            );
+            println!("  database         {}", summary.db.display());
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let cfg = Config::load(&config)?;
+            println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
+            Ok(())
+        }
+        Command::Simcam {
+            mounts,
+            video,
+            cameras,
+            port,
+            duration,
+        } => {
+            let mut list: Vec<(String, PathBuf)> = Vec::new();
+            for m in &mounts {
+                let Some((name, file)) = m.split_once('=') else {
+                    bail!("--mount {m:?}: expected NAME=FILE");
+                };
+                list.push((name.to_string(), PathBuf::from(file)));
+            }
+            if let Some(v) = video {
+                list.extend((1..=cameras).map(|i| (format!("cam{i}"), v.clone())));
+            }
+            if list.is_empty() {
+                bail!("nothing to serve: give --mount NAME=FILE or --video FILE [--cameras N]");
+            }
+            let sim = SimCam::start(simcam::DEFAULT_ADDRESS, port, &list)?;
+            for m in sim.mounts() {
+                println!("{}", sim.url(m));
+            }
+            let stop = stop_flag()?;
+            let start = std::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && duration.is_none_or(|d| start.elapsed() < d)
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        }
+        Command::Query {
+            db,
+            config,
+            format,
+            what,
+        } => {
+            let db = match db {
+                Some(p) => p,
+                None => Config::load(&config)?.storage.db,
+            };
+            let conn = store::open_read_only(&db)?;
+            let now = SystemTime::now();
+            let time =
+                |s: &Option<String>| s.as_deref().map(|s| query::parse_time(s, now)).transpose();
+            let table = match what {
+                QueryWhat::Tracks {
+                    camera,
+                    from,
+                    to,
+                    min_points,
+                    limit,
+                } => {
+                    let f = TrackFilter {
+                        camera,
+                        from_ms: time(&from)?,
+                        to_ms: time(&to)?,
+                        min_points,
+                        limit,
+                    };
+                    query::tracks(&conn, &f)
+                }
+                QueryWhat::Points { track } => query::points(&conn, track),
+                QueryWhat::Summary { from, to } => query::summary(&conn, time(&from)?, time(&to)?),
+            }
+            .with_context(|| format!("{}: query failed", db.display()))?;
+            print!("{}", query::render(&table, format));
+            Ok(())
+        }
+    }
+}

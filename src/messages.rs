@@ -1,0 +1,82 @@
+//! Typed messages passed between stages over bounded channels.
+//!
+//! ingest → infer: [`Frame`] (per-camera channel, drop-oldest when full, counted).
+//! infer → track: [`Detections`] (blocking: detections are never dropped silently).
+//! track → store: [`StoreMsg`] (blocking).
+
+use std::sync::Arc;
+
+use crate::geometry::{BBox, Detection};
+
+/// Index of a camera in the config's camera list (cheap to copy, used on the hot path).
+pub type CameraIndex = usize;
+
+/// One decoded, scaled frame ready for the detector.
+#[derive(Debug)]
+pub struct Frame {
+    /// Which camera.
+    pub camera: CameraIndex,
+    /// Per-camera sequence number of frames delivered to the detector.
+    pub seq: u64,
+    /// Wall-clock capture time, Unix milliseconds (pts-anchored, so spacing is exact).
+    pub captured_ms: i64,
+    /// Width and height of the decoded source image (detections are mapped back to it).
+    pub source_size: (u32, u32),
+    /// Packed RGB pixels at the model's input size.
+    pub pixels: gstreamer::Buffer,
+}
+
+/// The persons found in one frame.
+#[derive(Debug, Clone)]
+pub struct Detections {
+    /// Which camera.
+    pub camera: CameraIndex,
+    /// Sequence number of the frame.
+    pub seq: u64,
+    /// Capture time, Unix milliseconds.
+    pub captured_ms: i64,
+    /// Persons with score ≥ the lowest threshold in use (tracker's `low_score`).
+    pub boxes: Vec<Detection>,
+}
+
+/// One point of a confirmed track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackUpdate {
+    /// Camera id as in the config.
+    pub camera: Arc<str>,
+    /// Track id, unique per camera within one service run.
+    pub track_id: u64,
+    /// Time, Unix milliseconds.
+    pub ts_ms: i64,
+    /// Filtered box in source pixels.
+    pub bbox: BBox,
+    /// Detector score of the matched detection.
+    pub score: f32,
+    /// Position on the floor plan (if the camera has a homography).
+    pub floor: Option<(f64, f64)>,
+}
+
+/// What the tracker stage asks the store to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreMsg {
+    /// A processed frame and how many persons it held (score ≥ model.score_threshold).
+    Frame {
+        /// Camera id.
+        camera: Arc<str>,
+        /// Frame sequence number.
+        seq: u64,
+        /// Capture time, Unix milliseconds.
+        ts_ms: i64,
+        /// Person count.
+        persons: u32,
+    },
+    /// A point of a confirmed track.
+    Point(TrackUpdate),
+    /// A track ended; its row can be finalised.
+    TrackEnded {
+        /// Camera id.
+        camera: Arc<str>,
+        /// Track id.
+        track_id: u64,
+    },
+}

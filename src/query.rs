@@ -1,0 +1,370 @@
+//! Read-only queries on the trajectory database, rendered as an aligned table, CSV or JSON.
+//!
+//! Input: a read-only connection and a filter. Output: a [`Table`] of typed cells.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value as Json};
+
+/// How to print a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// Integer.
+    Int(i64),
+    /// Real number.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// A Unix-millisecond timestamp (printed as RFC 3339, JSON keeps both).
+    Time(i64),
+}
+
+/// Query results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Column names.
+    pub columns: Vec<&'static str>,
+    /// Rows of cells, one per column.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Which tracks to list.
+#[derive(Debug, Clone, Default)]
+pub struct TrackFilter {
+    /// Only this camera.
+    pub camera: Option<String>,
+    /// Tracks seen at or after this time (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Tracks seen at or before this time (Unix ms).
+    pub to_ms: Option<i64>,
+    /// Only tracks with at least this many points.
+    pub min_points: i64,
+    /// At most this many rows (newest first).
+    pub limit: i64,
+}
+
+/// Why a time argument is not understood.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "time {0:?}: use RFC 3339 (2026-11-24T09:30:00Z), an age such as 15m, or Unix milliseconds"
+)]
+pub struct TimeError(pub String);
+
+/// Parses RFC 3339, an age before now (`15m`, `2h`) or Unix milliseconds.
+pub fn parse_time(s: &str, now: SystemTime) -> Result<i64, TimeError> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .or_else(|_| humantime::parse_duration(s).map(|d| now - d))
+        .map_err(|_| TimeError(s.to_string()))?;
+    Ok(unix_ms(t))
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+fn format_time(ms: i64) -> String {
+    if ms < 0 {
+        return ms.to_string();
+    }
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
+}
+
+fn cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(i) => Cell::Int(i),
+        ValueRef::Real(f) => Cell::Real(f),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(String::from_utf8_lossy(t).into()),
+    }
+}
+
+fn run(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    columns: Vec<&'static str>,
+    time_columns: &[&str],
+) -> rusqlite::Result<Table> {
+    let mut stmt = conn.prepare(sql)?;
+    let n = columns.len();
+    let is_time: Vec<bool> = columns.iter().map(|c| time_columns.contains(c)).collect();
+    let rows = stmt
+        .query_map(params, |r| {
+            (0..n)
+                .map(|i| {
+                    let c = cell(r.get_ref(i)?);
+                    Ok(match c {
+                        Cell::Int(ms) if is_time[i] => Cell::Time(ms),
+                        other => other,
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Cell>>>()
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Table { columns, rows })
+}
+
+/// Tracks matching `f`, newest first.
+pub fn tracks(conn: &Connection, f: &TrackFilter) -> rusqlite::Result<Table> {
+    run(
+        conn,
+        "SELECT id, camera, first_ms, last_ms, ROUND((last_ms - first_ms) / 1000.0, 1), points, ended
+         FROM tracks
+         WHERE (?1 IS NULL OR camera = ?1)
+           AND (?2 IS NULL OR last_ms >= ?2)
+           AND (?3 IS NULL OR first_ms <= ?3)
+           AND points >= ?4
+         ORDER BY first_ms DESC, id DESC
+         LIMIT ?5",
+        params![f.camera, f.from_ms, f.to_ms, f.min_points, f.limit],
+        vec!["track", "camera", "first_seen", "last_seen", "duration_s", "points", "ended"],
+        &["first_seen", "last_seen"],
+    )
+}
+
+/// Points of one track in time order.
+pub fn points(conn: &Connection, track: i64) -> rusqlite::Result<Table> {
+    run(
+        conn,
+        "SELECT ts_ms, ROUND(x, 1), ROUND(y, 1), ROUND(w, 1), ROUND(h, 1), ROUND(score, 3),
+                floor_x, floor_y
+         FROM points WHERE track = ?1 ORDER BY ts_ms",
+        params![track],
+        vec!["ts", "x", "y", "w", "h", "score", "floor_x", "floor_y"],
+        &["ts"],
+    )
+}
+
+/// Per-camera totals within an optional time range.
+pub fn summary(
+    conn: &Connection,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> rusqlite::Result<Table> {
+    run(
+        conn,
+        "SELECT c.id, c.name,
+                (SELECT COUNT(*) FROM frames f WHERE f.camera = c.id
+                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
+                (SELECT ROUND(AVG(persons), 2) FROM frames f WHERE f.camera = c.id
+                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
+                (SELECT MAX(persons) FROM frames f WHERE f.camera = c.id
+                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
+                (SELECT COUNT(*) FROM tracks t WHERE t.camera = c.id
+                   AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
+                (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.camera = c.id
+                   AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
+                (SELECT MIN(ts_ms) FROM frames f WHERE f.camera = c.id),
+                (SELECT MAX(ts_ms) FROM frames f WHERE f.camera = c.id)
+         FROM cameras c ORDER BY c.id",
+        params![from_ms, to_ms],
+        vec![
+            "camera",
+            "name",
+            "frames",
+            "avg_persons",
+            "max_persons",
+            "tracks",
+            "points",
+            "first_seen",
+            "last_seen",
+        ],
+        &["first_seen", "last_seen"],
+    )
+}
+
+fn text(c: &Cell) -> String {
+    match c {
+        Cell::Null => String::new(),
+        Cell::Int(i) => i.to_string(),
+        Cell::Real(f) => f.to_string(),
+        Cell::Text(t) => t.clone(),
+        Cell::Time(ms) => format_time(*ms),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Renders a table in `format` (ends with a newline unless empty JSON).
+pub fn render(t: &Table, format: Format) -> String {
+    match format {
+        Format::Csv => {
+            let mut out = t.columns.join(",") + "\n";
+            for row in &t.rows {
+                let line: Vec<String> = row.iter().map(|c| csv_field(&text(c))).collect();
+                out += &(line.join(",") + "\n");
+            }
+            out
+        }
+        Format::Json => {
+            let rows: Vec<Json> = t
+                .rows
+                .iter()
+                .map(|row| {
+                    let mut m = Map::new();
+                    for (name, c) in t.columns.iter().zip(row) {
+                        let v = match c {
+                            Cell::Null => Json::Null,
+                            Cell::Int(i) => Json::from(*i),
+                            Cell::Real(f) => Json::from(*f),
+                            Cell::Text(s) => Json::from(s.clone()),
+                            Cell::Time(ms) => Json::from(format_time(*ms)),
+                        };
+                        m.insert((*name).to_string(), v);
+                        if let Cell::Time(ms) = c {
+                            m.insert(format!("{name}_ms"), Json::from(*ms));
+                        }
+                    }
+                    Json::Object(m)
+                })
+                .collect();
+            serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
+        }
+        Format::Table => {
+            let cells: Vec<Vec<String>> = t
+                .rows
+                .iter()
+                .map(|r| r.iter().map(text).collect())
+                .collect();
+            let widths: Vec<usize> = t
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    cells
+                        .iter()
+                        .map(|r| r[i].len())
+                        .chain([c.len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let numeric: Vec<bool> = (0..t.columns.len())
+                .map(|i| {
+                    t.rows
+                        .iter()
+                        .all(|r| matches!(r[i], Cell::Int(_) | Cell::Real(_) | Cell::Null))
+                })
+                .collect();
+            let line = |vals: Vec<&str>| {
+                vals.iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if numeric[i] {
+                            format!("{v:>w$}", w = widths[i])
+                        } else {
+                            format!("{v:<w$}", w = widths[i])
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+                    + "\n"
+            };
+            let mut out = line(t.columns.clone());
+            out += &line(
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect(),
+            );
+            for r in &cells {
+                out += &line(r.iter().map(|s| s.as_str()).collect());
+            }
+            out += &format!("({} rows)\n", t.rows.len());
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Table {
+        Table {
+            columns: vec!["track", "camera", "first_seen", "score"],
+            rows: vec![
+                vec![
+                    Cell::Int(1),
+                    Cell::Text("cam,1".into()),
+                    Cell::Time(0),
+                    Cell::Real(0.5),
+                ],
+                vec![
+                    Cell::Int(22),
+                    Cell::Text("cam2".into()),
+                    Cell::Time(1500),
+                    Cell::Null,
+                ],
+            ],
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_formats_times() {
+        let s = render(&sample(), Format::Csv);
+        assert_eq!(
+            s,
+            "track,camera,first_seen,score\n1,\"cam,1\",1970-01-01T00:00:00.000Z,0.5\n22,cam2,1970-01-01T00:00:01.500Z,\n"
+        );
+    }
+
+    #[test]
+    fn json_keeps_types_and_raw_ms() {
+        let v: serde_json::Value = serde_json::from_str(&render(&sample(), Format::Json)).unwrap();
+        assert_eq!(v[1]["track"], 22);
+        assert_eq!(v[1]["first_seen_ms"], 1500);
+        assert!(v[1]["score"].is_null());
+    }
+
+    #[test]
+    fn table_aligns_numbers_right() {
+        let s = render(&sample(), Format::Table);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "track  camera  first_seen                score");
+        assert!(lines[2].starts_with("    1  cam,1"));
+        assert_eq!(lines[4], "(2 rows)");
+    }
+
+    #[test]
+    fn times_parse_in_three_forms() {
+        let now = UNIX_EPOCH + Duration::from_secs(3600);
+        assert_eq!(parse_time("1500", now).unwrap(), 1500);
+        assert_eq!(parse_time("15m", now).unwrap(), 45 * 60 * 1000);
+        assert_eq!(parse_time("1970-01-01T00:00:02Z", now).unwrap(), 2000);
+        assert!(parse_time("yesterday-ish", now).is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! The running service: wires cameras → detector → trackers → store, reports progress, and shuts
+//! the chain down in order (cameras first, then each stage drains into the next).
+//!
+//! Input: a validated [`Config`]. Output: rows in the database and a [`Summary`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use gstreamer as gst;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::infer::{Engine, EngineInfo, InferError};
+use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
+use crate::stats::{Snapshot, Stats};
+use crate::store::{Store, StoreError};
+use crate::track::stage as track_stage;
+
+/// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
+const DETECTIONS_QUEUE: usize = 256;
+/// Store messages waiting for the writer (≈ several seconds of points for tens of cameras).
+const STORE_QUEUE: usize = 16_384;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this long (None: until stopped).
+    pub duration: Option<Duration>,
+    /// Print a progress line this often (None: never).
+    pub progress: Option<Duration>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Counters at the end.
+    pub counts: Snapshot,
+    /// Wall time from start to the last flush.
+    pub elapsed: Duration,
+    /// The database written.
+    pub db: PathBuf,
+    /// Detector settings used.
+    pub engine: EngineInfo,
+}
+
+impl Summary {
+    /// Frames inferred per second over the run.
+    pub fn processed_fps(&self) -> f64 {
+        self.counts.inferred as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// GStreamer could not initialise.
+    #[error("GStreamer initialisation failed: {0}")]
+    Gst(#[from] gst::glib::Error),
+    /// The pipeline template is unusable.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The detector could not start or failed.
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    /// The database could not be opened or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A thread could not be started.
+    #[error("cannot start thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// A stage thread panicked.
+    #[error("the {0} stage crashed")]
+    Crashed(&'static str),
+}
+
+/// One progress line.
+pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "[{:>5.0}s] cameras {}/{} up | decoded {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}",
+        elapsed.as_secs_f64(),
+        s.cameras_up,
+        s.cameras,
+        s.decoded,
+        s.inferred,
+        s.inferred as f64 / secs,
+        s.dropped,
+        s.persons,
+        s.tracks,
+        s.points_stored
+    )
+}
+
+/// Runs until `stop` is set or `opts.duration` passes. Start-up problems (model, device,
+/// database, template) are returned before any camera is opened.
+pub fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, ServiceError> {
+    gst::init()?;
+    let template = Template::load(&cfg.ingest.pipeline)?;
+    let engine = Engine::new(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
+    let size = engine.input_size();
+    // Building (not starting) each camera's pipeline checks the template and plugins now.
+    for cam in &cfg.cameras {
+        template.build(cam, &cfg.ingest, size)?;
+    }
+    let store = Store::open(&cfg.storage.db)?;
+    store.register_cameras(&cfg.cameras)?;
+    let db = store.path().to_path_buf();
+    let engine_info = engine.info().clone();
+
+    let stats = Arc::new(Stats::new(cfg.cameras.len()));
+    let started = Instant::now();
+    let (frame_tx, frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
+    let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
+    let (store_tx, store_rx) = bounded(STORE_QUEUE);
+
+    let writer = store.spawn_writer(
+        store_rx,
+        Duration::from_millis(cfg.storage.flush_interval_ms),
+        Arc::clone(&stats),
+    )?;
+    let tracker = track_stage::spawn(
+        &cfg.cameras,
+        cfg.tracker.clone(),
+        cfg.model.score_threshold,
+        det_rx,
+        store_tx,
+        Arc::clone(&stats),
+    )?;
+    let engine_stop = Arc::clone(&stop);
+    let engine_stats = Arc::clone(&stats);
+    let detector = std::thread::Builder::new()
+        .name("detector".into())
+        .spawn(move || engine.run(frame_rx, det_tx, engine_stats, engine_stop))?;
+    let mut cameras = Vec::new();
+    for (index, (camera, frames)) in cfg.cameras.iter().zip(frame_tx).enumerate() {
+        cameras.push(ingest::spawn(CameraTask {
+            index,
+            camera: camera.clone(),
+            ingest: cfg.ingest.clone(),
+            template: template.clone(),
+            size,
+            frames,
+            stats: Arc::clone(&stats),
+            stop: Arc::clone(&stop),
+        })?);
+    }
+
+    let deadline = opts.duration.map(|d| started + d);
+    let mut next_progress = opts.progress.map(|p| started + p);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if detector.is_finished() {
+            error!("Detector stopped unexpectedly; shutting down.");
+            break;
+        }
+        if let (Some(at), Some(every)) = (next_progress, opts.progress) {
+            if now >= at {
+                eprintln!("{}", progress_line(&stats.snapshot(), started.elapsed()));
+                next_progress = Some(at + every);
+            }
+        }
+    }
+
+    info!("Stopping.");
+    stop.store(true, Ordering::Relaxed);
+    for c in cameras {
+        c.join().map_err(|_| ServiceError::Crashed("camera"))?;
+    }
+    let detector_result = detector
+        .join()
+        .map_err(|_| ServiceError::Crashed("detector"))?;
+    tracker
+        .join()
+        .map_err(|_| ServiceError::Crashed("tracker"))?;
+    let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
+    detector_result?;
+    writer_result?;
+    Ok(Summary {
+        counts: stats.snapshot(),
+        elapsed: started.elapsed(),
+        db,
+        engine: engine_info,
+    })
+}

@@ -1,0 +1,131 @@
+//! Counters shared by all stages: received / sent / dropped per camera and per stage, read by the
+//! progress line, the end-of-run summary and (later) `/metrics`. Labels stay low-cardinality:
+//! camera yes, track id never.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Counters of one camera.
+#[derive(Debug, Default)]
+pub struct CameraStats {
+    /// Frames out of the decoder.
+    pub decoded: AtomicU64,
+    /// Frames handed to the detector queue.
+    pub delivered: AtomicU64,
+    /// Frames dropped because the detector queue was full (oldest first).
+    pub dropped: AtomicU64,
+    /// Frames the detector finished.
+    pub inferred: AtomicU64,
+    /// Person detections (score ≥ model.score_threshold).
+    pub persons: AtomicU64,
+    /// Pipeline failures (error, EOS, stall, failed start).
+    pub failures: AtomicU64,
+    /// Pipeline (re)starts.
+    pub starts: AtomicU64,
+    /// True while frames are flowing.
+    pub up: AtomicBool,
+}
+
+/// Counters of the whole service.
+#[derive(Debug)]
+pub struct Stats {
+    /// Per camera, in config order.
+    pub cameras: Vec<CameraStats>,
+    /// Tracks confirmed by the trackers.
+    pub tracks: AtomicU64,
+    /// Track points sent to the store.
+    pub points: AtomicU64,
+    /// Track points committed to SQLite.
+    pub points_stored: AtomicU64,
+    /// Frame rows committed to SQLite.
+    pub frames_stored: AtomicU64,
+    /// Failed inferences.
+    pub infer_errors: AtomicU64,
+    /// Failed store transactions.
+    pub store_errors: AtomicU64,
+    /// When the run started.
+    pub started: Instant,
+}
+
+/// A plain copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Cameras configured.
+    pub cameras: usize,
+    /// Cameras with frames flowing.
+    pub cameras_up: usize,
+    /// Sum over cameras.
+    pub decoded: u64,
+    /// Sum over cameras.
+    pub delivered: u64,
+    /// Sum over cameras.
+    pub dropped: u64,
+    /// Sum over cameras.
+    pub inferred: u64,
+    /// Sum over cameras.
+    pub persons: u64,
+    /// Sum over cameras.
+    pub failures: u64,
+    /// Tracks confirmed.
+    pub tracks: u64,
+    /// Points committed.
+    pub points_stored: u64,
+    /// Frame rows committed.
+    pub frames_stored: u64,
+    /// Failed inferences.
+    pub infer_errors: u64,
+}
+
+impl Stats {
+    /// Zeroed counters for `cameras` cameras.
+    pub fn new(cameras: usize) -> Self {
+        Self {
+            cameras: (0..cameras).map(|_| CameraStats::default()).collect(),
+            tracks: AtomicU64::new(0),
+            points: AtomicU64::new(0),
+            points_stored: AtomicU64::new(0),
+            frames_stored: AtomicU64::new(0),
+            infer_errors: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let sum = |f: fn(&CameraStats) -> &AtomicU64| {
+            self.cameras
+                .iter()
+                .map(|c| f(c).load(Ordering::Relaxed))
+                .sum()
+        };
+        Snapshot {
+            cameras: self.cameras.len(),
+            cameras_up: self
+                .cameras
+                .iter()
+                .filter(|c| c.up.load(Ordering::Relaxed))
+                .count(),
+            decoded: sum(|c| &c.decoded),
+            delivered: sum(|c| &c.delivered),
+            dropped: sum(|c| &c.dropped),
+            inferred: sum(|c| &c.inferred),
+            persons: sum(|c| &c.persons),
+            failures: sum(|c| &c.failures),
+            tracks: self.tracks.load(Ordering::Relaxed),
+            points_stored: self.points_stored.load(Ordering::Relaxed),
+            frames_stored: self.frames_stored.load(Ordering::Relaxed),
+            infer_errors: self.infer_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Adds one to a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}

@@ -1,0 +1,91 @@
+//! Database schema and migrations. `PRAGMA user_version` holds the number of migrations applied;
+//! each migration runs in its own transaction, so a file is always at a known version.
+
+use rusqlite::Connection;
+
+/// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: cameras, per-frame person counts, tracks and their points.
+    r#"
+    CREATE TABLE cameras (
+        id        TEXT PRIMARY KEY,
+        name      TEXT NOT NULL,
+        url       TEXT NOT NULL,          -- password masked
+        added_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE frames (
+        camera    TEXT NOT NULL REFERENCES cameras(id),
+        seq       INTEGER NOT NULL,
+        ts_ms     INTEGER NOT NULL,
+        persons   INTEGER NOT NULL
+    );
+    CREATE INDEX frames_camera_ts ON frames(camera, ts_ms);
+    CREATE TABLE tracks (
+        id        INTEGER PRIMARY KEY,
+        camera    TEXT NOT NULL REFERENCES cameras(id),
+        first_ms  INTEGER NOT NULL,
+        last_ms   INTEGER NOT NULL,
+        points    INTEGER NOT NULL DEFAULT 0,
+        ended     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tracks_camera_first ON tracks(camera, first_ms);
+    CREATE INDEX tracks_last ON tracks(last_ms);
+    CREATE TABLE points (
+        track     INTEGER NOT NULL REFERENCES tracks(id),
+        ts_ms     INTEGER NOT NULL,
+        x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+        score     REAL NOT NULL,
+        floor_x   REAL,
+        floor_y   REAL,
+        PRIMARY KEY (track, ts_ms)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The file was written by a newer storetrack.
+    #[error(
+        "database schema version {found} is newer than this storetrack understands ({CURRENT_VERSION})"
+    )]
+    TooNew {
+        /// Version found in the file.
+        found: i64,
+    },
+    /// SQLite failed.
+    #[error("migration to version {to} failed: {source}")]
+    Sql {
+        /// Target version.
+        to: i64,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Current `user_version` of a connection.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Applies every migration the file does not have yet.
+pub fn migrate(conn: &mut Connection) -> Result<i64, MigrateError> {
+    let found = version(conn).map_err(|source| MigrateError::Sql { to: 0, source })?;
+    if found > CURRENT_VERSION {
+        return Err(MigrateError::TooNew { found });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let to = i as i64 + 1;
+        let sql_err = |source| MigrateError::Sql { to, source };
+        let tx = conn.transaction().map_err(sql_err)?;
+        tx.execute_batch(sql).map_err(sql_err)?;
+        tx.pragma_update(None, "user_version", to)
+            .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+    }
+    Ok(CURRENT_VERSION)
+}
