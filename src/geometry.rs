@@ -44,6 +44,15 @@ impl BBox {
         if union <= 0.0 { 0.0 } else { inter / union }
     }
 
+    /// This box cut to a `width × height` image (may become empty).
+    pub fn clip(&self, width: f32, height: f32) -> BBox {
+        let x0 = self.x.clamp(0.0, width);
+        let y0 = self.y.clamp(0.0, height);
+        let x1 = (self.x + self.w).clamp(0.0, width);
+        let y1 = (self.y + self.h).clamp(0.0, height);
+        BBox::new(x0, y0, x1 - x0, y1 - y0)
+    }
+
     /// Middle of the bottom edge: where a standing person touches the floor.
     pub fn foot(&self) -> (f32, f32) {
         (self.x + self.w / 2.0, self.y + self.h)

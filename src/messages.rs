@@ -35,6 +35,8 @@ pub struct Detections {
     pub seq: u64,
     /// Capture time, Unix milliseconds.
     pub captured_ms: i64,
+    /// Width and height of the source image.
+    pub source_size: (u32, u32),
     /// Persons with score ≥ the lowest threshold in use (tracker's `low_score`).
     pub boxes: Vec<Detection>,
 }

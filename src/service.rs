@@ -164,11 +164,11 @@ pub fn run(
             error!("Detector stopped unexpectedly; shutting down.");
             break;
         }
-        if let (Some(at), Some(every)) = (next_progress, opts.progress) {
-            if now >= at {
-                eprintln!("{}", progress_line(&stats.snapshot(), started.elapsed()));
-                next_progress = Some(at + every);
-            }
+        if let (Some(at), Some(every)) = (next_progress, opts.progress)
+            && now >= at
+        {
+            eprintln!("{}", progress_line(&stats.snapshot(), started.elapsed()));
+            next_progress = Some(at + every);
         }
     }
 

@@ -339,6 +339,7 @@ impl Engine {
             camera: job.camera,
             seq: job.seq,
             captured_ms: job.captured_ms,
+            source_size: job.source_size,
             boxes,
         })
     }
@@ -355,7 +356,7 @@ impl Engine {
             self.requests[req].get_tensor(&self.desc.input),
         )?;
         let dst = ov("mapping the input tensor", tensor.get_raw_data_mut())?;
-        let stride = if h > 0 { rgb.len() / h } else { 0 };
+        let stride = rgb.len().checked_div(h).unwrap_or(0);
         if dst.len() != row * h || stride < row || rgb.len() < stride * (h - 1) + row {
             return Err(InferError::ModelMismatch {
                 model: self.desc.name.clone(),

@@ -93,6 +93,8 @@ fn supervise(task: CameraTask) {
             Ended::Stopped => break,
             Ended::Failed(reason) => {
                 stats::inc(&cam_stats.failures);
+                // GStreamer debug strings span lines; a log record stays on one.
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
                 warn!(camera = %id, retry_ms = task.ingest.retry_interval_ms,
                       reason = %redact::text(&task.camera.url, &reason), "Camera failed; will retry.");
             }
@@ -186,13 +188,13 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
             match &info.data {
                 Some(gst::PadProbeData::Buffer(_)) => stats::inc(&stats.cameras[index].decoded),
                 Some(gst::PadProbeData::Event(ev)) => {
-                    if let gst::EventView::Caps(c) = ev.view() {
-                        if let Some(s) = c.caps().structure(0) {
-                            let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
-                            let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
-                            live.width.store(w, Ordering::Relaxed);
-                            live.height.store(h, Ordering::Relaxed);
-                        }
+                    if let gst::EventView::Caps(c) = ev.view()
+                        && let Some(s) = c.caps().structure(0)
+                    {
+                        let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
+                        let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+                        live.width.store(w, Ordering::Relaxed);
+                        live.height.store(h, Ordering::Relaxed);
                     }
                 }
                 _ => {}

@@ -84,17 +84,23 @@ fn process(
     })?;
     let out = cam.tracker.update(dets.captured_ms, &dets.boxes);
     stats::add(&stats.tracks, out.confirmed.len() as u64);
+    let (w, h) = (dets.source_size.0 as f32, dets.source_size.1 as f32);
     for u in out.updates {
-        stats::inc(&stats.points);
+        // The filtered box may overhang the picture as a person leaves it.
+        let bbox = u.bbox.clip(w, h);
+        if bbox.w < 1.0 || bbox.h < 1.0 {
+            continue;
+        }
         let floor = cam
             .homography
             .as_ref()
-            .and_then(|h| apply_homography(h, u.bbox.foot()));
+            .and_then(|hm| apply_homography(hm, bbox.foot()));
+        stats::inc(&stats.points);
         tx.send(StoreMsg::Point(TrackUpdate {
             camera: Arc::clone(&cam.id),
             track_id: u.id,
             ts_ms: dets.captured_ms,
-            bbox: u.bbox,
+            bbox,
             score: u.score,
             floor,
         }))?;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): setup on a fresh machine, then lint and the whole suite,
+# including the end-to-end run on the real model, real RTSP and a real SQLite file.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/storetrack.env
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked -- --test-threads=2

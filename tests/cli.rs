@@ -1,0 +1,224 @@
+//! Bad input through the real `storetrack` binary: each case must exit non-zero with a clear
+//! one-line error naming the file, key or URL (never a password), and leave an existing
+//! database untouched.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rusqlite::Connection;
+
+fn storetrack(args: &[&str]) -> Output {
+    common::openvino_env();
+    Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(args)
+        .env("STORETRACK_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `error:` lines of a failed run.
+fn error_lines(o: &Output) -> Vec<String> {
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        stderr(o)
+    );
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A database with one row that must survive every failed start.
+fn seeded_db(dir: &Path) {
+    let c = Connection::open(dir.join("tracks.db")).unwrap();
+    c.execute_batch("CREATE TABLE keep(v); INSERT INTO keep VALUES ('precious');")
+        .unwrap();
+}
+
+fn seed_survives(dir: &Path) {
+    let c = Connection::open(dir.join("tracks.db")).unwrap();
+    let v: String = c.query_row("SELECT v FROM keep", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, "precious");
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        version, 0,
+        "schema was migrated by a run that failed to start"
+    );
+}
+
+#[test]
+fn missing_config_names_the_file() {
+    let o = storetrack(&["check-config", "-c", "/nonexistent/store.toml"]);
+    let e = error_lines(&o);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("error: /nonexistent/store.toml: cannot read config"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn check_config_lists_every_problem_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[[cameras]]\nid = \"a\"\nurl = \"rtsp://x/1\"\n[[cameras]]\nid = \"a\"\nurl = \"ftp://admin:pw123@x/2\"\n[inference]\nhint = \"FAST\"\n",
+    )
+    .unwrap();
+    let o = storetrack(&["check-config", "-c", p.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let name = p.display().to_string();
+    assert!(
+        err.contains(&format!("{name}:5:6: duplicate camera id \"a\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{name}:6:7: camera \"a\": url ftp://admin:***@x/2"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{name}:8:8: inference.hint = \"FAST\"")),
+        "{err}"
+    );
+    assert!(!err.contains("pw123"), "password leaked: {err}");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[[cameras]]\nid = \"a\"\nurl = \"rtsp://x/1\"\nfps = 3\n",
+    )
+    .unwrap();
+    let e = error_lines(&storetrack(&["run", "-c", p.to_str().unwrap()]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("c.toml:4:1: unknown field `fps`"), "{e:?}");
+}
+
+#[test]
+fn missing_model_names_the_setup_command_and_keeps_the_db() {
+    let dir = tempfile::tempdir().unwrap();
+    seeded_db(dir.path());
+    let desc = dir.path().join("m.toml");
+    let shipped = std::fs::read_to_string(common::root().join("models/ssdlite.toml")).unwrap();
+    std::fs::write(
+        &desc,
+        shipped.replace("ssdlite/ssdlite.xml", "nowhere/model.xml"),
+    )
+    .unwrap();
+    let cfg = common::write_config(dir.path(), &["rtsp://127.0.0.1:1/x".into()], "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace(
+        &common::root()
+            .join("models/ssdlite.toml")
+            .display()
+            .to_string(),
+        &desc.display().to_string(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let e = error_lines(&storetrack(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "2s",
+    ]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("nowhere/model.xml is missing: run scripts/setup.sh"),
+        "{e:?}"
+    );
+    seed_survives(dir.path());
+}
+
+#[test]
+fn unavailable_device_is_a_clear_error_and_keeps_the_db() {
+    let dir = tempfile::tempdir().unwrap();
+    seeded_db(dir.path());
+    let cfg = common::write_config(
+        dir.path(),
+        &["rtsp://127.0.0.1:1/x".into()],
+        "[inference]\ndevice = \"GPU\"\n",
+    );
+    let e = error_lines(&storetrack(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "2s",
+    ]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("inference.device \"GPU\" is not available on this machine (available: CPU"),
+        "{e:?}"
+    );
+    seed_survives(dir.path());
+}
+
+#[test]
+fn unwritable_db_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(dir.path(), &["rtsp://127.0.0.1:1/x".into()], "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &dir.path().join("tracks.db").display().to_string(),
+        "/proc/no/such/dir/t.db",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let e = error_lines(&storetrack(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "2s",
+    ]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("error: /proc/no/such/dir/t.db: cannot open database"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unreachable_camera_is_retried_and_its_password_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(
+        dir.path(),
+        &["rtsp://admin:hunter2@127.0.0.1:1/stream".into()],
+        "",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(["run", "-c", cfg.to_str().unwrap(), "--duration", "3s"])
+        .env("STORETRACK_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(
+        o.status.success(),
+        "an unreachable camera must not be fatal: {err}"
+    );
+    let retries = err.matches("Camera failed; will retry.").count();
+    assert!(
+        retries >= 2,
+        "expected repeated retries, saw {retries}: {err}"
+    );
+    assert!(err.contains("rtsp://admin:***@127.0.0.1:1/stream"), "{err}");
+    assert!(!err.contains("hunter2"), "password leaked into the log");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("cameras          1 ("), "{out}");
+}
