@@ -11,7 +11,7 @@ cargo build --release --locked
 BIN=target/release/storetrack
 
 # config.toml points at rtsp://127.0.0.1:8554/cam1 and cam2.
-"$BIN" simcam --video data/vtest.mp4 --cameras 2 --port 8554 > /dev/null &
+STORETRACK_LOG=warn "$BIN" simcam --video data/vtest.mp4 --cameras 2 --port 8554 > /dev/null &
 SIM=$!
 trap 'kill $SIM 2>/dev/null || true' EXIT
 sleep 2
