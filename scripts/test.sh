@@ -8,4 +8,8 @@ bash scripts/setup.sh
 source .venv/storetrack.env
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked -- --test-threads=2
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+cargo test --locked -- --test-threads=2 2>&1 | tee "$LOG"
+# One closing line over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"

@@ -176,8 +176,10 @@ pub fn summary(
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
                 (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.camera = c.id
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
-                (SELECT MIN(ts_ms) FROM frames f WHERE f.camera = c.id),
-                (SELECT MAX(ts_ms) FROM frames f WHERE f.camera = c.id)
+                (SELECT MIN(ts_ms) FROM frames f WHERE f.camera = c.id
+                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
+                (SELECT MAX(ts_ms) FROM frames f WHERE f.camera = c.id
+                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2))
          FROM cameras c ORDER BY c.id",
         params![from_ms, to_ms],
         vec![

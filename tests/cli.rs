@@ -222,3 +222,22 @@ fn unreachable_camera_is_retried_and_its_password_never_logged() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("cameras          1 ("), "{out}");
 }
+
+#[test]
+fn multi_device_without_gpu_falls_back_to_cpu_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(
+        dir.path(),
+        &["rtsp://127.0.0.1:1/x".into()],
+        "[inference]\ndevice = \"MULTI:GPU,CPU\"\n",
+    );
+    let o = storetrack(&["run", "-c", cfg.to_str().unwrap(), "--duration", "1s"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("Some inference devices are not present"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("on CPU ("), "{out}");
+}

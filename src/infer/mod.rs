@@ -163,6 +163,17 @@ impl Engine {
                 )?;
             }
         }
+        // AUTO/MULTI have their own hint (AUTO defaults to LATENCY, one request).
+        if let Some((virt, _)) = device.name.split_once(':') {
+            ov(
+                "setting PERFORMANCE_HINT",
+                core.set_property(
+                    &DeviceType::from(virt),
+                    &RwPropertyKey::HintPerformanceMode,
+                    &inference.hint,
+                ),
+            )?;
+        }
         let ir = desc.ir.to_string_lossy().into_owned();
         let weights = desc.weights().to_string_lossy().into_owned();
         let ov_model = ov(

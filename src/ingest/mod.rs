@@ -266,7 +266,6 @@ fn install_sink(
                         stats::inc(&cam.delivered);
                         stats::inc(&cam.dropped);
                     }
-                    Pushed::Closed => return Err(gst::FlowError::Eos),
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

@@ -17,8 +17,6 @@ pub enum Pushed {
     Queued,
     /// Queued after dropping the oldest queued frame.
     DroppedOldest,
-    /// The detector is gone; stop producing.
-    Closed,
 }
 
 /// Producer side for one camera. Never blocks.
@@ -30,7 +28,9 @@ pub struct FrameSender {
 }
 
 impl FrameSender {
-    /// Queues `frame`, evicting the oldest queued frame if the queue is full.
+    /// Queues `frame`, evicting the oldest queued frame if the queue is full. Never blocks.
+    /// (The sender's own receiver keeps the channel open, so there is no "closed" outcome: if
+    /// the detector stops, frames are simply dropped until the service shuts the camera down.)
     pub fn push(&self, frame: Frame) -> Pushed {
         let mut frame = frame;
         let mut dropped = false;
@@ -38,8 +38,7 @@ impl FrameSender {
             match self.tx.try_send(frame) {
                 Ok(()) if dropped => return Pushed::DroppedOldest,
                 Ok(()) => return Pushed::Queued,
-                Err(TrySendError::Disconnected(_)) => return Pushed::Closed,
-                Err(TrySendError::Full(f)) => {
+                Err(TrySendError::Full(f) | TrySendError::Disconnected(f)) => {
                     frame = f;
                     dropped |= self.evict.try_recv().is_ok();
                 }
@@ -133,5 +132,76 @@ impl FrameSource {
             None if !self.open.iter().any(|o| *o) => Next::Closed,
             None => Next::Idle,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gstreamer as gst;
+
+    fn frame(camera: usize, seq: u64) -> Frame {
+        gst::init().unwrap();
+        Frame {
+            camera,
+            seq,
+            captured_ms: seq as i64,
+            source_size: (8, 8),
+            pixels: gst::Buffer::new(),
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_the_oldest_frame() {
+        let (senders, mut source) = frame_queues(1, 2);
+        assert_eq!(senders[0].push(frame(0, 1)), Pushed::Queued);
+        assert_eq!(senders[0].push(frame(0, 2)), Pushed::Queued);
+        assert_eq!(senders[0].push(frame(0, 3)), Pushed::DroppedOldest);
+        let seqs: Vec<u64> = std::iter::from_fn(|| source.try_next())
+            .map(|f| f.seq)
+            .collect();
+        assert_eq!(seqs, vec![2, 3]);
+    }
+
+    #[test]
+    fn frames_are_taken_round_robin_across_cameras() {
+        let (senders, mut source) = frame_queues(3, 4);
+        for seq in 1..=3 {
+            senders[0].push(frame(0, seq));
+        }
+        senders[2].push(frame(2, 1));
+        let order: Vec<(usize, u64)> = std::iter::from_fn(|| source.try_next())
+            .map(|f| (f.camera, f.seq))
+            .collect();
+        assert_eq!(order, vec![(0, 1), (2, 1), (0, 2), (0, 3)]);
+    }
+
+    #[test]
+    fn source_reports_closed_when_every_camera_is_gone() {
+        let (senders, mut source) = frame_queues(2, 2);
+        senders[1].push(frame(1, 1));
+        drop(senders);
+        assert!(matches!(
+            source.next(Duration::from_millis(10)),
+            Next::Frame(_)
+        ));
+        assert!(matches!(
+            source.next(Duration::from_millis(10)),
+            Next::Closed
+        ));
+    }
+
+    #[test]
+    fn idle_when_nothing_arrives() {
+        let (_senders, mut source) = frame_queues(2, 2);
+        assert!(matches!(source.next(Duration::from_millis(10)), Next::Idle));
+    }
+
+    #[test]
+    fn producer_never_blocks_when_the_detector_is_gone() {
+        let (senders, source) = frame_queues(1, 1);
+        drop(source);
+        assert_eq!(senders[0].push(frame(0, 1)), Pushed::Queued);
+        assert_eq!(senders[0].push(frame(0, 2)), Pushed::DroppedOldest);
     }
 }
