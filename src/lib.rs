@@ -10,12 +10,14 @@ pub mod geometry;
 pub mod infer;
 pub mod ingest;
 pub mod messages;
+pub mod mot;
 pub mod query;
 pub mod redact;
 pub mod service;
 pub mod simcam;
 pub mod stats;
 pub mod store;
+pub mod synth;
 pub mod track;
 
 pub use config::Config;

@@ -12,7 +12,7 @@ use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::service::{self, RunOptions};
 use storetrack::simcam::{self, SimCam};
-use storetrack::store;
+use storetrack::{mot, store, synth};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,36 @@ enum Command {
         /// Stop after this long; runs until Ctrl-C otherwise.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+    },
+    /// Track a MOTChallenge detection file and write MOTChallenge results.
+    Track {
+        /// Detections: frame,-1,x,y,w,h,score,... (1-based frames).
+        #[arg(long)]
+        detections: PathBuf,
+        /// Results: frame,id,x,y,w,h,1,-1,-1,-1.
+        #[arg(long)]
+        output: PathBuf,
+        /// Frame rate of the sequence (the tracker works in time, not frames).
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        /// A TOML file with [tracker] settings (e.g. config.toml); defaults otherwise.
+        #[arg(long)]
+        params: Option<PathBuf>,
+    },
+    /// Generate synthetic store scenes as MOTChallenge sequences (ground truth + detections).
+    Synth {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seeds, one scene each (each scene has two cameras).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        seeds: Vec<u64>,
+        /// Seconds per scene.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Frames per second.
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
     },
     /// Query the trajectory database.
     Query {
@@ -219,6 +249,47 @@ fn run(cli: Cli) -> Result<()> {
                 && duration.is_none_or(|d| start.elapsed() < d)
             {
                 std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        }
+        Command::Track {
+            detections,
+            output,
+            fps,
+            params,
+        } => {
+            if !(fps > 0.0 && fps <= 1000.0) {
+                bail!("--fps {fps}: must be between 0 and 1000");
+            }
+            let params = match params {
+                Some(p) => storetrack::track::TrackerParams::load(&p)?,
+                None => storetrack::track::TrackerParams::default(),
+            };
+            let dets = mot::read_detections(&detections)?;
+            let rows = mot::track_sequence(&dets, &params, fps);
+            std::fs::write(&output, mot::format_results(&rows))
+                .with_context(|| format!("{}: cannot write results", output.display()))?;
+            Ok(())
+        }
+        Command::Synth {
+            out,
+            seeds,
+            duration,
+            fps,
+        } => {
+            for seed in seeds {
+                let p = synth::SceneParams {
+                    seed,
+                    duration_s: duration,
+                    fps,
+                    ..Default::default()
+                };
+                let seqs = synth::generate(&p);
+                for dir in synth::write(&seqs, &out)
+                    .with_context(|| format!("{}: cannot write", out.display()))?
+                {
+                    println!("{}", dir.display());
+                }
             }
             Ok(())
         }

@@ -74,7 +74,53 @@ impl Default for TrackerParams {
     }
 }
 
+/// Why tracker settings could not be read from a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// File.
+        path: std::path::PathBuf,
+        /// I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `[tracker]` table is invalid.
+    #[error("{}: [tracker]: {message}", path.display())]
+    Invalid {
+        /// File.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
 impl TrackerParams {
+    /// Reads the `[tracker]` table of a TOML file (other tables are ignored), so a service
+    /// config can be used as is.
+    pub fn load(path: &std::path::Path) -> Result<Self, ParamsError> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            tracker: TrackerParams,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ParamsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |message: String| ParamsError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let f: File = toml::from_str(&text).map_err(|e| invalid(e.message().trim().to_string()))?;
+        let problems = f.tracker.problems();
+        if !problems.is_empty() {
+            return Err(invalid(problems.join("; ")));
+        }
+        Ok(f.tracker)
+    }
+
     /// Problems with these values, each naming its key (empty when valid).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
