@@ -119,6 +119,8 @@ pub fn track_sequence(dets: &FrameDetections, params: &TrackerParams, fps: f64) 
         let empty = Vec::new();
         let out = tracker.update(ts_ms, dets.get(&frame).unwrap_or(&empty));
         for u in out.updates {
+            // Back-filled states carry an earlier time than this frame.
+            let frame = (u.ts_ms as f64 * fps / 1000.0).round() as u32 + 1;
             rows.push(MotRow {
                 frame,
                 id: u.id as i64,
@@ -128,6 +130,7 @@ pub fn track_sequence(dets: &FrameDetections, params: &TrackerParams, fps: f64) 
             });
         }
     }
+    rows.sort_by_key(|r| (r.frame, r.id));
     rows
 }
 
@@ -200,11 +203,11 @@ mod tests {
         let rows = track_sequence(&dets, &TrackerParams::default(), 10.0);
         let ids: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.id).collect();
         assert_eq!(ids.len(), 2);
-        // Confirmed from the third frame on, both walkers in every frame after.
-        assert_eq!(rows.len(), 2 * 28);
+        // Confirmed at the third frame and back-filled: both walkers in every frame.
+        assert_eq!(rows.len(), 2 * 30);
         let out = format_results(&rows[..1]);
         assert!(
-            out.starts_with("3,1,") && out.ends_with(",1,-1,-1,-1\n"),
+            out.starts_with("1,1,") && out.ends_with(",1,-1,-1,-1\n"),
             "{out}"
         );
     }

@@ -13,12 +13,13 @@
 pub mod assign;
 pub mod kalman;
 pub mod stage;
+mod tracker;
+
+pub use tracker::Tracker;
 
 use serde::Deserialize;
 
-use crate::geometry::{BBox, Detection};
-use assign::assign;
-use kalman::BoxFilter;
+use crate::geometry::BBox;
 
 /// Default threshold between "high" and "low" detection scores.
 pub const DEFAULT_HIGH_SCORE: f32 = 0.5;
@@ -166,6 +167,8 @@ pub enum TrackPhase {
 pub struct TrackState {
     /// Track id, unique within this tracker, starting at 1.
     pub id: u64,
+    /// Time of this state, ms (earlier than the update's time for back-filled states).
+    pub ts_ms: i64,
     /// Filtered box in source pixels.
     pub bbox: BBox,
     /// Score of the detection matched in this frame.
@@ -175,315 +178,11 @@ pub struct TrackState {
 /// What one [`Tracker::update`] produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackerOutput {
-    /// Confirmed tracks matched in this frame.
+    /// Confirmed tracks matched in this frame, plus, for a track confirmed in this frame, the
+    /// observations it had while tentative (so a trajectory starts where the person appeared).
     pub updates: Vec<TrackState>,
     /// Ids of tracks confirmed in this frame (each id appears here once in its life).
     pub confirmed: Vec<u64>,
     /// Ids of confirmed tracks that ended (lost for longer than `max_lost_ms`).
     pub ended: Vec<u64>,
-}
-
-#[derive(Debug, Clone)]
-struct Track {
-    id: u64,
-    filter: BoxFilter,
-    phase: TrackPhase,
-    hits: u32,
-    last_match_ms: i64,
-}
-
-/// The per-camera tracker.
-#[derive(Debug, Clone)]
-pub struct Tracker {
-    params: TrackerParams,
-    tracks: Vec<Track>,
-    next_id: u64,
-    last_ts_ms: Option<i64>,
-}
-
-impl Tracker {
-    /// A tracker with no tracks.
-    pub fn new(params: TrackerParams) -> Self {
-        Self {
-            params,
-            tracks: Vec::new(),
-            next_id: 1,
-            last_ts_ms: None,
-        }
-    }
-
-    /// Number of tracks in any phase.
-    pub fn len(&self) -> usize {
-        self.tracks.len()
-    }
-
-    /// True when no track is held.
-    pub fn is_empty(&self) -> bool {
-        self.tracks.is_empty()
-    }
-
-    /// Phase of track `id`, if it is still held.
-    pub fn phase(&self, id: u64) -> Option<TrackPhase> {
-        self.tracks.iter().find(|t| t.id == id).map(|t| t.phase)
-    }
-
-    /// Feeds the detections of the frame at `ts_ms` (milliseconds, non-decreasing).
-    pub fn update(&mut self, ts_ms: i64, detections: &[Detection]) -> TrackerOutput {
-        let p = self.params.clone();
-        let dt = self
-            .last_ts_ms
-            .map_or(0.0, |last| (ts_ms - last).max(0) as f64 / 1000.0);
-        self.last_ts_ms = Some(ts_ms.max(self.last_ts_ms.unwrap_or(i64::MIN)));
-        for t in &mut self.tracks {
-            t.filter.predict(dt);
-        }
-
-        let (high, low): (Vec<usize>, Vec<usize>) = (0..detections.len())
-            .filter(|&i| detections[i].score >= p.low_score)
-            .partition(|&i| detections[i].score >= p.high_score);
-        let mut matched_track = vec![false; self.tracks.len()];
-        let mut det_used = vec![false; detections.len()];
-        let mut pairs: Vec<(usize, usize)> = Vec::new();
-
-        // 1. High-score detections vs confirmed and lost tracks.
-        let pool: Vec<usize> = (0..self.tracks.len())
-            .filter(|&t| self.tracks[t].phase != TrackPhase::Tentative)
-            .collect();
-        self.associate(&pool, &high, detections, p.match_iou, &mut pairs);
-        // 2. Low-score detections vs confirmed (not lost) tracks still unmatched.
-        let matched: Vec<usize> = pairs.iter().map(|&(t, _)| t).collect();
-        let pool: Vec<usize> = pool
-            .into_iter()
-            .filter(|t| !matched.contains(t) && self.tracks[*t].phase == TrackPhase::Confirmed)
-            .collect();
-        self.associate(&pool, &low, detections, p.low_match_iou, &mut pairs);
-        // 3. Remaining high-score detections vs tentative tracks.
-        let used: Vec<usize> = pairs.iter().map(|&(_, d)| d).collect();
-        let rest: Vec<usize> = high.iter().copied().filter(|d| !used.contains(d)).collect();
-        let pool: Vec<usize> = (0..self.tracks.len())
-            .filter(|&t| self.tracks[t].phase == TrackPhase::Tentative)
-            .collect();
-        self.associate(&pool, &rest, detections, p.tentative_match_iou, &mut pairs);
-
-        let mut out = TrackerOutput::default();
-        for &(t, d) in &pairs {
-            matched_track[t] = true;
-            det_used[d] = true;
-            let det = &detections[d];
-            let tr = &mut self.tracks[t];
-            tr.filter.update(&det.bbox);
-            tr.hits += 1;
-            tr.last_match_ms = ts_ms;
-            if tr.phase == TrackPhase::Tentative && tr.hits >= p.confirm_hits {
-                tr.phase = TrackPhase::Confirmed;
-                out.confirmed.push(tr.id);
-            } else if tr.phase == TrackPhase::Lost {
-                tr.phase = TrackPhase::Confirmed;
-            }
-            if tr.phase == TrackPhase::Confirmed {
-                out.updates.push(TrackState {
-                    id: tr.id,
-                    bbox: tr.filter.bbox(),
-                    score: det.score,
-                });
-            }
-        }
-
-        // Unmatched tracks: tentative ones die, confirmed ones become lost, old lost ones end.
-        let mut keep = Vec::with_capacity(self.tracks.len());
-        for (i, mut tr) in std::mem::take(&mut self.tracks).into_iter().enumerate() {
-            if !matched_track[i] {
-                match tr.phase {
-                    TrackPhase::Tentative => continue,
-                    TrackPhase::Confirmed | TrackPhase::Lost => {
-                        tr.phase = TrackPhase::Lost;
-                        tr.hits = 0;
-                        if ts_ms - tr.last_match_ms > p.max_lost_ms {
-                            out.ended.push(tr.id);
-                            continue;
-                        }
-                    }
-                }
-            }
-            keep.push(tr);
-        }
-        self.tracks = keep;
-
-        // Births.
-        for &d in &high {
-            if !det_used[d] && detections[d].score >= p.new_track_score {
-                let id = self.next_id;
-                self.next_id += 1;
-                let phase = if p.confirm_hits <= 1 {
-                    TrackPhase::Confirmed
-                } else {
-                    TrackPhase::Tentative
-                };
-                self.tracks.push(Track {
-                    id,
-                    filter: BoxFilter::new(&detections[d].bbox),
-                    phase,
-                    hits: 1,
-                    last_match_ms: ts_ms,
-                });
-                if phase == TrackPhase::Confirmed {
-                    out.confirmed.push(id);
-                    out.updates.push(TrackState {
-                        id,
-                        bbox: detections[d].bbox,
-                        score: detections[d].score,
-                    });
-                }
-            }
-        }
-        out.updates.sort_by_key(|u| u.id);
-        out
-    }
-
-    /// Ends every confirmed or lost track (at shutdown); returns their ids.
-    pub fn finish(&mut self) -> Vec<u64> {
-        let ended = self
-            .tracks
-            .iter()
-            .filter(|t| t.phase != TrackPhase::Tentative)
-            .map(|t| t.id)
-            .collect();
-        self.tracks.clear();
-        ended
-    }
-
-    fn associate(
-        &self,
-        tracks: &[usize],
-        dets: &[usize],
-        detections: &[Detection],
-        min_iou: f32,
-        pairs: &mut Vec<(usize, usize)>,
-    ) {
-        if tracks.is_empty() || dets.is_empty() {
-            return;
-        }
-        let predicted: Vec<BBox> = tracks
-            .iter()
-            .map(|&t| self.tracks[t].filter.bbox())
-            .collect();
-        let mut cost = Vec::with_capacity(tracks.len() * dets.len());
-        for pb in &predicted {
-            for &d in dets {
-                cost.push(1.0 - f64::from(pb.iou(&detections[d].bbox)));
-            }
-        }
-        for m in assign(&cost, tracks.len(), dets.len(), 1.0 - f64::from(min_iou)) {
-            pairs.push((tracks[m.row], dets[m.col]));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn det(x: f32, y: f32, score: f32) -> Detection {
-        Detection {
-            bbox: BBox::new(x, y, 40.0, 100.0),
-            score,
-        }
-    }
-
-    #[test]
-    fn track_is_born_tentative_confirmed_after_hits_and_ends_after_lost_time() {
-        let mut t = Tracker::new(TrackerParams::default());
-        // Frames at 10 fps; a person walks right at 30 px/s.
-        let mut ts = 0;
-        for i in 0..3 {
-            let out = t.update(ts, &[det(100.0 + 3.0 * i as f32, 50.0, 0.9)]);
-            if i < 2 {
-                assert!(out.updates.is_empty(), "confirmed too early at frame {i}");
-            } else {
-                assert_eq!(out.updates.len(), 1);
-                assert_eq!(out.updates[0].id, 1);
-            }
-            ts += 100;
-        }
-        assert_eq!(t.phase(1), Some(TrackPhase::Confirmed));
-        // Person disappears: lost, then ended once max_lost_ms has passed.
-        let out = t.update(ts, &[]);
-        assert!(out.ended.is_empty());
-        assert_eq!(t.phase(1), Some(TrackPhase::Lost));
-        ts += DEFAULT_MAX_LOST_MS + 100;
-        let out = t.update(ts, &[]);
-        assert_eq!(out.ended, vec![1]);
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn lost_track_recovers_its_id_after_a_short_gap() {
-        let mut t = Tracker::new(TrackerParams::default());
-        for i in 0..10 {
-            t.update(i * 100, &[det(100.0 + 3.0 * i as f32, 50.0, 0.9)]);
-        }
-        for i in 10..15 {
-            t.update(i * 100, &[]);
-        }
-        let out = t.update(1500, &[det(145.0, 50.0, 0.9)]);
-        assert_eq!(out.updates.len(), 1);
-        assert_eq!(out.updates[0].id, 1);
-    }
-
-    #[test]
-    fn single_spurious_detection_never_becomes_a_track() {
-        let mut t = Tracker::new(TrackerParams::default());
-        let out = t.update(0, &[det(10.0, 10.0, 0.95)]);
-        assert!(out.updates.is_empty());
-        let out = t.update(100, &[]);
-        assert!(out.updates.is_empty() && out.ended.is_empty());
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn low_score_detections_keep_a_track_but_do_not_start_one() {
-        let mut t = Tracker::new(TrackerParams::default());
-        for i in 0..5 {
-            t.update(i * 100, &[det(100.0, 50.0, 0.9)]);
-        }
-        // Occlusion: the detector is unsure, score 0.3.
-        let out = t.update(500, &[det(101.0, 50.0, 0.3), det(400.0, 50.0, 0.3)]);
-        assert_eq!(out.updates.len(), 1);
-        assert_eq!(out.updates[0].id, 1);
-        assert_eq!(t.len(), 1, "a low-score detection started a track");
-    }
-
-    #[test]
-    fn two_people_crossing_keep_their_ids() {
-        let mut t = Tracker::new(TrackerParams::default());
-        let mut last = TrackerOutput::default();
-        for i in 0..40 {
-            let a = det(100.0 + 10.0 * i as f32, 50.0, 0.9);
-            let b = det(500.0 - 10.0 * i as f32, 60.0, 0.9);
-            last = t.update(i * 100, &[a, b]);
-        }
-        // After crossing, the track moving right is still id 1.
-        let right = last
-            .updates
-            .iter()
-            .max_by(|p, q| p.bbox.x.total_cmp(&q.bbox.x));
-        assert_eq!(right.map(|u| u.id), Some(1));
-        assert_eq!(t.len(), 2);
-    }
-
-    #[test]
-    fn deterministic_for_the_same_input() {
-        let run = || {
-            let mut t = Tracker::new(TrackerParams::default());
-            (0..30)
-                .map(|i| {
-                    t.update(
-                        i * 100,
-                        &[det(i as f32 * 5.0, 0.0, 0.8), det(300.0, 0.0, 0.7)],
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(), run());
-    }
 }

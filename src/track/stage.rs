@@ -99,7 +99,7 @@ fn process(
         tx.send(StoreMsg::Point(TrackUpdate {
             camera: Arc::clone(&cam.id),
             track_id: u.id,
-            ts_ms: dets.captured_ms,
+            ts_ms: u.ts_ms,
             bbox,
             score: u.score,
             floor,
