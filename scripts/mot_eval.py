@@ -73,7 +73,6 @@ def figures(res):
         "FP": int(res["CLEAR"]["CLR_FP"]),
         "FN": int(res["CLEAR"]["CLR_FN"]),
         "Frag": int(res["CLEAR"]["Frag"]),
-        "tracks": int(res["Count"]["Dets"]) if "Count" in res else None,
     }
 
 

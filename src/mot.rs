@@ -134,46 +134,45 @@ pub fn track_sequence(dets: &FrameDetections, params: &TrackerParams, fps: f64) 
     rows
 }
 
-/// Formats rows as MOTChallenge results (`frame,id,x,y,w,h,score,-1,-1,-1`).
-pub fn format_results(rows: &[MotRow]) -> String {
+fn format_with(rows: &[MotRow], line: impl Fn(&mut String, &MotRow, &BBox)) -> String {
     let mut s = String::with_capacity(rows.len() * 48);
     for r in rows {
-        let b = r.bbox;
+        line(&mut s, r, &r.bbox);
+    }
+    s
+}
+
+/// Formats rows as MOTChallenge results (`frame,id,x,y,w,h,score,-1,-1,-1`).
+pub fn format_results(rows: &[MotRow]) -> String {
+    format_with(rows, |s, r, b| {
         let _ = writeln!(
             s,
             "{},{},{:.2},{:.2},{:.2},{:.2},{},-1,-1,-1",
             r.frame, r.id, b.x, b.y, b.w, b.h, r.score
         );
-    }
-    s
+    })
 }
 
 /// Formats rows as MOTChallenge ground truth (`frame,id,x,y,w,h,1,1,visibility`).
 pub fn format_ground_truth(rows: &[MotRow]) -> String {
-    let mut s = String::with_capacity(rows.len() * 48);
-    for r in rows {
-        let b = r.bbox;
+    format_with(rows, |s, r, b| {
         let _ = writeln!(
             s,
             "{},{},{:.2},{:.2},{:.2},{:.2},1,1,{:.3}",
             r.frame, r.id, b.x, b.y, b.w, b.h, r.visibility
         );
-    }
-    s
+    })
 }
 
 /// Formats rows as MOTChallenge detections (`frame,-1,x,y,w,h,score,-1,-1,-1`).
 pub fn format_detections(rows: &[MotRow]) -> String {
-    let mut s = String::with_capacity(rows.len() * 48);
-    for r in rows {
-        let b = r.bbox;
+    format_with(rows, |s, r, b| {
         let _ = writeln!(
             s,
             "{},-1,{:.2},{:.2},{:.2},{:.2},{:.3},-1,-1,-1",
             r.frame, b.x, b.y, b.w, b.h, r.score
         );
-    }
-    s
+    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,17 @@ fn error_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// The error lines of `storetrack run` on `cfg`, which must fail to start.
+fn run_failing(cfg: &Path) -> Vec<String> {
+    error_lines(&storetrack(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "2s",
+    ]))
+}
+
 /// A database with one row that must survive every failed start.
 fn seeded_db(dir: &Path) {
     let c = Connection::open(dir.join("tracks.db")).unwrap();
@@ -132,13 +143,7 @@ fn missing_model_names_the_setup_command_and_keeps_the_db() {
         &desc.display().to_string(),
     );
     std::fs::write(&cfg, text).unwrap();
-    let e = error_lines(&storetrack(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--duration",
-        "2s",
-    ]));
+    let e = run_failing(&cfg);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
         e[0].contains("nowhere/model.xml is missing: run scripts/setup.sh"),
@@ -156,13 +161,7 @@ fn unavailable_device_is_a_clear_error_and_keeps_the_db() {
         &["rtsp://127.0.0.1:1/x".into()],
         "[inference]\ndevice = \"GPU\"\n",
     );
-    let e = error_lines(&storetrack(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--duration",
-        "2s",
-    ]));
+    let e = run_failing(&cfg);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
         e[0].contains("inference.device \"GPU\" is not available on this machine (available: CPU"),
@@ -180,13 +179,7 @@ fn unwritable_db_path_is_a_clear_error() {
         "/proc/no/such/dir/t.db",
     );
     std::fs::write(&cfg, text).unwrap();
-    let e = error_lines(&storetrack(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--duration",
-        "2s",
-    ]));
+    let e = run_failing(&cfg);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
         e[0].starts_with("error: /proc/no/such/dir/t.db: cannot open database"),
@@ -202,6 +195,7 @@ fn unreachable_camera_is_retried_and_its_password_never_logged() {
         &["rtsp://admin:hunter2@127.0.0.1:1/stream".into()],
         "",
     );
+    common::openvino_env();
     let o = Command::new(env!("CARGO_BIN_EXE_storetrack"))
         .args(["run", "-c", cfg.to_str().unwrap(), "--duration", "3s"])
         .env("STORETRACK_LOG", "debug")

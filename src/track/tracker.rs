@@ -30,7 +30,7 @@ pub struct Tracker {
 /// Which box of a track an association stage compares with detections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cue {
-    /// The Kalman prediction; for lost tracks the better of prediction and last observation.
+    /// The Kalman prediction.
     Motion,
     /// The last observed box (OC-SORT's observation-centric recovery).
     LastSeen,
@@ -257,9 +257,6 @@ impl Tracker {
             for &d in dets {
                 let db = &detections[d].bbox;
                 let iou = match cue {
-                    Cue::Motion if tr.phase == TrackPhase::Lost => {
-                        predicted.iou(db).max(tr.last_obs.iou(db))
-                    }
                     Cue::Motion => predicted.iou(db),
                     Cue::LastSeen => tr.last_obs.iou(db),
                 };

@@ -19,20 +19,26 @@ pub fn video() -> PathBuf {
 }
 
 /// Makes the OpenVINO runtime from the project's venv findable when the caller did not source
-/// `.venv/storetrack.env` (plain `cargo test` after setup).
+/// `.venv/storetrack.env` (plain `cargo test` after setup). The openvino crate's finder reads
+/// `LD_LIBRARY_PATH` itself, and child processes inherit it.
 pub fn openvino_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("OPENVINO_INSTALL_DIR").is_none() {
-            let libs = root().join(".venv/openvino-libs");
-            assert!(
-                libs.is_dir(),
-                "{} missing: run scripts/setup.sh",
-                libs.display()
-            );
-            // SAFETY: called once, before any thread of this test binary reads the environment
-            // through OpenVINO.
-            unsafe { std::env::set_var("OPENVINO_INSTALL_DIR", libs) };
+        let libs = root().join(".venv/openvino-libs");
+        assert!(
+            libs.is_dir(),
+            "{} missing: run scripts/setup.sh",
+            libs.display()
+        );
+        let current = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
+        let already = std::env::split_paths(&current).any(|p| p == libs);
+        if !already {
+            let joined =
+                std::env::join_paths(std::iter::once(libs).chain(std::env::split_paths(&current)))
+                    .unwrap();
+            // SAFETY: called once per test binary, before OpenVINO is loaded or any child is
+            // spawned; no other thread of ours reads the environment concurrently.
+            unsafe { std::env::set_var("LD_LIBRARY_PATH", joined) };
         }
     });
 }
