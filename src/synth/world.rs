@@ -67,6 +67,22 @@ impl Route {
         self.plan.push_back(Step::Walk(x, y));
         (self.x, self.y) = (x, y);
     }
+
+    /// Moves into the aisle at `aisle` (if not already there) through the cross aisle with the
+    /// shorter way round towards `next_x`.
+    fn change_aisle(&mut self, f: &Floor, aisle: f64, next_x: f64, lane: f64) {
+        if (self.y - aisle).abs() <= 0.5 {
+            return;
+        }
+        let via = |c: f64| (self.x - c).abs() + (next_x - c).abs();
+        let cx = if via(f.cross[0]) <= via(f.cross[1]) {
+            f.cross[0]
+        } else {
+            f.cross[1]
+        } + lane;
+        self.walk(cx, self.y);
+        self.walk(cx, aisle);
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -181,30 +197,12 @@ impl Crowd {
         for _ in 0..visits {
             let aisle = f.aisles[rng.below(f.aisles.len())] + lane;
             let tx = rng.range(4.5, 15.5);
-            if (route.y - aisle).abs() > 0.5 {
-                // Change aisle through the cross aisle with the shorter way round.
-                let via = |c: f64| (route.x - c).abs() + (tx - c).abs();
-                let cx = if via(f.cross[0]) <= via(f.cross[1]) {
-                    f.cross[0]
-                } else {
-                    f.cross[1]
-                } + lane;
-                route.walk(cx, route.y);
-                route.walk(cx, aisle);
-            }
+            route.change_aisle(f, aisle, tx, lane);
             route.walk(tx, aisle);
             route.plan.push_back(Step::Dwell(rng.range(1.0, 8.0)));
         }
         // Checkout at the front, then out through the far end of the front aisle.
-        if (route.y - front).abs() > 0.5 {
-            let cx = if route.x < 10.0 {
-                f.cross[0]
-            } else {
-                f.cross[1]
-            } + lane;
-            route.walk(cx, route.y);
-            route.walk(cx, front);
-        }
+        route.change_aisle(f, front, 10.0, lane);
         route.walk(10.0 + lane, 0.8);
         route.plan.push_back(Step::Dwell(rng.range(2.0, 5.0)));
         route.walk(f.width - 0.3, front);
