@@ -36,6 +36,17 @@ fn error_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// A camera URL nothing listens on.
+const DEAD_CAMERA: &str = "rtsp://127.0.0.1:1/x";
+
+/// Replaces path `from` with `to` in config file `cfg`.
+fn rewrite(cfg: &Path, from: &Path, to: &Path) {
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let from = from.display().to_string();
+    assert!(text.contains(&from), "{from} not in {}", cfg.display());
+    std::fs::write(cfg, text.replace(&from, &to.display().to_string())).unwrap();
+}
+
 /// The error lines of `storetrack run` on `cfg`, which must fail to start.
 fn run_failing(cfg: &Path) -> Vec<String> {
     error_lines(&storetrack(&[
@@ -133,16 +144,8 @@ fn missing_model_names_the_setup_command_and_keeps_the_db() {
         shipped.replace("ssdlite/ssdlite.xml", "nowhere/model.xml"),
     )
     .unwrap();
-    let cfg = common::write_config(dir.path(), &["rtsp://127.0.0.1:1/x".into()], "");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text.replace(
-        &common::root()
-            .join("models/ssdlite.toml")
-            .display()
-            .to_string(),
-        &desc.display().to_string(),
-    );
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = common::write_config(dir.path(), &[DEAD_CAMERA.into()], "");
+    rewrite(&cfg, &common::root().join("models/ssdlite.toml"), &desc);
     let e = run_failing(&cfg);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
@@ -158,7 +161,7 @@ fn unavailable_device_is_a_clear_error_and_keeps_the_db() {
     seeded_db(dir.path());
     let cfg = common::write_config(
         dir.path(),
-        &["rtsp://127.0.0.1:1/x".into()],
+        &[DEAD_CAMERA.into()],
         "[inference]\ndevice = \"GPU\"\n",
     );
     let e = run_failing(&cfg);
@@ -173,12 +176,12 @@ fn unavailable_device_is_a_clear_error_and_keeps_the_db() {
 #[test]
 fn unwritable_db_path_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::write_config(dir.path(), &["rtsp://127.0.0.1:1/x".into()], "");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        &dir.path().join("tracks.db").display().to_string(),
-        "/proc/no/such/dir/t.db",
+    let cfg = common::write_config(dir.path(), &[DEAD_CAMERA.into()], "");
+    rewrite(
+        &cfg,
+        &dir.path().join("tracks.db"),
+        Path::new("/proc/no/such/dir/t.db"),
     );
-    std::fs::write(&cfg, text).unwrap();
     let e = run_failing(&cfg);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
@@ -222,7 +225,7 @@ fn multi_device_without_gpu_falls_back_to_cpu_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::write_config(
         dir.path(),
-        &["rtsp://127.0.0.1:1/x".into()],
+        &[DEAD_CAMERA.into()],
         "[inference]\ndevice = \"MULTI:GPU,CPU\"\n",
     );
     let o = storetrack(&["run", "-c", cfg.to_str().unwrap(), "--duration", "1s"]);
