@@ -102,7 +102,7 @@ fn two_simulated_cameras_yield_plausible_tracks_in_sqlite() {
         let long = q(&format!(
             "SELECT COUNT(*) FROM tracks WHERE camera = '{cam}' AND last_ms - first_ms >= 5000"
         ));
-        assert!(long >= 2.0, "{cam}: only {long} tracks lasting 5 s or more");
+        assert!(long >= 3.0, "{cam}: only {long} tracks lasting 5 s or more");
         let weighted = q(&format!(
             "SELECT SUM(points * (last_ms - first_ms)) / 1000.0 / SUM(points) FROM tracks WHERE camera = '{cam}'"
         ));
@@ -113,8 +113,12 @@ fn two_simulated_cameras_yield_plausible_tracks_in_sqlite() {
         let tracks = q(&format!(
             "SELECT COUNT(*) FROM tracks WHERE camera = '{cam}'"
         ));
+        eprintln!(
+            "{cam}: frames {frames} with-people {with_people:.2} in-range {in_range:.2} \
+             mean {mean:.2} long-tracks {long} weighted-duration {weighted:.1}s tracks {tracks}"
+        );
         assert!(
-            tracks <= frames / 4.0,
+            tracks <= frames / 6.0,
             "{cam}: {tracks} tracks for {frames} frames (fragmented)"
         );
     }
