@@ -156,15 +156,29 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // Config problems are already one per line with file:line:col.
-            if e.downcast_ref::<ConfigError>().is_some() {
-                eprintln!("error: {e}");
-            } else {
-                eprintln!("error: {e:#}");
-            }
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: typed errors already quote their
+/// source in their own message. Config problems keep their one-per-line layout.
+fn message(e: &anyhow::Error) -> String {
+    if e.downcast_ref::<ConfigError>().is_some() {
+        return e.to_string();
+    }
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg
 }
 
 fn stop_flag() -> Result<Arc<AtomicBool>> {

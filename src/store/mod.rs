@@ -42,6 +42,18 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// There is no database file to read.
+    #[error("{}: no such database (run the service first, or pass --db)", path.display())]
+    Missing {
+        /// DB path.
+        path: PathBuf,
+    },
+    /// The file exists but is not a SQLite database (nothing in it is changed).
+    #[error("{}: not a SQLite database (wrong storage.db path?)", path.display())]
+    NotADatabase {
+        /// DB path.
+        path: PathBuf,
+    },
     /// The file is not writable.
     #[error("{}: database is not writable: {source}", path.display())]
     NotWritable {
@@ -80,9 +92,8 @@ pub struct Store {
 /// Opens `path` read-only for queries.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.is_file() {
-        return Err(StoreError::Open {
+        return Err(StoreError::Missing {
             path: path.to_path_buf(),
-            source: rusqlite::Error::InvalidPath(path.to_path_buf()),
         });
     }
     let conn = Connection::open_with_flags(
@@ -113,9 +124,14 @@ impl Store {
         // Touch the file for writing first: a read-only file or folder fails here, before
         // anything else runs, and nothing in it is changed.
         conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
-            .map_err(|source| StoreError::NotWritable {
-                path: p.clone(),
-                source,
+            .map_err(|source| match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) => {
+                    StoreError::NotADatabase { path: p.clone() }
+                }
+                _ => StoreError::NotWritable {
+                    path: p.clone(),
+                    source,
+                },
             })?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -477,6 +493,16 @@ mod tests {
             .query_row("SELECT url FROM cameras", [], |r| r.get(0))
             .unwrap();
         assert_eq!(url, "rtsp://admin:***@127.0.0.1/x");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        std::fs::write(&path, "shopping list\n").unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "shopping list\n");
     }
 
     #[test]
