@@ -161,6 +161,7 @@ impl Clip {
 
 /// A running simulator.
 pub struct SimCam {
+    server: rtsp::RTSPServer,
     port: u16,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
@@ -216,8 +217,6 @@ impl SimCam {
         let thread = std::thread::Builder::new()
             .name("simcam".into())
             .spawn(move || {
-                // The server lives as long as its loop runs.
-                let _server = server;
                 ctx.with_thread_default(|| ml.run()).ok();
             })
             .map_err(|e| listen_err(e.to_string()))?;
@@ -227,6 +226,7 @@ impl SimCam {
             .collect();
         info!(port = bound, mounts = %names.join(","), "Simulator serving.");
         Ok(SimCam {
+            server,
             port: bound,
             main_loop,
             thread: Some(thread),
@@ -251,7 +251,11 @@ impl SimCam {
 }
 
 impl Drop for SimCam {
+    /// Stops like a camera that is switched off: every client connection is closed (streaming
+    /// media would otherwise go on from its own threads), then the server stops listening.
     fn drop(&mut self) {
+        self.server
+            .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
         self.main_loop.quit();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
