@@ -23,5 +23,5 @@ echo
 echo "\$ storetrack query summary --from 2m"
 "$BIN" query summary --from 2m
 echo
-echo "\$ storetrack query tracks --from 2m --min-points 20 --limit 5"
-"$BIN" query tracks --from 2m --min-points 20 --limit 5
+echo "\$ storetrack query tracks --from 2m --min-points 60 --limit 5"
+"$BIN" query tracks --from 2m --min-points 60 --limit 5
