@@ -37,6 +37,8 @@ pub struct Detections {
     pub captured_ms: i64,
     /// Width and height of the source image.
     pub source_size: (u32, u32),
+    /// How many of `boxes` count as persons (score ≥ `model.score_threshold`).
+    pub persons: u32,
     /// Persons with score ≥ the lowest threshold in use (tracker's `low_score`).
     pub boxes: Vec<Detection>,
 }

@@ -128,7 +128,6 @@ pub fn run(
     let tracker = track_stage::spawn(
         &cfg.cameras,
         cfg.tracker.clone(),
-        cfg.model.score_threshold,
         det_rx,
         store_tx,
         Arc::clone(&stats),

@@ -344,13 +344,14 @@ impl Engine {
         let persons = boxes
             .iter()
             .filter(|d| d.score >= self.person_score)
-            .count();
-        stats::add(&cam.persons, persons as u64);
+            .count() as u32;
+        stats::add(&cam.persons, u64::from(persons));
         Ok(Detections {
             camera: job.camera,
             seq: job.seq,
             captured_ms: job.captured_ms,
             source_size: job.source_size,
+            persons,
             boxes,
         })
     }

@@ -26,7 +26,6 @@ struct CameraTrack {
 pub fn spawn(
     cameras: &[CameraConfig],
     params: TrackerParams,
-    person_score: f32,
     rx: Receiver<Detections>,
     tx: Sender<StoreMsg>,
     stats: Arc<Stats>,
@@ -46,7 +45,7 @@ pub fn spawn(
                 let Some(cam) = cams.get_mut(dets.camera) else {
                     continue;
                 };
-                if process(cam, &dets, person_score, &tx, &stats).is_err() {
+                if process(cam, &dets, &tx, &stats).is_err() {
                     return;
                 }
             }
@@ -67,20 +66,14 @@ pub fn spawn(
 fn process(
     cam: &mut CameraTrack,
     dets: &Detections,
-    person_score: f32,
     tx: &Sender<StoreMsg>,
     stats: &Stats,
 ) -> Result<(), crossbeam_channel::SendError<StoreMsg>> {
-    let persons = dets
-        .boxes
-        .iter()
-        .filter(|d| d.score >= person_score)
-        .count() as u32;
     tx.send(StoreMsg::Frame {
         camera: Arc::clone(&cam.id),
         seq: dets.seq,
         ts_ms: dets.captured_ms,
-        persons,
+        persons: dets.persons,
     })?;
     let out = cam.tracker.update(dets.captured_ms, &dets.boxes);
     stats::add(&stats.tracks, out.confirmed.len() as u64);
