@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::geometry::{BBox, Detection};
+use crate::track::PointKind;
 
 /// Index of a camera in the config's camera list (cheap to copy, used on the hot path).
 pub type CameraIndex = usize;
@@ -58,6 +59,8 @@ pub struct TrackUpdate {
     pub score: f32,
     /// Position on the floor plan (if the camera has a homography).
     pub floor: Option<(f64, f64)>,
+    /// Observed, or filled in by the tracker.
+    pub kind: PointKind,
 }
 
 /// What the tracker stage asks the store to write.

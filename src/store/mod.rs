@@ -456,6 +456,7 @@ mod tests {
                 bbox: BBox::new(10.0 * i as f32, 5.0, 40.0, 100.0),
                 score: 0.8,
                 floor: Some((1.0, 2.0)),
+                kind: crate::track::PointKind::Observed,
             }))
             .unwrap();
             if i == 2 {

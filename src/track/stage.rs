@@ -96,6 +96,7 @@ fn process(
             bbox,
             score: u.score,
             floor,
+            kind: u.kind,
         }))?;
     }
     for track_id in out.ended {

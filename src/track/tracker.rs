@@ -2,7 +2,7 @@
 
 use super::assign::assign;
 use super::kalman::BoxFilter;
-use super::{TrackPhase, TrackState, TrackerOutput, TrackerParams};
+use super::{PointKind, TrackPhase, TrackState, TrackerOutput, TrackerParams};
 use crate::geometry::{BBox, Detection};
 
 #[derive(Debug, Clone)]
@@ -156,6 +156,7 @@ impl Tracker {
                 ts_ms,
                 bbox: tr.filter.bbox(),
                 score: det.score,
+                kind: PointKind::Observed,
             };
             match tr.phase {
                 TrackPhase::Tentative if tr.hits >= p.confirm_hits => {
@@ -202,6 +203,7 @@ impl Tracker {
                 ts_ms,
                 bbox: det.bbox,
                 score: det.score,
+                kind: PointKind::Observed,
             };
             let confirmed = p.confirm_hits <= 1;
             if confirmed {
