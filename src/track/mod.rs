@@ -9,6 +9,11 @@
 //! confirmed tracks still unmatched, which keeps tracks alive through partial occlusion without
 //! letting low-score noise start tracks. Life cycle: tentative → confirmed (after
 //! `confirm_hits` consecutive matches) → lost (unmatched) → removed after `max_lost_ms`.
+//!
+//! Trajectories are whole: when a lost track is recovered, every frame it missed gets a point
+//! interpolated between the boxes before and after the gap ([`PointKind::Interpolated`]);
+//! optionally, for `predict_ms` after its last match, a lost track reports the filter's
+//! prediction live ([`PointKind::Predicted`]), which stays flagged if the track never returns.
 
 pub mod assign;
 pub mod kalman;
@@ -37,6 +42,8 @@ pub const DEFAULT_TENTATIVE_MATCH_IOU: f32 = 0.3;
 pub const DEFAULT_CONFIRM_HITS: u32 = 3;
 /// Default time a lost track may be recovered before it ends.
 pub const DEFAULT_MAX_LOST_MS: i64 = 2_000;
+/// Default time after the last match during which a lost track reports predicted boxes.
+pub const DEFAULT_PREDICT_MS: i64 = 0;
 
 /// Tracker thresholds (config section `[tracker]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,6 +65,10 @@ pub struct TrackerParams {
     pub confirm_hits: u32,
     /// How long (ms) an unmatched confirmed track is kept for recovery.
     pub max_lost_ms: i64,
+    /// For this long (ms) after its last match a lost track reports its predicted box
+    /// ([`PointKind::Predicted`]) in every frame; later missed frames are filled by
+    /// interpolation if the track is recovered. 0 = never predict.
+    pub predict_ms: i64,
 }
 
 impl Default for TrackerParams {
@@ -71,6 +82,7 @@ impl Default for TrackerParams {
             tentative_match_iou: DEFAULT_TENTATIVE_MATCH_IOU,
             confirm_hits: DEFAULT_CONFIRM_HITS,
             max_lost_ms: DEFAULT_MAX_LOST_MS,
+            predict_ms: DEFAULT_PREDICT_MS,
         }
     }
 }
@@ -147,6 +159,9 @@ impl TrackerParams {
         if !(0..=600_000).contains(&self.max_lost_ms) {
             out.push("max_lost_ms must be from 0 to 600000".into());
         }
+        if !(0..=self.max_lost_ms).contains(&self.predict_ms) {
+            out.push("predict_ms must be from 0 to max_lost_ms".into());
+        }
         out
     }
 }
@@ -203,7 +218,7 @@ pub struct TrackState {
     pub ts_ms: i64,
     /// Filtered box in source pixels.
     pub bbox: BBox,
-    /// Score of the detection matched in this frame.
+    /// Score of the detection matched in this frame (0 for interpolated and predicted states).
     pub score: f32,
     /// Observed, or filled in.
     pub kind: PointKind,
@@ -212,8 +227,10 @@ pub struct TrackState {
 /// What one [`Tracker::update`] produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackerOutput {
-    /// Confirmed tracks matched in this frame, plus, for a track confirmed in this frame, the
-    /// observations it had while tentative (so a trajectory starts where the person appeared).
+    /// Confirmed tracks matched in this frame; for a track confirmed in this frame, the
+    /// observations it had while tentative (so a trajectory starts where the person appeared);
+    /// for a track recovered in this frame, interpolated states for the frames it missed; and
+    /// predicted states of lost tracks within `predict_ms`. Sorted by time, then id.
     pub updates: Vec<TrackState>,
     /// Ids of tracks confirmed in this frame (each id appears here once in its life).
     pub confirmed: Vec<u64>,
