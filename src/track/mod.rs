@@ -7,7 +7,8 @@
 //! see [`kalman`]); high-score detections are associated first, by IoU with Hungarian
 //! assignment, against confirmed and lost tracks; low-score detections are then offered to the
 //! confirmed tracks still unmatched, which keeps tracks alive through partial occlusion without
-//! letting low-score noise start tracks. Life cycle: tentative → confirmed (after
+//! letting low-score noise start tracks; remaining detections are then matched against where a
+//! (nearly) standing track was last seen. Life cycle: tentative → confirmed (after
 //! `confirm_hits` consecutive matches) → lost (unmatched) → removed after `max_lost_ms`.
 //!
 //! Trajectories are whole: when a lost track is recovered, every frame it missed gets a point
@@ -44,6 +45,9 @@ pub const DEFAULT_CONFIRM_HITS: u32 = 3;
 pub const DEFAULT_MAX_LOST_MS: i64 = 2_000;
 /// Default time after the last match during which a lost track reports predicted boxes.
 pub const DEFAULT_PREDICT_MS: i64 = 0;
+/// Default speed (box heights per second) above which a track is not matched by where it was
+/// last seen.
+pub const DEFAULT_LAST_SEEN_MAX_SPEED: f32 = 0.25;
 
 /// Tracker thresholds (config section `[tracker]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -69,6 +73,9 @@ pub struct TrackerParams {
     /// ([`PointKind::Predicted`]) in every frame; later missed frames are filled by
     /// interpolation if the track is recovered. 0 = never predict.
     pub predict_ms: i64,
+    /// Only tracks slower than this (box heights per second) when last matched take part in
+    /// the last-seen recovery stage.
+    pub last_seen_max_speed: f32,
 }
 
 impl Default for TrackerParams {
@@ -83,6 +90,7 @@ impl Default for TrackerParams {
             confirm_hits: DEFAULT_CONFIRM_HITS,
             max_lost_ms: DEFAULT_MAX_LOST_MS,
             predict_ms: DEFAULT_PREDICT_MS,
+            last_seen_max_speed: DEFAULT_LAST_SEEN_MAX_SPEED,
         }
     }
 }
@@ -149,6 +157,12 @@ impl TrackerParams {
             if !(0.0..=1.0).contains(&v) {
                 out.push(format!("{k} = {v}: must be between 0 and 1"));
             }
+        }
+        if !(self.last_seen_max_speed >= 0.0 && self.last_seen_max_speed.is_finite()) {
+            out.push(format!(
+                "last_seen_max_speed = {}: must be a number ≥ 0",
+                self.last_seen_max_speed
+            ));
         }
         if self.low_score > self.high_score {
             out.push("low_score must not exceed high_score".into());

@@ -22,6 +22,14 @@ struct Track {
     pending: Vec<TrackState>,
 }
 
+impl Track {
+    /// Estimated speed in box heights per second (scale-free: near and far people alike).
+    fn speed(&self) -> f64 {
+        let (vx, vy) = self.filter.velocity();
+        vx.hypot(vy) / f64::from(self.last_obs.h.max(1.0))
+    }
+}
+
 /// The per-camera tracker.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -115,8 +123,12 @@ impl Tracker {
             &mut pairs,
         );
         // 3. Remaining high-score detections vs the last observation of unmatched confirmed and
-        //    lost tracks: a shopper who stopped while hidden is found where last seen.
-        let pool = free_tracks(&pairs, &|t| t.phase != TrackPhase::Tentative);
+        //    lost tracks that were (nearly) standing: a shopper who stopped while hidden is found
+        //    where last seen. A walker is not: the one found at a walker's last spot is mostly
+        //    someone else passing by (measured on the TUD replays).
+        let pool = free_tracks(&pairs, &|t| {
+            t.phase != TrackPhase::Tentative && t.speed() <= f64::from(p.last_seen_max_speed)
+        });
         let rest = free_dets(&pairs, &high);
         self.associate(
             &pool,
