@@ -475,6 +475,42 @@ mod tests {
     }
 
     #[test]
+    fn someone_at_a_walkers_last_spot_is_not_the_walker() {
+        // A walker at 1.5 box heights per second, lost for 0.5 s; then a person appears where
+        // the walker was last seen (the walker's prediction has moved on by 75 px).
+        let mut t = Tracker::new(TrackerParams::default());
+        for i in 0..10 {
+            t.update(i * 100, &[det(100.0 + 15.0 * i as f32, 50.0, 0.9)]);
+        }
+        for i in 10..15 {
+            t.update(i * 100, &[]);
+        }
+        let mut ids = Vec::new();
+        for i in 15..20 {
+            ids.extend(
+                t.update(i * 100, &[det(235.0, 50.0, 0.9)])
+                    .updates
+                    .iter()
+                    .map(|u| u.id),
+            );
+        }
+        assert!(!ids.is_empty() && ids.iter().all(|&id| id == 2), "{ids:?}");
+        // With the stage open to any speed, the walker's id is taken.
+        let mut t = Tracker::new(TrackerParams {
+            last_seen_max_speed: f32::MAX,
+            ..TrackerParams::default()
+        });
+        for i in 0..10 {
+            t.update(i * 100, &[det(100.0 + 15.0 * i as f32, 50.0, 0.9)]);
+        }
+        for i in 10..15 {
+            t.update(i * 100, &[]);
+        }
+        let out = t.update(1500, &[det(235.0, 50.0, 0.9)]);
+        assert_eq!(out.updates.last().map(|u| u.id), Some(1));
+    }
+
+    #[test]
     fn single_spurious_detection_never_becomes_a_track() {
         let mut t = Tracker::new(TrackerParams::default());
         let out = t.update(0, &[det(10.0, 10.0, 0.95)]);
