@@ -4,8 +4,8 @@
 //! every confirmed track seen in that frame, and the ids of tracks that ended.
 //!
 //! The scheme is ByteTrack's: each track carries a constant-velocity Kalman filter (in seconds,
-//! see [`kalman`]); high-score detections are associated first, by IoU with Hungarian
-//! assignment, against confirmed and lost tracks; low-score detections are then offered to the
+//! see [`kalman`]); high-score detections are associated first, by IoU (modulated by the
+//! overlap of the boxes' vertical extents) with Hungarian assignment, against confirmed and lost tracks; low-score detections are then offered to the
 //! confirmed tracks still unmatched, which keeps tracks alive through partial occlusion without
 //! letting low-score noise start tracks; remaining detections are then matched against where a
 //! (nearly) standing track was last seen. Life cycle: tentative → confirmed (after

@@ -290,10 +290,11 @@ impl Tracker {
             let predicted = tr.filter.bbox();
             for &d in dets {
                 let db = &detections[d].bbox;
-                let iou = match cue {
-                    Cue::Motion => predicted.iou(db),
-                    Cue::LastSeen => tr.last_obs.iou(db),
+                let other = match cue {
+                    Cue::Motion => predicted,
+                    Cue::LastSeen => tr.last_obs,
                 };
+                let iou = height_modulated_iou(&other, db);
                 cost.push(1.0 - f64::from(iou));
             }
         }
@@ -321,6 +322,19 @@ fn fill_gap(tr: &mut Track, now: &TrackState, out: &mut Vec<TrackState>) {
             kind: PointKind::Interpolated,
         });
     }
+}
+
+/// IoU times the IoU of the two boxes' vertical extents (Hybrid-SORT's height-modulated IoU).
+/// People at different depths differ in height and in where their feet are, so where two
+/// people cross, a track keeps to the one at its own depth (measured: fewer ID switches on both
+/// evaluation sources).
+fn height_modulated_iou(a: &BBox, b: &BBox) -> f32 {
+    let inter = (a.y + a.h).min(b.y + b.h) - a.y.max(b.y);
+    let union = (a.y + a.h).max(b.y + b.h) - a.y.min(b.y);
+    if inter <= 0.0 || union <= 0.0 {
+        return 0.0;
+    }
+    a.iou(b) * inter / union
 }
 
 /// The box a fraction `a` of the way from `from` to `to`, corner by corner.
