@@ -47,7 +47,7 @@ pub const DEFAULT_MAX_LOST_MS: i64 = 2_000;
 pub const DEFAULT_PREDICT_MS: i64 = 0;
 /// Default speed (box heights per second) above which a track is not matched by where it was
 /// last seen.
-pub const DEFAULT_LAST_SEEN_MAX_SPEED: f32 = 0.25;
+pub const DEFAULT_LAST_SEEN_MAX_SPEED: f32 = 0.5;
 
 /// Tracker thresholds (config section `[tracker]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
