@@ -1,7 +1,8 @@
 //! Camera ingest: one GStreamer pipeline per camera, supervised by its own thread.
 //!
-//! Input: a camera's config and the pipeline template. Output: [`Frame`]s (RGB at the model's
-//! input size, with capture time and source size) pushed into that camera's queue. The appsink
+//! Input: a camera's config, the pipeline template and the model's input spec. Output:
+//! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
+//! pixels) pushed into that camera's queue. The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
 //! ends or stalls is torn down, counted, and rebuilt after `retry_interval_ms`; other cameras
 //! are unaffected.
@@ -20,6 +21,7 @@ use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
 use crate::config::{CameraConfig, IngestConfig};
+use crate::infer::InputSpec;
 use crate::messages::{CameraIndex, Frame};
 use crate::redact;
 use crate::stats::{self, Stats};
@@ -48,8 +50,8 @@ pub struct CameraTask {
     pub ingest: IngestConfig,
     /// Pipeline template.
     pub template: Template,
-    /// Model input size.
-    pub size: (u32, u32),
+    /// What the model's input picture must be.
+    pub input: InputSpec,
     /// This camera's queue to the detector.
     pub frames: FrameSender,
     /// Shared counters.
@@ -69,6 +71,9 @@ enum Ended {
 struct Live {
     width: AtomicU32,
     height: AtomicU32,
+    /// Pixel aspect ratio of the decoded frames (letterboxing keeps the display aspect).
+    par_n: AtomicU32,
+    par_d: AtomicU32,
     /// Milliseconds since the run started at which the last frame arrived (0 = none yet).
     last_frame_ms: AtomicU64,
 }
@@ -108,7 +113,7 @@ fn supervise(task: CameraTask) {
 }
 
 fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> Ended {
-    let parts = match task.template.build(&task.camera, &task.ingest, task.size) {
+    let parts = match task.template.build(&task.camera, &task.ingest, &task.input) {
         Ok(p) => p,
         Err(e) => return Ended::Failed(e.to_string()),
     };
@@ -193,8 +198,15 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
                     {
                         let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
                         let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+                        let par = s
+                            .get::<gst::Fraction>("pixel-aspect-ratio")
+                            .map_or((1, 1), |f| {
+                                (f.numer().max(1) as u32, f.denom().max(1) as u32)
+                            });
                         live.width.store(w, Ordering::Relaxed);
                         live.height.store(h, Ordering::Relaxed);
+                        live.par_n.store(par.0, Ordering::Relaxed);
+                        live.par_d.store(par.1, Ordering::Relaxed);
                     }
                 }
                 _ => {}
@@ -217,6 +229,7 @@ fn install_sink(
     let stats = Arc::clone(&task.stats);
     let frames = task.frames.clone();
     let index = task.index;
+    let input = task.input;
     // (pts ms, wall ms) of the frame that anchors pts to the wall clock.
     let mut anchor: Option<(i64, i64)> = None;
     sink.set_callbacks(
@@ -253,11 +266,15 @@ fn install_sink(
                 );
                 let cam = &stats.cameras[index];
                 cam.up.store(true, Ordering::Relaxed);
+                let par = (
+                    live.par_n.load(Ordering::Relaxed),
+                    live.par_d.load(Ordering::Relaxed),
+                );
                 let frame = Frame {
                     camera: index,
                     seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
                     captured_ms,
-                    source_size: size,
+                    mapping: input.mapping(size, par),
                     pixels: buffer,
                 };
                 match frames.push(frame) {
