@@ -261,3 +261,98 @@ fn stored_boxes_match_pasted_people_on_16_9_4_3_and_portrait_cameras() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Runs one white-rectangle picture through `videoscale add-borders=true` to the model's input
+/// size and returns the bounding box of the white pixels in the output.
+fn letterboxed_rect(size: (u32, u32), white: BBox, input: (u32, u32)) -> BBox {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use gstreamer_app as gst_app;
+    gst::init().unwrap();
+    let mut picture = Rgb::grey(size.0, size.1, 0);
+    let patch = Rgb::grey(white.w as u32, white.h as u32, 255);
+    picture.paste(
+        &patch,
+        BBox::new(0.0, 0.0, white.w, white.h),
+        (1.0, 1.0),
+        (white.x, white.y),
+    );
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src ! videoscale add-borders=true \
+         ! video/x-raw,width={},height={},pixel-aspect-ratio=1/1 ! videoconvert \
+         ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        input.0, input.1
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    src.set_caps(Some(
+        &gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .field("width", size.0 as i32)
+            .field("height", size.1 as i32)
+            .field("framerate", gst::Fraction::new(10, 1))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    ));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(gst::Buffer::from_mut_slice(picture.data))
+        .unwrap();
+    let sample = sink
+        .try_pull_sample(gst::ClockTime::from_seconds(10))
+        .unwrap();
+    let map = sample.buffer().unwrap().map_readable().unwrap();
+    let stride = map.len() / input.1 as usize;
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for y in 0..input.1 {
+        for x in 0..input.0 {
+            if map[y as usize * stride + x as usize * 3] > 127 {
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+            }
+        }
+    }
+    drop(map);
+    pipeline.set_state(gst::State::Null).unwrap();
+    BBox::new(x0 as f32, y0 as f32, (x1 - x0) as f32, (y1 - y0) as f32)
+}
+
+#[test]
+fn letterbox_mapping_matches_what_videoscale_draws() {
+    use storetrack::infer::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
+    let spec = InputSpec {
+        width: 300,
+        height: 300,
+        resize: ResizeMode::Letterbox,
+        color: ColorOrder::Rgb,
+        layout: Layout::Nhwc,
+    };
+    for (size, white) in [
+        ((768, 576), BBox::new(100.0, 40.0, 60.0, 160.0)),
+        ((1280, 720), BBox::new(900.0, 500.0, 120.0, 200.0)),
+        ((432, 768), BBox::new(40.0, 600.0, 100.0, 150.0)),
+    ] {
+        let drawn = letterboxed_rect(size, white, (300, 300));
+        let [a, b, c, d] = spec.mapping(size, (1, 1)).to_input(&white);
+        let predicted = BBox::new(a * 300.0, b * 300.0, (c - a) * 300.0, (d - b) * 300.0);
+        let err = [
+            drawn.x - predicted.x,
+            drawn.y - predicted.y,
+            drawn.w - predicted.w,
+            drawn.h - predicted.h,
+        ];
+        assert!(
+            err.iter().all(|e| e.abs() <= 1.0),
+            "{size:?}: videoscale drew {drawn:?}, mapping says {predicted:?}"
+        );
+    }
+}
