@@ -110,7 +110,14 @@ fn supervise(task: CameraTask) {
     info!(camera = %id, url = %redact::url(&task.camera.url), "Camera starting.");
     while !task.stop.load(Ordering::Relaxed) {
         stats::inc(&cam_stats.starts);
-        let (ended, streamed) = run_once(&task, &seq);
+        // A bug in one camera's run must not take the camera down for good: a panic counts as
+        // a failure and the pipeline is rebuilt like after any other.
+        let (ended, streamed) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_once(&task, &seq)))
+                .unwrap_or_else(|panic| {
+                    stats::inc(&cam_stats.panics);
+                    (Ended::Failed(panic_message(panic.as_ref())), false)
+                });
         cam_stats.up.store(false, Ordering::Relaxed);
         let Ended::Failed(reason) = ended else {
             break;
@@ -149,6 +156,15 @@ fn supervise(task: CameraTask) {
         }
     }
     info!(camera = %id, "Camera stopped.");
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("camera thread panicked: {text}")
 }
 
 /// Runs the camera's pipeline once, until it fails or the service stops; also says whether any
