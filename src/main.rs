@@ -181,6 +181,34 @@ fn message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// Frame age and per-camera analysed rate (the fairness spread) of a run summary.
+fn print_latency(summary: &service::Summary) {
+    let l = &summary.latency;
+    let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "  frame age        p50 {}, p95 {} (capture to detection, all cameras)",
+        ms(l.age_p50_ms),
+        ms(l.age_p95_ms)
+    );
+    if let Some((min, median, max)) = l.fps_spread() {
+        let mean = summary.processed_fps() / l.cameras.len().max(1) as f64;
+        let pct = |v: f64| 100.0 * (v - mean) / mean.max(1e-9);
+        println!(
+            "  per-camera FPS   min {min:.2}, median {median:.2}, max {max:.2} (fair share {mean:.2}: {:+.0} % .. {:+.0} %)",
+            pct(min),
+            pct(max)
+        );
+    }
+    for (id, c) in summary.camera_ids.iter().zip(&l.cameras) {
+        println!(
+            "    {id:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            c.fps,
+            ms(c.age_p50_ms),
+            ms(c.age_p95_ms)
+        );
+    }
+}
+
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -214,6 +242,10 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("  frames decoded   {}", c.decoded);
             println!(
+                "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
+                c.skipped
+            );
+            println!(
                 "  frames inferred  {} (dropped before inference: {})",
                 c.inferred, c.dropped
             );
@@ -225,6 +257,7 @@ fn run(cli: Cli) -> Result<()> {
                 summary.processed_fps(),
                 summary.elapsed.as_secs_f64()
             );
+            print_latency(&summary);
             println!("  database         {}", summary.db.display());
             Ok(())
         }

@@ -15,7 +15,7 @@ use tracing::{error, info};
 use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
-use crate::stats::{Snapshot, Stats};
+use crate::stats::{Latency, Snapshot, Stats};
 use crate::store::{Store, StoreError};
 use crate::track::stage as track_stage;
 
@@ -44,6 +44,10 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
+    /// Camera ids, in config order (as in `latency.cameras`).
+    pub camera_ids: Vec<String>,
+    /// Analysed fps and frame age per camera and overall.
+    pub latency: Latency,
 }
 
 impl Summary {
@@ -185,9 +189,12 @@ pub fn run(
     let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
     detector_result?;
     writer_result?;
+    let elapsed = started.elapsed();
     Ok(Summary {
         counts: stats.snapshot(),
-        elapsed: started.elapsed(),
+        latency: stats.latency(elapsed.as_secs_f64()),
+        camera_ids: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+        elapsed,
         db,
         engine: engine_info,
     })
