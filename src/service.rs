@@ -149,6 +149,7 @@ pub fn run(
             ingest: cfg.ingest.clone(),
             template: template.clone(),
             input,
+            decoder_threads: ingest::decoder_threads(cfg.cameras.len()),
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),

@@ -58,6 +58,9 @@ pub struct CameraTask {
     pub template: Template,
     /// What the model's input picture must be.
     pub input: InputSpec,
+    /// Decoder threads (`max-threads` of the `dec` element, if it has one); see
+    /// [`decoder_threads`].
+    pub decoder_threads: u32,
     /// This camera's queue to the detector.
     pub frames: FrameSender,
     /// Shared counters.
@@ -82,6 +85,14 @@ struct Live {
     par_d: AtomicU32,
     /// Milliseconds since the run started at which the last frame arrived (0 = none yet).
     last_frame_ms: AtomicU64,
+}
+
+/// Decoder threads per camera when `cameras` share the machine: the cores divided among the
+/// cameras, at least one. (A decoder's default of one thread per core oversubscribes the CPU
+/// many times over with tens of cameras; a single camera still gets every core.)
+pub fn decoder_threads(cameras: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / cameras.max(1)).max(1) as u32
 }
 
 /// Starts the camera's supervisor thread.
@@ -176,6 +187,11 @@ fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> (Ended, bool) {
     };
     let live = Arc::new(Live::default());
     let started = Instant::now();
+    if parts.decoder.has_property("max-threads") {
+        parts
+            .decoder
+            .set_property("max-threads", task.decoder_threads as i32);
+    }
     install_probe(&parts.decoder, task, &live);
     install_sink(&parts.sink, task, &live, seq, started);
 
@@ -236,19 +252,29 @@ fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> (Ended, bool) {
     (ended, live.last_frame_ms.load(Ordering::Relaxed) > 0)
 }
 
-/// Counts decoded frames and reads the source size from the decoder's output caps.
+/// Counts decoded frames, skips those the camera's queue does not want (counted), and reads the
+/// source size from the decoder's output caps.
 fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
     let Some(pad) = decoder.static_pad("src") else {
         return;
     };
     let live = Arc::clone(live);
     let stats = Arc::clone(&task.stats);
+    let frames = task.frames.clone();
     let index = task.index;
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
             match &info.data {
-                Some(gst::PadProbeData::Buffer(_)) => stats::inc(&stats.cameras[index].decoded),
+                Some(gst::PadProbeData::Buffer(_)) => {
+                    let cam = &stats.cameras[index];
+                    stats::inc(&cam.decoded);
+                    // Skipped here, a frame costs no rate limiting, scaling or conversion.
+                    if !frames.wants_frame() {
+                        stats::inc(&cam.skipped);
+                        return gst::PadProbeReturn::Drop;
+                    }
+                }
                 Some(gst::PadProbeData::Event(ev)) => {
                     if let gst::EventView::Caps(c) = ev.view()
                         && let Some(s) = c.caps().structure(0)
