@@ -84,11 +84,12 @@ pub enum ServiceError {
 pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!(
-        "[{:>5.0}s] cameras {}/{} up | decoded {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}",
+        "[{:>5.0}s] cameras {}/{} up | decoded {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}",
         elapsed.as_secs_f64(),
         s.cameras_up,
         s.cameras,
         s.decoded,
+        s.skipped,
         s.inferred,
         s.inferred as f64 / secs,
         s.dropped,
@@ -106,11 +107,20 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, ServiceError> {
     gst::init()?;
-    let template = Template::load(&cfg.ingest.pipeline)?;
+    let default_template = Template::load(&cfg.ingest.pipeline)?;
+    // A camera may name its own template (an H.265 camera, say); the others share the default.
+    let templates = cfg
+        .cameras
+        .iter()
+        .map(|c| match &c.pipeline {
+            Some(p) => Template::load(p),
+            None => Ok(default_template.clone()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let engine = Engine::new(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
-    for cam in &cfg.cameras {
+    for (cam, template) in cfg.cameras.iter().zip(&templates) {
         template.build(cam, &cfg.ingest, &input)?;
     }
     let store = Store::open(&cfg.storage.db)?;
@@ -147,7 +157,7 @@ pub fn run(
             index,
             camera: camera.clone(),
             ingest: cfg.ingest.clone(),
-            template: template.clone(),
+            template: templates[index].clone(),
             input,
             decoder_threads: ingest::decoder_threads(cfg.cameras.len()),
             frames,

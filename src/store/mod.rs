@@ -390,6 +390,7 @@ mod tests {
             url: url::Url::parse("rtsp://admin:pw@127.0.0.1/x").unwrap(),
             detect_fps: 10,
             homography: None,
+            pipeline: None,
         }]
     }
 
