@@ -220,12 +220,29 @@ fn run(cli: Cli) -> Result<()> {
             println!("  detections       {} persons", c.persons);
             println!("  tracks           {}", c.tracks);
             println!("  points stored    {}", c.points_stored);
+            if c.points_duplicate + c.points_rejected > 0 {
+                println!(
+                    "  points refused   {} duplicate time, {} non-finite",
+                    c.points_duplicate, c.points_rejected
+                );
+            }
             println!(
                 "  processed FPS    {:.1} over {:.1} s",
                 summary.processed_fps(),
                 summary.elapsed.as_secs_f64()
             );
-            println!("  database         {}", summary.db.display());
+            println!(
+                "  database         {} (run {})",
+                summary.db.display(),
+                summary.run.id
+            );
+            if !summary.run.dead.is_empty() {
+                println!(
+                    "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
+                    summary.run.dead.len(),
+                    summary.run.interrupted_tracks
+                );
+            }
             Ok(())
         }
         Command::CheckConfig { config } => {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::stats::{Snapshot, Stats};
-use crate::store::{Store, StoreError};
+use crate::store::{RunInfo, RunStart, Store, StoreError};
 use crate::track::stage as track_stage;
 
 /// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
@@ -44,6 +44,8 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
+    /// The run row opened for this run, and what its start found of earlier runs.
+    pub run: RunStart,
 }
 
 impl Summary {
@@ -109,8 +111,11 @@ pub fn run(
     for cam in &cfg.cameras {
         template.build(cam, &cfg.ingest, size)?;
     }
-    let store = Store::open(&cfg.storage.db)?;
+    let mut store = Store::open(&cfg.storage.db)?;
     store.register_cameras(&cfg.cameras)?;
+    let run_start =
+        store.begin_run(&RunInfo::current(&cfg.path, &cfg.sha256, cfg.cameras.len()))?;
+    info!(run = run_start.id, "Run started.");
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
@@ -190,5 +195,6 @@ pub fn run(
         elapsed: started.elapsed(),
         db,
         engine: engine_info,
+        run: run_start,
     })
 }
