@@ -134,7 +134,19 @@ enum QueryWhat {
         /// Track id (from `query tracks`).
         track: i64,
     },
-    /// Per-camera totals.
+    /// Service runs, newest first: start, end, clean/crashed/open, tracks, version, config hash.
+    Runs {
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: Option<String>,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Per-camera totals, and the latest service runs in the range.
     Summary {
         /// From: RFC 3339, an age (15m, 2h) or Unix ms.
         #[arg(long)]
@@ -338,7 +350,7 @@ fn run(cli: Cli) -> Result<()> {
             let now = SystemTime::now();
             let time =
                 |s: &Option<String>| s.as_deref().map(|s| query::parse_time(s, now)).transpose();
-            let table = match what {
+            let out = match what {
                 QueryWhat::Tracks {
                     camera,
                     from,
@@ -353,13 +365,26 @@ fn run(cli: Cli) -> Result<()> {
                         min_points,
                         limit,
                     };
-                    query::tracks(&conn, &f)
+                    query::tracks(&conn, &f).map(|t| query::render(&t, format))
                 }
-                QueryWhat::Points { track } => query::points(&conn, track),
-                QueryWhat::Summary { from, to } => query::summary(&conn, time(&from)?, time(&to)?),
+                QueryWhat::Points { track } => {
+                    query::points(&conn, track).map(|t| query::render(&t, format))
+                }
+                QueryWhat::Runs { from, to, limit } => {
+                    query::runs(&conn, time(&from)?, time(&to)?, limit)
+                        .map(|t| query::render(&t, format))
+                }
+                QueryWhat::Summary { from, to } => {
+                    let (from, to) = (time(&from)?, time(&to)?);
+                    query::summary(&conn, from, to).and_then(|cams| {
+                        let runs = query::runs(&conn, from, to, query::SUMMARY_RUNS)?;
+                        let sections = [("cameras", &cams), ("runs", &runs)];
+                        Ok(query::render_sections(&sections, format))
+                    })
+                }
             }
             .with_context(|| format!("{}: query failed", db.display()))?;
-            print!("{}", query::render(&table, format));
+            print!("{out}");
             Ok(())
         }
     }
