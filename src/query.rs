@@ -515,7 +515,11 @@ mod tests {
             status,
             ["open", "clean", "crashed"].map(|s| Cell::Text(s.into()))
         );
-        assert_eq!(get(2, "ended"), Cell::Time(1_000), "ended at its last commit");
+        assert_eq!(
+            get(2, "ended"),
+            Cell::Time(1_000),
+            "ended at its last commit"
+        );
         assert_eq!(get(2, "tracks"), Cell::Int(1));
         assert_eq!(get(2, "interrupted"), Cell::Int(1));
         assert_eq!(get(2, "points"), Cell::Int(3));
@@ -523,7 +527,10 @@ mod tests {
         assert_eq!(get(1, "duration_s"), Cell::Real(1.0));
         assert_eq!(get(0, "config_sha256"), Cell::Text("ab12".into()));
         // Only runs that overlap the range.
-        assert_eq!(runs(&c, Some(5_500), Some(6_500), 10).unwrap().rows.len(), 1);
+        assert_eq!(
+            runs(&c, Some(5_500), Some(6_500), 10).unwrap().rows.len(),
+            1
+        );
     }
 
     #[test]
