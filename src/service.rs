@@ -106,10 +106,10 @@ pub fn run(
     gst::init()?;
     let template = Template::load(&cfg.ingest.pipeline)?;
     let engine = Engine::new(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
-    let size = engine.input_size();
+    let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
     for cam in &cfg.cameras {
-        template.build(cam, &cfg.ingest, size)?;
+        template.build(cam, &cfg.ingest, &input)?;
     }
     let mut store = Store::open(&cfg.storage.db)?;
     store.register_cameras(&cfg.cameras)?;
@@ -149,7 +149,7 @@ pub fn run(
             camera: camera.clone(),
             ingest: cfg.ingest.clone(),
             template: template.clone(),
-            size,
+            input,
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),

@@ -2,6 +2,7 @@
 //! progress line, the end-of-run summary and (later) `/metrics`. Labels stay low-cardinality:
 //! camera yes, track id never.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -24,6 +25,24 @@ pub struct CameraStats {
     pub starts: AtomicU64,
     /// True while frames are flowing.
     pub up: AtomicBool,
+    /// Why the camera last failed, one line, credentials masked.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl CameraStats {
+    /// Records why the camera last failed (already masked by the caller).
+    pub fn set_last_error(&self, reason: &str) {
+        let mut slot = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(reason.to_string());
+    }
+
+    /// Why the camera last failed, if it ever did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Counters of the whole service.

@@ -91,8 +91,10 @@ pub struct IngestConfig {
     pub protocols: String,
     /// Frames a camera may hold waiting for the detector before the oldest is dropped.
     pub queue_frames: usize,
-    /// Wait between reconnect attempts.
+    /// Wait before the first reconnect attempt (doubled per consecutive failure).
     pub retry_interval_ms: u64,
+    /// Longest wait between reconnect attempts.
+    pub retry_max_ms: u64,
     /// No frame for this long counts as a failure and restarts the pipeline.
     pub stall_timeout_ms: u64,
 }

@@ -9,6 +9,7 @@
 
 pub mod device;
 pub mod model;
+pub mod resize;
 pub mod ssd;
 
 use std::collections::VecDeque;
@@ -30,6 +31,7 @@ use crate::messages::{CameraIndex, Detections, Frame};
 use crate::stats::{self, Stats};
 pub use device::{DeviceError, ResolvedDevice};
 pub use model::{DescriptionError, ModelDescription};
+pub use resize::{InputMapping, InputSpec};
 
 /// Longest a single inference may take before the engine reports the device as stuck.
 const WAIT_LIMIT_MS: i64 = 30_000;
@@ -102,7 +104,7 @@ struct InFlight {
     camera: CameraIndex,
     seq: u64,
     captured_ms: i64,
-    source_size: (u32, u32),
+    mapping: InputMapping,
 }
 
 /// The detector: compiled model plus its request pool.
@@ -242,21 +244,21 @@ impl Engine {
         &self.info
     }
 
-    /// Model input size (width, height).
-    pub fn input_size(&self) -> (u32, u32) {
-        (self.desc.input_width, self.desc.input_height)
+    /// What the pipeline must produce for this model (size, resize mode, colour order).
+    pub fn input_spec(&self) -> InputSpec {
+        self.desc.input_spec()
     }
 
-    /// Runs one frame synchronously (for tools and tests): `rgb` is packed RGB at the input
-    /// size; boxes are mapped to `source_size`.
+    /// Runs one frame synchronously (for tools and tests): `pixels` is the packed input
+    /// picture (as [`Engine::input_spec`] says); boxes are mapped back through `mapping`.
     pub fn detect(
         &mut self,
-        rgb: &[u8],
-        source_size: (u32, u32),
+        pixels: &[u8],
+        mapping: &InputMapping,
     ) -> Result<Vec<Detection>, InferError> {
-        self.fill(0, rgb)?;
+        self.fill(0, pixels)?;
         ov("infer", self.requests[0].infer())?;
-        self.parse(0, source_size)
+        self.parse(0, mapping)
     }
 
     /// Serves frames until every camera's queue is closed and `stop` is set or all senders are
@@ -326,7 +328,7 @@ impl Engine {
             camera: frame.camera,
             seq: frame.seq,
             captured_ms: frame.captured_ms,
-            source_size: frame.source_size,
+            mapping: frame.mapping,
         })
     }
 
@@ -338,7 +340,7 @@ impl Engine {
             stats::inc(&stats.infer_errors);
             return Err(InferError::Stuck);
         }
-        let boxes = self.parse(job.request, job.source_size)?;
+        let boxes = self.parse(job.request, &job.mapping)?;
         let cam = &stats.cameras[job.camera];
         stats::inc(&cam.inferred);
         let persons = boxes
@@ -350,18 +352,20 @@ impl Engine {
             camera: job.camera,
             seq: job.seq,
             captured_ms: job.captured_ms,
-            source_size: job.source_size,
+            source_size: job.mapping.source_size(),
             persons,
             boxes,
         })
     }
 
-    /// Copies packed RGB into request `req`'s input tensor, removing row padding if present.
+    /// Copies the packed input picture into request `req`'s input tensor, removing row padding
+    /// if present and transposing to planes for an NCHW model.
     fn fill(&mut self, req: usize, rgb: &[u8]) -> Result<(), InferError> {
         let (w, h) = (
             self.desc.input_width as usize,
             self.desc.input_height as usize,
         );
+        let nchw = self.desc.layout == resize::Layout::Nchw;
         let row = w * 3;
         let mut tensor = ov(
             "getting the input tensor",
@@ -379,7 +383,17 @@ impl Engine {
                 ),
             });
         }
-        if stride == row {
+        if nchw {
+            let plane = w * h;
+            for y in 0..h {
+                let src = &rgb[y * stride..y * stride + row];
+                for (x, px) in src.chunks_exact(3).enumerate() {
+                    for (c, v) in px.iter().enumerate() {
+                        dst[c * plane + y * w + x] = *v;
+                    }
+                }
+            }
+        } else if stride == row {
             dst.copy_from_slice(&rgb[..row * h]);
         } else {
             for y in 0..h {
@@ -389,7 +403,7 @@ impl Engine {
         Ok(())
     }
 
-    fn parse(&self, req: usize, source_size: (u32, u32)) -> Result<Vec<Detection>, InferError> {
+    fn parse(&self, req: usize, mapping: &InputMapping) -> Result<Vec<Detection>, InferError> {
         let r = &self.requests[req];
         let names = &self.desc.outputs;
         let get = |name: &str| ov("reading an output", r.get_tensor(name));
@@ -409,7 +423,7 @@ impl Engine {
             &outputs,
             self.person_class,
             self.min_score,
-            source_size,
+            mapping,
         ))
     }
 }
@@ -430,16 +444,16 @@ fn check_io(desc: &ModelDescription, m: &openvino::Model) -> Result<(), InferErr
     }
     let input = ov("reading the model input", m.get_input_by_index(0))?;
     let shape = ov("reading the input shape", input.get_shape())?;
-    let want = [
-        1,
-        i64::from(desc.input_height),
-        i64::from(desc.input_width),
-        3,
-    ];
+    let (h, w) = (i64::from(desc.input_height), i64::from(desc.input_width));
+    let want = match desc.layout {
+        resize::Layout::Nhwc => [1, h, w, 3],
+        resize::Layout::Nchw => [1, 3, h, w],
+    };
     if shape.get_dimensions() != want {
         return Err(mismatch(format!(
-            "input shape {:?}, description says {want:?} (NHWC)",
-            shape.get_dimensions()
+            "input shape {:?}, description says {want:?} ({:?})",
+            shape.get_dimensions(),
+            desc.layout
         )));
     }
     Ok(())

@@ -1,11 +1,15 @@
 //! Camera ingest: one GStreamer pipeline per camera, supervised by its own thread.
 //!
-//! Input: a camera's config and the pipeline template. Output: [`Frame`]s (RGB at the model's
-//! input size, with capture time and source size) pushed into that camera's queue. The appsink
+//! Input: a camera's config, the pipeline template and the model's input spec. Output:
+//! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
+//! pixels) pushed into that camera's queue. The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
-//! ends or stalls is torn down, counted, and rebuilt after `retry_interval_ms`; other cameras
-//! are unaffected.
+//! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
+//! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
+//! unaffected. A camera logs one line when it goes down and when it comes back, and a reminder
+//! every [`DOWN_REMINDER`] while it stays down.
 
+pub mod backoff;
 pub mod pipeline;
 pub mod queue;
 
@@ -20,14 +24,18 @@ use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
 use crate::config::{CameraConfig, IngestConfig};
+use crate::infer::InputSpec;
 use crate::messages::{CameraIndex, Frame};
 use crate::redact;
 use crate::stats::{self, Stats};
+use backoff::Backoff;
 pub use pipeline::{PipelineError, Template};
 use queue::{FrameSender, Pushed};
 
 /// How often the supervisor wakes to check for stop and stalls.
 const BUS_POLL: Duration = Duration::from_millis(250);
+/// While a camera stays down, a reminder is logged this often (failures in between go to DEBUG).
+pub const DOWN_REMINDER: Duration = Duration::from_secs(600);
 /// Capture times are re-anchored to the wall clock when pts drift more than this.
 const MAX_CLOCK_DRIFT_MS: i64 = 2_000;
 
@@ -48,8 +56,8 @@ pub struct CameraTask {
     pub ingest: IngestConfig,
     /// Pipeline template.
     pub template: Template,
-    /// Model input size.
-    pub size: (u32, u32),
+    /// What the model's input picture must be.
+    pub input: InputSpec,
     /// This camera's queue to the detector.
     pub frames: FrameSender,
     /// Shared counters.
@@ -69,6 +77,9 @@ enum Ended {
 struct Live {
     width: AtomicU32,
     height: AtomicU32,
+    /// Pixel aspect ratio of the decoded frames (letterboxing keeps the display aspect).
+    par_n: AtomicU32,
+    par_d: AtomicU32,
     /// Milliseconds since the run started at which the last frame arrived (0 = none yet).
     last_frame_ms: AtomicU64,
 }
@@ -80,26 +91,59 @@ pub fn spawn(task: CameraTask) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || supervise(task))
 }
 
+/// A camera that is down: since when, and when it was last reported.
+struct Down {
+    since: Instant,
+    reported: Instant,
+}
+
 fn supervise(task: CameraTask) {
     let cam_stats = &task.stats.cameras[task.index];
     let seq = Arc::new(AtomicU64::new(0));
     let id = task.camera.id.clone();
+    let mut backoff = Backoff::new(
+        task.ingest.retry_interval_ms,
+        task.ingest.retry_max_ms,
+        wall_ms() as u64 ^ task.index as u64,
+    );
+    let mut down: Option<Down> = None;
     info!(camera = %id, url = %redact::url(&task.camera.url), "Camera starting.");
     while !task.stop.load(Ordering::Relaxed) {
         stats::inc(&cam_stats.starts);
-        let ended = run_once(&task, &seq);
+        let (ended, streamed) = run_once(&task, &seq);
         cam_stats.up.store(false, Ordering::Relaxed);
-        match ended {
-            Ended::Stopped => break,
-            Ended::Failed(reason) => {
-                stats::inc(&cam_stats.failures);
-                // GStreamer debug strings span lines; a log record stays on one.
-                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-                warn!(camera = %id, retry_ms = task.ingest.retry_interval_ms,
-                      reason = %redact::text(&task.camera.url, &reason), "Camera failed; will retry.");
-            }
+        let Ended::Failed(reason) = ended else {
+            break;
+        };
+        stats::inc(&cam_stats.failures);
+        // GStreamer debug strings span lines and may carry the URL; a log record stays on one.
+        let one_line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+        let reason = redact::text(&task.camera.url, &one_line).to_string();
+        cam_stats.set_last_error(&reason);
+        if streamed {
+            backoff.reset();
+            down = None;
         }
-        let until = Instant::now() + Duration::from_millis(task.ingest.retry_interval_ms);
+        let delay = backoff.next_delay();
+        let now = Instant::now();
+        match &mut down {
+            None => {
+                warn!(camera = %id, retry_ms = delay.as_millis() as u64, reason = %reason,
+                      "Camera down; reconnecting with backoff.");
+                down = Some(Down {
+                    since: now,
+                    reported: now,
+                });
+            }
+            Some(d) if now.duration_since(d.reported) >= DOWN_REMINDER => {
+                warn!(camera = %id, down_s = d.since.elapsed().as_secs(), attempts = backoff.failures(),
+                      retry_ms = delay.as_millis() as u64, reason = %reason, "Camera still down.");
+                d.reported = now;
+            }
+            Some(_) => debug!(camera = %id, retry_ms = delay.as_millis() as u64, reason = %reason,
+                              "Camera reconnect failed."),
+        }
+        let until = Instant::now() + delay;
         while Instant::now() < until && !task.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -107,10 +151,12 @@ fn supervise(task: CameraTask) {
     info!(camera = %id, "Camera stopped.");
 }
 
-fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> Ended {
-    let parts = match task.template.build(&task.camera, &task.ingest, task.size) {
+/// Runs the camera's pipeline once, until it fails or the service stops; also says whether any
+/// frame arrived (a camera that streamed starts its backoff afresh).
+fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> (Ended, bool) {
+    let parts = match task.template.build(&task.camera, &task.ingest, &task.input) {
         Ok(p) => p,
-        Err(e) => return Ended::Failed(e.to_string()),
+        Err(e) => return (Ended::Failed(e.to_string()), false),
     };
     let live = Arc::new(Live::default());
     let started = Instant::now();
@@ -171,7 +217,7 @@ fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> Ended {
     if let Err(e) = pipeline.set_state(gst::State::Null) {
         warn!(camera = %task.camera.id, error = %e, "Pipeline did not shut down cleanly.");
     }
-    ended
+    (ended, live.last_frame_ms.load(Ordering::Relaxed) > 0)
 }
 
 /// Counts decoded frames and reads the source size from the decoder's output caps.
@@ -193,8 +239,15 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
                     {
                         let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
                         let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+                        let par = s
+                            .get::<gst::Fraction>("pixel-aspect-ratio")
+                            .map_or((1, 1), |f| {
+                                (f.numer().max(1) as u32, f.denom().max(1) as u32)
+                            });
                         live.width.store(w, Ordering::Relaxed);
                         live.height.store(h, Ordering::Relaxed);
+                        live.par_n.store(par.0, Ordering::Relaxed);
+                        live.par_d.store(par.1, Ordering::Relaxed);
                     }
                 }
                 _ => {}
@@ -217,6 +270,7 @@ fn install_sink(
     let stats = Arc::clone(&task.stats);
     let frames = task.frames.clone();
     let index = task.index;
+    let input = task.input;
     // (pts ms, wall ms) of the frame that anchors pts to the wall clock.
     let mut anchor: Option<(i64, i64)> = None;
     sink.set_callbacks(
@@ -253,11 +307,15 @@ fn install_sink(
                 );
                 let cam = &stats.cameras[index];
                 cam.up.store(true, Ordering::Relaxed);
+                let par = (
+                    live.par_n.load(Ordering::Relaxed),
+                    live.par_d.load(Ordering::Relaxed),
+                );
                 let frame = Frame {
                     camera: index,
                     seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
                     captured_ms,
-                    source_size: size,
+                    mapping: input.mapping(size, par),
                     pixels: buffer,
                 };
                 match frames.push(frame) {

@@ -146,7 +146,14 @@ mod tests {
             camera,
             seq,
             captured_ms: seq as i64,
-            source_size: (8, 8),
+            mapping: crate::infer::InputSpec {
+                width: 8,
+                height: 8,
+                resize: crate::infer::resize::ResizeMode::Stretch,
+                color: crate::infer::resize::ColorOrder::Rgb,
+                layout: crate::infer::resize::Layout::Nhwc,
+            }
+            .mapping((8, 8), (1, 1)),
             pixels: gst::Buffer::new(),
         }
     }
