@@ -95,6 +95,12 @@ pub struct Store {
     _lock: Option<runs::RunLock>,
 }
 
+/// Unix ms as RFC 3339 (for log lines read by people).
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// Opens `path` read-only for queries.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.is_file() {
@@ -173,8 +179,8 @@ impl Store {
             warn!(
                 run = d.id,
                 pid = d.pid,
-                started_ms = d.started_ms,
-                last_commit_ms = d.ended_ms,
+                started = %rfc3339(d.started_ms),
+                last_commit = %rfc3339(d.ended_ms),
                 "An earlier run did not end cleanly (crash or kill); closed it."
             );
         }
