@@ -347,6 +347,7 @@ fn run(cli: Cli) -> Result<()> {
                 None => Config::load(&config)?.storage.db,
             };
             let conn = store::open_read_only(&db)?;
+            let alive = store::runs::writer_alive(&db);
             let now = SystemTime::now();
             let time =
                 |s: &Option<String>| s.as_deref().map(|s| query::parse_time(s, now)).transpose();
@@ -371,13 +372,13 @@ fn run(cli: Cli) -> Result<()> {
                     query::points(&conn, track).map(|t| query::render(&t, format))
                 }
                 QueryWhat::Runs { from, to, limit } => {
-                    query::runs(&conn, time(&from)?, time(&to)?, limit)
+                    query::runs(&conn, time(&from)?, time(&to)?, limit, alive)
                         .map(|t| query::render(&t, format))
                 }
                 QueryWhat::Summary { from, to } => {
                     let (from, to) = (time(&from)?, time(&to)?);
                     query::summary(&conn, from, to).and_then(|cams| {
-                        let runs = query::runs(&conn, from, to, query::SUMMARY_RUNS)?;
+                        let runs = query::runs(&conn, from, to, query::SUMMARY_RUNS, alive)?;
                         let sections = [("cameras", &cams), ("runs", &runs)];
                         Ok(query::render_sections(&sections, format))
                     })

@@ -193,19 +193,22 @@ pub fn points(conn: &Connection, track: i64) -> rusqlite::Result<Table> {
 }
 
 /// Service runs overlapping a time range, newest first. `status` is `clean` (orderly stop),
-/// `crashed` (found dead and closed by a later start) or `open` (running, or died and not yet
-/// seen by a later start). `ended` of a crashed run is its last commit.
+/// `crashed` (found dead and closed by a later start), `running` (not ended, and a service
+/// holds the database's run lock: `writer_alive`) or `dead` (not ended and no service holds
+/// the lock: the next start closes it as crashed). `ended` of a crashed run is its last commit.
 pub fn runs(
     conn: &Connection,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
     limit: i64,
+    writer_alive: bool,
 ) -> rusqlite::Result<Table> {
     run(
         conn,
         "SELECT r.id, r.started_ms, r.ended_ms, r.last_ms,
                 ROUND((COALESCE(r.ended_ms, r.last_ms) - r.started_ms) / 1000.0, 1),
-                CASE WHEN r.ended_ms IS NULL THEN 'open'
+                CASE WHEN r.ended_ms IS NULL AND ?4 THEN 'running'
+                     WHEN r.ended_ms IS NULL THEN 'dead'
                      WHEN r.clean = 1 THEN 'clean' ELSE 'crashed' END,
                 (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id),
                 (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id AND t.interrupted = 1),
@@ -216,7 +219,7 @@ pub fn runs(
            AND (?2 IS NULL OR r.started_ms <= ?2)
          ORDER BY r.id DESC
          LIMIT ?3",
-        params![from_ms, to_ms, limit],
+        params![from_ms, to_ms, limit, writer_alive],
         vec![
             "run",
             "started",
@@ -473,7 +476,7 @@ mod tests {
         assert_eq!(lines[4], "(2 rows)");
     }
 
-    /// A database with three runs: 1 crashed (one track left open), 2 clean, 3 open.
+    /// A database with three runs: 1 crashed (one track left open), 2 clean, 3 not ended.
     fn runs_db(dir: &tempfile::TempDir) -> Connection {
         use crate::store::runs;
         let mut c = Connection::open(dir.path().join("t.db")).unwrap();
@@ -506,15 +509,17 @@ mod tests {
     fn runs_show_status_and_their_tracks() {
         let dir = tempfile::tempdir().unwrap();
         let c = runs_db(&dir);
-        let t = runs(&c, None, None, 10).unwrap();
+        let t = runs(&c, None, None, 10, true).unwrap();
         let col = |name| t.columns.iter().position(|c| *c == name).unwrap();
         let get = |row: usize, name| t.rows[row][col(name)].clone();
         assert_eq!(t.rows.len(), 3);
         let status: Vec<Cell> = (0..3).map(|r| get(r, "status")).collect();
         assert_eq!(
             status,
-            ["open", "clean", "crashed"].map(|s| Cell::Text(s.into()))
+            ["running", "clean", "crashed"].map(|s| Cell::Text(s.into()))
         );
+        let t = runs(&c, None, None, 1, false).unwrap();
+        assert_eq!(t.rows[0][col("status")], Cell::Text("dead".into()));
         assert_eq!(
             get(2, "ended"),
             Cell::Time(1_000),
@@ -528,7 +533,10 @@ mod tests {
         assert_eq!(get(0, "config_sha256"), Cell::Text("ab12".into()));
         // Only runs that overlap the range.
         assert_eq!(
-            runs(&c, Some(5_500), Some(6_500), 10).unwrap().rows.len(),
+            runs(&c, Some(5_500), Some(6_500), 10, false)
+                .unwrap()
+                .rows
+                .len(),
             1
         );
     }

@@ -49,6 +49,32 @@ fn committed(db: &Path) -> (i64, i64) {
     .unwrap_or((0, 0))
 }
 
+/// `status` of each run, newest first, as `storetrack query runs` reports it.
+fn statuses(db: &Path) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args([
+            "query",
+            "--db",
+            db.to_str().unwrap(),
+            "--format",
+            "json",
+            "runs",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn count(c: &Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -76,8 +102,14 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    assert_eq!(statuses(&db), ["running"]);
     first.kill().unwrap(); // SIGKILL: no handler runs, no last flush
     first.wait().unwrap();
+    assert_eq!(
+        statuses(&db),
+        ["dead"],
+        "no process holds the lock any more"
+    );
     let (_, points_at_kill) = committed(&db);
     eprintln!(
         "killed with {open_before}+ open tracks, {points_before} points seen, {points_at_kill} committed"
@@ -138,6 +170,7 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
         points_after, points_at_kill,
         "points of the killed run changed"
     );
+    assert_eq!(statuses(&db), ["clean", "crashed"]);
     let counted = count(&c, "SELECT SUM(points) FROM tracks WHERE run = 1");
     assert_eq!(counted, points_after, "tracks.points differs from the rows");
 }

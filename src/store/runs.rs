@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, Transaction, params};
 use sha2::{Digest, Sha256};
 
+/// Tries to take the run lock before reporting it held, and the wait between tries.
+const LOCK_ATTEMPTS: u32 = 10;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Where the host name is read from (Linux).
 const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
@@ -138,7 +141,18 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
+        // A query probing the lock holds it for an instant: retry briefly before giving up.
+        let mut attempts = 0;
+        let locked = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
+                    attempts += 1;
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                other => break other,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -154,6 +168,22 @@ impl RunLock {
         file.rewind().map_err(io)?;
         writeln!(file, "pid {} on {}", info.pid, info.host).map_err(io)?;
         Ok(Self { _file: file })
+    }
+}
+
+/// Whether a live process holds the run lock of database `db` (a service is writing to it).
+/// Probes with a shared lock held for an instant; false when there is no lock file.
+pub fn writer_alive(db: &Path) -> bool {
+    let Ok(file) = File::open(lock_path(db)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
     }
 }
 
@@ -393,7 +423,9 @@ mod tests {
             msg.contains("t.db.lock: another storetrack is writing to this database (pid "),
             "{msg}"
         );
+        assert!(writer_alive(&path));
         drop(a);
+        assert!(!writer_alive(&path));
         let start = b.begin_run(&info()).unwrap();
         assert_eq!(
             start.dead.len(),
