@@ -23,6 +23,8 @@ pub struct CameraStats {
     pub failures: AtomicU64,
     /// Pipeline (re)starts.
     pub starts: AtomicU64,
+    /// Panics caught in the camera's thread (each followed by a restart).
+    pub panics: AtomicU64,
     /// True while frames are flowing.
     pub up: AtomicBool,
     /// Why the camera last failed, one line, credentials masked.

@@ -114,7 +114,15 @@ fn supervise(task: CameraTask) {
     info!(camera = %id, url = %redact::url(&task.camera.url), "Camera starting.");
     while !task.stop.load(Ordering::Relaxed) {
         stats::inc(&cam_stats.starts);
-        let (ended, streamed) = run_once(&task, &seq, &clock);
+        // A bug in one camera's run must not take the camera down for good: a panic counts as
+        // a failure and the pipeline is rebuilt like after any other.
+        let (ended, streamed) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_once(&task, &seq, &clock)
+        }))
+        .unwrap_or_else(|panic| {
+            stats::inc(&cam_stats.panics);
+            (Ended::Failed(panic_message(panic.as_ref())), false)
+        });
         cam_stats.up.store(false, Ordering::Relaxed);
         let Ended::Failed(reason) = ended else {
             break;
@@ -155,6 +163,15 @@ fn supervise(task: CameraTask) {
     info!(camera = %id, "Camera stopped.");
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("camera thread panicked: {text}")
+}
+
 /// Runs the camera's pipeline once, until it fails or the service stops; also says whether any
 /// frame arrived (a camera that streamed starts its backoff afresh).
 fn run_once(
@@ -169,9 +186,7 @@ fn run_once(
     let live = Arc::new(Live::default());
     let started = Instant::now();
     install_probe(&parts.decoder, task, &live);
-    if let Ok(mut c) = clock.lock() {
-        c.restart();
-    }
+    clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     install_sink(&parts.sink, task, &live, seq, clock, started);
 
     let pipeline = parts.pipeline;
@@ -382,10 +397,11 @@ fn install_sink(
                     started.elapsed().as_millis().max(1) as u64,
                     Ordering::Relaxed,
                 );
-                let captured_ms = match clock.lock() {
-                    Ok(mut c) => c.stamp(&camera, &buffer),
-                    Err(_) => return Err(gst::FlowError::Error),
-                };
+                // The clock is plain data: still valid after a panic elsewhere poisoned it.
+                let captured_ms = clock
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .stamp(&camera, &buffer);
                 let cam = &stats.cameras[index];
                 cam.up.store(true, Ordering::Relaxed);
                 let par = (
