@@ -424,6 +424,31 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_run_still_refreshes_its_liveness() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(&dir);
+        let info = runs::RunInfo::current(std::path::Path::new("c.toml"), "00", 1);
+        let start = w.store.begin_run(&info).unwrap();
+        w.store
+            .conn
+            .execute("UPDATE runs SET last_ms = 5 WHERE id = ?1", [start.id])
+            .unwrap();
+        let stats = Stats::new(1);
+        let last = |w: &Writer| -> i64 {
+            w.store
+                .conn
+                .query_row("SELECT last_ms FROM runs", [], |r| r.get(0))
+                .unwrap()
+        };
+        w.flush(&stats).unwrap();
+        assert_eq!(last(&w), 5, "no write before the heartbeat is due");
+        w.last_commit = Instant::now() - HEARTBEAT;
+        let before = wall_ms();
+        w.flush(&stats).unwrap();
+        assert!(last(&w) >= before, "heartbeat not written");
+    }
+
+    #[test]
     fn point_kind_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = writer(&dir);
