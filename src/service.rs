@@ -116,6 +116,12 @@ pub fn run(
     let run_start =
         store.begin_run(&RunInfo::current(&cfg.path, &cfg.sha256, cfg.cameras.len()))?;
     info!(run = run_start.id, "Run started.");
+    // Capture times of a camera keep increasing across runs: each continues after its last.
+    let resume_after = cfg
+        .cameras
+        .iter()
+        .map(|c| Ok((c.id.clone(), store.last_frame_ms(&c.id)?)))
+        .collect::<Result<std::collections::HashMap<_, _>, StoreError>>()?;
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
@@ -153,6 +159,7 @@ pub fn run(
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
+            resume_after_ms: resume_after.get(&camera.id).copied().flatten(),
         })?);
     }
 

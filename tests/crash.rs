@@ -171,6 +171,12 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
         "points of the killed run changed"
     );
     assert_eq!(statuses(&db), ["clean", "crashed"]);
+    let back = count(
+        &c,
+        "SELECT COUNT(*) FROM (SELECT ts_ms - LAG(ts_ms) OVER (ORDER BY rowid) AS d
+                               FROM frames WHERE camera = 'cam1') WHERE d <= 0",
+    );
+    assert_eq!(back, 0, "frame times went back across the restart");
     let counted = count(&c, "SELECT SUM(points) FROM tracks WHERE run = 1");
     assert_eq!(counted, points_after, "tracks.points differs from the rows");
 }

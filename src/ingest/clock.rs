@@ -13,7 +13,8 @@
 //! the tolerance, the stamp steps forward to it (a time jump forward is only a gap). If it falls
 //! behind (host clock set back, arrival latency ahead of NTP), the stamp never steps back: it
 //! advances [`SLEW_DIVISOR`]-times slower until the reference catches up. A stamp is always at
-//! least 1 ms after the previous one.
+//! least 1 ms after the previous one, and a camera's first stamp in a new service run follows
+//! its last stored one (unless that is more than [`MAX_RESUME_AHEAD_MS`] ahead).
 
 /// Seconds from 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch).
 const NTP_UNIX_OFFSET_S: i64 = 2_208_988_800;
@@ -25,6 +26,10 @@ pub const MAX_NTP_SKEW_MS: i64 = 2_000;
 pub const ARRIVAL_TOLERANCE_MS: i64 = 2_000;
 /// How far stamps may wander from the camera's NTP time before they are corrected.
 pub const NTP_TOLERANCE_MS: i64 = 50;
+/// A camera resumes after its last stored time only if that is at most this far ahead of the
+/// first new reference; further (a host clock set back by more, or a bad stored time), the new
+/// stamps start at the reference and a warning is logged.
+pub const MAX_RESUME_AHEAD_MS: i64 = 60_000;
 /// While ahead of the reference, stamps advance by `elapsed - elapsed / SLEW_DIVISOR`
 /// (5 % slower: 300 ms of arrival latency is absorbed in 6 s).
 pub const SLEW_DIVISOR: i64 = 20;
@@ -75,6 +80,8 @@ pub struct Stamp {
     pub reference: Reference,
     /// What was done to keep it close to the reference.
     pub adjust: Adjust,
+    /// First frame only: the stored time to resume after was too far ahead and was ignored.
+    pub resume_ignored: bool,
     /// An NTP time came with the frame but was too far from the host clock to be trusted.
     pub ntp_refused: bool,
 }
@@ -90,6 +97,8 @@ struct Last {
 #[derive(Debug, Default)]
 pub struct CaptureClock {
     last: Option<Last>,
+    /// Before the first frame: the camera's last stored time (an earlier service run).
+    resume_after: Option<i64>,
 }
 
 /// A `timestamp/x-ntp` reference timestamp (ns since 1900) as Unix ms.
@@ -101,6 +110,15 @@ impl CaptureClock {
     /// A clock that has stamped nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A clock whose stamps follow `last_ms`, the camera's last stored time, so they keep
+    /// increasing across restarts of the service (within [`MAX_RESUME_AHEAD_MS`]).
+    pub fn resuming_after(last_ms: Option<i64>) -> Self {
+        Self {
+            last: None,
+            resume_after: last_ms,
+        }
     }
 
     /// The stream restarted (reconnection): its pts start afresh, but stamps keep increasing
@@ -121,8 +139,16 @@ impl CaptureClock {
             Some(t) => (Reference::Ntp, t, NTP_TOLERANCE_MS),
             None => (Reference::Arrival, r.wall_ms, ARRIVAL_TOLERANCE_MS),
         };
+        let mut resume_ignored = false;
         let (ms, adjust) = match self.last {
-            None => (target, Adjust::Start),
+            None => match self.resume_after.take() {
+                Some(after) if after - target > MAX_RESUME_AHEAD_MS => {
+                    resume_ignored = true;
+                    (target, Adjust::Start)
+                }
+                Some(after) => (target.max(after + 1), Adjust::Start),
+                None => (target, Adjust::Start),
+            },
             Some(last) => Self::advance(last, &r, target, tolerance),
         };
         self.last = Some(Last {
@@ -135,6 +161,7 @@ impl CaptureClock {
             reference,
             adjust,
             ntp_refused,
+            resume_ignored,
         }
     }
 
@@ -278,6 +305,23 @@ mod tests {
         );
         let s2 = c.stamp(reading(100, T0 + 2_000, 2_000));
         assert_eq!(s2.ms - s.ms, 100);
+    }
+
+    #[test]
+    fn a_new_service_run_resumes_after_the_last_stored_time() {
+        // The host clock was set back 5 s between two runs of the service.
+        let mut c = CaptureClock::resuming_after(Some(T0 + 5_000));
+        let a = c.stamp(reading(0, T0, 0));
+        assert_eq!((a.ms, a.resume_ignored), (T0 + 5_001, false));
+        let b = c.stamp(reading(100, T0 + 100, 100));
+        assert!(b.ms > a.ms);
+        // An earlier stored time changes nothing.
+        let mut c = CaptureClock::resuming_after(Some(T0 - 5_000));
+        assert_eq!(c.stamp(reading(0, T0, 0)).ms, T0);
+        // A stored time a day ahead is not followed.
+        let mut c = CaptureClock::resuming_after(Some(T0 + 86_400_000));
+        let s = c.stamp(reading(0, T0, 0));
+        assert_eq!((s.ms, s.resume_ignored), (T0, true));
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct CameraTask {
     pub stats: Arc<Stats>,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
+    /// The camera's last stored capture time (earlier runs): new stamps follow it.
+    pub resume_after_ms: Option<i64>,
 }
 
 /// How one pipeline run ended.
@@ -103,7 +105,7 @@ fn supervise(task: CameraTask) {
     let cam_stats = &task.stats.cameras[task.index];
     let seq = Arc::new(AtomicU64::new(0));
     // One clock for the camera's life: stamps keep increasing across reconnections.
-    let clock = Arc::new(Mutex::new(CameraClock::new()));
+    let clock = Arc::new(Mutex::new(CameraClock::new(task.resume_after_ms)));
     let id = task.camera.id.clone();
     let mut backoff = Backoff::new(
         task.ingest.retry_interval_ms,
@@ -294,9 +296,9 @@ struct CameraClock {
 }
 
 impl CameraClock {
-    fn new() -> Self {
+    fn new(resume_after_ms: Option<i64>) -> Self {
         Self {
-            clock: CaptureClock::new(),
+            clock: CaptureClock::resuming_after(resume_after_ms),
             origin: Instant::now(),
             ntp_announced: false,
             ntp_refused_logged: false,
@@ -322,6 +324,14 @@ impl CameraClock {
             info!(
                 camera,
                 "Capture time from the camera's RTCP sender reports (NTP)."
+            );
+        }
+        if s.resume_ignored {
+            warn!(
+                camera,
+                max_ahead_ms = clock::MAX_RESUME_AHEAD_MS,
+                "The camera's last stored time is far ahead of this host's clock; \
+                   new times start from the clock and are earlier than stored ones."
             );
         }
         if s.ntp_refused && !self.ntp_refused_logged {

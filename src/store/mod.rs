@@ -195,6 +195,20 @@ impl Store {
         Ok(start)
     }
 
+    /// The latest stored frame time of `camera`, Unix ms (None: no frame yet).
+    pub fn last_frame_ms(&self, camera: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(ts_ms) FROM frames WHERE camera = ?1",
+                [camera],
+                |r| r.get(0),
+            )
+            .map_err(|source| StoreError::Sql {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// The run opened by [`Store::begin_run`].
     pub fn run(&self) -> Option<i64> {
         self.run
@@ -359,6 +373,9 @@ mod tests {
             .query_row("SELECT url FROM cameras", [], |r| r.get(0))
             .unwrap();
         assert_eq!(url, "rtsp://admin:***@127.0.0.1/x");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.last_frame_ms("cam1").unwrap(), Some(1400));
+        assert_eq!(store.last_frame_ms("cam9").unwrap(), None);
     }
 
     #[test]
