@@ -134,7 +134,8 @@ enum QueryWhat {
         /// Track id (from `query tracks`).
         track: i64,
     },
-    /// Service runs, newest first: start, end, clean/crashed/open, tracks, version, config hash.
+    /// Service runs, newest first: start, end, status (clean, crashed, running, dead), tracks,
+    /// version, host, pid, config hash.
     Runs {
         /// From: RFC 3339, an age (15m, 2h) or Unix ms.
         #[arg(long)]

@@ -112,16 +112,17 @@ pub fn run(
         template.build(cam, &cfg.ingest, &input)?;
     }
     let mut store = Store::open(&cfg.storage.db)?;
-    store.register_cameras(&cfg.cameras)?;
+    // The run (and its lock) first: nothing is written while another service owns the file.
     let run_start =
         store.begin_run(&RunInfo::current(&cfg.path, &cfg.sha256, cfg.cameras.len()))?;
     info!(run = run_start.id, "Run started.");
+    store.register_cameras(&cfg.cameras)?;
     // Capture times of a camera keep increasing across runs: each continues after its last.
     let resume_after = cfg
         .cameras
         .iter()
-        .map(|c| Ok((c.id.clone(), store.last_frame_ms(&c.id)?)))
-        .collect::<Result<std::collections::HashMap<_, _>, StoreError>>()?;
+        .map(|c| store.last_frame_ms(&c.id))
+        .collect::<Result<Vec<_>, _>>()?;
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
@@ -159,7 +160,7 @@ pub fn run(
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
-            resume_after_ms: resume_after.get(&camera.id).copied().flatten(),
+            resume_after_ms: resume_after[index],
         })?);
     }
 

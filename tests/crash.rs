@@ -1,5 +1,6 @@
 //! Crash consistency through the real binary: the service is killed with SIGKILL while people
-//! are being tracked, then started again. The restart must close the dead run (not clean), end
+//! are being tracked (a second service on the same database meanwhile is refused), then started
+//! again. The restart must close the dead run (not clean), end
 //! its open tracks as interrupted, keep every point the dead run had committed, and leave a
 //! database that passes `PRAGMA integrity_check`.
 
@@ -103,6 +104,19 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(statuses(&db), ["running"]);
+    // A second service on the same database is refused, naming the first.
+    let second = start(&cfg, &dir.path().join("refused.log"), &["--duration", "1s"])
+        .wait()
+        .unwrap();
+    let refused = std::fs::read_to_string(dir.path().join("refused.log")).unwrap();
+    assert!(!second.success(), "{refused}");
+    assert!(
+        refused.contains(&format!(
+            "tracks.db.lock: another storetrack is writing to this database (pid {} on ",
+            first.id()
+        )),
+        "{refused}"
+    );
     first.kill().unwrap(); // SIGKILL: no handler runs, no last flush
     first.wait().unwrap();
     assert_eq!(
