@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, Transaction, params};
 use sha2::{Digest, Sha256};
 
-/// Tries to take the run lock before reporting it held, and the wait between tries.
+/// Retries to take the run lock before reporting it held (a query probing the lock holds it
+/// for an instant)...
 const LOCK_ATTEMPTS: u32 = 10;
+/// ...and the wait between them.
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Where the host name is read from (Linux).
 const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
@@ -127,7 +129,8 @@ pub fn lock_path(db: &Path) -> PathBuf {
 }
 
 impl RunLock {
-    /// Takes the lock of database `db` without waiting and writes `info`'s pid and host into it.
+    /// Takes the lock of database `db` (waiting at most about a second) and writes `info`'s pid
+    /// and host into it.
     pub fn acquire(db: &Path, info: &RunInfo) -> Result<Self, LockError> {
         let path = lock_path(db);
         let io = |source| LockError::Io {
@@ -141,7 +144,6 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        // A query probing the lock holds it for an instant: retry briefly before giving up.
         let mut attempts = 0;
         let locked = loop {
             match file.try_lock() {
