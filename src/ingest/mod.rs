@@ -322,13 +322,13 @@ impl CameraClock {
         if s.reference == Reference::Ntp && !self.ntp_announced {
             self.ntp_announced = true;
             info!(
-                camera,
+                camera = %camera,
                 "Capture time from the camera's RTCP sender reports (NTP)."
             );
         }
         if s.resume_ignored {
             warn!(
-                camera,
+                camera = %camera,
                 max_ahead_ms = clock::MAX_RESUME_AHEAD_MS,
                 "The camera's last stored time is far ahead of this host's clock; \
                    new times start from the clock and are earlier than stored ones."
@@ -337,21 +337,25 @@ impl CameraClock {
         if s.ntp_refused && !self.ntp_refused_logged {
             self.ntp_refused_logged = true;
             warn!(
-                camera,
+                camera = %camera,
                 max_skew_ms = clock::MAX_NTP_SKEW_MS,
                 "The camera's NTP time is far from this host's clock; using arrival time."
             );
         }
         match s.adjust {
-            Adjust::StepForward(ms) => info!(camera, by_ms = ms, "Capture clock stepped forward."),
+            Adjust::StepForward(ms) => {
+                info!(camera = %camera, by_ms = ms, "Capture clock stepped forward.")
+            }
             Adjust::Slew(ms) if !self.slewing => {
                 info!(
-                    camera,
+                    camera = %camera,
                     ahead_ms = ms,
                     "Capture clock ahead of its reference; slowing down."
                 )
             }
-            Adjust::PtsJump => debug!(camera, "Stream timestamps jumped; using arrival spacing."),
+            Adjust::PtsJump => {
+                debug!(camera = %camera, "Stream timestamps jumped; using arrival spacing.")
+            }
             _ => {}
         }
         self.slewing = matches!(s.adjust, Adjust::Slew(_));
