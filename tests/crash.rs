@@ -76,6 +76,17 @@ fn statuses(db: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Ids of the tracks matching `filter`, in order.
+fn track_ids(db: &Path, filter: &str) -> Vec<i64> {
+    read_only(db)
+        .prepare(&format!("SELECT id FROM tracks WHERE {filter} ORDER BY id"))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
 fn count(c: &Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -124,9 +135,14 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
         ["dead"],
         "no process holds the lock any more"
     );
+    // Nothing writes now: these are exactly the tracks the kill left open.
+    let open_at_kill = track_ids(&db, "run = 1 AND ended = 0");
+    assert!(!open_at_kill.is_empty(), "no track was open at the kill");
     let (_, points_at_kill) = committed(&db);
     eprintln!(
-        "killed with {open_before}+ open tracks, {points_before} points seen, {points_at_kill} committed"
+        "killed with {} open tracks ({open_before}+ seen), {points_before} points seen, \
+         {points_at_kill} committed",
+        open_at_kill.len()
     );
     assert!(points_at_kill >= points_before);
 
@@ -148,13 +164,10 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
         "SELECT COUNT(*) FROM tracks WHERE run = 1 AND ended = 0",
     );
     assert_eq!(open, 0, "tracks of the killed run are still open");
-    let interrupted = count(
-        &c,
-        "SELECT COUNT(*) FROM tracks WHERE run = 1 AND interrupted = 1",
-    );
-    assert!(
-        interrupted >= open_before,
-        "{interrupted} tracks marked interrupted, {open_before} were open at the kill"
+    assert_eq!(
+        track_ids(&db, "run = 1 AND interrupted = 1"),
+        open_at_kill,
+        "exactly the tracks open at the kill are marked interrupted"
     );
     let (ended, clean, closed_by): (Option<i64>, Option<i64>, Option<i64>) = c
         .query_row(
