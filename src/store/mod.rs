@@ -52,6 +52,24 @@ pub enum StoreError {
         /// DB path.
         path: PathBuf,
     },
+    /// A SQLite file without a storetrack schema (read-only opens only).
+    #[error("{}: not a storetrack database (no schema version; wrong --db?)", path.display())]
+    NotStoretrack {
+        /// DB path.
+        path: PathBuf,
+    },
+    /// The file's schema is older than this build reads (readers do not migrate).
+    #[error(
+        "{}: database schema version {found} is older than this storetrack reads ({}); start `storetrack run` on it once to migrate it",
+        path.display(),
+        schema::CURRENT_VERSION
+    )]
+    Outdated {
+        /// DB path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+    },
     /// The file is not writable.
     #[error("{}: database is not writable: {source}", path.display())]
     NotWritable {
@@ -117,6 +135,28 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    // Readers never migrate: a file the service has not brought up to date yet is named as such
+    // rather than failing later on a missing table or column.
+    let found = schema::version(&conn).map_err(|source| match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    if found == 0 {
+        return Err(StoreError::NotStoretrack {
+            path: path.to_path_buf(),
+        });
+    }
+    if found < schema::CURRENT_VERSION {
+        return Err(StoreError::Outdated {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
     Ok(conn)
 }
 
@@ -376,6 +416,36 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.last_frame_ms("cam1").unwrap(), Some(1400));
         assert_eq!(store.last_frame_ms("cam9").unwrap(), None);
+    }
+
+    #[test]
+    fn readers_name_an_outdated_or_foreign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("v1.db");
+        let c = Connection::open(&v1).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.execute_batch("PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let err = open_read_only(&v1).err().unwrap().to_string();
+        let expected = format!(
+            "v1.db: database schema version 1 is older than this storetrack reads ({}); \
+             start `storetrack run` on it once to migrate it",
+            schema::CURRENT_VERSION
+        );
+        assert!(err.ends_with(&expected), "{err}");
+        drop(Store::open(&v1).unwrap());
+        open_read_only(&v1).unwrap();
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, "shopping list\n").unwrap();
+        let err = open_read_only(&text).err().unwrap();
+        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE keep(v);")
+            .unwrap();
+        let err = open_read_only(&other).err().unwrap();
+        assert!(matches!(err, StoreError::NotStoretrack { .. }), "{err}");
     }
 
     #[test]
