@@ -8,13 +8,16 @@
 //! Rules. The reference is the camera's NTP time when it is plausible (within
 //! [`MAX_NTP_SKEW_MS`] of the host clock), else the arrival time on the host clock. The first
 //! frame is stamped with the reference. Each later frame advances the previous stamp by the time
-//! the stream says has passed (pts difference; the monotonic arrival difference when the pts
-//! jumped or are missing), so spacing is exact. If the reference runs ahead of that by more than
-//! the tolerance, the stamp steps forward to it (a time jump forward is only a gap). If it falls
-//! behind (host clock set back, arrival latency ahead of NTP), the stamp never steps back: it
-//! advances [`SLEW_DIVISOR`]-times slower until the reference catches up. A stamp is always at
-//! least 1 ms after the previous one, and a camera's first stamp in a new service run follows
-//! its last stored one (unless that is more than [`MAX_RESUME_AHEAD_MS`] ahead).
+//! the stream says has passed (pts difference), so spacing is exact, also for frames that were
+//! held up in transit and arrive in a burst. When the pts are missing or jumped (went back, or
+//! ahead of the arrival time by more than [`ARRIVAL_TOLERANCE_MS`]), the monotonic arrival
+//! difference is used instead. If the reference runs ahead of the stamps by more than its
+//! tolerance (for the arrival time: for [`STEP_CONFIRM_MS`], so a burst does not count), the
+//! stamps step forward to it (a time jump forward is only a gap). If it falls behind (host clock
+//! set back, arrival latency ahead of NTP), the stamps never step back: they advance
+//! 1/[`SLEW_DIVISOR`] slower until the reference catches up. A stamp is always at least 1 ms
+//! after the previous one, and a camera's first stamp in a new service run follows its last
+//! stored one (unless that is more than [`MAX_RESUME_AHEAD_MS`] ahead).
 
 /// Seconds from 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch).
 const NTP_UNIX_OFFSET_S: i64 = 2_208_988_800;
@@ -30,6 +33,8 @@ pub const NTP_TOLERANCE_MS: i64 = 50;
 /// first new reference; further (a host clock set back by more, or a bad stored time), the new
 /// stamps start at the reference and a warning is logged.
 pub const MAX_RESUME_AHEAD_MS: i64 = 60_000;
+/// Arrival time must stay ahead of the stamps this long before they step forward to it.
+pub const STEP_CONFIRM_MS: i64 = 2_000;
 /// While ahead of the reference, stamps advance by `elapsed - elapsed / SLEW_DIVISOR`
 /// (5 % slower: 300 ms of arrival latency is absorbed in 6 s).
 pub const SLEW_DIVISOR: i64 = 20;
@@ -99,6 +104,8 @@ pub struct CaptureClock {
     last: Option<Last>,
     /// Before the first frame: the camera's last stored time (an earlier service run).
     resume_after: Option<i64>,
+    /// Since when (monotonic ms) the arrival time has been ahead of the stamps.
+    behind_since: Option<i64>,
 }
 
 /// A `timestamp/x-ntp` reference timestamp (ns since 1900) as Unix ms.
@@ -116,8 +123,8 @@ impl CaptureClock {
     /// increasing across restarts of the service (within [`MAX_RESUME_AHEAD_MS`]).
     pub fn resuming_after(last_ms: Option<i64>) -> Self {
         Self {
-            last: None,
             resume_after: last_ms,
+            ..Self::default()
         }
     }
 
@@ -135,9 +142,9 @@ impl CaptureClock {
             .ntp_ms
             .filter(|t| (t - r.wall_ms).abs() <= MAX_NTP_SKEW_MS);
         let ntp_refused = r.ntp_ms.is_some() && ntp.is_none();
-        let (reference, target, tolerance) = match ntp {
-            Some(t) => (Reference::Ntp, t, NTP_TOLERANCE_MS),
-            None => (Reference::Arrival, r.wall_ms, ARRIVAL_TOLERANCE_MS),
+        let (reference, target) = match ntp {
+            Some(t) => (Reference::Ntp, t),
+            None => (Reference::Arrival, r.wall_ms),
         };
         let mut resume_ignored = false;
         let (ms, adjust) = match self.last {
@@ -149,7 +156,7 @@ impl CaptureClock {
                 Some(after) => (target.max(after + 1), Adjust::Start),
                 None => (target, Adjust::Start),
             },
-            Some(last) => Self::advance(last, &r, target, tolerance),
+            Some(last) => self.advance(last, &r, reference, target),
         };
         self.last = Some(Last {
             ms,
@@ -165,17 +172,39 @@ impl CaptureClock {
         }
     }
 
-    fn advance(last: Last, r: &Reading, target: i64, tolerance: i64) -> (i64, Adjust) {
+    fn advance(
+        &mut self,
+        last: Last,
+        r: &Reading,
+        reference: Reference,
+        target: i64,
+    ) -> (i64, Adjust) {
         let mono = (r.mono_ms - last.mono_ms).max(0);
+        // Less stream time than arrival time is a transit delay (stall, then burst): the pts
+        // are right. More than arrival time, or none, is a pts discontinuity.
         let (elapsed, jumped) = match (r.pts_ms, last.pts_ms) {
-            (Some(p), Some(lp)) if p > lp && ((p - lp) - mono).abs() <= ARRIVAL_TOLERANCE_MS => {
+            (Some(p), Some(lp)) if p > lp && p - lp <= mono + ARRIVAL_TOLERANCE_MS => {
                 (p - lp, false)
             }
             (Some(_), Some(_)) => (mono, true),
             _ => (mono, false),
         };
         let chain = last.ms + elapsed;
-        let (ms, adjust) = if target - chain > tolerance {
+        let tolerance = match reference {
+            Reference::Ntp => NTP_TOLERANCE_MS,
+            Reference::Arrival => ARRIVAL_TOLERANCE_MS,
+        };
+        // Arrival runs ahead of the stream during a burst of delayed frames too: step forward
+        // only once that has lasted STEP_CONFIRM_MS of arrival time (a host clock set forward).
+        let step = if target - chain > tolerance {
+            let since = *self.behind_since.get_or_insert(r.mono_ms);
+            reference == Reference::Ntp || r.mono_ms - since >= STEP_CONFIRM_MS
+        } else {
+            self.behind_since = None;
+            false
+        };
+        let (ms, adjust) = if step {
+            self.behind_since = None;
             (target, Adjust::StepForward(target - chain))
         } else if chain - target > tolerance {
             (
@@ -252,19 +281,50 @@ mod tests {
     }
 
     #[test]
-    fn host_clock_set_forward_steps_forward_once() {
+    fn host_clock_set_forward_steps_forward_once_confirmed() {
         let mut c = CaptureClock::new();
-        let stamps: Vec<Stamp> = (0..20)
+        let stamps: Vec<Stamp> = (0..40)
             .map(|i| {
                 let t = 100 * i;
                 let wall = if i < 10 { T0 + t } else { T0 + t + 10_000 };
                 c.stamp(reading(t, wall, t))
             })
             .collect();
-        assert_eq!(stamps[10].adjust, Adjust::StepForward(10_000));
-        assert_eq!(stamps[10].ms, T0 + 1_000 + 10_000);
-        assert!(stamps[11..].iter().all(|s| s.adjust == Adjust::None));
-        assert_eq!(stamps[19].ms - stamps[10].ms, 900);
+        // The jump at frame 10 is believed after STEP_CONFIRM_MS: at frame 30.
+        assert!(
+            stamps[..30]
+                .iter()
+                .all(|s| !matches!(s.adjust, Adjust::StepForward(_)))
+        );
+        assert_eq!(stamps[29].ms, T0 + 2_900);
+        assert_eq!(stamps[30].adjust, Adjust::StepForward(10_000));
+        assert_eq!(stamps[30].ms, T0 + 3_000 + 10_000);
+        assert!(stamps[31..].iter().all(|s| s.adjust == Adjust::None));
+        assert_eq!(stamps[39].ms - stamps[30].ms, 900);
+    }
+
+    #[test]
+    fn a_stall_then_burst_keeps_the_camera_spacing() {
+        let mut c = CaptureClock::new();
+        let mut stamps = Vec::new();
+        for i in 0..80i64 {
+            let t = 100 * i;
+            // Frames 10..=39 are held up in transit and all arrive at 4.0–4.03 s.
+            let arrival = if (10..40).contains(&i) {
+                4_000 + i - 10
+            } else {
+                t
+            };
+            let s = c.stamp(reading(t, T0 + arrival, arrival));
+            assert_eq!(
+                s.adjust,
+                if i == 0 { Adjust::Start } else { Adjust::None },
+                "{i}"
+            );
+            stamps.push(s.ms);
+        }
+        assert_eq!(diffs(&stamps), vec![100; 79]);
+        assert_eq!(stamps[0], T0);
     }
 
     #[test]
