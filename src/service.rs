@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::stats::{Latency, Snapshot, Stats};
-use crate::store::{Store, StoreError};
+use crate::store::{RunInfo, RunStart, Store, StoreError};
 use crate::track::stage as track_stage;
 
 /// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
@@ -48,6 +48,8 @@ pub struct Summary {
     pub camera_ids: Vec<String>,
     /// Analysed fps and frame age per camera and overall.
     pub latency: Latency,
+    /// The run row opened for this run, and what its start found of earlier runs.
+    pub run: RunStart,
 }
 
 impl Summary {
@@ -123,8 +125,18 @@ pub fn run(
     for (cam, template) in cfg.cameras.iter().zip(&templates) {
         template.build(cam, &cfg.ingest, &input)?;
     }
-    let store = Store::open(&cfg.storage.db)?;
+    let mut store = Store::open(&cfg.storage.db)?;
+    // The run (and its lock) first: nothing is written while another service owns the file.
+    let run_start =
+        store.begin_run(&RunInfo::current(&cfg.path, &cfg.sha256, cfg.cameras.len()))?;
+    info!(run = run_start.id, "Run started.");
     store.register_cameras(&cfg.cameras)?;
+    // Capture times of a camera keep increasing across runs: each continues after its last.
+    let resume_after = cfg
+        .cameras
+        .iter()
+        .map(|c| store.last_frame_ms(&c.id))
+        .collect::<Result<Vec<_>, _>>()?;
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
@@ -163,6 +175,7 @@ pub fn run(
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
+            resume_after_ms: resume_after[index],
         })?);
     }
 
@@ -208,5 +221,6 @@ pub fn run(
         elapsed,
         db,
         engine: engine_info,
+        run: run_start,
     })
 }

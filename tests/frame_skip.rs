@@ -45,6 +45,7 @@ fn frames_not_taken_are_skipped_before_conversion_and_counted() {
         frames: senders.remove(0),
         stats: Arc::clone(&stats),
         stop: Arc::clone(&stop),
+        resume_after_ms: None,
     })
     .unwrap();
 
