@@ -2,7 +2,10 @@
 //!
 //! Input: a camera's config, the pipeline template and the model's input spec. Output:
 //! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
-//! pixels) pushed into that camera's queue. The appsink
+//! pixels) pushed into that camera's queue. A probe on the decoder's output skips frames
+//! (counted) while the queue holds fresh frames, so frames nobody will analyse are never scaled
+//! or converted ([`queue::FrameSender::wants_frame`]); the decoder gets the cores divided among
+//! the cameras as threads ([`decoder_threads`]). The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
 //! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
 //! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
