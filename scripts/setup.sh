@@ -32,7 +32,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
-  libopencv-dev clang libclang-dev opencv-doc sqlite3
+  libopencv-dev clang libclang-dev opencv-doc sqlite3 time
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -142,7 +142,20 @@ enum QueryWhat {
         /// Track id (from `query tracks`).
         track: i64,
     },
-    /// Per-camera totals.
+    /// Service runs, newest first: start, end, status (clean, crashed, running, dead), tracks,
+    /// version, host, pid, config hash.
+    Runs {
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: Option<String>,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Per-camera totals, and the latest service runs in the range.
     Summary {
         /// From: RFC 3339, an age (15m, 2h) or Unix ms.
         #[arg(long)]
@@ -189,6 +202,34 @@ fn message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// Frame age and per-camera analysed rate (the fairness spread) of a run summary.
+fn print_latency(summary: &service::Summary) {
+    let l = &summary.latency;
+    let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "  frame age        p50 {}, p95 {} (capture to detection, all cameras)",
+        ms(l.age_p50_ms),
+        ms(l.age_p95_ms)
+    );
+    if let Some((min, median, max)) = l.fps_spread() {
+        let mean = summary.processed_fps() / l.cameras.len().max(1) as f64;
+        let pct = |v: f64| 100.0 * (v - mean) / mean.max(1e-9);
+        println!(
+            "  per-camera FPS   min {min:.2}, median {median:.2}, max {max:.2} (fair share {mean:.2}: {:+.0} % .. {:+.0} %)",
+            pct(min),
+            pct(max)
+        );
+    }
+    for (id, c) in summary.camera_ids.iter().zip(&l.cameras) {
+        println!(
+            "    {id:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            c.fps,
+            ms(c.age_p50_ms),
+            ms(c.age_p95_ms)
+        );
+    }
+}
+
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -222,18 +263,40 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("  frames decoded   {}", c.decoded);
             println!(
+                "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
+                c.skipped
+            );
+            println!(
                 "  frames inferred  {} (dropped before inference: {})",
                 c.inferred, c.dropped
             );
             println!("  detections       {} persons", c.persons);
             println!("  tracks           {}", c.tracks);
             println!("  points stored    {}", c.points_stored);
+            if c.points_duplicate + c.points_rejected > 0 {
+                println!(
+                    "  points refused   {} duplicate time, {} non-finite",
+                    c.points_duplicate, c.points_rejected
+                );
+            }
             println!(
                 "  processed FPS    {:.1} over {:.1} s",
                 summary.processed_fps(),
                 summary.elapsed.as_secs_f64()
             );
-            println!("  database         {}", summary.db.display());
+            print_latency(&summary);
+            println!(
+                "  database         {} (run {})",
+                summary.db.display(),
+                summary.run.id
+            );
+            if !summary.run.dead.is_empty() {
+                println!(
+                    "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
+                    summary.run.dead.len(),
+                    summary.run.interrupted_tracks
+                );
+            }
             Ok(())
         }
         Command::CheckConfig { config } => {
@@ -354,10 +417,11 @@ fn run(cli: Cli) -> Result<()> {
                 None => Config::load(&config)?.storage.db,
             };
             let conn = store::open_read_only(&db)?;
+            let alive = store::runs::writer_alive(&db);
             let now = SystemTime::now();
             let time =
                 |s: &Option<String>| s.as_deref().map(|s| query::parse_time(s, now)).transpose();
-            let table = match what {
+            let out = match what {
                 QueryWhat::Tracks {
                     camera,
                     from,
@@ -372,13 +436,26 @@ fn run(cli: Cli) -> Result<()> {
                         min_points,
                         limit,
                     };
-                    query::tracks(&conn, &f)
+                    query::tracks(&conn, &f).map(|t| query::render(&t, format))
                 }
-                QueryWhat::Points { track } => query::points(&conn, track),
-                QueryWhat::Summary { from, to } => query::summary(&conn, time(&from)?, time(&to)?),
+                QueryWhat::Points { track } => {
+                    query::points(&conn, track).map(|t| query::render(&t, format))
+                }
+                QueryWhat::Runs { from, to, limit } => {
+                    query::runs(&conn, time(&from)?, time(&to)?, limit, alive)
+                        .map(|t| query::render(&t, format))
+                }
+                QueryWhat::Summary { from, to } => {
+                    let (from, to) = (time(&from)?, time(&to)?);
+                    query::summary(&conn, from, to).and_then(|cams| {
+                        let runs = query::runs(&conn, from, to, query::SUMMARY_RUNS, alive)?;
+                        let sections = [("cameras", &cams), ("runs", &runs)];
+                        Ok(query::render_sections(&sections, format))
+                    })
+                }
             }
             .with_context(|| format!("{}: query failed", db.display()))?;
-            print!("{}", query::render(&table, format));
+            print!("{out}");
             Ok(())
         }
     }

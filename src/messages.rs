@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::geometry::{BBox, Detection};
+use crate::infer::InputMapping;
 use crate::track::PointKind;
 
 /// Index of a camera in the config's camera list (cheap to copy, used on the hot path).
@@ -19,11 +20,13 @@ pub struct Frame {
     pub camera: CameraIndex,
     /// Per-camera sequence number of frames delivered to the detector.
     pub seq: u64,
-    /// Wall-clock capture time, Unix milliseconds (pts-anchored, so spacing is exact).
+    /// Capture time, Unix milliseconds: strictly increasing per camera, from the camera's RTCP
+    /// sender reports when it sends them, else arrival-anchored (see [`crate::ingest::clock`]).
     pub captured_ms: i64,
-    /// Width and height of the decoded source image (detections are mapped back to it).
-    pub source_size: (u32, u32),
-    /// Packed RGB pixels at the model's input size.
+    /// How the source picture was fitted to the model input (and so how detections map back
+    /// to source pixels); carries the decoded source size.
+    pub mapping: InputMapping,
+    /// Packed pixels at the model's input size, in its colour order.
     pub pixels: gstreamer::Buffer,
 }
 

@@ -22,6 +22,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
 pub struct Config {
     /// Path of the file this came from (for messages).
     pub path: PathBuf,
+    /// SHA-256 of the file's bytes, lowercase hex (recorded with each run; compare with
+    /// `sha256sum`).
+    pub sha256: String,
     /// Cameras, in file order; ids are unique.
     pub cameras: Vec<CameraConfig>,
     /// Detector model settings.
@@ -49,6 +52,8 @@ pub struct CameraConfig {
     pub detect_fps: u32,
     /// Image → floor-plan homography (row-major 3×3), if the camera is calibrated.
     pub homography: Option<[f64; 9]>,
+    /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.
+    pub pipeline: Option<PathBuf>,
 }
 
 /// Detector model settings; what is not set here comes from the model description file.
@@ -88,8 +93,10 @@ pub struct IngestConfig {
     pub protocols: String,
     /// Frames a camera may hold waiting for the detector before the oldest is dropped.
     pub queue_frames: usize,
-    /// Wait between reconnect attempts.
+    /// Wait before the first reconnect attempt (doubled per consecutive failure).
     pub retry_interval_ms: u64,
+    /// Longest wait between reconnect attempts.
+    pub retry_max_ms: u64,
     /// No frame for this long counts as a failure and restarts the pipeline.
     pub stall_timeout_ms: u64,
 }
@@ -195,7 +202,9 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        validate::validate(raw, text, path, base).map_err(invalid)
+        let mut cfg = validate::validate(raw, text, path, base).map_err(invalid)?;
+        cfg.sha256 = crate::store::runs::sha256_hex(text.as_bytes());
+        Ok(cfg)
     }
 
     /// The camera with this id.

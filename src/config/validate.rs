@@ -71,7 +71,12 @@ pub(super) fn validate(
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     let mut cameras = Vec::new();
     for cam in &raw.cameras {
-        if let Some(c) = camera(cam.get_ref(), raw.ingest.detect_fps, &mut p, &mut seen) {
+        if let Some(mut c) = camera(cam.get_ref(), raw.ingest.detect_fps, &mut p, &mut seen) {
+            c.pipeline = cam
+                .get_ref()
+                .pipeline
+                .as_ref()
+                .map(|s| resolve(s.get_ref()));
             cameras.push(c);
         }
     }
@@ -129,6 +134,12 @@ pub(super) fn validate(
             "ingest.retry_interval_ms must be at least 100".into(),
         );
     }
+    if ing.retry_max_ms.get_ref() < ing.retry_interval_ms.get_ref() {
+        p.at(
+            &ing.retry_max_ms,
+            "ingest.retry_max_ms must be at least ingest.retry_interval_ms".into(),
+        );
+    }
     if *ing.stall_timeout_ms.get_ref() < 1_000 {
         p.at(
             &ing.stall_timeout_ms,
@@ -175,6 +186,7 @@ pub(super) fn validate(
 
     Ok(Config {
         path: path.to_path_buf(),
+        sha256: String::new(), // set by the caller, which has the file's bytes
         cameras,
         model: ModelConfig {
             description: resolve(m.description.get_ref()),
@@ -194,6 +206,7 @@ pub(super) fn validate(
             protocols,
             queue_frames: *ing.queue_frames.get_ref(),
             retry_interval_ms: *ing.retry_interval_ms.get_ref(),
+            retry_max_ms: *ing.retry_max_ms.get_ref(),
             stall_timeout_ms: *ing.stall_timeout_ms.get_ref(),
         },
         tracker: raw.tracker,
@@ -291,6 +304,7 @@ fn camera(
         url,
         detect_fps,
         homography,
+        pipeline: None,
     })
 }
 

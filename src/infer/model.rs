@@ -1,10 +1,13 @@
-//! Model descriptions (`models/*.toml`): which IR to load, the input tensor's name and size, the
-//! output tensors' names, and the person class. Output names are mapped here once, so the
-//! engine never depends on output order (INT8 quantization changes it).
+//! Model descriptions (`models/*.toml`): which IR to load, the input tensor's name, size, resize
+//! mode, colour order and layout, the output tensors' names, and the person class. Output names
+//! are mapped here once, so the engine never depends on output order (INT8 quantization
+//! changes it).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
 
 /// Output layouts the engine can parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -44,6 +47,15 @@ pub struct ModelDescription {
     pub input_width: u32,
     /// Input height in pixels.
     pub input_height: u32,
+    /// How frames are fitted to the input (`stretch` or `letterbox`), as the model was trained.
+    #[serde(default)]
+    pub resize: ResizeMode,
+    /// Input channel order (`RGB` or `BGR`).
+    #[serde(default)]
+    pub color: ColorOrder,
+    /// Input tensor layout (`NHWC` or `NCHW`).
+    #[serde(default)]
+    pub layout: Layout,
     /// Class id meaning person.
     pub person_class: u32,
     /// Output tensor names.
@@ -90,6 +102,17 @@ impl ModelDescription {
         Ok(d)
     }
 
+    /// What the pipeline must produce for this model.
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            width: self.input_width,
+            height: self.input_height,
+            resize: self.resize,
+            color: self.color,
+            layout: self.layout,
+        }
+    }
+
     /// The weights file that goes with the IR.
     pub fn weights(&self) -> PathBuf {
         self.ir.with_extension("bin")
@@ -107,6 +130,9 @@ mod tests {
         assert_eq!(d.format, ModelFormat::TfSsd);
         assert_eq!((d.input_width, d.input_height), (300, 300));
         assert_eq!(d.person_class, 1);
+        // The TF OD API SSD resizer stretches; feeding it letterboxed frames shrank every box.
+        assert_eq!(d.resize, ResizeMode::Stretch);
+        assert_eq!((d.color, d.layout), (ColorOrder::Rgb, Layout::Nhwc));
         assert!(d.ir.ends_with("models/ssdlite/ssdlite.xml"));
         assert!(d.weights().ends_with("models/ssdlite/ssdlite.bin"));
         assert_eq!(d.outputs.scores, "detection_scores:0");

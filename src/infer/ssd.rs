@@ -1,9 +1,11 @@
 //! Parsing of TF Object Detection API SSD outputs into person detections in source pixels.
 //!
 //! Input: the four output tensors (boxes as normalized ymin, xmin, ymax, xmax; class ids as
-//! floats; scores; valid count) and the source image size. Output: person [`Detection`]s.
+//! floats; scores; valid count) and the frame's [`InputMapping`]. Output: person
+//! [`Detection`]s in source pixels (the input resize inverted, non-finite rows rejected).
 
-use crate::geometry::{BBox, Detection};
+use super::resize::InputMapping;
+use crate::geometry::Detection;
 
 /// The raw output tensors of one inference, borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -18,14 +20,15 @@ pub struct SsdOutputs<'a> {
     pub count: f32,
 }
 
-/// Keeps rows of class `person_class` with score ≥ `min_score`, mapped to a `width × height`
-/// source image and clipped to it. Rows past the valid count or past any tensor's end are
-/// ignored, so a short or inconsistent tensor cannot cause a panic.
+/// Keeps rows of class `person_class` with score ≥ `min_score`, mapped back to source pixels
+/// through `mapping` and clipped to the source. Rows past the valid count or past any tensor's
+/// end are ignored, so a short or inconsistent tensor cannot cause a panic; rows with a
+/// non-finite coordinate or an empty box are dropped.
 pub fn parse(
     out: &SsdOutputs<'_>,
     person_class: u32,
     min_score: f32,
-    (width, height): (u32, u32),
+    mapping: &InputMapping,
 ) -> Vec<Detection> {
     let rows = (out.boxes.len() / 4)
         .min(out.classes.len())
@@ -35,7 +38,6 @@ pub fn parse(
     } else {
         0
     };
-    let (w, h) = (width as f32, height as f32);
     let mut dets = Vec::new();
     for i in 0..valid {
         let score = out.scores[i];
@@ -46,22 +48,30 @@ pub fn parse(
             continue;
         }
         let b = &out.boxes[i * 4..i * 4 + 4];
-        let (y0, x0) = (b[0].clamp(0.0, 1.0) * h, b[1].clamp(0.0, 1.0) * w);
-        let (y1, x1) = (b[2].clamp(0.0, 1.0) * h, b[3].clamp(0.0, 1.0) * w);
-        if x1 <= x0 || y1 <= y0 {
-            continue;
+        // TF order: ymin, xmin, ymax, xmax.
+        if let Some(bbox) = mapping.to_source(b[1], b[0], b[3], b[2]) {
+            dets.push(Detection { bbox, score });
         }
-        dets.push(Detection {
-            bbox: BBox::new(x0, y0, x1 - x0, y1 - y0),
-            score,
-        });
     }
     dets
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
     use super::*;
+    use crate::geometry::BBox;
+
+    fn stretch(size: (u32, u32)) -> InputMapping {
+        InputSpec {
+            width: 300,
+            height: 300,
+            resize: ResizeMode::Stretch,
+            color: ColorOrder::Rgb,
+            layout: Layout::Nhwc,
+        }
+        .mapping(size, (1, 1))
+    }
 
     #[test]
     fn keeps_persons_above_threshold_in_source_pixels() {
@@ -80,7 +90,7 @@ mod tests {
             scores: &scores,
             count: 3.0,
         };
-        let d = parse(&out, 1, 0.3, (768, 576));
+        let d = parse(&out, 1, 0.3, &stretch((768, 576)));
         assert_eq!(d.len(), 1);
         let b = d[0].bbox;
         let near = |a: f32, e: f32| (a - e).abs() < 1e-3;
@@ -98,7 +108,7 @@ mod tests {
             scores: &[0.8, 0.8],
             count: 2.0,
         };
-        let d = parse(&out, 1, 0.5, (100, 200));
+        let d = parse(&out, 1, 0.5, &stretch((100, 200)));
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].bbox, BBox::new(0.0, 0.0, 50.0, 200.0));
     }
@@ -111,11 +121,24 @@ mod tests {
             scores: &[0.9],
             count: 100.0,
         };
-        assert!(parse(&out, 1, 0.1, (10, 10)).is_empty());
+        assert!(parse(&out, 1, 0.1, &stretch((10, 10))).is_empty());
         let nan = SsdOutputs {
             count: f32::NAN,
             ..out
         };
-        assert!(parse(&nan, 1, 0.1, (10, 10)).is_empty());
+        assert!(parse(&nan, 1, 0.1, &stretch((10, 10))).is_empty());
+    }
+
+    #[test]
+    fn non_finite_box_coordinates_are_rejected() {
+        // NaN passed the old `x1 <= x0` check (every comparison with NaN is false).
+        let boxes = [0.1, f32::NAN, 0.5, 0.5, 0.1, 0.1, f32::INFINITY, 0.5];
+        let out = SsdOutputs {
+            boxes: &boxes,
+            classes: &[1.0, 1.0],
+            scores: &[0.9, 0.9],
+            count: 2.0,
+        };
+        assert!(parse(&out, 1, 0.1, &stretch((100, 100))).is_empty());
     }
 }

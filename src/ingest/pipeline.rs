@@ -10,6 +10,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::config::{CameraConfig, IngestConfig};
+use crate::infer::InputSpec;
 
 /// Frame rate used when a camera sends every decoded frame (`detect_fps = 0`).
 const UNLIMITED_FPS: u32 = 1000;
@@ -83,8 +84,8 @@ impl Template {
         })
     }
 
-    /// The pipeline description for one camera.
-    pub fn render(&self, cam: &CameraConfig, ingest: &IngestConfig, size: (u32, u32)) -> String {
+    /// The pipeline description for one camera feeding a model with input `spec`.
+    pub fn render(&self, cam: &CameraConfig, ingest: &IngestConfig, spec: &InputSpec) -> String {
         let fps = if cam.detect_fps == 0 {
             UNLIMITED_FPS
         } else {
@@ -94,8 +95,10 @@ impl Template {
             .replace("{latency_ms}", &ingest.latency_ms.to_string())
             .replace("{protocols}", &ingest.protocols)
             .replace("{fps}", &fps.to_string())
-            .replace("{width}", &size.0.to_string())
-            .replace("{height}", &size.1.to_string())
+            .replace("{width}", &spec.width.to_string())
+            .replace("{height}", &spec.height.to_string())
+            .replace("{add_borders}", &spec.add_borders().to_string())
+            .replace("{format}", spec.caps_format())
     }
 
     /// Builds the pipeline for one camera (state NULL).
@@ -103,9 +106,9 @@ impl Template {
         &self,
         cam: &CameraConfig,
         ingest: &IngestConfig,
-        size: (u32, u32),
+        spec: &InputSpec,
     ) -> Result<CameraPipeline, PipelineError> {
-        let desc = self.render(cam, ingest, size);
+        let desc = self.render(cam, ingest, spec);
         let element = gst::parse::launch(&desc).map_err(|source| PipelineError::Parse {
             path: self.path.clone(),
             source,

@@ -60,3 +60,5 @@ pub fn write_config(dir: &Path, urls: &[String], extra: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+pub mod clip;
