@@ -4,6 +4,7 @@
 //! one writer thread in batched transactions every `flush_interval_ms`. Readers (query CLI, HTTP)
 //! open their own read-only connections.
 
+mod analytics;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -202,6 +203,8 @@ struct Writer {
     /// (camera, tracker id) → tracks.id for tracks of this run.
     rows: HashMap<(Arc<str>, u64), i64>,
     pending: Vec<StoreMsg>,
+    /// Store trajectory rows of this run.
+    analytics: analytics::AnalyticsRows,
 }
 
 impl Writer {
@@ -210,6 +213,7 @@ impl Writer {
             store,
             rows: HashMap::new(),
             pending: Vec::new(),
+            analytics: analytics::AnalyticsRows::default(),
         }
     }
 
@@ -262,6 +266,16 @@ impl Writer {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let analytics_before = self.analytics.snapshot();
+        let result = self.write_batch(stats);
+        match &result {
+            Ok(()) => self.analytics.committed(),
+            Err(_) => self.analytics.rolled_back(&analytics_before),
+        }
+        result
+    }
+
+    fn write_batch(&mut self, stats: &Stats) -> Result<(), StoreError> {
         let path = self.store.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
@@ -328,6 +342,12 @@ impl Writer {
                             ended.push(*r);
                         }
                     }
+                    StoreMsg::Analytics(event) => {
+                        let rows = &self.rows;
+                        let find =
+                            |k: &(Arc<str>, u64)| rows.get(k).or_else(|| new_rows.get(k)).copied();
+                        self.analytics.write(&tx, event, find).map_err(sql)?;
+                    }
                 }
             }
             let mut upd = tx
@@ -345,6 +365,7 @@ impl Writer {
             for row in &ended {
                 end.execute(params![row]).map_err(sql)?;
             }
+            self.analytics.finish_batch(&tx).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         self.rows.extend(new_rows);
@@ -390,6 +411,7 @@ mod tests {
             url: url::Url::parse("rtsp://admin:pw@127.0.0.1/x").unwrap(),
             detect_fps: 10,
             homography: None,
+            calibration: None,
         }]
     }
 
