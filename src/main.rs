@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use storetrack::analytics::query as aq;
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::service::{self, RunOptions};
@@ -93,6 +94,31 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
     },
+    /// Draw the floor plan with a heatmap and the trajectories of a time range (or, with
+    /// --camera, one camera's tracks over a frame from it) into a PNG.
+    Render {
+        /// Config file (floor, zones, cameras; and the database unless --db).
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Database file (default: storage.db from the config).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: String,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Draw this camera's tracks over a frame grabbed from it.
+        #[arg(long)]
+        camera: Option<String>,
+        /// With --camera: a stored snapshot (PNG/JPEG) instead of grabbing a frame.
+        #[arg(long, requires = "camera")]
+        frame: Option<PathBuf>,
+    },
     /// Query the trajectory database.
     Query {
         /// Database file (default: storage.db from the config).
@@ -143,6 +169,76 @@ enum QueryWhat {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Store trajectories (joined across cameras), newest first.
+    Stores {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Only trajectories with at least this many points.
+        #[arg(long, default_value_t = 0)]
+        min_points: i64,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Zone visits (enter, leave, dwell, previous zone) that began in the range.
+    Visits {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Only this zone id.
+        #[arg(long)]
+        zone: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Per zone: visits, median, p90, mean and total dwell.
+    Dwell {
+        #[command(flatten)]
+        range: RangeArgs,
+    },
+    /// Zone-to-zone moves: how many went from one zone to the next.
+    Flows {
+        #[command(flatten)]
+        range: RangeArgs,
+    },
+    /// Unique visitors (store trajectories) per time bucket; per zone with --zone.
+    Visitors {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Bucket length.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        bucket: Duration,
+        /// Only visitors of this zone.
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Per zone and bucket: entries, exits, visitors, mean and peak people inside.
+    Occupancy {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Bucket length.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        bucket: Duration,
+        /// Only this zone id.
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// The floor positions of one store trajectory.
+    Path {
+        /// Store trajectory id (from `query stores` or `query visits`).
+        store_track: i64,
+    },
+}
+
+/// A time range.
+#[derive(clap::Args)]
+struct RangeArgs {
+    /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+    #[arg(long)]
+    from: Option<String>,
+    /// To: RFC 3339, an age (15m, 2h) or Unix ms.
+    #[arg(long)]
+    to: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -307,6 +403,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Render {
+            config,
+            db,
+            from,
+            to,
+            out,
+            camera,
+            frame,
+        } => render(&config, db, (&from, to.as_deref()), &out, camera, frame),
         Command::Query {
             db,
             config,
@@ -340,10 +445,117 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 QueryWhat::Points { track } => query::points(&conn, track),
                 QueryWhat::Summary { from, to } => query::summary(&conn, time(&from)?, time(&to)?),
+                other => {
+                    let range = |r: &RangeArgs| -> Result<aq::Range> {
+                        Ok(aq::Range {
+                            from_ms: time(&r.from)?,
+                            to_ms: time(&r.to)?,
+                        })
+                    };
+                    match other {
+                        QueryWhat::Stores {
+                            range: r,
+                            min_points,
+                            limit,
+                        } => aq::stores(&conn, &range(&r)?, min_points, limit),
+                        QueryWhat::Visits {
+                            range: r,
+                            zone,
+                            limit,
+                        } => aq::visits(&conn, &range(&r)?, zone.as_deref(), limit),
+                        QueryWhat::Dwell { range: r } => aq::dwell(&conn, &range(&r)?),
+                        QueryWhat::Flows { range: r } => aq::flows(&conn, &range(&r)?),
+                        QueryWhat::Visitors {
+                            range: r,
+                            bucket,
+                            zone,
+                        } => aq::visitors(&conn, &range(&r)?, bucket_ms(bucket)?, zone.as_deref()),
+                        QueryWhat::Occupancy {
+                            range: r,
+                            bucket,
+                            zone,
+                        } => aq::occupancy(&conn, &range(&r)?, bucket_ms(bucket)?, zone.as_deref()),
+                        QueryWhat::Path { store_track } => aq::path(&conn, store_track),
+                        QueryWhat::Tracks { .. }
+                        | QueryWhat::Points { .. }
+                        | QueryWhat::Summary { .. } => {
+                            unreachable!("handled above")
+                        }
+                    }
+                }
             }
             .with_context(|| format!("{}: query failed", db.display()))?;
             print!("{}", query::render(&table, format));
             Ok(())
         }
     }
+}
+
+fn bucket_ms(d: Duration) -> Result<i64> {
+    let ms = d.as_millis() as i64;
+    if !(1_000..=31 * 86_400_000).contains(&ms) {
+        bail!(
+            "--bucket {}: must be from 1s to 31 days",
+            humantime::format_duration(d)
+        );
+    }
+    Ok(ms)
+}
+
+fn render(
+    config: &std::path::Path,
+    db: Option<PathBuf>,
+    (from, to): (&str, Option<&str>),
+    out: &std::path::Path,
+    camera: Option<String>,
+    frame: Option<PathBuf>,
+) -> Result<()> {
+    use storetrack::analytics::{render, snapshot};
+    let cfg = Config::load(config)?;
+    let db = db.unwrap_or_else(|| cfg.storage.db.clone());
+    let conn = store::open_read_only(&db)?;
+    let now = SystemTime::now();
+    let from_ms = query::parse_time(from, now)?;
+    let to_ms = match to {
+        Some(t) => query::parse_time(t, now)?,
+        None => query::parse_time("0s", now)?,
+    };
+    let drawn = match camera {
+        Some(id) => {
+            let Some(cam) = cfg.camera(&id) else {
+                bail!("{}: no camera {id:?} in the config", config.display());
+            };
+            let picture = match frame {
+                Some(f) => render::load_frame(&f)?,
+                None => snapshot::grab(&cam.url)?,
+            };
+            render::camera_picture(
+                &conn,
+                &id,
+                picture,
+                cam.homography.as_ref(),
+                &cfg.zones,
+                (from_ms, to_ms),
+                out,
+            )?
+        }
+        None => {
+            let Some(floor) = &cfg.floor else {
+                bail!(
+                    "{}: no [floor] table (width and height in metres) to draw",
+                    config.display()
+                );
+            };
+            render::floor_picture(&conn, floor, &cfg.zones, from_ms, to_ms, out)?
+        }
+    };
+    println!(
+        "{} ({}x{} px, {} trajectories, {} points)",
+        out.display(),
+        drawn.size.0,
+        drawn.size.1,
+        drawn.tracks,
+        drawn.points
+    );
+    Ok(())
 }

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod homography;
 pub mod query;
 pub mod render;
+pub mod snapshot;
 pub mod stage;
 pub mod stitch;
 pub mod zones;
