@@ -22,7 +22,7 @@ pub use zones::{Visit, VisitRules, Zone};
 /// Default floor distance under which two cameras' positions are the same person, metres.
 pub const DEFAULT_JOIN_DISTANCE_M: f64 = 1.0;
 /// Default time a new camera track is watched before it is joined or given its own store id.
-pub const DEFAULT_JOIN_WINDOW_MS: i64 = 1_500;
+pub const DEFAULT_JOIN_WINDOW_MS: i64 = 5_000;
 /// Default number of simultaneous positions needed to join while both cameras see the person.
 pub const DEFAULT_JOIN_MIN_SAMPLES: usize = 5;
 /// Default longest gap between one camera losing a person and another picking them up.
