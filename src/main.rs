@@ -327,6 +327,28 @@ fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
+            for cam in &cfg.cameras {
+                match (&cam.calibration, &cam.homography) {
+                    (Some(c), _) => println!(
+                        "  {}: calibrated from {} point pairs, reprojection error rms {:.3} m, max {:.3} m (pair {})",
+                        cam.id,
+                        c.pairs,
+                        c.rms_m,
+                        c.max_m,
+                        c.worst + 1
+                    ),
+                    (None, Some(_)) => println!("  {}: homography given", cam.id),
+                    (None, None) => println!("  {}: not calibrated (no floor positions)", cam.id),
+                }
+            }
+            if let Some(f) = &cfg.floor {
+                println!(
+                    "  floor: {} x {} m, {} zones",
+                    f.width_m,
+                    f.height_m,
+                    cfg.zones.len()
+                );
+            }
             Ok(())
         }
         Command::Simcam {

@@ -165,6 +165,10 @@ pub fn camera_picture(
     let tracks = group(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     for (i, (_, pts)) in tracks.iter().enumerate() {
         polyline(&mut frame, pts, palette(i), 1);
+        // Where the track was last: a dot (also the whole track when it has one point).
+        if let Some(&last) = pts.last() {
+            polyline(&mut frame, &[last, last], palette(i), 3);
+        }
     }
     if let Some(floor_to_image) = image_to_floor.and_then(invert3) {
         for z in zones {
