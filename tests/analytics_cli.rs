@@ -21,12 +21,11 @@ use storetrack::track::PointKind;
 
 fn storetrack(args: &[&str]) -> Output {
     common::openvino_env();
-    let o = Command::new(env!("CARGO_BIN_EXE_storetrack"))
+    Command::new(env!("CARGO_BIN_EXE_storetrack"))
         .args(args)
         .env("STORETRACK_LOG", "warn")
         .output()
-        .unwrap();
-    o
+        .unwrap()
 }
 
 fn ok_stdout(args: &[&str]) -> String {

@@ -228,11 +228,7 @@ fn load_font() -> Result<FontVec, RenderError> {
 }
 
 /// Store trajectories overlapping the range, points inside it, in floor metres.
-fn store_paths(
-    conn: &Connection,
-    from_ms: i64,
-    to_ms: i64,
-) -> rusqlite::Result<Vec<(i64, Vec<(f64, f64)>)>> {
+fn store_paths(conn: &Connection, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<Path2>> {
     let mut stmt = conn.prepare(
         "SELECT t.id, p.x, p.y FROM store_tracks t JOIN store_points p ON p.store_track = t.id
          WHERE t.first_ms BETWEEN ?1 - ?3 AND ?2 AND t.last_ms >= ?1
@@ -245,8 +241,11 @@ fn store_paths(
     Ok(group(rows.collect::<rusqlite::Result<Vec<_>>>()?))
 }
 
-fn group(rows: Vec<(i64, f64, f64)>) -> Vec<(i64, Vec<(f64, f64)>)> {
-    let mut out: Vec<(i64, Vec<(f64, f64)>)> = Vec::new();
+/// A trajectory's id and its points.
+type Path2 = (i64, Vec<(f64, f64)>);
+
+fn group(rows: Vec<(i64, f64, f64)>) -> Vec<Path2> {
+    let mut out: Vec<Path2> = Vec::new();
     for (id, x, y) in rows {
         match out.last_mut() {
             Some((last, pts)) if *last == id => pts.push((x, y)),
@@ -351,8 +350,8 @@ fn heatmap(
             let c = heat_colour(v);
             let a = HEAT_ALPHA * v.min(1.0);
             let p = img.get_pixel_mut(px, py);
-            for k in 0..3 {
-                p.0[k] = (f64::from(p.0[k]) * (1.0 - a) + f64::from(c[k]) * a).round() as u8;
+            for (ch, target) in p.0.iter_mut().zip(c) {
+                *ch = (f64::from(*ch) * (1.0 - a) + f64::from(target) * a).round() as u8;
             }
         }
     }

@@ -74,7 +74,7 @@ pub const MIGRATIONS: &[&str] = &[
         cameras   INTEGER NOT NULL DEFAULT 0,   -- most cameras seeing it at once
         ended     INTEGER NOT NULL DEFAULT 0
     );
-    CREATE INDEX store_tracks_last ON store_tracks(last_ms);
+    CREATE INDEX store_tracks_first ON store_tracks(first_ms);
     CREATE TABLE store_points (
         store_track INTEGER NOT NULL REFERENCES store_tracks(id),
         ts_ms     INTEGER NOT NULL,
