@@ -206,13 +206,15 @@ impl Stitcher {
         let stale: Vec<TrackKey> = self
             .tracks
             .iter()
-            .filter(|(_, t)| t.store.is_none() && (t.ended || clock - t.last_ms > timeout))
+            .filter(|(_, t)| {
+                t.store.is_none() && (t.ended || clock.saturating_sub(t.last_ms) > timeout)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
             self.decide(&k);
         }
-        self.release(self.clock - self.latency_ms(), false);
+        self.release(self.clock.saturating_sub(self.latency_ms()), false);
     }
 
     /// Releases everything and ends every store trajectory (end of input).
@@ -407,9 +409,9 @@ impl Stitcher {
             let members_over = st.members.iter().all(|m| {
                 self.tracks
                     .get(m)
-                    .is_none_or(|t| t.ended || clock - t.last_ms > timeout)
+                    .is_none_or(|t| t.ended || clock.saturating_sub(t.last_ms) > timeout)
             });
-            let quiet = clock - st.last_ms > handoff + latency;
+            let quiet = clock.saturating_sub(st.last_ms) > handoff + latency;
             if all || (members_over && quiet && st.bins.is_empty()) {
                 over.push(s);
             }
@@ -430,7 +432,9 @@ impl Stitcher {
 
     /// Keeps decided tracks' positions only as long as a join decision may look at them.
     fn prune_history(&mut self) {
-        let keep_from = self.clock - self.latency_ms() - self.p.join_window_ms;
+        let keep_from = self
+            .clock
+            .saturating_sub(self.latency_ms() + self.p.join_window_ms);
         for t in self.tracks.values_mut() {
             if t.store.is_some() {
                 while t.hist.front().is_some_and(|p| p.0 < keep_from) {
@@ -583,6 +587,15 @@ mod tests {
         let m = members(&run(&ev, &[]));
         let store_of = |c: &str, id: u64| m.iter().find(|x| x.1 == c && x.2 == id).unwrap().0;
         assert_ne!(store_of("a", 1), store_of("a", 2));
+    }
+
+    /// The service ends a run in which no camera delivered a frame: the clock never moved.
+    #[test]
+    fn finish_without_any_input_does_not_overflow() {
+        let mut s = Stitcher::new(AnalyticsParams::default(), Vec::new());
+        s.finish();
+        s.advance(i64::MIN);
+        assert!(s.drain().is_empty());
     }
 
     #[test]
