@@ -229,3 +229,75 @@ fn zone(
         polygon: poly,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, ConfigError};
+    use std::path::Path;
+
+    const CAMERA: &str = "[[cameras]]\nid = \"cam1\"\nurl = \"rtsp://127.0.0.1/x\"\n";
+
+    fn load(extra: &str) -> Result<Config, Vec<String>> {
+        let text = format!("{CAMERA}{extra}");
+        Config::from_str_at(&text, Path::new("/etc/st/config.toml")).map_err(|e| match e {
+            ConfigError::Invalid { problems, .. } => problems
+                .into_iter()
+                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
+                .collect(),
+            other => panic!("{other}"),
+        })
+    }
+
+    #[test]
+    fn calibration_floor_and_zones_load() {
+        let c = load(
+            "calibration = [[100, 500, 0, 0], [700, 500, 6, 0], [700, 200, 6, 8], [100, 200, 0, 8]]\n\
+             [floor]\nwidth = 10\nheight = 9\n\
+             [[zones]]\nid = \"till\"\nname = \"Till\"\npolygon = [[1, 1], [3, 1], [3, 2]]\n",
+        )
+        .unwrap();
+        let cal = c.cameras[0].calibration.as_ref().unwrap();
+        assert!(cal.max_m < 1e-9);
+        assert_eq!(c.cameras[0].homography, Some(cal.homography));
+        let f = c.floor.unwrap();
+        assert_eq!(
+            (f.width_m, f.height_m, f.scale_px_per_m),
+            (10.0, 9.0, super::DEFAULT_FLOOR_SCALE)
+        );
+        assert_eq!(&*c.zones[0].id, "till");
+        assert_eq!(c.analytics, crate::analytics::AnalyticsParams::default());
+    }
+
+    #[test]
+    fn every_analytics_problem_is_listed_with_its_position() {
+        let p = load(
+            "calibration = [[100, 500, 0, 0], [100, 500, 6, 0], [700, 200, 6, 8], [100, 200, 0, 8]]\n\
+             homography = [1, 0, 0, 0, 1, 0, 0, 0, 1]\n\
+             [floor]\nwidth = -1\nheight = 9\nplan = \"nowhere.png\"\n\
+             [[zones]]\nid = \"a\"\npolygon = [[0, 0], [1, 0]]\n\
+             [[zones]]\nid = \"a\"\npolygon = [[0, 0], [50, 0], [1, 1]]\n\
+             [analytics]\nbin_ms = 5\n",
+        )
+        .unwrap_err();
+        let want = [
+            "4:15: camera \"cam1\": give either homography or calibration, not both",
+            "7:9: floor.width = -1: must be above 0",
+            "9:8: floor.plan: /etc/st/nowhere.png is not a file",
+            "9:8: floor.plan needs floor.scale (plan pixels per metre)",
+            "12:11: zone \"a\": polygon needs at least 3 vertices",
+            "14:6: duplicate zone id \"a\" (first defined at 11:6)",
+            "0:0: analytics.bin_ms must be from 20 to 10000",
+        ];
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        for (got, want) in p.iter().zip(want) {
+            assert!(got.starts_with(want), "{got} vs {want}");
+        }
+        // Without the raw homography the duplicated image point is reported at its pair.
+        let p = load("calibration = [[100, 500, 0, 0], [100, 500, 6, 0], [700, 200, 6, 8], [100, 200, 0, 8]]\n")
+            .unwrap_err();
+        assert_eq!(
+            p,
+            vec!["4:34: camera \"cam1\": calibration: pair 2: image point repeats pair 1"]
+        );
+    }
+}
