@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use storetrack::analytics::query as aq;
+use storetrack::analytics::cli::{AnalyticsQuery, Request};
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::service::{self, RunOptions};
@@ -182,76 +182,8 @@ enum QueryWhat {
         #[arg(long)]
         to: Option<String>,
     },
-    /// Store trajectories (joined across cameras), newest first.
-    Stores {
-        #[command(flatten)]
-        range: RangeArgs,
-        /// Only trajectories with at least this many points.
-        #[arg(long, default_value_t = 0)]
-        min_points: i64,
-        /// At most this many rows.
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-    },
-    /// Zone visits (enter, leave, dwell, previous zone) that began in the range.
-    Visits {
-        #[command(flatten)]
-        range: RangeArgs,
-        /// Only this zone id.
-        #[arg(long)]
-        zone: Option<String>,
-        /// At most this many rows.
-        #[arg(long, default_value_t = 1000)]
-        limit: i64,
-    },
-    /// Per zone: visits, median, p90, mean and total dwell.
-    Dwell {
-        #[command(flatten)]
-        range: RangeArgs,
-    },
-    /// Zone-to-zone moves: how many went from one zone to the next.
-    Flows {
-        #[command(flatten)]
-        range: RangeArgs,
-    },
-    /// Unique visitors (store trajectories) per time bucket; per zone with --zone.
-    Visitors {
-        #[command(flatten)]
-        range: RangeArgs,
-        /// Bucket length.
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-        bucket: Duration,
-        /// Only visitors of this zone.
-        #[arg(long)]
-        zone: Option<String>,
-    },
-    /// Per zone and bucket: entries, exits, visitors, mean and peak people inside.
-    Occupancy {
-        #[command(flatten)]
-        range: RangeArgs,
-        /// Bucket length.
-        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
-        bucket: Duration,
-        /// Only this zone id.
-        #[arg(long)]
-        zone: Option<String>,
-    },
-    /// The floor positions of one store trajectory.
-    Path {
-        /// Store trajectory id (from `query stores` or `query visits`).
-        store_track: i64,
-    },
-}
-
-/// A time range.
-#[derive(clap::Args)]
-struct RangeArgs {
-    /// From: RFC 3339, an age (15m, 2h) or Unix ms.
-    #[arg(long)]
-    from: Option<String>,
-    /// To: RFC 3339, an age (15m, 2h) or Unix ms.
-    #[arg(long)]
-    to: Option<String>,
+    #[command(flatten)]
+    Analytics(AnalyticsQuery),
 }
 
 fn main() -> ExitCode {
@@ -511,63 +443,15 @@ fn run(cli: Cli) -> Result<()> {
                         Ok(query::render_sections(&sections, format))
                     })
                 }
-                other => {
-                    let range = |r: &RangeArgs| -> Result<aq::Range> {
-                        Ok(aq::Range {
-                            from_ms: time(&r.from)?,
-                            to_ms: time(&r.to)?,
-                        })
-                    };
-                    match other {
-                        QueryWhat::Stores {
-                            range: r,
-                            min_points,
-                            limit,
-                        } => aq::stores(&conn, &range(&r)?, min_points, limit),
-                        QueryWhat::Visits {
-                            range: r,
-                            zone,
-                            limit,
-                        } => aq::visits(&conn, &range(&r)?, zone.as_deref(), limit),
-                        QueryWhat::Dwell { range: r } => aq::dwell(&conn, &range(&r)?),
-                        QueryWhat::Flows { range: r } => aq::flows(&conn, &range(&r)?),
-                        QueryWhat::Visitors {
-                            range: r,
-                            bucket,
-                            zone,
-                        } => aq::visitors(&conn, &range(&r)?, bucket_ms(bucket)?, zone.as_deref()),
-                        QueryWhat::Occupancy {
-                            range: r,
-                            bucket,
-                            zone,
-                        } => aq::occupancy(&conn, &range(&r)?, bucket_ms(bucket)?, zone.as_deref()),
-                        QueryWhat::Path { store_track } => aq::path(&conn, store_track),
-                        QueryWhat::Tracks { .. }
-                        | QueryWhat::Points { .. }
-                        | QueryWhat::Runs { .. }
-                        | QueryWhat::Summary { .. } => {
-                            unreachable!("handled above")
-                        }
-                    }
-                    .map(|t| query::render(&t, format))
-                }
+                QueryWhat::Analytics(q) => Request::new(q, now)?
+                    .run(&conn)
+                    .map(|t| query::render(&t, format)),
             }
             .with_context(|| format!("{}: query failed", db.display()))?;
             print!("{out}");
             Ok(())
         }
     }
-}
-
-fn bucket_ms(d: Duration) -> Result<i64> {
-    let ms = d.as_millis() as i64;
-    if !(1_000..=31 * 86_400_000).contains(&ms) {
-        bail!(
-            "--bucket {}: must be from 1s to 31 days",
-            humantime::format_duration(d)
-        );
-    }
-    Ok(ms)
 }
 
 fn render(

@@ -5,6 +5,7 @@
 //!
 //! Time is always an input (the points' capture times); nothing here reads a clock.
 
+pub mod cli;
 pub mod eval;
 pub mod homography;
 pub mod query;
