@@ -432,3 +432,70 @@ fn check_config_prints_reprojection_error_and_rejects_bad_calibration_with_posit
         "{err}"
     );
 }
+
+#[test]
+fn render_over_a_plan_image_keeps_its_size_and_marks_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixed_db(dir.path());
+    let plan = dir.path().join("plan.png");
+    image::RgbImage::from_pixel(300, 160, image::Rgb([200, 200, 200]))
+        .save(&plan)
+        .unwrap();
+    let extra = format!(
+        "[floor]\nwidth = 10.0\nheight = 5.0\nplan = \"{}\"\nscale = 25.0\norigin = [20, 15]\n",
+        plan.display()
+    );
+    let cfg = common::write_config(dir.path(), &["rtsp://127.0.0.1:1/x".into()], &extra);
+    let out = dir.path().join("plan-out.png");
+    ok_stdout(&[
+        "render",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--from",
+        "0",
+        "--to",
+        "30000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let img = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (300, 160));
+    // Store 1 walked y = 1 m: plan row 15 + 25 = 40; 3 m away (row 115) the plan is untouched.
+    let grey = image::Rgb([200, 200, 200]);
+    assert_ne!(*img.get_pixel(20 + 5 * 25, 40), grey);
+    assert_eq!(*img.get_pixel(20 + 5 * 25, 115), grey);
+}
+
+/// `render --camera` without a snapshot grabs a frame from the camera through GStreamer.
+#[test]
+fn camera_view_grabs_a_frame_from_the_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixed_db(dir.path());
+    let sim =
+        storetrack::simcam::SimCam::start("127.0.0.1", 0, &[("cam1".to_string(), common::video())])
+            .unwrap();
+    let cfg = common::write_config(dir.path(), &[sim.url("cam1")], FLOOR);
+    let out = dir.path().join("grab.png");
+    ok_stdout(&[
+        "render",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--from",
+        "0",
+        "--to",
+        "10000",
+        "--camera",
+        "cam1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let img = image::open(&out).unwrap().to_rgb8();
+    // The sample video is 768 x 576; a real frame is not one flat colour.
+    assert_eq!(img.dimensions(), (768, 576));
+    let (a, b) = (*img.get_pixel(100, 500), *img.get_pixel(600, 100));
+    assert_ne!(a, b);
+}
