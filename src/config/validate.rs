@@ -26,13 +26,13 @@ pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     (line, col)
 }
 
-struct Problems<'a> {
-    text: &'a str,
-    list: Vec<(usize, Problem)>,
+pub(super) struct Problems<'a> {
+    pub(super) text: &'a str,
+    pub(super) list: Vec<(usize, Problem)>,
 }
 
 impl Problems<'_> {
-    fn at<T>(&mut self, value: &Spanned<T>, message: String) {
+    pub(super) fn at<T>(&mut self, value: &Spanned<T>, message: String) {
         let span = value.span();
         let (line, col) = if span.is_empty() && span.start == 0 {
             (0, 0)
@@ -167,6 +167,22 @@ pub(super) fn validate(
         ));
     }
 
+    let floor = raw
+        .floor
+        .as_ref()
+        .and_then(|f| super::floor::floor(f, &mut p, resolve));
+    let zones = super::floor::zones(&raw.zones, floor.as_ref(), &mut p);
+    for problem in raw.analytics.problems() {
+        p.list.push((
+            0,
+            Problem {
+                line: 0,
+                col: 0,
+                message: format!("analytics.{problem}"),
+            },
+        ));
+    }
+
     let st = &raw.storage;
     if st.db.get_ref().trim().is_empty() {
         p.at(&st.db, "storage.db is empty".into());
@@ -214,6 +230,9 @@ pub(super) fn validate(
             db: resolve(st.db.get_ref()),
             flush_interval_ms: *st.flush_interval_ms.get_ref(),
         },
+        floor,
+        zones,
+        analytics: raw.analytics,
     })
 }
 
@@ -297,6 +316,21 @@ fn camera(
         },
     };
 
+    let mut calibration = None;
+    if let Some(rows) = &cam.calibration {
+        if cam.homography.is_some() {
+            p.at(
+                rows,
+                format!("camera {id:?}: give either homography or calibration, not both"),
+            );
+            ok = false;
+        } else {
+            calibration = super::floor::calibration(&id, rows, p);
+            ok &= calibration.is_some();
+        }
+    }
+    let homography = homography.or_else(|| calibration.as_ref().map(|c| c.homography));
+
     let url = url?;
     ok.then(|| CameraConfig {
         name: cam.name.clone().unwrap_or_else(|| id.clone()),
@@ -305,6 +339,7 @@ fn camera(
         detect_fps,
         homography,
         pipeline: None,
+        calibration,
     })
 }
 
