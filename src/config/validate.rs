@@ -14,6 +14,12 @@ use super::{
 const HINTS: &[&str] = &["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"];
 const PROTOCOLS: &[&str] = &["tcp", "udp", "tcp+udp", "udp+tcp"];
 const MAX_DETECT_FPS: u32 = 120;
+/// 100 years: more is a typo.
+const MAX_KEEP_DAYS: u32 = 36_500;
+/// A smaller cap would be filled by one WAL's worth of data and make retention thrash.
+const MIN_MAX_SIZE_MB: u64 = 16;
+/// 1 PiB: more is a typo.
+const MAX_MAX_SIZE_MB: u64 = 1 << 30;
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
@@ -172,6 +178,21 @@ pub(super) fn validate(
             "storage.flush_interval_ms must be from 10 to 60000".into(),
         );
     }
+    if *st.keep_days.get_ref() > MAX_KEEP_DAYS {
+        p.at(
+            &st.keep_days,
+            format!("storage.keep_days must be from 0 (keep all) to {MAX_KEEP_DAYS}"),
+        );
+    }
+    let mb = *st.max_size_mb.get_ref();
+    if mb != 0 && !(MIN_MAX_SIZE_MB..=MAX_MAX_SIZE_MB).contains(&mb) {
+        p.at(
+            &st.max_size_mb,
+            format!(
+                "storage.max_size_mb must be 0 (no cap) or from {MIN_MAX_SIZE_MB} to {MAX_MAX_SIZE_MB}"
+            ),
+        );
+    }
 
     if !p.list.is_empty() {
         let mut list = p.list;
@@ -208,6 +229,8 @@ pub(super) fn validate(
         storage: StorageConfig {
             db: resolve(st.db.get_ref()),
             flush_interval_ms: *st.flush_interval_ms.get_ref(),
+            keep_days: *st.keep_days.get_ref(),
+            max_size_mb: mb,
         },
     })
 }

@@ -4,6 +4,8 @@
 //! one writer thread in batched transactions every `flush_interval_ms`. Readers (query CLI, HTTP)
 //! open their own read-only connections.
 
+mod batch;
+pub mod retention;
 pub mod runs;
 pub mod schema;
 mod writer;
@@ -14,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tracing::warn;
 
 use crate::config::CameraConfig;
@@ -22,11 +24,16 @@ use crate::ingest::wall_ms;
 use crate::messages::StoreMsg;
 use crate::redact;
 use crate::stats::Stats;
+pub use retention::Policy as RetentionPolicy;
 pub use runs::{LockError, RunInfo, RunStart};
 pub use schema::MigrateError;
+pub use writer::WriterOptions;
 
 /// How long a connection waits for a lock held by another.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The WAL file is cut back to this size after a checkpoint (SQLite lets it keep its largest
+/// size otherwise).
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,14 +192,21 @@ impl Store {
                     source,
                 },
             })?;
+        // Only takes effect on a file without tables yet (new files); older files keep
+        // auto_vacuum = NONE: freed pages are reused but the file does not shrink.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+            .map_err(sql)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(db = %p.display(), mode = %mode, "Database is not in WAL mode.");
         }
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(sql)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
+             PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT};"
+        ))
+        .map_err(sql)?;
         schema::migrate(&mut conn).map_err(|source| StoreError::Migrate {
             path: p.clone(),
             source,
@@ -239,10 +253,12 @@ impl Store {
     pub fn last_frame_ms(&self, camera: &str) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT MAX(ts_ms) FROM frames WHERE camera = ?1",
+                "SELECT last_ms FROM frames_second WHERE camera = ?1
+                 ORDER BY second DESC LIMIT 1",
                 [camera],
                 |r| r.get(0),
             )
+            .optional()
             .map_err(|source| StoreError::Sql {
                 path: self.path.clone(),
                 source,
@@ -287,12 +303,14 @@ impl Store {
     pub fn spawn_writer(
         self,
         rx: Receiver<StoreMsg>,
-        flush_interval: Duration,
+        opts: WriterOptions,
         stats: Arc<Stats>,
     ) -> std::io::Result<JoinHandle<Result<(), StoreError>>> {
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::Writer::new(self).run(&rx, flush_interval, &stats))
+            .spawn(move || {
+                writer::Writer::new(self, opts.retention).run(&rx, opts.flush_interval, &stats)
+            })
     }
 }
 
@@ -332,6 +350,62 @@ mod tests {
     }
 
     #[test]
+    fn frame_rows_of_a_v2_file_become_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.execute_batch(schema::MIGRATIONS[1]).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO cameras VALUES ('cam1', 'c', 'rtsp://x', 0), ('cam2', 'd', 'rtsp://y', 0);
+             INSERT INTO frames(camera, seq, ts_ms, persons) VALUES
+               ('cam1', 0, 5000, 3), ('cam1', 1, 5400, 1), ('cam1', 2, 5999, 2),
+               ('cam1', 3, 6000, 0), ('cam2', 0, 5100, 7);",
+        )
+        .unwrap();
+        drop(c);
+        let store = Store::open(&path).unwrap();
+        let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = store
+            .connection()
+            .prepare("SELECT * FROM frames_second ORDER BY camera, second")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("cam1".into(), 5, 3, 1, 3, 6, 5000, 5999),
+                ("cam1".into(), 6, 1, 0, 0, 0, 6000, 6000),
+                ("cam2".into(), 5, 1, 7, 7, 7, 5100, 5100),
+            ]
+        );
+        assert_eq!(store.last_frame_ms("cam1").unwrap(), Some(6000));
+        let frames_left: i64 = store
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'frames'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(frames_left, 0);
+    }
+
+    #[test]
     fn newer_schema_is_refused_and_left_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -357,7 +431,14 @@ mod tests {
         let stats = Arc::new(Stats::new(1));
         let (tx, rx) = crossbeam_channel::bounded(16);
         let h = store
-            .spawn_writer(rx, Duration::from_millis(20), Arc::clone(&stats))
+            .spawn_writer(
+                rx,
+                WriterOptions {
+                    flush_interval: Duration::from_millis(20),
+                    retention: RetentionPolicy::default(),
+                },
+                Arc::clone(&stats),
+            )
             .unwrap();
         let cam: Arc<str> = Arc::from("cam1");
         for i in 0..5i64 {
@@ -405,10 +486,26 @@ mod tests {
             )
             .unwrap();
         assert_eq!((n, first, last, pts, ended), (1, 1000, 1400, 5, 1));
-        let frames: i64 = c
-            .query_row("SELECT COUNT(*) FROM frames", [], |r| r.get(0))
+        let frames: (i64, i64, i64, i64, i64, i64, i64) = c
+            .query_row(
+                "SELECT second, frames, persons_min, persons_max, persons_sum, first_ms, last_ms
+                 FROM frames_second",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
             .unwrap();
-        assert_eq!(frames, 5);
+        // Frames at 1000..1400 ms (2 persons each) fall in second 1, over two flushes.
+        assert_eq!(frames, (1, 5, 2, 2, 10, 1000, 1400));
         let url: String = c
             .query_row("SELECT url FROM cameras", [], |r| r.get(0))
             .unwrap();

@@ -63,6 +63,27 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX tracks_open ON tracks(ended) WHERE ended = 0;
     ALTER TABLE points ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
     "#,
+    // v3: per-second person counts instead of one row per processed frame (~11x fewer bytes:
+    // measured 46 bytes per frame row with its index against 39 per camera-second). Averages
+    // stay exact (persons_sum / frames). Existing frame rows are folded into seconds.
+    r#"
+    CREATE TABLE frames_second (
+        camera      TEXT NOT NULL REFERENCES cameras(id),
+        second      INTEGER NOT NULL,     -- capture time, Unix seconds
+        frames      INTEGER NOT NULL,     -- frames processed in that second
+        persons_min INTEGER NOT NULL,
+        persons_max INTEGER NOT NULL,
+        persons_sum INTEGER NOT NULL,     -- over the frames: average = persons_sum / frames
+        first_ms    INTEGER NOT NULL,     -- capture times of the second's first and last frame
+        last_ms     INTEGER NOT NULL,
+        PRIMARY KEY (camera, second)
+    ) WITHOUT ROWID;
+    INSERT INTO frames_second
+        SELECT camera, ts_ms / 1000, COUNT(*), MIN(persons), MAX(persons), SUM(persons),
+               MIN(ts_ms), MAX(ts_ms)
+        FROM frames GROUP BY camera, ts_ms / 1000;
+    DROP TABLE frames;
+    "#,
 ];
 
 /// The version this build writes.

@@ -1,0 +1,425 @@
+//! Retention: old data deleted in small batches while the service runs, oldest first by time.
+//!
+//! Input: the writer's connection, a [`Policy`] (`storage.keep_days`, `storage.max_size_mb`) and
+//! the current time (passed in, so a step is deterministic and testable). Output: tracks (with
+//! their points), per-second frame rows and finished runs older than `keep_days` deleted; while
+//! the database's used pages exceed `max_size_mb`, the oldest data deleted until it is
+//! [`LOW_WATER_PERCENT`] of the cap; free pages returned to the file system in small
+//! `incremental_vacuum` steps. Each [`Retention::step`] is one short transaction of at most
+//! `budget` rows, so the writer thread that calls it between flushes is never held for long.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use tracing::{debug, warn};
+
+use crate::ingest::wall_ms;
+use crate::stats::{self, Stats};
+
+/// While over the size cap, data is deleted until used pages are this share of it, so the
+/// cap is not hit again by the next flush.
+pub const LOW_WATER_PERCENT: u64 = 95;
+/// With only the size cap acting, each pass deletes data within this span after the oldest
+/// remaining time (tracks and frame rows advance together).
+const SIZE_SLICE_MS: i64 = 15 * 60 * 1000;
+/// Tracks looked at per query while collecting a step's rows.
+const TRACKS_PER_QUERY: i64 = 64;
+/// Rows deleted per step (one transaction, a few milliseconds).
+const STEP_ROWS: u64 = 2_000;
+/// Longest time the writer thread spends on retention per flush tick.
+const TICK_SLICE: Duration = Duration::from_millis(50);
+/// With nothing to delete, retention looks again this often.
+const IDLE_INTERVAL: Duration = Duration::from_secs(10);
+/// Free pages given back to the file system per tick (4 MiB at 4 KiB pages).
+const VACUUM_PAGES: u64 = 1_024;
+/// The WAL is checkpointed and truncated this often (besides SQLite's own checkpoints).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
+/// How long the truncating checkpoint waits for readers before trying again later.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+
+/// What to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Data older than this is deleted (None: kept however old).
+    pub keep_ms: Option<i64>,
+    /// Used database pages above this many bytes make the oldest data go (None: no cap).
+    pub max_bytes: Option<u64>,
+}
+
+/// What one step deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deleted {
+    /// Points (of deleted or shortened tracks).
+    pub points: u64,
+    /// Track rows.
+    pub tracks: u64,
+    /// Per-second frame rows.
+    pub seconds: u64,
+    /// Finished runs with no track left.
+    pub runs: u64,
+}
+
+impl Deleted {
+    fn rows(&self) -> u64 {
+        self.points + self.tracks + self.seconds + self.runs
+    }
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Step {
+    /// Rows deleted.
+    pub deleted: Deleted,
+    /// The step used its whole budget: call again soon.
+    pub more: bool,
+    /// Bytes in used pages after the step.
+    pub used_bytes: u64,
+    /// Over the cap with nothing left that may be deleted (only open tracks of this run).
+    pub stuck: bool,
+}
+
+/// Retention state: the policy and whether a size-driven deletion is under way.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    policy: Policy,
+    shrinking: bool,
+}
+
+/// Page counts of the main database file.
+#[derive(Debug, Clone, Copy)]
+pub struct Pages {
+    /// Page size in bytes.
+    pub size: u64,
+    /// Pages in the file.
+    pub total: u64,
+    /// Pages on the free list (reused by later writes, or given back by incremental vacuum).
+    pub free: u64,
+}
+
+impl Pages {
+    /// Reads the counts.
+    pub fn read(conn: &Connection) -> rusqlite::Result<Self> {
+        let get = |p: &str| conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
+        Ok(Self {
+            size: get("page_size")? as u64,
+            total: get("page_count")? as u64,
+            free: get("freelist_count")? as u64,
+        })
+    }
+
+    /// Bytes in pages holding data.
+    pub fn used_bytes(&self) -> u64 {
+        (self.total - self.free) * self.size
+    }
+
+    /// Bytes of the file.
+    pub fn file_bytes(&self) -> u64 {
+        self.total * self.size
+    }
+}
+
+impl Retention {
+    /// Retention under `policy`.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            shrinking: false,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Deletes at most about `budget` rows of what the policy no longer keeps at `now_ms`:
+    /// first what is older than `keep_ms`, then, while over the size cap, the oldest data.
+    pub fn step(
+        &mut self,
+        conn: &mut Connection,
+        now_ms: i64,
+        budget: u64,
+    ) -> rusqlite::Result<Step> {
+        let mut deleted = Deleted::default();
+        let mut stuck = false;
+        if let Some(keep) = self.policy.keep_ms {
+            deleted = delete_before(conn, now_ms - keep, budget, true)?;
+        }
+        let mut used = Pages::read(conn)?.used_bytes();
+        if let Some(max) = self.policy.max_bytes {
+            self.shrinking |= used > max;
+            if self.shrinking && used <= max * LOW_WATER_PERCENT / 100 {
+                self.shrinking = false;
+            }
+            if self.shrinking && deleted.rows() < budget {
+                match oldest_ms(conn)? {
+                    Some(oldest) => {
+                        let d = delete_before(
+                            conn,
+                            oldest + SIZE_SLICE_MS,
+                            budget - deleted.rows(),
+                            false,
+                        )?;
+                        deleted.points += d.points;
+                        deleted.tracks += d.tracks;
+                        deleted.seconds += d.seconds;
+                        used = Pages::read(conn)?.used_bytes();
+                    }
+                    None => stuck = true,
+                }
+            }
+        }
+        Ok(Step {
+            deleted,
+            more: deleted.rows() >= budget || (self.shrinking && !stuck),
+            used_bytes: used,
+            stuck,
+        })
+    }
+}
+
+/// Gives up to `pages` free pages back to the file system when the file was created with
+/// `auto_vacuum = INCREMENTAL`; returns the pages given back.
+pub fn vacuum_step(conn: &Connection, pages: u64) -> rusqlite::Result<u64> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != 2 {
+        return Ok(0);
+    }
+    let before = Pages::read(conn)?.free;
+    if before == 0 {
+        return Ok(0);
+    }
+    // A pragma that returns no rows: run it with execute_batch.
+    conn.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    Ok(before - Pages::read(conn)?.free)
+}
+
+/// The oldest time of data that may be deleted: the end of the oldest ended track or the
+/// oldest per-second frame row.
+fn oldest_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let track: Option<i64> =
+        conn.query_row("SELECT MIN(last_ms) FROM tracks WHERE ended = 1", [], |r| {
+            r.get(0)
+        })?;
+    // Per camera, so the (camera, second) key is used instead of a scan of the whole table.
+    let second: Option<i64> = conn.query_row(
+        "SELECT MIN((SELECT MIN(second) FROM frames_second f WHERE f.camera = c.id))
+         FROM cameras c",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(match (track, second.map(|s| s * 1000)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Deletes, in one transaction, at most about `budget` rows older than `cutoff_ms`: ended tracks
+/// whose last point is older (oldest first, with their points; a track longer than what is
+/// left of the budget loses its oldest points now and the rest in the next step), per-second
+/// rows before it, and (`runs`) finished runs that ended before it and have no track left.
+fn delete_before(
+    conn: &mut Connection,
+    cutoff_ms: i64,
+    budget: u64,
+    runs: bool,
+) -> rusqlite::Result<Deleted> {
+    let tx = conn.transaction()?;
+    let mut d = Deleted::default();
+    let mut left = budget as i64;
+    'tracks: while left > 0 {
+        let old: Vec<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, points FROM tracks WHERE last_ms < ?1 AND ended = 1
+                 ORDER BY last_ms LIMIT ?2",
+            )?
+            .query_map(params![cutoff_ms, TRACKS_PER_QUERY], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if old.is_empty() {
+            break;
+        }
+        for (id, points) in old {
+            if points > left {
+                let n = tx
+                    .prepare_cached(
+                        "DELETE FROM points WHERE track = ?1 AND ts_ms IN
+                           (SELECT ts_ms FROM points WHERE track = ?1 ORDER BY ts_ms LIMIT ?2)",
+                    )?
+                    .execute(params![id, left])? as i64;
+                tx.prepare_cached(
+                    "UPDATE tracks SET points = points - ?2,
+                        first_ms = COALESCE((SELECT MIN(ts_ms) FROM points WHERE track = ?1),
+                                            first_ms)
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, n])?;
+                d.points += n as u64;
+                left -= n.max(1);
+                break 'tracks;
+            }
+            let n = tx
+                .prepare_cached("DELETE FROM points WHERE track = ?1")?
+                .execute([id])? as i64;
+            tx.prepare_cached("DELETE FROM tracks WHERE id = ?1")?
+                .execute([id])?;
+            d.points += n as u64;
+            d.tracks += 1;
+            left -= n + 1;
+            if left <= 0 {
+                break 'tracks;
+            }
+        }
+    }
+    if left > 0 {
+        let cameras: Vec<String> = tx
+            .prepare_cached("SELECT id FROM cameras ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let before_second = cutoff_ms.div_euclid(1000);
+        for cam in cameras {
+            if left <= 0 {
+                break;
+            }
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM frames_second WHERE camera = ?1 AND second IN
+                       (SELECT second FROM frames_second WHERE camera = ?1 AND second < ?2
+                        ORDER BY second LIMIT ?3)",
+                )?
+                .execute(params![cam, before_second, left])? as i64;
+            d.seconds += n as u64;
+            left -= n;
+        }
+    }
+    if runs && left > 0 {
+        d.runs = tx
+            .prepare_cached(
+                "DELETE FROM runs WHERE id IN (
+                   SELECT id FROM runs r WHERE ended_ms IS NOT NULL AND ended_ms < ?1
+                     AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.run = r.id)
+                     AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.closed_by = r.id)
+                   LIMIT ?2)",
+            )?
+            .execute(params![cutoff_ms, left])? as u64;
+    }
+    tx.commit()?;
+    Ok(d)
+}
+
+/// Retention as the writer thread runs it: a time-boxed share of each flush tick, incremental
+/// vacuum, periodic WAL truncation and the database size gauge.
+#[derive(Debug)]
+pub(super) struct Upkeep {
+    retention: Retention,
+    next_due: Instant,
+    next_checkpoint: Instant,
+    /// One log line per spell of failing steps, and one while over the cap with nothing to delete.
+    warned_error: bool,
+    warned_stuck: bool,
+}
+
+impl Upkeep {
+    pub(super) fn new(policy: Policy) -> Self {
+        let now = Instant::now();
+        Self {
+            retention: Retention::new(policy),
+            next_due: now,
+            next_checkpoint: now + CHECKPOINT_INTERVAL,
+            warned_error: false,
+            warned_stuck: false,
+        }
+    }
+
+    /// Runs what is due; never longer than about [`TICK_SLICE`].
+    pub(super) fn tick(&mut self, conn: &mut Connection, stats: &Stats) {
+        let start = Instant::now();
+        if start < self.next_due {
+            return;
+        }
+        let policy = self.retention.policy();
+        let mut more = false;
+        if policy.keep_ms.is_some() || policy.max_bytes.is_some() {
+            more = self.retention_slice(conn, stats, start);
+        }
+        match vacuum_step(conn, VACUUM_PAGES) {
+            Ok(n) => more |= n == VACUUM_PAGES,
+            Err(e) => self.failed(&e),
+        }
+        if start >= self.next_checkpoint {
+            self.next_checkpoint = start + CHECKPOINT_INTERVAL;
+            if let Err(e) = checkpoint(conn) {
+                self.failed(&e);
+            }
+        }
+        if let Ok(p) = Pages::read(conn) {
+            stats
+                .db_bytes
+                .store(p.file_bytes() + wal_bytes(conn), Ordering::Relaxed);
+        }
+        self.next_due = if more {
+            Instant::now()
+        } else {
+            start + IDLE_INTERVAL
+        };
+    }
+
+    /// Steps until nothing is due or the slice is used; returns whether more is due.
+    fn retention_slice(&mut self, conn: &mut Connection, stats: &Stats, start: Instant) -> bool {
+        loop {
+            let step = match self.retention.step(conn, wall_ms(), STEP_ROWS) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.failed(&e);
+                    return false;
+                }
+            };
+            self.warned_error = false;
+            let d = step.deleted;
+            stats::add(&stats.retention_points_deleted, d.points);
+            stats::add(&stats.retention_tracks_deleted, d.tracks);
+            stats::add(&stats.retention_seconds_deleted, d.seconds);
+            if step.stuck && !self.warned_stuck {
+                self.warned_stuck = true;
+                warn!(
+                    used_mb = step.used_bytes >> 20,
+                    "Database over storage.max_size_mb with nothing old enough to delete \
+                       (only tracks still open)."
+                );
+            }
+            if !step.more || start.elapsed() >= TICK_SLICE {
+                return step.more;
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &rusqlite::Error) {
+        if !self.warned_error {
+            self.warned_error = true;
+            warn!(error = %e, "Retention step failed; trying again later.");
+        }
+    }
+}
+
+/// Checkpoints the WAL and truncates it, waiting only briefly for readers.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(CHECKPOINT_WAIT)?;
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    if r? == 1 {
+        debug!("WAL checkpoint postponed: a reader is busy.");
+    }
+    Ok(())
+}
+
+/// Bytes of the WAL file next to the database.
+fn wal_bytes(conn: &Connection) -> u64 {
+    conn.path()
+        .map(|p| format!("{p}-wal"))
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len())
+}
