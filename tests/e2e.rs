@@ -66,31 +66,32 @@ fn two_simulated_cameras_yield_plausible_tracks_in_sqlite() {
     let q = |sql: &str| -> f64 { db.query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap() };
     for cam in ["cam1", "cam2"] {
         let frames = q(&format!(
-            "SELECT COUNT(*) FROM frames WHERE camera = '{cam}'"
+            "SELECT SUM(frames) FROM frames_second WHERE camera = '{cam}'"
         ));
         assert!(
             frames >= (10 * RUN_SECONDS / 2) as f64,
             "{cam}: {frames} frames stored"
         );
-        // vtest.avi shows people on (nearly) every frame.
+        // vtest.avi shows people on (nearly) every frame: on every frame of most seconds.
         let with_people = q(&format!(
-            "SELECT AVG(persons > 0) FROM frames WHERE camera = '{cam}'"
+            "SELECT AVG(persons_min > 0) FROM frames_second WHERE camera = '{cam}'"
         ));
         assert!(
             with_people >= 0.8,
-            "{cam}: people on only {:.0}% of frames",
+            "{cam}: people on every frame of only {:.0}% of seconds",
             with_people * 100.0
         );
         let in_range = q(&format!(
-            "SELECT AVG(persons BETWEEN 1 AND 12) FROM frames WHERE camera = '{cam}'"
+            "SELECT AVG(persons_min >= 1 AND persons_max <= 12) FROM frames_second
+             WHERE camera = '{cam}'"
         ));
         assert!(
             in_range >= 0.9,
-            "{cam}: person count out of 1..12 on {:.0}% of frames",
+            "{cam}: person count out of 1..12 in {:.0}% of seconds",
             (1.0 - in_range) * 100.0
         );
         let mean = q(&format!(
-            "SELECT AVG(persons) FROM frames WHERE camera = '{cam}'"
+            "SELECT SUM(persons_sum) * 1.0 / SUM(frames) FROM frames_second WHERE camera = '{cam}'"
         ));
         assert!(
             (1.5..=10.0).contains(&mean),

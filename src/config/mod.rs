@@ -117,7 +117,7 @@ impl StorageConfig {
     pub fn retention(&self) -> crate::store::RetentionPolicy {
         crate::store::RetentionPolicy {
             keep_ms: (self.keep_days > 0).then(|| i64::from(self.keep_days) * 86_400_000),
-            max_bytes: (self.max_size_mb > 0).then(|| self.max_size_mb << 20),
+            max_bytes: (self.max_size_mb > 0).then_some(self.max_size_mb << 20),
         }
     }
 }

@@ -180,6 +180,11 @@ impl Store {
             source,
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        // Only takes effect on a file without tables yet (a new file), and only before its
+        // first transaction; it writes nothing. A file from before keeps auto_vacuum = NONE:
+        // the pages retention frees are reused but the file does not shrink. A file that is
+        // no database fails in the next statement, which names the problem.
+        let _ = conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;");
         // Touch the file for writing first: a read-only file or folder fails here, before
         // anything else runs, and nothing in it is changed.
         conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
@@ -192,10 +197,6 @@ impl Store {
                     source,
                 },
             })?;
-        // Only takes effect on a file without tables yet (new files); older files keep
-        // auto_vacuum = NONE: freed pages are reused but the file does not shrink.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
-            .map_err(sql)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(sql)?;
@@ -366,7 +367,8 @@ mod tests {
         .unwrap();
         drop(c);
         let store = Store::open(&path).unwrap();
-        let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = store
+        type Row = (String, i64, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<Row> = store
             .connection()
             .prepare("SELECT * FROM frames_second ORDER BY camera, second")
             .unwrap()

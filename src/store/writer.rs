@@ -32,7 +32,7 @@ use crate::stats::{self, Stats};
 /// A batch is committed early once it holds this many messages.
 const MAX_BATCH: usize = 20_000;
 /// Messages kept while the database refuses writes; older ones are dropped (counted).
-pub(super) const MAX_PENDING: usize = 200_000;
+const MAX_PENDING: usize = 200_000;
 /// First wait before retrying a refused batch; doubles per failure up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 /// Longest wait between retries of a refused batch.
@@ -75,6 +75,8 @@ pub(super) struct Writer {
     warned_failed_row: bool,
     /// Some while the database refuses writes.
     failing: Option<Failing>,
+    /// Bound of `pending` ([`MAX_PENDING`]; smaller in tests).
+    max_pending: usize,
     upkeep: Upkeep,
 }
 
@@ -88,6 +90,7 @@ impl Writer {
             warn: batch::Warnings::default(),
             warned_failed_row: false,
             failing: None,
+            max_pending: MAX_PENDING,
             upkeep: Upkeep::new(retention),
         }
     }
@@ -126,7 +129,7 @@ impl Writer {
 
     /// Queues a message; beyond [`MAX_PENDING`] the oldest waiting one is dropped and counted.
     fn push(&mut self, msg: StoreMsg, stats: &Stats) {
-        if self.pending.len() >= MAX_PENDING
+        if self.pending.len() >= self.max_pending
             && let Some(old) = self.pending.pop_front()
         {
             if stats.store_points_dropped.load(Ordering::Relaxed)
@@ -134,7 +137,7 @@ impl Writer {
                 == 0
             {
                 warn!(
-                    kept = MAX_PENDING,
+                    kept = self.max_pending,
                     "Database backlog full: dropping the oldest unsaved records (counted)."
                 );
             }
@@ -466,5 +469,155 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(kinds, vec![0, 1, 2]);
+    }
+
+    fn frame(camera: &str, ts_ms: i64, persons: u32) -> StoreMsg {
+        StoreMsg::Frame {
+            camera: Arc::from(camera),
+            seq: 0,
+            ts_ms,
+            persons,
+        }
+    }
+
+    #[test]
+    fn a_row_the_database_refuses_is_dropped_alone_and_later_batches_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(&dir);
+        let stats = Stats::new(1);
+        // A camera the database does not know breaks the tracks and frames_second foreign keys.
+        let mut ghost = point(9, 1100, 5.0);
+        if let StoreMsg::Point(p) = &mut ghost {
+            p.camera = Arc::from("ghost");
+        }
+        flush(
+            &mut w,
+            &stats,
+            vec![
+                point(7, 1000, 1.0),
+                frame("cam1", 1000, 2),
+                ghost.clone(),
+                frame("ghost", 1000, 4),
+                frame("ghost", 1100, 4),
+                point(7, 1100, 2.0),
+                frame("cam1", 1100, 3),
+            ],
+        );
+        let (pts, (_, _, count)) = stored(&w);
+        assert_eq!(pts, vec![(1000, 1.0), (1100, 2.0)]);
+        assert_eq!(count, 2);
+        assert_eq!(stats.store_rows_failed.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.frames_stored.load(Ordering::Relaxed), 2);
+        let tracks: i64 = w
+            .store
+            .conn
+            .query_row("SELECT COUNT(*) FROM tracks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tracks, 1, "the refused point's track row was rolled back");
+        // The next batch is written whole, and the bad row is not retried.
+        flush(&mut w, &stats, vec![point(7, 1200, 3.0), ghost]);
+        assert_eq!(stored(&w).0.len(), 3);
+        assert_eq!(stats.store_rows_failed.load(Ordering::Relaxed), 4);
+    }
+
+    /// Sends `n` points of camera cam1 (track per 1000) from `t0`, 100 ms apart; returns the
+    /// longest time one send waited.
+    fn send_points(tx: &crossbeam_channel::Sender<StoreMsg>, t0: i64, n: i64) -> Duration {
+        let mut longest = Duration::ZERO;
+        for i in 0..n {
+            let ts = t0 + i * 100;
+            let t = Instant::now();
+            tx.send(point((ts / 100_000) as u64, ts, 1.0)).unwrap();
+            longest = longest.max(t.elapsed());
+        }
+        longest
+    }
+
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_full_database_drops_counted_oldest_records_and_writing_resumes_with_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(&dir);
+        // History that will be deleted to make room.
+        {
+            let c = &w.store.conn;
+            c.execute_batch(
+                "BEGIN; INSERT INTO tracks(id, camera, first_ms, last_ms, ended)
+                        VALUES (1000000, 'cam1', 0, 0, 1);",
+            )
+            .unwrap();
+            for i in 0..6_000 {
+                c.execute(
+                    "INSERT INTO points(track, ts_ms, x, y, w, h, score) VALUES (1000000, ?1, 1.5, 2.5, 3.5, 4.5, 0.5)",
+                    [i],
+                )
+                .unwrap();
+            }
+            c.execute_batch("COMMIT").unwrap();
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            c.pragma_update(None, "max_page_count", pages + 1).unwrap();
+        }
+        w.max_pending = 2_000;
+        let stats = Arc::new(Stats::new(1));
+        let (tx, rx) = crossbeam_channel::bounded(256);
+        let s = Arc::clone(&stats);
+        let h = std::thread::spawn(move || w.run(&rx, Duration::from_millis(20), &s));
+
+        // Full: 5000 points arrive; the newest 2000 are kept, the oldest 3000 dropped and
+        // counted, and the sender is never held up by the failing database.
+        let t0 = 1_000_000_000;
+        let longest = send_points(&tx, t0, 5_000);
+        assert!(
+            longest < Duration::from_millis(500),
+            "a send waited {longest:?}"
+        );
+        wait_for("drops", || {
+            stats.store_points_dropped.load(Ordering::Relaxed) == 3_000
+        });
+        wait_for("the failure", || {
+            stats.store_failing.load(Ordering::Relaxed)
+        });
+        assert_eq!(stats.points_stored.load(Ordering::Relaxed), 0);
+        std::thread::sleep(Duration::from_millis(700));
+        let errors = stats.store_errors.load(Ordering::Relaxed);
+        assert!(
+            (1..=4).contains(&errors),
+            "{errors} failed transactions: retries must back off"
+        );
+
+        // Space returns (the history is deleted by another connection): the kept backlog and
+        // what follows are written.
+        let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        other
+            .execute_batch(
+                "PRAGMA foreign_keys = ON; DELETE FROM points WHERE track = 1000000;
+                 DELETE FROM tracks WHERE id = 1000000;",
+            )
+            .unwrap();
+        wait_for("writes to resume", || {
+            stats.points_stored.load(Ordering::Relaxed) == 2_000
+        });
+        assert!(!stats.store_failing.load(Ordering::Relaxed));
+        send_points(&tx, t0 + 5_000 * 100, 500);
+        wait_for("new points", || {
+            stats.points_stored.load(Ordering::Relaxed) == 2_500
+        });
+        assert_eq!(stats.store_points_dropped.load(Ordering::Relaxed), 3_000);
+        drop(tx);
+        h.join().unwrap().unwrap();
+        // The newest records were the ones kept.
+        let (n, first): (i64, i64) = other
+            .query_row("SELECT COUNT(*), MIN(ts_ms) FROM points", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, first), (2_500, t0 + 3_000 * 100));
     }
 }
