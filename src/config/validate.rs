@@ -368,6 +368,34 @@ detect_fps = 5
     }
 
     #[test]
+    fn retention_defaults_and_limits() {
+        let c = Config::from_str_at(GOOD, Path::new("/etc/st/config.toml")).unwrap();
+        let policy = c.storage.retention();
+        assert_eq!(policy.keep_ms, Some(30 * 86_400_000));
+        assert_eq!(policy.max_bytes, Some(10_240 << 20));
+        let text = format!("{GOOD}\n[storage]\nkeep_days = 0\nmax_size_mb = 0\n");
+        let c = Config::from_str_at(&text, Path::new("/etc/st/config.toml")).unwrap();
+        assert_eq!(
+            c.storage.retention(),
+            crate::store::RetentionPolicy::default()
+        );
+        let text = format!("{GOOD}\n[storage]\nkeep_days = 40000\nmax_size_mb = 8\n");
+        let p = problems(&text);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("12:13: storage.keep_days must be from 0 (keep all) to 36500"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("13:15: storage.max_size_mb must be 0 (no cap) or from 16"),
+            "{p:?}"
+        );
+        let p = problems(&format!("{GOOD}\n[storage]\nkeep_days = -1\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("12:13: invalid value"), "{p:?}");
+    }
+
+    #[test]
     fn unknown_key_is_reported_with_position() {
         let p = problems("[storage]\ndb = \"x.db\"\nflush_ms = 3\n");
         assert_eq!(p.len(), 1, "{p:?}");
