@@ -265,35 +265,36 @@ impl Applied {
 }
 
 /// Adds a second's frames to its row (a second split over two flushes, or two runs, is merged).
+pub(super) const UPSERT_SECOND: &str = "
+    INSERT INTO frames_second(camera, second, frames, persons_min, persons_max, persons_sum,
+                              first_ms, last_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    ON CONFLICT(camera, second) DO UPDATE SET
+        frames = frames + excluded.frames,
+        persons_min = MIN(persons_min, excluded.persons_min),
+        persons_max = MAX(persons_max, excluded.persons_max),
+        persons_sum = persons_sum + excluded.persons_sum,
+        first_ms = MIN(first_ms, excluded.first_ms),
+        last_ms = MAX(last_ms, excluded.last_ms)";
+
 fn upsert_second(
     tx: &Transaction<'_>,
     camera: &str,
     second: i64,
     s: &Second,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO frames_second(camera, second, frames, persons_min, persons_max, persons_sum,
-                                   first_ms, last_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT(camera, second) DO UPDATE SET
-             frames = frames + excluded.frames,
-             persons_min = MIN(persons_min, excluded.persons_min),
-             persons_max = MAX(persons_max, excluded.persons_max),
-             persons_sum = persons_sum + excluded.persons_sum,
-             first_ms = MIN(first_ms, excluded.first_ms),
-             last_ms = MAX(last_ms, excluded.last_ms)",
-    )?
-    .execute(params![
-        camera,
-        second,
-        s.frames as i64,
-        s.min,
-        s.max,
-        s.sum as i64,
-        s.first_ms,
-        s.last_ms
-    ])
-    .map(drop)
+    tx.prepare_cached(UPSERT_SECOND)?
+        .execute(params![
+            camera,
+            second,
+            s.frames as i64,
+            s.min,
+            s.max,
+            s.sum as i64,
+            s.first_ms,
+            s.last_ms
+        ])
+        .map(drop)
 }
 
 /// Every number of the point is finite (a NaN box could come from a broken model output).

@@ -5,9 +5,11 @@
 //! open their own read-only connections.
 
 mod batch;
+pub mod legacy;
 pub mod retention;
 pub mod runs;
 pub mod schema;
+mod upkeep;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -212,6 +214,14 @@ impl Store {
             path: p.clone(),
             source,
         })?;
+        let auto_vacuum: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .map_err(sql)?;
+        if auto_vacuum != 2 {
+            tracing::info!(db = %p.display(),
+                "Database file created without incremental vacuum: space freed by retention is \
+                 reused, but the file does not shrink (see README, Retention).");
+        }
         Ok(Store {
             conn,
             path: p,
@@ -252,7 +262,12 @@ impl Store {
 
     /// The latest stored frame time of `camera`, Unix ms (None: no frame yet).
     pub fn last_frame_ms(&self, camera: &str) -> Result<Option<i64>, StoreError> {
-        self.conn
+        let sql = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let second: Option<i64> = self
+            .conn
             .query_row(
                 "SELECT last_ms FROM frames_second WHERE camera = ?1
                  ORDER BY second DESC LIMIT 1",
@@ -260,10 +275,9 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|source| StoreError::Sql {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(sql)?;
+        let legacy = legacy::last_frame_ms(&self.conn, camera).map_err(sql)?;
+        Ok(second.max(legacy))
     }
 
     /// The run opened by [`Store::begin_run`].
@@ -348,63 +362,6 @@ mod tests {
             schema::version(store.connection()).unwrap(),
             schema::CURRENT_VERSION
         );
-    }
-
-    #[test]
-    fn frame_rows_of_a_v2_file_become_seconds() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v2.db");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
-        c.execute_batch(schema::MIGRATIONS[1]).unwrap();
-        c.execute_batch(
-            "PRAGMA user_version = 2;
-             INSERT INTO cameras VALUES ('cam1', 'c', 'rtsp://x', 0), ('cam2', 'd', 'rtsp://y', 0);
-             INSERT INTO frames(camera, seq, ts_ms, persons) VALUES
-               ('cam1', 0, 5000, 3), ('cam1', 1, 5400, 1), ('cam1', 2, 5999, 2),
-               ('cam1', 3, 6000, 0), ('cam2', 0, 5100, 7);",
-        )
-        .unwrap();
-        drop(c);
-        let store = Store::open(&path).unwrap();
-        type Row = (String, i64, i64, i64, i64, i64, i64, i64);
-        let rows: Vec<Row> = store
-            .connection()
-            .prepare("SELECT * FROM frames_second ORDER BY camera, second")
-            .unwrap()
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(
-            rows,
-            vec![
-                ("cam1".into(), 5, 3, 1, 3, 6, 5000, 5999),
-                ("cam1".into(), 6, 1, 0, 0, 0, 6000, 6000),
-                ("cam2".into(), 5, 1, 7, 7, 7, 5100, 5100),
-            ]
-        );
-        assert_eq!(store.last_frame_ms("cam1").unwrap(), Some(6000));
-        let frames_left: i64 = store
-            .connection()
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'frames'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(frames_left, 0);
     }
 
     #[test]
