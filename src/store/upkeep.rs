@@ -185,3 +185,86 @@ fn wal_bytes(conn: &Connection) -> u64 {
         .and_then(|p| std::fs::metadata(p).ok())
         .map_or(0, |m| m.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+
+    use super::*;
+    use crate::store::Store;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn a_tick_deletes_expired_rows_truncates_the_wal_and_reports_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.db");
+        let mut store = Store::open(&path).unwrap();
+        let old = wall_ms() - 40 * DAY;
+        let recent = wall_ms() - 60_000;
+        {
+            let c = &store.conn;
+            c.execute_batch(
+                "INSERT INTO cameras VALUES ('cam1', 'a', 'rtsp://a', 0);
+                 INSERT INTO tracks(id, camera, first_ms, last_ms, points, ended)
+                 VALUES (1, 'cam1', 0, 0, 100, 1), (2, 'cam1', 0, 0, 3000, 0);",
+            )
+            .unwrap();
+            c.execute(
+                "UPDATE tracks SET first_ms = ?1, last_ms = ?1 + 9900 WHERE id = 1",
+                [old],
+            )
+            .unwrap();
+            c.execute(
+                "UPDATE tracks SET first_ms = ?1, last_ms = ?1 + 299900 WHERE id = 2",
+                [recent],
+            )
+            .unwrap();
+            // One commit per point, as the writer does per flush: the WAL grows.
+            for (track, t0, n) in [(1, old, 100), (2, recent, 3000)] {
+                for i in 0..n {
+                    c.execute(
+                        "INSERT INTO points(track, ts_ms, x, y, w, h, score)
+                         VALUES (?1, ?2, 1.5, 2.5, 30.25, 90.125, 0.75)",
+                        params![track, t0 + i * 100],
+                    )
+                    .unwrap();
+                }
+            }
+            for s in 0..50 {
+                c.execute(
+                    "INSERT INTO frames_second VALUES ('cam1', ?1, 10, 1, 3, 20, ?2, ?2 + 900)",
+                    params![old / 1000 + s, old + s * 1000],
+                )
+                .unwrap();
+            }
+        }
+        assert!(wal_bytes(&store.conn) > 1 << 20, "the WAL did not grow");
+        let stats = Stats::new(1);
+        let mut up = Upkeep::new(Policy {
+            keep_ms: Some(30 * DAY),
+            max_bytes: None,
+        });
+        up.next_checkpoint = Instant::now();
+        up.tick(&mut store.conn, &stats);
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(
+            (
+                n(&stats.retention_tracks_deleted),
+                n(&stats.retention_points_deleted),
+                n(&stats.retention_seconds_deleted)
+            ),
+            (1, 100, 50)
+        );
+        assert_eq!(wal_bytes(&store.conn), 0, "the WAL was not truncated");
+        let on_disk = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(n(&stats.db_bytes), on_disk);
+        let left: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM points", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 3000, "the recent open track was touched");
+        // Nothing is due again before the idle interval.
+        assert!(up.next_due() > Instant::now() + IDLE_INTERVAL / 2);
+    }
+}
