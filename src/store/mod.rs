@@ -1,8 +1,9 @@
 //! SQLite storage of frames, tracks and points.
 //!
 //! Input: [`StoreMsg`]s from the tracker stage. Output: rows in a WAL-mode SQLite file, written by
-//! one writer thread in batched transactions every `flush_interval_ms`. Readers (query CLI, HTTP)
-//! open their own read-only connections.
+//! one writer thread in batched transactions every `flush_interval_ms`; between its writes the
+//! same thread deletes what `storage.keep_days` / `storage.max_size_mb` no longer keep
+//! ([`retention`]). Readers (query CLI, HTTP) open their own read-only connections.
 
 mod batch;
 pub mod legacy;

@@ -18,7 +18,7 @@ use crate::stats::{self, Stats};
 
 /// Rows deleted per step (one transaction, a few milliseconds).
 const STEP_ROWS: u64 = 2_000;
-/// Longest time the writer thread spends on retention per flush tick.
+/// Longest time the writer thread spends on upkeep per tick.
 const TICK_SLICE: Duration = Duration::from_millis(50);
 /// With nothing to delete, retention looks again this often.
 const IDLE_INTERVAL: Duration = Duration::from_secs(10);
@@ -33,7 +33,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 /// How long the truncating checkpoint waits for readers before trying again later.
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
 
-/// Retention as the writer thread runs it: a time-boxed share of each flush tick, incremental
+/// Retention as the writer thread runs it: time-boxed slices between its writes, incremental
 /// vacuum, periodic WAL truncation and the database size gauge.
 #[derive(Debug)]
 pub(super) struct Upkeep {
