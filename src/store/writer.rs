@@ -74,6 +74,8 @@ pub(super) struct Writer {
     warn: batch::Warnings,
     /// The first row SQLite refused is logged; the rest only counted.
     warned_failed_row: bool,
+    /// The first drop of a spell of failed writes is logged; the rest only counted.
+    warned_drop: bool,
     /// Some while the database refuses writes.
     failing: Option<Failing>,
     /// Bound of `pending` ([`MAX_PENDING`]; smaller in tests).
@@ -90,6 +92,7 @@ impl Writer {
             last_commit: Instant::now(),
             warn: batch::Warnings::default(),
             warned_failed_row: false,
+            warned_drop: false,
             failing: None,
             max_pending: MAX_PENDING,
             upkeep: Upkeep::new(retention),
@@ -135,10 +138,8 @@ impl Writer {
         if self.pending.len() >= self.max_pending
             && let Some(old) = self.pending.pop_front()
         {
-            if stats.store_points_dropped.load(Ordering::Relaxed)
-                + stats.store_frames_dropped.load(Ordering::Relaxed)
-                == 0
-            {
+            if !self.warned_drop {
+                self.warned_drop = true;
                 warn!(
                     kept = self.max_pending,
                     "Database backlog full: dropping the oldest unsaved records (counted)."
@@ -179,6 +180,7 @@ impl Writer {
         match (self.flush(stats), &mut self.failing) {
             (Ok(()), failing) => {
                 if let Some(f) = failing.take() {
+                    self.warned_drop = false;
                     info!(
                         after_s = f.since.elapsed().as_secs(),
                         points_dropped = stats.store_points_dropped.load(Ordering::Relaxed)
