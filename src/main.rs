@@ -307,6 +307,24 @@ fn run(cli: Cli) -> Result<()> {
                     c.points_duplicate, c.points_rejected
                 );
             }
+            if c.store_errors + c.store_rows_failed > 0 {
+                println!(
+                    "  not written      {} points, {} frames dropped while the database refused \
+                     writes ({} failed transactions); {} rows refused",
+                    c.store_points_dropped,
+                    c.store_frames_dropped,
+                    c.store_errors,
+                    c.store_rows_failed
+                );
+            }
+            if c.retention_points_deleted + c.retention_seconds_deleted > 0 {
+                println!(
+                    "  retention        {} tracks, {} points, {} frame-seconds deleted",
+                    c.retention_tracks_deleted,
+                    c.retention_points_deleted,
+                    c.retention_seconds_deleted
+                );
+            }
             println!(
                 "  processed FPS    {:.1} over {:.1} s",
                 summary.processed_fps(),

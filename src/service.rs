@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::stats::{Latency, Snapshot, Stats};
-use crate::store::{RunInfo, RunStart, Store, StoreError};
+use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
 use crate::track::stage as track_stage;
 
 /// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
@@ -150,7 +150,10 @@ pub fn run(
 
     let writer = store.spawn_writer(
         store_rx,
-        Duration::from_millis(cfg.storage.flush_interval_ms),
+        WriterOptions {
+            flush_interval: Duration::from_millis(cfg.storage.flush_interval_ms),
+            retention: cfg.storage.retention(),
+        },
         Arc::clone(&stats),
     )?;
     let analytics = analytics_stage::spawn(

@@ -111,7 +111,10 @@ mod tests {
         let writer = store
             .spawn_writer(
                 writer_rx,
-                Duration::from_millis(10),
+                crate::store::WriterOptions {
+                    flush_interval: Duration::from_millis(10),
+                    retention: crate::store::retention::Policy::default(),
+                },
                 Arc::new(Stats::new(2)),
             )
             .unwrap();

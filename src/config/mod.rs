@@ -132,6 +132,20 @@ pub struct StorageConfig {
     pub db: PathBuf,
     /// How often buffered points are committed.
     pub flush_interval_ms: u64,
+    /// Data older than this many days is deleted (0: kept however old).
+    pub keep_days: u32,
+    /// The oldest data is deleted while the database uses more than this many MiB (0: no cap).
+    pub max_size_mb: u64,
+}
+
+impl StorageConfig {
+    /// What retention keeps.
+    pub fn retention(&self) -> crate::store::RetentionPolicy {
+        crate::store::RetentionPolicy {
+            keep_ms: (self.keep_days > 0).then(|| i64::from(self.keep_days) * 86_400_000),
+            max_bytes: (self.max_size_mb > 0).then_some(self.max_size_mb << 20),
+        }
+    }
 }
 
 /// One problem found in a config file, with its position.

@@ -18,6 +18,10 @@ pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
 pub(super) const DEFAULT_DB: &str = "storetrack.db";
 pub(super) const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1_000;
+/// Data older than this many days is deleted (0: kept however old).
+pub(super) const DEFAULT_KEEP_DAYS: u32 = 30;
+/// The oldest data is deleted while the database uses more than this many MiB (0: no cap).
+pub(super) const DEFAULT_MAX_SIZE_MB: u64 = 10_240;
 
 /// A count, or the word `"auto"` meaning "let OpenVINO choose".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,6 +195,10 @@ pub(super) struct RawStorage {
     pub db: Spanned<String>,
     #[serde(default = "default_flush_interval_ms")]
     pub flush_interval_ms: Spanned<u64>,
+    #[serde(default = "default_keep_days")]
+    pub keep_days: Spanned<u32>,
+    #[serde(default = "default_max_size_mb")]
+    pub max_size_mb: Spanned<u64>,
 }
 
 impl Default for RawStorage {
@@ -198,6 +206,8 @@ impl Default for RawStorage {
         Self {
             db: default_db(),
             flush_interval_ms: default_flush_interval_ms(),
+            keep_days: default_keep_days(),
+            max_size_mb: default_max_size_mb(),
         }
     }
 }
@@ -246,4 +256,10 @@ fn default_db() -> Spanned<String> {
 }
 fn default_flush_interval_ms() -> Spanned<u64> {
     unspanned(DEFAULT_FLUSH_INTERVAL_MS)
+}
+fn default_keep_days() -> Spanned<u32> {
+    unspanned(DEFAULT_KEEP_DAYS)
+}
+fn default_max_size_mb() -> Spanned<u64> {
+    unspanned(DEFAULT_MAX_SIZE_MB)
 }
