@@ -71,6 +71,7 @@ fn fixed_db(dir: &Path) -> std::path::PathBuf {
             detect_fps: 10,
             homography: None,
             calibration: None,
+            pipeline: None,
         })
         .collect();
     store.register_cameras(&cams).unwrap();

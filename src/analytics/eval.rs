@@ -114,7 +114,9 @@ pub fn score_scene(
                 camera: Arc::clone(&camera),
                 track: r.id as u64,
                 ts_ms: ms(r.frame),
-                floor: apply_homography(&seq.image_to_floor, bbox.foot()),
+                floor: seq
+                    .image_to_floor
+                    .and_then(|h| apply_homography(&h, bbox.foot())),
                 person: gt.get(&r.frame).and_then(|rows| best_match(rows, &r)),
             });
         }

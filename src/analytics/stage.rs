@@ -107,6 +107,7 @@ mod tests {
                 detect_fps: 10,
                 homography: None,
                 calibration: None,
+                pipeline: None,
             })
             .collect();
         store.register_cameras(&cams).unwrap();

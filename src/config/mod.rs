@@ -76,6 +76,8 @@ pub struct CameraConfig {
     pub homography: Option<[f64; 9]>,
     /// How the homography was solved from `calibration` point pairs (None: given raw, or none).
     pub calibration: Option<crate::analytics::homography::Calibration>,
+    /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.
+    pub pipeline: Option<PathBuf>,
 }
 
 /// Detector model settings; what is not set here comes from the model description file.

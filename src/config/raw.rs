@@ -99,6 +99,7 @@ pub(super) struct RawCamera {
     pub detect_fps: Option<Spanned<u32>>,
     pub homography: Option<Spanned<Vec<f64>>>,
     pub calibration: Option<SpannedRows>,
+    pub pipeline: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -311,6 +311,7 @@ mod tests {
             detect_fps: 10,
             homography: None,
             calibration: None,
+            pipeline: None,
         }]
     }
 
