@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent setup for storetrack on a fresh Debian 12 machine.
 #   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
-#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI, DejaVu fonts for the
-#     labels of `storetrack render`)
+#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
 #   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector,
 #     TrackEval, motmetrics (for the real pedestrian ground truth it ships) and the peer trackers
-#     of scripts/compare_trackers.py
+#     of scripts/compare_trackers.py; DejaVu fonts for the labels of `storetrack render`
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator

@@ -523,6 +523,30 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `WIDTHxHEIGHT`, both at least 1.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x480");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    match (w.parse::<u32>(), h.parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
+}
+
+/// A replay's name: the sequence folder of a MOTChallenge `SEQ/gt/gt.txt`, else the folder
+/// holding the file (`TUD-Campus/gt.txt` → `TUD-Campus`).
+fn replay_name(gt: &std::path::Path) -> String {
+    let dir = gt.parent();
+    let dir = match dir {
+        Some(d) if d.file_name().is_some_and(|n| n == "gt") => d.parent(),
+        d => d,
+    };
+    dir.and_then(|d| d.file_name()).map_or_else(
+        || "replay".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 fn render(
     config: &std::path::Path,
     db: Option<PathBuf>,
@@ -579,28 +603,4 @@ fn render(
         drawn.points
     );
     Ok(())
-}
-
-/// `WIDTHxHEIGHT`, both at least 1.
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x480");
-    let (w, h) = s.split_once('x').ok_or_else(bad)?;
-    match (w.parse::<u32>(), h.parse::<u32>()) {
-        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
-        _ => Err(bad()),
-    }
-}
-
-/// A replay's name: the sequence folder of a MOTChallenge `SEQ/gt/gt.txt`, else the folder
-/// holding the file (`TUD-Campus/gt.txt` → `TUD-Campus`).
-fn replay_name(gt: &std::path::Path) -> String {
-    let dir = gt.parent();
-    let dir = match dir {
-        Some(d) if d.file_name().is_some_and(|n| n == "gt") => d.parent(),
-        d => d,
-    };
-    dir.and_then(|d| d.file_name()).map_or_else(
-        || "replay".to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }

@@ -116,7 +116,8 @@ pub fn score_scene(
                 ts_ms: ms(r.frame),
                 floor: seq
                     .image_to_floor
-                    .and_then(|h| apply_homography(&h, bbox.foot())),
+                    .as_ref()
+                    .and_then(|hm| apply_homography(hm, bbox.foot())),
                 person: gt.get(&r.frame).and_then(|rows| best_match(rows, &r)),
             });
         }

@@ -74,10 +74,10 @@ pub struct CameraConfig {
     pub detect_fps: u32,
     /// Image → floor-plan homography (row-major 3×3), if the camera is calibrated.
     pub homography: Option<[f64; 9]>,
-    /// How the homography was solved from `calibration` point pairs (None: given raw, or none).
-    pub calibration: Option<crate::analytics::homography::Calibration>,
     /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.
     pub pipeline: Option<PathBuf>,
+    /// How the homography was solved from `calibration` point pairs (None: given raw, or none).
+    pub calibration: Option<crate::analytics::homography::Calibration>,
 }
 
 /// Detector model settings; what is not set here comes from the model description file.

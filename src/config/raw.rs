@@ -98,8 +98,8 @@ pub(super) struct RawCamera {
     pub url: Spanned<String>,
     pub detect_fps: Option<Spanned<u32>>,
     pub homography: Option<Spanned<Vec<f64>>>,
-    pub calibration: Option<SpannedRows>,
     pub pipeline: Option<Spanned<String>>,
+    pub calibration: Option<SpannedRows>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -338,8 +338,8 @@ fn camera(
         url,
         detect_fps,
         homography,
-        calibration,
         pipeline: None,
+        calibration,
     })
 }
 

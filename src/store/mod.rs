@@ -310,8 +310,8 @@ mod tests {
             url: url::Url::parse("rtsp://admin:pw@127.0.0.1/x").unwrap(),
             detect_fps: 10,
             homography: None,
-            calibration: None,
             pipeline: None,
+            calibration: None,
         }]
     }
 

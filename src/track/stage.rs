@@ -122,8 +122,8 @@ mod tests {
             url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
             detect_fps: 10,
             homography: None,
-            calibration: None,
             pipeline: None,
+            calibration: None,
         };
         let (det_tx, det_rx) = crossbeam_channel::bounded(64);
         let (store_tx, store_rx) = crossbeam_channel::unbounded();
