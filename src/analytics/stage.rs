@@ -51,7 +51,12 @@ pub fn handle(
     match &msg {
         StoreMsg::Frame { ts_ms, .. } => st.advance(*ts_ms),
         StoreMsg::Point(p) => {
-            if let Some(pos) = p.floor {
+            // A non-finite position (a foot at the horizon) would poison a fused bin; the
+            // writer refuses such points too.
+            if let Some(pos) = p.floor
+                && pos.0.is_finite()
+                && pos.1.is_finite()
+            {
                 st.point(&p.camera, p.track_id, p.ts_ms, pos);
             }
         }
