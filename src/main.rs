@@ -78,20 +78,28 @@ enum Command {
         #[arg(long)]
         params: Option<PathBuf>,
     },
-    /// Generate synthetic store scenes as MOTChallenge sequences (ground truth + detections).
+    /// Generate synthetic store scenes as MOTChallenge sequences (ground truth + detections),
+    /// or, with --from-gt, replay annotated video through the simulated detector.
     Synth {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// Seeds, one scene each (each scene has two cameras).
+        /// Seeds, one scene (or replay) each; store scenes have two cameras.
         #[arg(long, value_delimiter = ',', default_value = "1")]
         seeds: Vec<u64>,
         /// Seconds per scene.
         #[arg(long, default_value_t = 60.0)]
         duration: f64,
-        /// Frames per second.
+        /// Frames per second (with --from-gt: the annotated video's).
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
+        /// MOTChallenge ground truth of a real video (frame,id,x,y,w,h,conf,...): detections are
+        /// simulated on it instead of on a synthetic store.
+        #[arg(long, requires = "size")]
+        from_gt: Option<PathBuf>,
+        /// Image size of the --from-gt video, WIDTHxHEIGHT.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<(u32, u32)>,
     },
     /// Query the trajectory database.
     Query {
@@ -353,15 +361,43 @@ fn run(cli: Cli) -> Result<()> {
             seeds,
             duration,
             fps,
+            from_gt,
+            size,
         } => {
+            if !(fps > 0.0 && fps <= 1000.0) {
+                bail!("--fps {fps}: must be between 0 and 1000");
+            }
+            let replayed = match (&from_gt, size) {
+                (Some(path), Some(size)) => {
+                    Some((replay_name(path), mot::read_ground_truth(path)?, size))
+                }
+                _ => None,
+            };
+            if let Some((_, gt, _)) = &replayed
+                && gt.is_empty()
+            {
+                bail!(
+                    "{}: no ground-truth rows",
+                    from_gt.unwrap_or_default().display()
+                );
+            }
             for seed in seeds {
-                let p = synth::SceneParams {
-                    seed,
-                    duration_s: duration,
-                    fps,
-                    ..Default::default()
+                let seqs = match &replayed {
+                    Some((name, gt, size)) => {
+                        let p = synth::replay::ReplayParams {
+                            seed,
+                            fps,
+                            size: *size,
+                        };
+                        vec![synth::replay::replay(name, gt, &p)]
+                    }
+                    None => synth::generate(&synth::SceneParams {
+                        seed,
+                        duration_s: duration,
+                        fps,
+                        ..Default::default()
+                    }),
                 };
-                let seqs = synth::generate(&p);
                 for dir in synth::write(&seqs, &out)
                     .with_context(|| format!("{}: cannot write", out.display()))?
                 {
@@ -423,4 +459,28 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `WIDTHxHEIGHT`, both at least 1.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x480");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    match (w.parse::<u32>(), h.parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
+}
+
+/// A replay's name: the sequence folder of a MOTChallenge `SEQ/gt/gt.txt`, else the folder
+/// holding the file (`TUD-Campus/gt.txt` → `TUD-Campus`).
+fn replay_name(gt: &std::path::Path) -> String {
+    let dir = gt.parent();
+    let dir = match dir {
+        Some(d) if d.file_name().is_some_and(|n| n == "gt") => d.parent(),
+        d => d,
+    };
+    dir.and_then(|d| d.file_name()).map_or_else(
+        || "replay".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
