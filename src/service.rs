@@ -143,7 +143,8 @@ pub fn run(
 
     let stats = Arc::new(Stats::new(cfg.cameras.len()));
     let started = Instant::now();
-    let (frame_tx, frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
+    let (frame_tx, mut frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
+    frame_rx.count_drops(Arc::clone(&stats));
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
     let (store_tx, store_rx) = bounded(STORE_QUEUE);
     let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
