@@ -1,20 +1,25 @@
-//! The running service: wires cameras → detector → trackers → store, reports progress, and shuts
-//! the chain down in order (cameras first, then each stage drains into the next).
+//! The running service: wires cameras → detector → trackers → store, serves the HTTP API, tells
+//! the service manager how it is (notify protocol: ready, watchdog pings while every stage is
+//! alive, status line), reports progress, and shuts the chain down in order (cameras first, then
+//! each stage drains into the next, the API last).
 //!
 //! Input: a validated [`Config`]. Output: rows in the database and a [`Summary`].
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Sender, bounded};
 use gstreamer as gst;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
+use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
+use crate::notify::{Notifier, NotifyTarget};
 use crate::stats::{Snapshot, Stats};
 use crate::store::{Store, StoreError};
 use crate::track::stage as track_stage;
@@ -23,6 +28,8 @@ use crate::track::stage as track_stage;
 const DETECTIONS_QUEUE: usize = 256;
 /// Store messages waiting for the writer (≈ several seconds of points for tens of cameras).
 const STORE_QUEUE: usize = 16_384;
+/// How often the service manager's status line is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +38,10 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Print a progress line this often (None: never).
     pub progress: Option<Duration>,
+    /// The service manager's notify socket ([`NotifyTarget::from_env`] under systemd).
+    pub notify: Option<NotifyTarget>,
+    /// Told the HTTP API's bound address once it listens (tests use port 0).
+    pub api_bound: Option<Sender<SocketAddr>>,
 }
 
 /// What a run did.
@@ -74,6 +85,17 @@ pub enum ServiceError {
     /// A stage thread panicked.
     #[error("the {0} stage crashed")]
     Crashed(&'static str),
+    /// The HTTP API could not start.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// The one-line status for the service manager.
+pub fn status_line(s: &Snapshot, fps: f64) -> String {
+    format!(
+        "cameras {}/{} up | {:.1} fps analysed | dropped {} | tracks {} | points {}",
+        s.cameras_up, s.cameras, fps, s.dropped, s.tracks, s.points_stored
+    )
 }
 
 /// One progress line.
@@ -115,6 +137,28 @@ pub fn run(
     let engine_info = engine.info().clone();
 
     let stats = Arc::new(Stats::new(cfg.cameras.len()));
+    stats.model_loaded.store(true, Ordering::Relaxed);
+    let server = match &cfg.api {
+        Some(a) => {
+            let state = ApiState::new(
+                Arc::clone(&stats),
+                &cfg.cameras,
+                db.clone(),
+                a.token.clone(),
+            );
+            let server = api::Server::start(a, state)?;
+            if let Some(tx) = &opts.api_bound {
+                let _ = tx.send(server.local_addr());
+            }
+            Some(server)
+        }
+        None => None,
+    };
+    let notifier = opts.notify.as_ref().and_then(|t| {
+        Notifier::new(t)
+            .map_err(|e| warn!(socket = %t.socket, error = %e, "Cannot use the notify socket."))
+            .ok()
+    });
     let started = Instant::now();
     let (frame_tx, frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
@@ -153,6 +197,14 @@ pub fn run(
 
     let deadline = opts.duration.map(|d| started + d);
     let mut next_progress = opts.progress.map(|p| started + p);
+    let ping_every = opts.notify.as_ref().and_then(NotifyTarget::ping_interval);
+    let mut next_ping = started;
+    let mut next_status = started + STATUS_EVERY;
+    let mut last_up = 0;
+    let mut rates = stats.rate_state();
+    if let Some(n) = &notifier {
+        n.ready(&status_line(&stats.snapshot(), 0.0));
+    }
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let now = Instant::now();
@@ -160,8 +212,31 @@ pub fn run(
             break;
         }
         if detector.is_finished() {
+            stats.model_loaded.store(false, Ordering::Relaxed);
             error!("Detector stopped unexpectedly; shutting down.");
             break;
+        }
+        stats.update_rates(&mut rates);
+        // Pings only while every stage thread runs: a dead stage lets the watchdog fire.
+        let alive = !tracker.is_finished()
+            && !writer.is_finished()
+            && cameras.iter().all(|c| !c.is_finished());
+        if let (Some(n), Some(every)) = (&notifier, ping_every)
+            && alive
+            && now >= next_ping
+        {
+            n.watchdog();
+            next_ping = now + every;
+        }
+        if let Some(n) = &notifier {
+            // Refreshed periodically, and at once when a camera comes up or goes down.
+            let snap = stats.snapshot();
+            if now >= next_status || snap.cameras_up != last_up {
+                let fps = stats.cameras.iter().map(|c| c.fps()).sum();
+                n.status(&status_line(&snap, fps));
+                next_status = now + STATUS_EVERY;
+                last_up = snap.cameras_up;
+            }
         }
         if let (Some(at), Some(every)) = (next_progress, opts.progress)
             && now >= at
@@ -172,6 +247,9 @@ pub fn run(
     }
 
     info!("Stopping.");
+    if let Some(n) = &notifier {
+        n.stopping();
+    }
     stop.store(true, Ordering::Relaxed);
     for c in cameras {
         c.join().map_err(|_| ServiceError::Crashed("camera"))?;
@@ -183,6 +261,9 @@ pub fn run(
         .join()
         .map_err(|_| ServiceError::Crashed("tracker"))?;
     let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
+    if let Some(server) = server {
+        server.stop();
+    }
     detector_result?;
     writer_result?;
     Ok(Summary {

@@ -210,7 +210,9 @@ fn unreachable_camera_is_retried_with_one_warning_and_its_password_never_logged(
         "an unreachable camera must not be fatal: {err}"
     );
     // One warning when the camera goes down; later failures are DEBUG until the reminder.
-    let warned = err.matches("Camera down; reconnecting with backoff.").count();
+    let warned = err
+        .matches("Camera down; reconnecting with backoff.")
+        .count();
     assert_eq!(warned, 1, "{err}");
     let retries = err.matches("Camera reconnect failed.").count();
     assert!(

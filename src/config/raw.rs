@@ -62,6 +62,14 @@ pub(super) struct RawConfig {
     pub tracker: crate::track::TrackerParams,
     #[serde(default)]
     pub storage: RawStorage,
+    pub api: Option<RawApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub listen: Spanned<String>,
+    pub token_env: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +115,7 @@ pub(super) struct RawInference {
     pub requests: CountOrAuto,
     #[serde(default)]
     pub streams: CountOrAuto,
+    pub runtime: Option<Spanned<String>>,
 }
 
 impl Default for RawInference {
@@ -116,6 +125,7 @@ impl Default for RawInference {
             hint: default_hint(),
             requests: CountOrAuto::Auto,
             streams: CountOrAuto::Auto,
+            runtime: None,
         }
     }
 }

@@ -26,13 +26,14 @@ pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     (line, col)
 }
 
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     text: &'a str,
     list: Vec<(usize, Problem)>,
 }
 
 impl Problems<'_> {
-    fn at<T>(&mut self, value: &Spanned<T>, message: String) {
+    /// Records a problem at the position of `value` (no position for a default value).
+    pub(super) fn at<T>(&mut self, value: &Spanned<T>, message: String) {
         let span = value.span();
         let (line, col) = if span.is_empty() && span.start == 0 {
             (0, 0)
@@ -48,6 +49,7 @@ pub(super) fn validate(
     text: &str,
     path: &Path,
     base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Problem>> {
     let mut p = Problems {
         text,
@@ -173,6 +175,11 @@ pub(super) fn validate(
         );
     }
 
+    let api = raw
+        .api
+        .as_ref()
+        .and_then(|a| super::api::validate(a, env, &mut p));
+
     if !p.list.is_empty() {
         let mut list = p.list;
         list.sort_by_key(|(pos, prob)| (prob.line == 0, *pos));
@@ -193,6 +200,7 @@ pub(super) fn validate(
             hint,
             requests: inf.requests,
             streams: inf.streams,
+            runtime: inf.runtime.as_ref().map(|r| resolve(r.get_ref())),
         },
         ingest: IngestConfig {
             pipeline: resolve(ing.pipeline.get_ref()),
@@ -208,6 +216,7 @@ pub(super) fn validate(
             db: resolve(st.db.get_ref()),
             flush_interval_ms: *st.flush_interval_ms.get_ref(),
         },
+        api,
     })
 }
 

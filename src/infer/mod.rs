@@ -10,6 +10,7 @@
 pub mod device;
 pub mod model;
 pub mod resize;
+pub mod runtime;
 pub mod ssd;
 
 use std::collections::VecDeque;
@@ -54,7 +55,7 @@ pub enum InferError {
     },
     /// The OpenVINO shared library could not be loaded.
     #[error(
-        "OpenVINO runtime not found ({0}); run {SETUP_COMMAND} and source .venv/storetrack.env"
+        "OpenVINO runtime not found ({0}); run {SETUP_COMMAND}, or set inference.runtime to the folder of libopenvino_c.so"
     )]
     Runtime(String),
     /// The configured device cannot be used.
@@ -105,6 +106,7 @@ struct InFlight {
     seq: u64,
     captured_ms: i64,
     mapping: InputMapping,
+    submitted: Instant,
 }
 
 /// The detector: compiled model plus its request pool.
@@ -138,6 +140,7 @@ impl Engine {
                 return Err(InferError::ModelMissing { path });
             }
         }
+        runtime::load(inference.runtime.as_deref()).map_err(InferError::Runtime)?;
         let mut core = Core::new().map_err(|e| InferError::Runtime(e.to_string()))?;
         let available: Vec<String> = ov("available_devices", core.available_devices())?
             .iter()
@@ -329,6 +332,7 @@ impl Engine {
             seq: frame.seq,
             captured_ms: frame.captured_ms,
             mapping: frame.mapping,
+            submitted: Instant::now(),
         })
     }
 
@@ -343,6 +347,13 @@ impl Engine {
         let boxes = self.parse(job.request, &job.mapping)?;
         let cam = &stats.cameras[job.camera];
         stats::inc(&cam.inferred);
+        stats
+            .infer_latency
+            .observe(job.submitted.elapsed().as_secs_f64());
+        let age_ms = crate::ingest::wall_ms()
+            .saturating_sub(job.captured_ms)
+            .max(0);
+        cam.frame_age.observe(age_ms as f64 / 1000.0);
         let persons = boxes
             .iter()
             .filter(|d| d.score >= self.person_score)

@@ -112,6 +112,7 @@ impl Store {
     /// Opens or creates the database, checks it is writable and migrates it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let p = path.to_path_buf();
+        owner_only(path);
         let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: p.clone(),
             source,
@@ -190,6 +191,35 @@ impl Store {
     }
 }
 
+/// Makes the database readable by its owner only: a new file is created with mode 0600 (SQLite
+/// gives its `-wal` and `-shm` files the mode of the database), an existing one and its
+/// companions are narrowed to it. Failures are left to SQLite's open to report.
+fn owner_only(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    if created.is_ok() {
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(file = %file.display(), error = %e,
+                           "Cannot make the database readable by its owner only.");
+        }
+    }
+}
+
 /// Per-track accumulation between flushes.
 #[derive(Debug, Clone, Copy)]
 struct Touch {
@@ -246,7 +276,11 @@ impl Writer {
     }
 
     fn flush_or_keep(&mut self, stats: &Stats) {
-        if let Err(e) = self.flush(stats) {
+        let result = self.flush(stats);
+        stats
+            .db_writable
+            .store(result.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = result {
             stats::inc(&stats.store_errors);
             error!(error = %e, pending = self.pending.len(), "Database write failed; will retry.");
             if self.pending.len() > MAX_PENDING {
@@ -267,6 +301,15 @@ impl Writer {
             path: path.clone(),
             source,
         };
+        let oldest_ms = self
+            .pending
+            .iter()
+            .filter_map(|m| match m {
+                StoreMsg::Frame { ts_ms, .. } => Some(*ts_ms),
+                StoreMsg::Point(p) => Some(p.ts_ms),
+                _ => None,
+            })
+            .min();
         let tx = self.store.conn.transaction().map_err(sql)?;
         let mut new_rows: HashMap<(Arc<str>, u64), i64> = HashMap::new();
         let mut touched: HashMap<i64, Touch> = HashMap::new();
@@ -347,6 +390,12 @@ impl Writer {
             }
         }
         tx.commit().map_err(sql)?;
+        if let Some(oldest) = oldest_ms {
+            let lag = wall_ms().saturating_sub(oldest).max(0) as u64;
+            stats
+                .write_lag_ms
+                .store(lag, std::sync::atomic::Ordering::Relaxed);
+        }
         self.rows.extend(new_rows);
         // Ended tracks get no more points: forget their ids.
         if !ended.is_empty() {
@@ -494,6 +543,26 @@ mod tests {
             .query_row("SELECT url FROM cameras", [], |r| r.get(0))
             .unwrap();
         assert_eq!(url, "rtsp://admin:***@127.0.0.1/x");
+    }
+
+    #[test]
+    fn database_and_wal_files_are_readable_by_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        store.register_cameras(&cams()).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let f = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}: {mode:o}");
+        }
+        drop(store);
+        // An existing world-readable file is narrowed on the next open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]
