@@ -29,7 +29,8 @@ pub fn search_folders(exe: Option<&Path>, cwd: Option<&Path>) -> Vec<PathBuf> {
     if let Some(cwd) = cwd {
         out.push(cwd.join(VENV_RUNTIME));
     }
-    out.dedup();
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
     out
 }
 
@@ -103,6 +104,12 @@ mod tests {
         );
         assert!(f.contains(&PathBuf::from("/srv/app/.venv/openvino-libs")));
         assert_eq!(f.last().unwrap(), Path::new("/home/op/.venv/openvino-libs"));
+        // A working directory inside the project adds nothing twice.
+        let g = search_folders(
+            Some(Path::new("/srv/app/target/release/storetrack")),
+            Some(Path::new("/srv/app")),
+        );
+        assert_eq!(g.len(), f.len() - 1, "{g:?}");
     }
 
     #[test]
