@@ -10,7 +10,7 @@
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -104,6 +104,81 @@ impl Notifier {
     }
 }
 
+/// How often the status line is refreshed when nothing changes.
+pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// The notifications of one service run: `READY=1` once, `WATCHDOG=1` every half watchdog
+/// period while the caller says the stages are alive, `STATUS=` every [`STATUS_EVERY`] and at
+/// once when the number of cameras up changes, `STOPPING=1` at the end. Does nothing without a
+/// target.
+#[derive(Debug)]
+pub struct Heartbeat {
+    notifier: Option<Notifier>,
+    ping_every: Option<Duration>,
+    next_ping: Instant,
+    next_status: Instant,
+    last_up: Option<usize>,
+}
+
+impl Heartbeat {
+    /// Heartbeat to `target` (None: silent).
+    pub fn new(target: Option<&NotifyTarget>) -> Heartbeat {
+        let notifier = target.and_then(|t| {
+            Notifier::new(t)
+                .map_err(|e| warn!(socket = %t.socket, error = %e, "Cannot use the notify socket."))
+                .ok()
+        });
+        let now = Instant::now();
+        Heartbeat {
+            notifier,
+            ping_every: target.and_then(NotifyTarget::ping_interval),
+            next_ping: now,
+            next_status: now + STATUS_EVERY,
+            last_up: None,
+        }
+    }
+
+    /// `READY=1` with the first status line.
+    pub fn ready(&self, status: &str) {
+        if let Some(n) = &self.notifier {
+            n.ready(status);
+        }
+    }
+
+    /// Called by the supervising loop: pings if `alive` and due, refreshes the status if due or
+    /// if `cameras_up` changed (`status` is only built when it is sent).
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        alive: bool,
+        cameras_up: usize,
+        status: impl FnOnce() -> String,
+    ) {
+        let Some(n) = &self.notifier else {
+            return;
+        };
+        if let Some(every) = self.ping_every
+            && alive
+            && now >= self.next_ping
+        {
+            n.watchdog();
+            self.next_ping = now + every;
+        }
+        if now >= self.next_status || self.last_up != Some(cameras_up) {
+            n.status(&status());
+            self.next_status = now + STATUS_EVERY;
+            self.last_up = Some(cameras_up);
+        }
+    }
+
+    /// `STOPPING=1`.
+    pub fn stopping(&self) {
+        if let Some(n) = &self.notifier {
+            n.stopping();
+        }
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -168,6 +243,45 @@ mod tests {
         for _ in 0..1000 {
             n.watchdog();
         }
+    }
+
+    #[test]
+    fn heartbeat_pings_only_while_alive_and_reports_changes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hb.sock");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let target = NotifyTarget {
+            socket: path.display().to_string(),
+            watchdog: Some(Duration::from_secs(2)),
+        };
+        let mut hb = Heartbeat::new(Some(&target));
+        let t0 = Instant::now();
+        hb.ready("starting");
+        hb.tick(t0, true, 0, || "up 0".into());
+        hb.tick(t0 + Duration::from_millis(500), true, 0, || "unused".into());
+        hb.tick(t0 + Duration::from_millis(1100), false, 1, || "up 1".into());
+        hb.tick(t0 + Duration::from_millis(1200), true, 1, || {
+            "unused".into()
+        });
+        hb.stopping();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = server.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        // Ping at 0 s; none at 0.5 s (not due), none at 1.1 s (a stage is dead), one at 1.2 s.
+        assert_eq!(
+            got,
+            [
+                "READY=1\nSTATUS=starting",
+                "WATCHDOG=1",
+                "STATUS=up 0",
+                "STATUS=up 1",
+                "WATCHDOG=1",
+                "STOPPING=1\nSTATUS=stopping"
+            ]
+        );
     }
 
     #[test]

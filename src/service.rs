@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
 use gstreamer as gst;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
-use crate::notify::{Notifier, NotifyTarget};
+use crate::notify::{Heartbeat, NotifyTarget};
 use crate::stats::{Snapshot, Stats};
 use crate::store::{Store, StoreError};
 use crate::track::stage as track_stage;
@@ -28,8 +28,6 @@ use crate::track::stage as track_stage;
 const DETECTIONS_QUEUE: usize = 256;
 /// Store messages waiting for the writer (≈ several seconds of points for tens of cameras).
 const STORE_QUEUE: usize = 16_384;
-/// How often the service manager's status line is refreshed.
-const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +114,29 @@ pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
     )
 }
 
+/// Starts the HTTP API if configured, and tells `opts.api_bound` where it listens.
+fn start_api(
+    cfg: &Config,
+    opts: &RunOptions,
+    stats: &Arc<Stats>,
+    db: &std::path::Path,
+) -> Result<Option<api::Server>, ServiceError> {
+    let Some(a) = &cfg.api else {
+        return Ok(None);
+    };
+    let state = ApiState::new(
+        Arc::clone(stats),
+        &cfg.cameras,
+        db.to_path_buf(),
+        a.token.clone(),
+    );
+    let server = api::Server::start(a, state)?;
+    if let Some(tx) = &opts.api_bound {
+        let _ = tx.send(server.local_addr());
+    }
+    Ok(Some(server))
+}
+
 /// Runs until `stop` is set or `opts.duration` passes. Start-up problems (model, device,
 /// database, template) are returned before any camera is opened.
 pub fn run(
@@ -138,27 +159,8 @@ pub fn run(
 
     let stats = Arc::new(Stats::new(cfg.cameras.len()));
     stats.model_loaded.store(true, Ordering::Relaxed);
-    let server = match &cfg.api {
-        Some(a) => {
-            let state = ApiState::new(
-                Arc::clone(&stats),
-                &cfg.cameras,
-                db.clone(),
-                a.token.clone(),
-            );
-            let server = api::Server::start(a, state)?;
-            if let Some(tx) = &opts.api_bound {
-                let _ = tx.send(server.local_addr());
-            }
-            Some(server)
-        }
-        None => None,
-    };
-    let notifier = opts.notify.as_ref().and_then(|t| {
-        Notifier::new(t)
-            .map_err(|e| warn!(socket = %t.socket, error = %e, "Cannot use the notify socket."))
-            .ok()
-    });
+    let server = start_api(cfg, opts, &stats, &db)?;
+    let mut heartbeat = Heartbeat::new(opts.notify.as_ref());
     let started = Instant::now();
     let (frame_tx, frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
@@ -197,14 +199,8 @@ pub fn run(
 
     let deadline = opts.duration.map(|d| started + d);
     let mut next_progress = opts.progress.map(|p| started + p);
-    let ping_every = opts.notify.as_ref().and_then(NotifyTarget::ping_interval);
-    let mut next_ping = started;
-    let mut next_status = started + STATUS_EVERY;
-    let mut last_up = 0;
     let mut rates = stats.rate_state();
-    if let Some(n) = &notifier {
-        n.ready(&status_line(&stats.snapshot(), 0.0));
-    }
+    heartbeat.ready(&status_line(&stats.snapshot(), 0.0));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let now = Instant::now();
@@ -221,23 +217,10 @@ pub fn run(
         let alive = !tracker.is_finished()
             && !writer.is_finished()
             && cameras.iter().all(|c| !c.is_finished());
-        if let (Some(n), Some(every)) = (&notifier, ping_every)
-            && alive
-            && now >= next_ping
-        {
-            n.watchdog();
-            next_ping = now + every;
-        }
-        if let Some(n) = &notifier {
-            // Refreshed periodically, and at once when a camera comes up or goes down.
-            let snap = stats.snapshot();
-            if now >= next_status || snap.cameras_up != last_up {
-                let fps = stats.cameras.iter().map(|c| c.fps()).sum();
-                n.status(&status_line(&snap, fps));
-                next_status = now + STATUS_EVERY;
-                last_up = snap.cameras_up;
-            }
-        }
+        let snap = stats.snapshot();
+        heartbeat.tick(now, alive, snap.cameras_up, || {
+            status_line(&snap, stats.cameras.iter().map(|c| c.fps()).sum())
+        });
         if let (Some(at), Some(every)) = (next_progress, opts.progress)
             && now >= at
         {
@@ -247,9 +230,7 @@ pub fn run(
     }
 
     info!("Stopping.");
-    if let Some(n) = &notifier {
-        n.stopping();
-    }
+    heartbeat.stopping();
     stop.store(true, Ordering::Relaxed);
     for c in cameras {
         c.join().map_err(|_| ServiceError::Crashed("camera"))?;
