@@ -103,6 +103,10 @@ pub struct Stats {
     pub points_stored: AtomicU64,
     /// Frame rows committed to SQLite.
     pub frames_stored: AtomicU64,
+    /// Points not stored because the track already had a point at that time.
+    pub points_duplicate: AtomicU64,
+    /// Points not stored because a number in them was not finite.
+    pub points_rejected: AtomicU64,
     /// Failed inferences.
     pub infer_errors: AtomicU64,
     /// Failed store transactions.
@@ -151,6 +155,10 @@ pub struct Snapshot {
     pub points_stored: u64,
     /// Frame rows committed.
     pub frames_stored: u64,
+    /// Points not stored: same track and time as a stored one.
+    pub points_duplicate: u64,
+    /// Points not stored: a non-finite number.
+    pub points_rejected: u64,
     /// Failed inferences.
     pub infer_errors: u64,
 }
@@ -164,6 +172,8 @@ impl Stats {
             points: AtomicU64::new(0),
             points_stored: AtomicU64::new(0),
             frames_stored: AtomicU64::new(0),
+            points_duplicate: AtomicU64::new(0),
+            points_rejected: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             started: Instant::now(),
@@ -225,6 +235,8 @@ impl Stats {
             tracks: self.tracks.load(Ordering::Relaxed),
             points_stored: self.points_stored.load(Ordering::Relaxed),
             frames_stored: self.frames_stored.load(Ordering::Relaxed),
+            points_duplicate: self.points_duplicate.load(Ordering::Relaxed),
+            points_rejected: self.points_rejected.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
         }
     }

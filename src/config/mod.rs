@@ -27,6 +27,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
 pub struct Config {
     /// Path of the file this came from (for messages).
     pub path: PathBuf,
+    /// SHA-256 of the file's bytes, lowercase hex (recorded with each run; compare with
+    /// `sha256sum`).
+    pub sha256: String,
     /// Cameras, in file order; ids are unique.
     pub cameras: Vec<CameraConfig>,
     /// Detector model settings.
@@ -244,7 +247,9 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        validate::validate(raw, text, path, base, env).map_err(invalid)
+        let mut cfg = validate::validate(raw, text, path, base, env).map_err(invalid)?;
+        cfg.sha256 = crate::store::runs::sha256_hex(text.as_bytes());
+        Ok(cfg)
     }
 
     /// The camera with this id.

@@ -188,6 +188,7 @@ pub(super) fn validate(
 
     Ok(Config {
         path: path.to_path_buf(),
+        sha256: String::new(), // set by the caller, which has the file's bytes
         cameras,
         model: ModelConfig {
             description: resolve(m.description.get_ref()),
