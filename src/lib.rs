@@ -11,6 +11,7 @@ pub mod config;
 pub mod geometry;
 pub mod infer;
 pub mod ingest;
+pub mod malloc;
 pub mod messages;
 pub mod mot;
 pub mod notify;

@@ -73,7 +73,6 @@ impl From<&CameraConfig> for CameraInfo {
 }
 
 /// What the handlers read.
-#[derive(Debug)]
 pub struct ApiState {
     /// Shared counters of the running service.
     pub stats: Arc<Stats>,
@@ -85,6 +84,17 @@ pub struct ApiState {
     pub token: Option<String>,
     /// `/metrics` registry.
     pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never printed.
+        f.debug_struct("ApiState")
+            .field("cameras", &self.cameras)
+            .field("db", &self.db)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiState {
