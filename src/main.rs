@@ -160,7 +160,7 @@ enum QueryWhat {
 }
 
 fn main() -> ExitCode {
-    storetrack::malloc::limit_arenas();
+    storetrack::malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STORETRACK_LOG")

@@ -9,20 +9,34 @@
 //! the same analysed frame rate (README, "Memory"). GStreamer objects themselves do not leak
 //! (the `leaks` tracer counts the same live objects after 2 and after 9 rebuilds).
 //!
-//! Input: `MALLOC_ARENA_MAX` if the operator set it (then glibc already applied it and nothing
-//! is changed). Output: at most [`ARENA_MAX`] arenas.
+//! Input: `MALLOC_ARENA_MAX` / `MALLOC_MMAP_THRESHOLD_` if the operator set them (then glibc
+//! already applied them and that setting is left alone). Output: at most [`ARENA_MAX`] arenas,
+//! and blocks from [`MMAP_THRESHOLD`] up (decoded frames, model inputs) always in their own
+//! mappings, returned to the system when freed instead of fragmenting a heap (glibc otherwise
+//! raises this threshold to the size of the largest block freed, up to 32 MiB).
 
 /// Arenas allowed when the environment does not say.
 pub const ARENA_MAX: i32 = 2;
+/// Allocations of this many bytes or more are separate mappings (glibc's initial default, kept
+/// fixed).
+pub const MMAP_THRESHOLD: i32 = 128 * 1024;
 
-/// Limits malloc arenas; call first thing in `main`, before any thread starts.
-pub fn limit_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
-    // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
-    // Returns 0 on an unsupported parameter (non-glibc), which is harmless.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX);
+/// Sets the allocator up as above; call first thing in `main`, before any thread starts.
+pub fn tune() {
+    for (var, param, value) in [
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, ARENA_MAX),
+        (
+            "MALLOC_MMAP_THRESHOLD_",
+            libc::M_MMAP_THRESHOLD,
+            MMAP_THRESHOLD,
+        ),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: mallopt only changes allocator parameters; called before other threads
+            // exist. It returns 0 for a parameter it does not know (non-glibc): harmless.
+            unsafe {
+                libc::mallopt(param, value);
+            }
+        }
     }
 }
