@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::notify::{Heartbeat, NotifyTarget};
-use crate::stats::{Snapshot, Stats};
+use crate::stats::{Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError};
 use crate::track::stage as track_stage;
 
@@ -53,6 +53,10 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
+    /// Camera ids, in config order (as in `latency.cameras`).
+    pub camera_ids: Vec<String>,
+    /// Analysed fps and frame age per camera and overall.
+    pub latency: Latency,
     /// The run row opened for this run, and what its start found of earlier runs.
     pub run: RunStart,
 }
@@ -102,11 +106,12 @@ pub fn status_line(s: &Snapshot, fps: f64) -> String {
 pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!(
-        "[{:>5.0}s] cameras {}/{} up | decoded {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}",
+        "[{:>5.0}s] cameras {}/{} up | decoded {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}",
         elapsed.as_secs_f64(),
         s.cameras_up,
         s.cameras,
         s.decoded,
+        s.skipped,
         s.inferred,
         s.inferred as f64 / secs,
         s.dropped,
@@ -147,11 +152,20 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, ServiceError> {
     gst::init()?;
-    let template = Template::load(&cfg.ingest.pipeline)?;
+    let default_template = Template::load(&cfg.ingest.pipeline)?;
+    // A camera may name its own template (an H.265 camera, say); the others share the default.
+    let templates = cfg
+        .cameras
+        .iter()
+        .map(|c| match &c.pipeline {
+            Some(p) => Template::load(p),
+            None => Ok(default_template.clone()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let engine = Engine::new(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
-    for cam in &cfg.cameras {
+    for (cam, template) in cfg.cameras.iter().zip(&templates) {
         template.build(cam, &cfg.ingest, &input)?;
     }
     let mut store = Store::open(&cfg.storage.db)?;
@@ -201,8 +215,9 @@ pub fn run(
             index,
             camera: camera.clone(),
             ingest: cfg.ingest.clone(),
-            template: template.clone(),
+            template: templates[index].clone(),
             input,
+            decoder_threads: ingest::decoder_threads(cfg.cameras.len()),
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
@@ -260,9 +275,12 @@ pub fn run(
     }
     detector_result?;
     writer_result?;
+    let elapsed = started.elapsed();
     Ok(Summary {
         counts: stats.snapshot(),
-        elapsed: started.elapsed(),
+        latency: stats.latency(elapsed.as_secs_f64()),
+        camera_ids: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+        elapsed,
         db,
         engine: engine_info,
         run: run_start,

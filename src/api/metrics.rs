@@ -60,6 +60,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.decoded),
     ),
     (
+        "storetrack_camera_frames_skipped",
+        "Decoded frames discarded before conversion because a fresher frame was waiting.",
+        MetricType::Counter,
+        |c| load(&c.skipped),
+    ),
+    (
         "storetrack_camera_frames_inferred",
         "Frames the detector finished.",
         MetricType::Counter,
