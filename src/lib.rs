@@ -6,6 +6,7 @@
 //! files as RTSP cameras for demos and tests; [`service`] wires the stages together and speaks
 //! the service manager's [`notify`] protocol.
 
+pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod geometry;

@@ -88,7 +88,7 @@ fn unix_ms(t: SystemTime) -> i64 {
     }
 }
 
-fn format_time(ms: i64) -> String {
+pub(crate) fn format_time(ms: i64) -> String {
     if ms < 0 {
         return ms.to_string();
     }
@@ -105,7 +105,7 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
     }
 }
 
-fn run(
+pub(crate) fn run(
     conn: &Connection,
     sql: &str,
     params: &[&dyn rusqlite::ToSql],

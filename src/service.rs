@@ -15,6 +15,7 @@ use crossbeam_channel::{Sender, bounded};
 use gstreamer as gst;
 use tracing::{error, info};
 
+use crate::analytics::stage as analytics_stage;
 use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::infer::{Engine, EngineInfo, InferError};
@@ -191,17 +192,24 @@ pub fn run(
     let (frame_tx, frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
     let (store_tx, store_rx) = bounded(STORE_QUEUE);
+    let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
 
     let writer = store.spawn_writer(
         store_rx,
         Duration::from_millis(cfg.storage.flush_interval_ms),
         Arc::clone(&stats),
     )?;
+    let analytics = analytics_stage::spawn(
+        cfg.analytics.clone(),
+        cfg.zones.clone(),
+        analytics_rx,
+        store_tx,
+    )?;
     let tracker = track_stage::spawn(
         &cfg.cameras,
         cfg.tracker.clone(),
         det_rx,
-        store_tx,
+        analytics_tx,
         Arc::clone(&stats),
     )?;
     let engine_stop = Arc::clone(&stop);
@@ -269,6 +277,9 @@ pub fn run(
     tracker
         .join()
         .map_err(|_| ServiceError::Crashed("tracker"))?;
+    analytics
+        .join()
+        .map_err(|_| ServiceError::Crashed("analytics"))?;
     let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
     if let Some(server) = server {
         server.stop();

@@ -6,6 +6,7 @@
 //! `file:line:col`.
 
 mod api;
+mod floor;
 mod raw;
 mod secrets;
 mod validate;
@@ -42,8 +43,29 @@ pub struct Config {
     pub tracker: crate::track::TrackerParams,
     /// SQLite settings.
     pub storage: StorageConfig,
+    /// The floor plan, if one is described.
+    pub floor: Option<FloorConfig>,
+    /// Zones on the floor, in file order; ids are unique.
+    pub zones: Vec<crate::analytics::Zone>,
+    /// Store-wide trajectory gates and visit rules.
+    pub analytics: crate::analytics::AnalyticsParams,
     /// HTTP API and metrics (None: no HTTP listener).
     pub api: Option<ApiConfig>,
+}
+
+/// The floor plan: its size and, optionally, a picture of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloorConfig {
+    /// Size along x, metres.
+    pub width_m: f64,
+    /// Size along y, metres.
+    pub height_m: f64,
+    /// Plan image (PNG or JPEG), if any.
+    pub plan: Option<PathBuf>,
+    /// Plan pixels per metre (also the scale of drawn plans).
+    pub scale_px_per_m: f64,
+    /// Plan pixel of floor point (0, 0); floor x runs right and y down the picture.
+    pub origin_px: (f64, f64),
 }
 
 /// The HTTP API (`[api]`).
@@ -83,6 +105,8 @@ pub struct CameraConfig {
     pub homography: Option<[f64; 9]>,
     /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.
     pub pipeline: Option<PathBuf>,
+    /// How the homography was solved from `calibration` point pairs (None: given raw, or none).
+    pub calibration: Option<crate::analytics::homography::Calibration>,
 }
 
 /// Detector model settings; what is not set here comes from the model description file.

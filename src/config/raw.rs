@@ -62,7 +62,33 @@ pub(super) struct RawConfig {
     pub tracker: crate::track::TrackerParams,
     #[serde(default)]
     pub storage: RawStorage,
+    pub floor: Option<Spanned<RawFloor>>,
+    #[serde(default)]
+    pub zones: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    pub analytics: crate::analytics::AnalyticsParams,
     pub api: Option<RawApi>,
+}
+
+/// A list of number lists, each with its position (point pairs, polygon vertices).
+pub(super) type SpannedRows = Spanned<Vec<Spanned<Vec<f64>>>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFloor {
+    pub width: Spanned<f64>,
+    pub height: Spanned<f64>,
+    pub plan: Option<Spanned<String>>,
+    pub scale: Option<Spanned<f64>>,
+    pub origin: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZone {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub polygon: SpannedRows,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +107,7 @@ pub(super) struct RawCamera {
     pub detect_fps: Option<Spanned<u32>>,
     pub homography: Option<Spanned<Vec<f64>>>,
     pub pipeline: Option<Spanned<String>>,
+    pub calibration: Option<SpannedRows>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,8 +27,8 @@ pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
 }
 
 pub(super) struct Problems<'a> {
-    text: &'a str,
-    list: Vec<(usize, Problem)>,
+    pub(super) text: &'a str,
+    pub(super) list: Vec<(usize, Problem)>,
 }
 
 impl Problems<'_> {
@@ -169,6 +169,22 @@ pub(super) fn validate(
         ));
     }
 
+    let floor = raw
+        .floor
+        .as_ref()
+        .and_then(|f| super::floor::floor(f, &mut p, resolve));
+    let zones = super::floor::zones(&raw.zones, floor.as_ref(), &mut p);
+    for problem in raw.analytics.problems() {
+        p.list.push((
+            0,
+            Problem {
+                line: 0,
+                col: 0,
+                message: format!("analytics.{problem}"),
+            },
+        ));
+    }
+
     let st = &raw.storage;
     if st.db.get_ref().trim().is_empty() {
         p.at(&st.db, "storage.db is empty".into());
@@ -222,6 +238,9 @@ pub(super) fn validate(
             db: resolve(st.db.get_ref()),
             flush_interval_ms: *st.flush_interval_ms.get_ref(),
         },
+        floor,
+        zones,
+        analytics: raw.analytics,
         api,
     })
 }
@@ -306,6 +325,21 @@ fn camera(
         },
     };
 
+    let mut calibration = None;
+    if let Some(rows) = &cam.calibration {
+        if cam.homography.is_some() {
+            p.at(
+                rows,
+                format!("camera {id:?}: give either homography or calibration, not both"),
+            );
+            ok = false;
+        } else {
+            calibration = super::floor::calibration(&id, rows, p);
+            ok &= calibration.is_some();
+        }
+    }
+    let homography = homography.or_else(|| calibration.as_ref().map(|c| c.homography));
+
     let url = url?;
     ok.then(|| CameraConfig {
         name: cam.name.clone().unwrap_or_else(|| id.clone()),
@@ -314,6 +348,7 @@ fn camera(
         detect_fps,
         homography,
         pipeline: None,
+        calibration,
     })
 }
 

@@ -4,6 +4,7 @@
 //! one writer thread in batched transactions every `flush_interval_ms`. Readers (query CLI, HTTP)
 //! open their own read-only connections.
 
+mod analytics;
 pub mod runs;
 pub mod schema;
 mod writer;
@@ -340,6 +341,7 @@ mod tests {
             detect_fps: 10,
             homography: None,
             pipeline: None,
+            calibration: None,
         }]
     }
 

@@ -63,6 +63,41 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX tracks_open ON tracks(ended) WHERE ended = 0;
     ALTER TABLE points ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
     "#,
+    // v3 (analytics): store-wide trajectories joined across cameras, their fused floor
+    // positions, which camera tracks they are made of, and zone visits.
+    r#"
+    CREATE TABLE store_tracks (
+        id        INTEGER PRIMARY KEY,
+        first_ms  INTEGER NOT NULL,
+        last_ms   INTEGER NOT NULL,
+        points    INTEGER NOT NULL DEFAULT 0,
+        cameras   INTEGER NOT NULL DEFAULT 0,   -- most cameras seeing it at once
+        ended     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX store_tracks_first ON store_tracks(first_ms);
+    CREATE TABLE store_points (
+        store_track INTEGER NOT NULL REFERENCES store_tracks(id),
+        ts_ms     INTEGER NOT NULL,
+        x REAL NOT NULL, y REAL NOT NULL,      -- floor metres
+        cameras   INTEGER NOT NULL,
+        PRIMARY KEY (store_track, ts_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE store_members (
+        track       INTEGER PRIMARY KEY REFERENCES tracks(id),
+        store_track INTEGER NOT NULL REFERENCES store_tracks(id)
+    );
+    CREATE INDEX store_members_store ON store_members(store_track);
+    CREATE TABLE zone_visits (
+        id          INTEGER PRIMARY KEY,
+        store_track INTEGER NOT NULL REFERENCES store_tracks(id),
+        zone        TEXT NOT NULL,
+        from_zone   TEXT,                      -- previous zone of the same trajectory
+        enter_ms    INTEGER NOT NULL,
+        leave_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX zone_visits_enter ON zone_visits(enter_ms);
+    CREATE INDEX zone_visits_store ON zone_visits(store_track, enter_ms);
+    "#,
 ];
 
 /// The version this build writes.

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::params;
 use tracing::{error, info, warn};
 
+use super::analytics::AnalyticsRows;
 use super::{Store, StoreError, runs};
 use crate::ingest::wall_ms;
 use crate::messages::{StoreMsg, TrackUpdate};
@@ -54,6 +55,8 @@ pub(super) struct Writer {
     /// The first duplicate and the first refused point are logged; the rest only counted.
     warned_duplicate: bool,
     warned_rejected: bool,
+    /// Store trajectory rows of this run.
+    analytics: AnalyticsRows,
 }
 
 impl Writer {
@@ -65,6 +68,7 @@ impl Writer {
             last_commit: Instant::now(),
             warned_duplicate: false,
             warned_rejected: false,
+            analytics: AnalyticsRows::default(),
         }
     }
 
@@ -132,6 +136,16 @@ impl Writer {
 
     /// Writes everything pending in one transaction. On failure nothing is lost from `pending`.
     fn flush(&mut self, stats: &Stats) -> Result<(), StoreError> {
+        let analytics_before = self.analytics.snapshot();
+        let result = self.write_batch(stats);
+        match &result {
+            Ok(()) => self.analytics.committed(),
+            Err(_) => self.analytics.rolled_back(&analytics_before),
+        }
+        result
+    }
+
+    fn write_batch(&mut self, stats: &Stats) -> Result<(), StoreError> {
         let heartbeat_due = self.store.run.is_some() && self.last_commit.elapsed() >= HEARTBEAT;
         if self.pending.is_empty() && !heartbeat_due {
             return Ok(());
@@ -237,6 +251,12 @@ impl Writer {
                             ended.push(*r);
                         }
                     }
+                    StoreMsg::Analytics(event) => {
+                        let rows = &self.rows;
+                        let find =
+                            |k: &(Arc<str>, u64)| rows.get(k).or_else(|| new_rows.get(k)).copied();
+                        self.analytics.write(&tx, event, find).map_err(sql)?;
+                    }
                 }
             }
             let mut upd = tx
@@ -256,6 +276,7 @@ impl Writer {
             for row in &ended {
                 end.execute(params![row]).map_err(sql)?;
             }
+            self.analytics.finish_batch(&tx).map_err(sql)?;
         }
         if let Some(run) = run {
             runs::heartbeat(&tx, run, wall_ms()).map_err(sql)?;
