@@ -10,10 +10,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use storetrack::analytics::cli::{AnalyticsQuery, Request};
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use storetrack::notify::NotifyTarget;
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::service::{self, RunOptions};
 use storetrack::simcam::{self, SimCam};
-use storetrack::{mot, store, synth};
+use storetrack::{mot, redact, store, synth};
 
 mod render_cmd;
 use render_cmd::render;
@@ -198,12 +199,14 @@ enum QueryWhat {
 }
 
 fn main() -> ExitCode {
+    storetrack::malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STORETRACK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // Every log record is scrubbed of credentials on its way out.
+        .with_writer(redact::stderr)
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -280,6 +283,8 @@ fn run(cli: Cli) -> Result<()> {
             let opts = RunOptions {
                 duration,
                 progress: (!progress.is_zero()).then_some(progress),
+                notify: NotifyTarget::from_env(),
+                api_bound: None,
             };
             let summary = service::run(&cfg, &opts, stop_flag()?)?;
             let c = &summary.counts;
