@@ -1,13 +1,23 @@
 //! Counters shared by all stages: received / sent / dropped per camera and per stage, read by the
-//! progress line, the end-of-run summary and (later) `/metrics`. Labels stay low-cardinality:
-//! camera yes, track id never.
+//! progress line, the end-of-run summary, the notify status line and `/metrics` (see
+//! [`crate::api::metrics`]). Labels stay low-cardinality: camera yes, track id never.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::histogram::Histogram;
+
+/// Frame age histogram buckets (seconds from capture to detections ready).
+pub const FRAME_AGE_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0];
+/// Inference latency histogram buckets (seconds from submit to result).
+pub const INFER_LATENCY_BUCKETS: [f64; 10] =
+    [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0];
+/// Analysed frame rates are averaged over at least this long.
+pub const RATE_WINDOW: Duration = Duration::from_secs(2);
 
 /// Counters of one camera.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CameraStats {
     /// Frames out of the decoder.
     pub decoded: AtomicU64,
@@ -34,9 +44,44 @@ pub struct CameraStats {
     pub age: AgeHistogram,
     /// Why the camera last failed, one line, credentials masked.
     pub last_error: Mutex<Option<String>>,
+    /// Frames inferred per second over the last [`RATE_WINDOW`], in thousandths.
+    pub fps_milli: AtomicU64,
+    /// Seconds from capture to detections ready.
+    pub frame_age: Histogram,
+}
+
+impl Default for CameraStats {
+    fn default() -> Self {
+        Self {
+            decoded: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            inferred: AtomicU64::new(0),
+            persons: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            up: AtomicBool::new(false),
+            age: AgeHistogram::default(),
+            last_error: Mutex::new(None),
+            fps_milli: AtomicU64::new(0),
+            frame_age: Histogram::new(FRAME_AGE_BUCKETS),
+        }
+    }
 }
 
 impl CameraStats {
+    /// Frames inferred per second recently.
+    pub fn fps(&self) -> f64 {
+        self.fps_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Pipeline restarts after the first start.
+    pub fn reconnects(&self) -> u64 {
+        self.starts.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// Records why the camera last failed (already masked by the caller).
     pub fn set_last_error(&self, reason: &str) {
         let mut slot = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -73,8 +118,42 @@ pub struct Stats {
     pub infer_errors: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
+    /// Points never written: the writer's backlog overflowed while the database refused
+    /// writes (disk full, I/O error); the oldest unsaved ones went first.
+    pub store_points_dropped: AtomicU64,
+    /// Frames never counted in the database, for the same reason.
+    pub store_frames_dropped: AtomicU64,
+    /// Analytics events dropped because the database backlog was full.
+    pub store_analytics_dropped: AtomicU64,
+    /// Rows the database refused one by one (a constraint): dropped, the rest written.
+    pub store_rows_failed: AtomicU64,
+    /// True while the database refuses writes (the writer keeps records and retries).
+    pub store_failing: AtomicBool,
+    /// Database file plus WAL, bytes (refreshed by the writer every few seconds).
+    pub db_bytes: AtomicU64,
+    /// Points deleted by retention (`storage.keep_days`, `storage.max_size_mb`).
+    pub retention_points_deleted: AtomicU64,
+    /// Track rows deleted by retention.
+    pub retention_tracks_deleted: AtomicU64,
+    /// Per-second frame rows deleted by retention.
+    pub retention_seconds_deleted: AtomicU64,
     /// When the run started.
     pub started: Instant,
+    /// Seconds from submitting a frame to the detector to its result.
+    pub infer_latency: Histogram,
+    /// The detector's model is compiled and its thread runs.
+    pub model_loaded: AtomicBool,
+    /// The last database commit succeeded (or none was needed yet).
+    pub db_writable: AtomicBool,
+    /// At the last commit: milliseconds from the oldest record in it to the commit.
+    pub write_lag_ms: AtomicU64,
+}
+
+/// Counter values at the last [`Stats::update_rates`].
+#[derive(Debug, Clone)]
+pub struct RateState {
+    at: Instant,
+    inferred: Vec<u64>,
 }
 
 /// A plain copy of the counters at one moment.
@@ -110,6 +189,24 @@ pub struct Snapshot {
     pub points_rejected: u64,
     /// Failed inferences.
     pub infer_errors: u64,
+    /// Failed store transactions.
+    pub store_errors: u64,
+    /// Points dropped unsaved while the database refused writes.
+    pub store_points_dropped: u64,
+    /// Frames dropped unsaved while the database refused writes.
+    pub store_frames_dropped: u64,
+    /// Rows refused one by one and dropped.
+    pub store_rows_failed: u64,
+    /// The database refuses writes right now.
+    pub store_failing: bool,
+    /// Database file plus WAL, bytes.
+    pub db_bytes: u64,
+    /// Points deleted by retention.
+    pub retention_points_deleted: u64,
+    /// Tracks deleted by retention.
+    pub retention_tracks_deleted: u64,
+    /// Per-second frame rows deleted by retention.
+    pub retention_seconds_deleted: u64,
 }
 
 impl Stats {
@@ -125,8 +222,48 @@ impl Stats {
             points_rejected: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
+            store_points_dropped: AtomicU64::new(0),
+            store_frames_dropped: AtomicU64::new(0),
+            store_analytics_dropped: AtomicU64::new(0),
+            store_rows_failed: AtomicU64::new(0),
+            store_failing: AtomicBool::new(false),
+            db_bytes: AtomicU64::new(0),
+            retention_points_deleted: AtomicU64::new(0),
+            retention_tracks_deleted: AtomicU64::new(0),
+            retention_seconds_deleted: AtomicU64::new(0),
             started: Instant::now(),
+            infer_latency: Histogram::new(INFER_LATENCY_BUCKETS),
+            model_loaded: AtomicBool::new(false),
+            db_writable: AtomicBool::new(true),
+            write_lag_ms: AtomicU64::new(0),
         }
+    }
+
+    /// A starting point for [`Stats::update_rates`].
+    pub fn rate_state(&self) -> RateState {
+        RateState {
+            at: Instant::now(),
+            inferred: self
+                .cameras
+                .iter()
+                .map(|c| c.inferred.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+
+    /// Recomputes each camera's analysed fps once [`RATE_WINDOW`] has passed since `prev`.
+    pub fn update_rates(&self, prev: &mut RateState) {
+        let dt = prev.at.elapsed();
+        if dt < RATE_WINDOW {
+            return;
+        }
+        let now = self.rate_state();
+        for ((c, before), after) in self.cameras.iter().zip(&prev.inferred).zip(&now.inferred) {
+            let fps = after.saturating_sub(*before) as f64 / dt.as_secs_f64();
+            c.fps_milli
+                .store((fps * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+        *prev = now;
     }
 
     /// Reads every counter.
@@ -157,6 +294,15 @@ impl Stats {
             points_duplicate: self.points_duplicate.load(Ordering::Relaxed),
             points_rejected: self.points_rejected.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
+            store_errors: self.store_errors.load(Ordering::Relaxed),
+            store_points_dropped: self.store_points_dropped.load(Ordering::Relaxed),
+            store_frames_dropped: self.store_frames_dropped.load(Ordering::Relaxed),
+            store_rows_failed: self.store_rows_failed.load(Ordering::Relaxed),
+            store_failing: self.store_failing.load(Ordering::Relaxed),
+            db_bytes: self.db_bytes.load(Ordering::Relaxed),
+            retention_points_deleted: self.retention_points_deleted.load(Ordering::Relaxed),
+            retention_tracks_deleted: self.retention_tracks_deleted.load(Ordering::Relaxed),
+            retention_seconds_deleted: self.retention_seconds_deleted.load(Ordering::Relaxed),
         }
     }
 }

@@ -77,7 +77,14 @@ fn fixed_db(dir: &Path) -> std::path::PathBuf {
     store.register_cameras(&cams).unwrap();
     let (tx, rx) = crossbeam_channel::bounded(1024);
     let h = store
-        .spawn_writer(rx, Duration::from_millis(20), Arc::new(Stats::new(2)))
+        .spawn_writer(
+            rx,
+            storetrack::store::WriterOptions {
+                flush_interval: Duration::from_millis(20),
+                retention: storetrack::store::retention::Policy::default(),
+            },
+            Arc::new(Stats::new(2)),
+        )
         .unwrap();
     let point = |cam: &str, ts_ms| {
         StoreMsg::Point(TrackUpdate {

@@ -33,6 +33,7 @@ fn camera_that_drops_out_is_reconnected() {
         let opts = RunOptions {
             duration: Some(Duration::from_secs(18)),
             progress: Some(Duration::from_secs(3)),
+            ..Default::default()
         };
         storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap()
     });
@@ -61,7 +62,8 @@ fn camera_that_drops_out_is_reconnected() {
     let db = Connection::open(&summary.db).unwrap();
     let (after, first_after): (i64, Option<i64>) = db
         .query_row(
-            "SELECT COUNT(*), MIN(ts_ms) FROM frames WHERE ts_ms > ?1",
+            "SELECT COALESCE(SUM(frames), 0), MIN(first_ms) FROM frames_second
+             WHERE first_ms > ?1",
             [back_ms],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

@@ -51,7 +51,12 @@ pub fn handle(
     match &msg {
         StoreMsg::Frame { ts_ms, .. } => st.advance(*ts_ms),
         StoreMsg::Point(p) => {
-            if let Some(pos) = p.floor {
+            // A non-finite position (a foot at the horizon) would poison a fused bin; the
+            // writer refuses such points too.
+            if let Some(pos) = p.floor
+                && pos.0.is_finite()
+                && pos.1.is_finite()
+            {
                 st.point(&p.camera, p.track_id, p.ts_ms, pos);
             }
         }
@@ -111,7 +116,10 @@ mod tests {
         let writer = store
             .spawn_writer(
                 writer_rx,
-                Duration::from_millis(10),
+                crate::store::WriterOptions {
+                    flush_interval: Duration::from_millis(10),
+                    retention: crate::store::retention::Policy::default(),
+                },
                 Arc::new(Stats::new(2)),
             )
             .unwrap();

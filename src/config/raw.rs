@@ -18,6 +18,10 @@ pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
 pub(super) const DEFAULT_DB: &str = "storetrack.db";
 pub(super) const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1_000;
+/// Data older than this many days is deleted (0: kept however old).
+pub(super) const DEFAULT_KEEP_DAYS: u32 = 30;
+/// The oldest data is deleted while the database uses more than this many MiB (0: no cap).
+pub(super) const DEFAULT_MAX_SIZE_MB: u64 = 10_240;
 
 /// A count, or the word `"auto"` meaning "let OpenVINO choose".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +71,7 @@ pub(super) struct RawConfig {
     pub zones: Vec<Spanned<RawZone>>,
     #[serde(default)]
     pub analytics: crate::analytics::AnalyticsParams,
+    pub api: Option<RawApi>,
 }
 
 /// A list of number lists, each with its position (point pairs, polygon vertices).
@@ -88,6 +93,13 @@ pub(super) struct RawZone {
     pub id: Spanned<String>,
     pub name: Option<String>,
     pub polygon: SpannedRows,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub listen: Spanned<String>,
+    pub token_env: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +147,7 @@ pub(super) struct RawInference {
     pub requests: CountOrAuto,
     #[serde(default)]
     pub streams: CountOrAuto,
+    pub runtime: Option<Spanned<String>>,
 }
 
 impl Default for RawInference {
@@ -144,6 +157,7 @@ impl Default for RawInference {
             hint: default_hint(),
             requests: CountOrAuto::Auto,
             streams: CountOrAuto::Auto,
+            runtime: None,
         }
     }
 }
@@ -191,6 +205,10 @@ pub(super) struct RawStorage {
     pub db: Spanned<String>,
     #[serde(default = "default_flush_interval_ms")]
     pub flush_interval_ms: Spanned<u64>,
+    #[serde(default = "default_keep_days")]
+    pub keep_days: Spanned<u32>,
+    #[serde(default = "default_max_size_mb")]
+    pub max_size_mb: Spanned<u64>,
 }
 
 impl Default for RawStorage {
@@ -198,6 +216,8 @@ impl Default for RawStorage {
         Self {
             db: default_db(),
             flush_interval_ms: default_flush_interval_ms(),
+            keep_days: default_keep_days(),
+            max_size_mb: default_max_size_mb(),
         }
     }
 }
@@ -246,4 +266,10 @@ fn default_db() -> Spanned<String> {
 }
 fn default_flush_interval_ms() -> Spanned<u64> {
     unspanned(DEFAULT_FLUSH_INTERVAL_MS)
+}
+fn default_keep_days() -> Spanned<u32> {
+    unspanned(DEFAULT_KEEP_DAYS)
+}
+fn default_max_size_mb() -> Spanned<u64> {
+    unspanned(DEFAULT_MAX_SIZE_MB)
 }

@@ -98,6 +98,25 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX zone_visits_enter ON zone_visits(enter_ms);
     CREATE INDEX zone_visits_store ON zone_visits(store_track, enter_ms);
     "#,
+    // v4: per-second person counts instead of one row per processed frame (12x fewer bytes:
+    // measured 46 bytes per frame row with its index against 39 per camera-second). Averages
+    // stay exact (persons_sum / frames). Existing frame rows are kept aside and folded into
+    // seconds by the writer in the background (`store::legacy`), not here: on a file of weeks
+    // that would hold the start-up for minutes.
+    r#"
+    CREATE TABLE frames_second (
+        camera      TEXT NOT NULL REFERENCES cameras(id),
+        second      INTEGER NOT NULL,     -- capture time, Unix seconds
+        frames      INTEGER NOT NULL,     -- frames processed in that second
+        persons_min INTEGER NOT NULL,
+        persons_max INTEGER NOT NULL,
+        persons_sum INTEGER NOT NULL,     -- over the frames: average = persons_sum / frames
+        first_ms    INTEGER NOT NULL,     -- capture times of the second's first and last frame
+        last_ms     INTEGER NOT NULL,
+        PRIMARY KEY (camera, second)
+    ) WITHOUT ROWID;
+    ALTER TABLE frames RENAME TO frames_legacy;
+    "#,
 ];
 
 /// The version this build writes.

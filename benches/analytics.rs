@@ -1,5 +1,5 @@
 //! Query latencies of the store analytics on a generated database of ≥ 10 M points (not part of
-//! the normal test run: `cargo test --release --test analytics_bench -- --ignored --nocapture`).
+//! the normal test run: `cargo bench --bench analytics`).
 //! Prints each statement's EXPLAIN QUERY PLAN and the median latency of 5 runs.
 //!
 //! The database: 30 days, 16,000 camera tracks of 625 points at 10 Hz (10 M points), one store
@@ -113,9 +113,8 @@ fn time(f: impl Fn() -> usize) -> (Duration, usize) {
     runs[2]
 }
 
-#[test]
-#[ignore = "benchmark: builds a 10 M point database (≈ 1 GB, a few minutes)"]
-fn analytics_query_latencies_on_ten_million_points() {
+/// Builds a 10 M point database (≈ 1 GB, a few minutes) and times the analytics queries.
+fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.db");
     let t = Instant::now();
