@@ -6,6 +6,7 @@
 //! `file:line:col`.
 
 mod raw;
+mod remote;
 mod validate;
 
 use std::fmt;
@@ -75,6 +76,26 @@ pub struct InferenceConfig {
     pub requests: CountOrAuto,
     /// Number of CPU throughput streams, or auto (chosen by the hint).
     pub streams: CountOrAuto,
+    /// A KServe v2 model-server fleet to detect with (`backend = "kserve"`); None: the local
+    /// OpenVINO engine.
+    pub remote: Option<RemoteConfig>,
+}
+
+/// `[inference] backend = "kserve"`: detection on a fleet of KServe v2 gRPC model servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// `host:port` of each server (from `grpc://host:port`), in config order.
+    pub endpoints: Vec<String>,
+    /// Model name on the servers.
+    pub model: String,
+    /// Model version (None: the server's choice).
+    pub version: Option<String>,
+    /// Longest wait for one inference before the endpoint counts as failed.
+    pub timeout_ms: u64,
+    /// Requests outstanding at once per endpoint.
+    pub in_flight: usize,
+    /// Detect with the local OpenVINO engine while no endpoint is up (`fallback = "local"`).
+    pub fallback_local: bool,
 }
 
 /// GStreamer ingest settings.

@@ -26,13 +26,18 @@ pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     (line, col)
 }
 
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     text: &'a str,
     list: Vec<(usize, Problem)>,
 }
 
 impl Problems<'_> {
-    fn at<T>(&mut self, value: &Spanned<T>, message: String) {
+    /// Problems found so far.
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(super) fn at<T>(&mut self, value: &Spanned<T>, message: String) {
         let span = value.span();
         let (line, col) = if span.is_empty() && span.start == 0 {
             (0, 0)
@@ -104,6 +109,8 @@ pub(super) fn validate(
             ),
         );
     }
+
+    let remote = super::remote::validate(inf, &mut p);
 
     let ing = &raw.ingest;
     let protocols = ing.protocols.get_ref().to_ascii_lowercase();
@@ -187,6 +194,7 @@ pub(super) fn validate(
             hint,
             requests: inf.requests,
             streams: inf.streams,
+            remote,
         },
         ingest: IngestConfig {
             pipeline: resolve(ing.pipeline.get_ref()),

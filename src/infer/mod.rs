@@ -8,6 +8,7 @@
 //! engine thread copies the next frame into a free request and parses finished ones.
 
 pub mod device;
+pub mod kserve;
 pub mod model;
 pub mod resize;
 pub mod ssd;
