@@ -26,6 +26,29 @@ pub struct CameraStats {
     pub up: AtomicBool,
 }
 
+/// Counters of the remote detector (`backend = "kserve"`); all zero with the local engine.
+#[derive(Debug, Default)]
+pub struct RemoteStats {
+    /// Endpoints configured.
+    pub endpoints: AtomicU64,
+    /// Endpoints taking requests now.
+    pub endpoints_up: AtomicU64,
+    /// ModelInfer requests sent.
+    pub requests: AtomicU64,
+    /// Requests that failed or timed out (their frames are dropped).
+    pub failures: AtomicU64,
+    /// Frames dropped because no endpoint was up and there is no local fallback.
+    pub dropped: AtomicU64,
+    /// Frames detected by the local fallback engine while no endpoint was up.
+    pub fallback: AtomicU64,
+    /// Sum of request round trips (send to parsed response), microseconds.
+    pub round_trip_us: AtomicU64,
+    /// Sum of the time spent packing and encoding requests and decoding responses, microseconds.
+    pub codec_us: AtomicU64,
+    /// True when the local engine stands in while no endpoint is up.
+    pub fallback_ready: AtomicBool,
+}
+
 /// Counters of the whole service.
 #[derive(Debug)]
 pub struct Stats {
@@ -43,12 +66,14 @@ pub struct Stats {
     pub infer_errors: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
+    /// The remote detector's counters.
+    pub remote: RemoteStats,
     /// When the run started.
     pub started: Instant,
 }
 
 /// A plain copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Cameras configured.
     pub cameras: usize,
@@ -74,6 +99,25 @@ pub struct Snapshot {
     pub frames_stored: u64,
     /// Failed inferences.
     pub infer_errors: u64,
+    /// Remote endpoints configured (0: local engine).
+    pub endpoints: u64,
+    /// Remote endpoints up.
+    pub endpoints_up: u64,
+    /// Remote requests sent.
+    pub remote_requests: u64,
+    /// Remote requests failed or timed out.
+    pub remote_failures: u64,
+    /// Frames dropped with no endpoint up and no fallback.
+    pub remote_dropped: u64,
+    /// Frames detected by the local fallback.
+    pub fallback_frames: u64,
+    /// Mean remote round trip, milliseconds (0 without requests).
+    pub remote_rtt_ms: f64,
+    /// Mean per-request client-side encode + decode time, milliseconds.
+    pub remote_codec_ms: f64,
+    /// The detector can process frames: always with the local engine; with a fleet, when an
+    /// endpoint is up or the local fallback stands in.
+    pub detector_ready: bool,
 }
 
 impl Stats {
@@ -87,6 +131,7 @@ impl Stats {
             frames_stored: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
+            remote: RemoteStats::default(),
             started: Instant::now(),
         }
     }
@@ -116,6 +161,32 @@ impl Stats {
             points_stored: self.points_stored.load(Ordering::Relaxed),
             frames_stored: self.frames_stored.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
+            ..self.remote.snapshot()
+        }
+    }
+}
+
+impl RemoteStats {
+    /// The remote fields of a [`Snapshot`] (the others zero).
+    fn snapshot(&self) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let requests = get(&self.requests);
+        let answered = requests.saturating_sub(get(&self.failures)).max(1) as f64;
+        let endpoints = get(&self.endpoints);
+        let endpoints_up = get(&self.endpoints_up);
+        Snapshot {
+            endpoints,
+            endpoints_up,
+            remote_requests: requests,
+            remote_failures: get(&self.failures),
+            remote_dropped: get(&self.dropped),
+            fallback_frames: get(&self.fallback),
+            remote_rtt_ms: get(&self.round_trip_us) as f64 / 1000.0 / answered,
+            remote_codec_ms: get(&self.codec_us) as f64 / 1000.0 / answered,
+            detector_ready: endpoints == 0
+                || endpoints_up > 0
+                || self.fallback_ready.load(Ordering::Relaxed),
+            ..Snapshot::default()
         }
     }
 }
