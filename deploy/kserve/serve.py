@@ -17,7 +17,10 @@ several names; OVMS does the same with mapping_config.json). Once the model is c
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
+import time
 
 import numpy as np
 import openvino as ov
@@ -100,6 +103,18 @@ def _resolve(future, results):
         future.set_result(results)
 
 
+def exit_with_parent():
+    """Ends this process when the one that started it is gone (tests never leave servers behind)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ir", required=True)
@@ -109,7 +124,10 @@ def main():
     p.add_argument("--outputs", default="")
     p.add_argument("--device", default="CPU")
     p.add_argument("--requests", type=int, default=0, help="0: OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+    p.add_argument("--exit-with-parent", action="store_true")
     args, _ = p.parse_known_args()
+    if args.exit_with_parent:
+        exit_with_parent()
     outputs = [n for n in args.outputs.split(",") if n]
     model = OpenVinoModel(args.name, args.ir, outputs, args.device, args.requests)
     server = ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, enable_docs_url=False)
