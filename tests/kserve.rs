@@ -213,3 +213,95 @@ fn with_no_server_up_frames_are_dropped_and_counted_or_detected_locally() {
     assert_eq!((s.fallback_frames, s.remote_dropped), (8, 0));
     assert!(s.detector_ready);
 }
+
+fn service_config(dir: &std::path::Path, urls: &[String], endpoints: &[String]) -> Config {
+    common::openvino_env();
+    let path = common::write_config(dir, urls, &inference_toml(endpoints, ""));
+    Config::load(&path).unwrap()
+}
+
+#[test]
+fn service_runs_end_to_end_on_the_remote_backend() {
+    let server = shared_server();
+    let video = common::video();
+    let sim = SimCam::start("127.0.0.1", 0, &[("cam1".into(), video.clone()), ("cam2".into(), video)]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = service_config(dir.path(), &[sim.url("cam1"), sim.url("cam2")], &[server.endpoint()]);
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(12)),
+        progress: Some(Duration::from_secs(4)),
+    };
+    let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
+    let c = &summary.counts;
+    eprintln!("inferred {} requests {} rtt {:.1} ms fps {:.1}", c.inferred, c.remote_requests, c.remote_rtt_ms, summary.processed_fps());
+    assert!(summary.engine.device.starts_with("kserve"), "{}", summary.engine.device);
+    assert_eq!((c.remote_failures, c.remote_dropped, c.fallback_frames), (0, 0, 0));
+    assert!(c.inferred >= 2 * 10 * 12 / 2, "only {} frames inferred", c.inferred);
+    assert!(c.remote_requests >= c.inferred);
+    let db = Connection::open(&summary.db).unwrap();
+    for cam in ["cam1", "cam2"] {
+        let (frames, with_people, long): (f64, f64, f64) = db
+            .query_row(
+                "SELECT COUNT(*), AVG(persons > 0), \
+                 (SELECT COUNT(*) FROM tracks WHERE camera = ?1 AND last_ms - first_ms >= 3000) \
+                 FROM frames WHERE camera = ?1",
+                [cam],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        eprintln!("{cam}: frames {frames} with people {with_people:.2} tracks of 3 s+ {long}");
+        assert!(frames >= 40.0 && with_people >= 0.8 && long >= 1.0, "{cam}");
+    }
+}
+
+#[test]
+fn server_killed_and_restarted_mid_run_service_goes_on_and_resumes() {
+    let mut server = Server::start();
+    let video = common::video();
+    let sim = SimCam::start("127.0.0.1", 0, &[("cam1".into(), video)]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = service_config(dir.path(), &[sim.url("cam1")], &[server.endpoint()]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let service_stop = Arc::clone(&stop);
+    let service = std::thread::spawn(move || {
+        let opts = RunOptions {
+            duration: None,
+            progress: Some(Duration::from_secs(2)),
+        };
+        storetrack::run(&cfg, &opts, service_stop).unwrap()
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    server.kill();
+    let killed_ms = storetrack::ingest::wall_ms();
+    std::thread::sleep(Duration::from_secs(2));
+    server.restart();
+    let back_ms = storetrack::ingest::wall_ms();
+    let back = Instant::now();
+    // Probes back off to at most 5 s (jitter +20 %); then ~2 s of frames.
+    std::thread::sleep(Duration::from_secs(8));
+    stop.store(true, Ordering::Relaxed);
+    let summary = service.join().unwrap();
+    eprintln!("server back for {:?}", back.elapsed());
+    let c = &summary.counts;
+    eprintln!(
+        "inferred {} requests {} failed {} dropped {} up {}/{}",
+        c.inferred, c.remote_requests, c.remote_failures, c.remote_dropped, c.endpoints_up, c.endpoints
+    );
+    assert!(c.remote_failures + c.remote_dropped >= 1, "the outage was not noticed");
+    assert!(c.remote_dropped >= 5, "frames during the outage must be dropped and counted");
+    assert_eq!(c.endpoints_up, 1, "the server was not taken back");
+    let db = Connection::open(&summary.db).unwrap();
+    let count = |from: i64, to: i64| -> i64 {
+        db.query_row(
+            "SELECT COUNT(*) FROM frames WHERE ts_ms > ?1 AND ts_ms <= ?2",
+            [from, to],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let before = count(0, killed_ms);
+    let after = count(back_ms, i64::MAX);
+    eprintln!("frames before the kill {before}, after the return {after}");
+    assert!(before >= 20, "only {before} frames before the kill");
+    assert!(after >= 10, "only {after} frames stored after the server came back");
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// First wait before probing an endpoint that went down.
 pub const PROBE_BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// Longest wait between probes of an endpoint that stays down.
-pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(10);
+pub const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Health of one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
