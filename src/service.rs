@@ -16,8 +16,8 @@ use crate::config::Config;
 use crate::infer::kserve::{KserveError, RemoteEngine};
 use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
 use crate::ingest::queue::FrameSource;
-use crate::messages::Detections;
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
+use crate::messages::Detections;
 use crate::stats::{Snapshot, Stats};
 use crate::store::{Store, StoreError};
 use crate::track::stage as track_stage;
@@ -84,7 +84,7 @@ pub enum ServiceError {
 
 /// The detector the config asks for: the local OpenVINO engine or a KServe v2 fleet.
 enum Detector {
-    Local(Engine),
+    Local(Box<Engine>),
     Remote(Box<RemoteEngine>),
 }
 
@@ -92,7 +92,11 @@ impl Detector {
     fn new(cfg: &Config) -> Result<Self, ServiceError> {
         let min_score = cfg.tracker.low_score;
         Ok(match &cfg.inference.remote {
-            None => Detector::Local(Engine::new(&cfg.model, &cfg.inference, min_score)?),
+            None => Detector::Local(Box::new(Engine::new(
+                &cfg.model,
+                &cfg.inference,
+                min_score,
+            )?)),
             Some(remote) => Detector::Remote(Box::new(RemoteEngine::new(
                 &cfg.model,
                 &cfg.inference,

@@ -104,7 +104,10 @@ fn local_boxes(cfg: &Config) -> Vec<Vec<Detection>> {
 
 fn assert_same_boxes(remote: &[Detection], local: &[Detection], what: &str) {
     assert_eq!(remote.len(), local.len(), "{what}: {remote:?} vs {local:?}");
-    assert!(!local.is_empty(), "{what}: no person detected; the comparison would be vacuous");
+    assert!(
+        !local.is_empty(),
+        "{what}: no person detected; the comparison would be vacuous"
+    );
     for (r, l) in remote.iter().zip(local) {
         let d = [
             r.bbox.x - l.bbox.x,
@@ -123,11 +126,23 @@ fn assert_same_boxes(remote: &[Detection], local: &[Detection], what: &str) {
 fn assert_complete_and_equal(out: &[Detections], cameras: usize, local: &[Vec<Detection>]) {
     assert_eq!(out.len(), cameras * local.len());
     for cam in 0..cameras {
-        let seqs: Vec<u64> = out.iter().filter(|d| d.camera == cam).map(|d| d.seq).collect();
-        assert_eq!(seqs, (0..local.len() as u64).collect::<Vec<_>>(), "camera {cam} order");
+        let seqs: Vec<u64> = out
+            .iter()
+            .filter(|d| d.camera == cam)
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..local.len() as u64).collect::<Vec<_>>(),
+            "camera {cam} order"
+        );
     }
     for d in out {
-        assert_same_boxes(&d.boxes, &local[d.seq as usize], &format!("cam {} frame {}", d.camera, d.seq));
+        assert_same_boxes(
+            &d.boxes,
+            &local[d.seq as usize],
+            &format!("cam {} frame {}", d.camera, d.seq),
+        );
     }
 }
 
@@ -138,14 +153,27 @@ fn metadata_mismatch_is_refused_with_a_one_line_error() {
     let shipped = std::fs::read_to_string(common::root().join("models/ssdlite.toml")).unwrap();
     let ir = common::root().join("models/ssdlite/ssdlite.xml");
     let cases = [
-        ("input_width = 300", "input_width = 320", "input shape [1, 300, 300, 3], the description says [1, 300, 320, 3]"),
-        ("\"detection_scores:0\"", "\"Identity:0\"", "no output named \"Identity:0\""),
-        ("input = \"image_tensor:0\"", "input = \"images\"", "input is named \"image_tensor:0\", the description says \"images\""),
+        (
+            "input_width = 300",
+            "input_width = 320",
+            "input shape [1, 300, 300, 3], the description says [1, 300, 320, 3]",
+        ),
+        (
+            "\"detection_scores:0\"",
+            "\"Identity:0\"",
+            "no output named \"Identity:0\"",
+        ),
+        (
+            "input = \"image_tensor:0\"",
+            "input = \"images\"",
+            "input is named \"image_tensor:0\", the description says \"images\"",
+        ),
     ];
     for (from, to, expected) in cases {
-        let text = shipped
-            .replace(from, to)
-            .replace("ir = \"ssdlite/ssdlite.xml\"", &format!("ir = \"{}\"", ir.display()));
+        let text = shipped.replace(from, to).replace(
+            "ir = \"ssdlite/ssdlite.xml\"",
+            &format!("ir = \"{}\"", ir.display()),
+        );
         assert_ne!(text, shipped);
         let desc = dir.path().join("changed.toml");
         std::fs::write(&desc, text).unwrap();
@@ -157,7 +185,10 @@ fn metadata_mismatch_is_refused_with_a_one_line_error() {
             Ok(_) => panic!("a server whose model differs from {to} was accepted"),
         };
         assert!(err.contains(expected), "{err}");
-        assert!(err.contains(&server.endpoint()) && err.contains(&desc.display().to_string()), "{err}");
+        assert!(
+            err.contains(&server.endpoint()) && err.contains(&desc.display().to_string()),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
     }
 }
@@ -196,13 +227,19 @@ fn one_dead_endpoint_of_two_still_serves_from_the_other() {
 fn with_no_server_up_frames_are_dropped_and_counted_or_detected_locally() {
     let dir = tempfile::tempdir().unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
-    let cfg = config(dir.path(), &[dead.clone()], "");
+    let cfg = config(dir.path(), std::slice::from_ref(&dead), "");
     let engine = RemoteEngine::new(&cfg.model, &cfg.inference, remote(&cfg), MIN_SCORE).unwrap();
     let (out, stats) = run_engine(engine, 2);
     let s = stats.snapshot();
     assert!(out.is_empty());
-    assert_eq!((s.remote_dropped, s.endpoints_up, s.remote_requests), (8, 0, 0));
-    assert!(!s.detector_ready, "readiness must say no detector is available");
+    assert_eq!(
+        (s.remote_dropped, s.endpoints_up, s.remote_requests),
+        (8, 0, 0)
+    );
+    assert!(
+        !s.detector_ready,
+        "readiness must say no detector is available"
+    );
 
     let cfg = config(dir.path(), &[dead], "fallback = \"local\"");
     let local = local_boxes(&cfg);
@@ -224,19 +261,45 @@ fn service_config(dir: &std::path::Path, urls: &[String], endpoints: &[String]) 
 fn service_runs_end_to_end_on_the_remote_backend() {
     let server = shared_server();
     let video = common::video();
-    let sim = SimCam::start("127.0.0.1", 0, &[("cam1".into(), video.clone()), ("cam2".into(), video)]).unwrap();
+    let sim = SimCam::start(
+        "127.0.0.1",
+        0,
+        &[("cam1".into(), video.clone()), ("cam2".into(), video)],
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = service_config(dir.path(), &[sim.url("cam1"), sim.url("cam2")], &[server.endpoint()]);
+    let cfg = service_config(
+        dir.path(),
+        &[sim.url("cam1"), sim.url("cam2")],
+        &[server.endpoint()],
+    );
     let opts = RunOptions {
         duration: Some(Duration::from_secs(12)),
         progress: Some(Duration::from_secs(4)),
     };
     let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
     let c = &summary.counts;
-    eprintln!("inferred {} requests {} rtt {:.1} ms fps {:.1}", c.inferred, c.remote_requests, c.remote_rtt_ms, summary.processed_fps());
-    assert!(summary.engine.device.starts_with("kserve"), "{}", summary.engine.device);
-    assert_eq!((c.remote_failures, c.remote_dropped, c.fallback_frames), (0, 0, 0));
-    assert!(c.inferred >= 2 * 10 * 12 / 2, "only {} frames inferred", c.inferred);
+    eprintln!(
+        "inferred {} requests {} rtt {:.1} ms fps {:.1}",
+        c.inferred,
+        c.remote_requests,
+        c.remote_rtt_ms,
+        summary.processed_fps()
+    );
+    assert!(
+        summary.engine.device.starts_with("kserve"),
+        "{}",
+        summary.engine.device
+    );
+    assert_eq!(
+        (c.remote_failures, c.remote_dropped, c.fallback_frames),
+        (0, 0, 0)
+    );
+    assert!(
+        c.inferred >= 2 * 10 * 12 / 2,
+        "only {} frames inferred",
+        c.inferred
+    );
     assert!(c.remote_requests >= c.inferred);
     let db = Connection::open(&summary.db).unwrap();
     for cam in ["cam1", "cam2"] {
@@ -285,10 +348,21 @@ fn server_killed_and_restarted_mid_run_service_goes_on_and_resumes() {
     let c = &summary.counts;
     eprintln!(
         "inferred {} requests {} failed {} dropped {} up {}/{}",
-        c.inferred, c.remote_requests, c.remote_failures, c.remote_dropped, c.endpoints_up, c.endpoints
+        c.inferred,
+        c.remote_requests,
+        c.remote_failures,
+        c.remote_dropped,
+        c.endpoints_up,
+        c.endpoints
     );
-    assert!(c.remote_failures + c.remote_dropped >= 1, "the outage was not noticed");
-    assert!(c.remote_dropped >= 5, "frames during the outage must be dropped and counted");
+    assert!(
+        c.remote_failures + c.remote_dropped >= 1,
+        "the outage was not noticed"
+    );
+    assert!(
+        c.remote_dropped >= 5,
+        "frames during the outage must be dropped and counted"
+    );
     assert_eq!(c.endpoints_up, 1, "the server was not taken back");
     let db = Connection::open(&summary.db).unwrap();
     let count = |from: i64, to: i64| -> i64 {
@@ -303,5 +377,8 @@ fn server_killed_and_restarted_mid_run_service_goes_on_and_resumes() {
     let after = count(back_ms, i64::MAX);
     eprintln!("frames before the kill {before}, after the return {after}");
     assert!(before >= 20, "only {before} frames before the kill");
-    assert!(after >= 10, "only {after} frames stored after the server came back");
+    assert!(
+        after >= 10,
+        "only {after} frames stored after the server came back"
+    );
 }

@@ -186,7 +186,10 @@ mod tests {
             .remote
             .unwrap();
         assert_eq!(r.version.as_deref(), Some("2"));
-        assert_eq!((r.timeout_ms, r.in_flight, r.fallback_local), (500, 8, true));
+        assert_eq!(
+            (r.timeout_ms, r.in_flight, r.fallback_local),
+            (500, 8, true)
+        );
     }
 
     #[test]
@@ -198,7 +201,9 @@ mod tests {
         assert_eq!(p.len(), 7, "{p:?}");
         assert!(p[0].starts_with("7:14: inference.endpoints: \"http://h:1\": expected grpc://"));
         assert!(p[1].starts_with("7:28: inference.endpoints: \"grpc://h\": no port"));
-        assert!(p[2].starts_with("7:40: inference.endpoints: \"grpc://h:2/x\": expected grpc://host:port with no path"));
+        assert!(p[2].starts_with(
+            "7:40: inference.endpoints: \"grpc://h:2/x\": expected grpc://host:port with no path"
+        ));
         assert!(p[3].starts_with("8:9: inference.model is empty"));
         assert!(p[4].starts_with("9:14: inference.timeout_ms must be"));
         assert!(p[5].starts_with("10:13: inference.in_flight must be"));
@@ -221,6 +226,9 @@ mod tests {
             ["6:13: inference.endpoints is only used with backend = \"kserve\""]
         );
         let p = load("backend = \"triton\"\n").unwrap_err();
-        assert!(p[0].starts_with("6:11: inference.backend = \"triton\""), "{p:?}");
+        assert!(
+            p[0].starts_with("6:11: inference.backend = \"triton\""),
+            "{p:?}"
+        );
     }
 }

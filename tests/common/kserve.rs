@@ -62,7 +62,11 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         let python = root().join(".venv/bin/python");
-        assert!(python.is_file(), "{} missing: run scripts/setup.sh", python.display());
+        assert!(
+            python.is_file(),
+            "{} missing: run scripts/setup.sh",
+            python.display()
+        );
         let child = Command::new(python)
             .arg(root().join("deploy/kserve/serve.py"))
             .args(["--ir", &path(&root().join("models/ssdlite/ssdlite.xml"))])
@@ -102,7 +106,9 @@ impl Server {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("KServe test server exited during start ({status}); run it by hand: python deploy/kserve/serve.py --help");
+                panic!(
+                    "KServe test server exited during start ({status}); run it by hand: python deploy/kserve/serve.py --help"
+                );
             }
             assert!(
                 started.elapsed() < START_TIMEOUT,
@@ -125,7 +131,10 @@ fn path(p: &Path) -> String {
 
 /// `[inference]` lines for the remote backend on these `host:port` endpoints.
 pub fn inference_toml(endpoints: &[String], extra: &str) -> String {
-    let list: Vec<String> = endpoints.iter().map(|e| format!("\"grpc://{e}\"")).collect();
+    let list: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("\"grpc://{e}\""))
+        .collect();
     format!(
         "[inference]\nbackend = \"kserve\"\nendpoints = [{}]\nmodel = \"{MODEL}\"\ntimeout_ms = 3000\n{extra}\n",
         list.join(", ")

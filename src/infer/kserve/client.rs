@@ -8,7 +8,9 @@ use crossbeam_channel::Sender;
 use tonic::transport::{Channel, Endpoint};
 
 use super::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
-use super::proto::{ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ServerReadyRequest};
+use super::proto::{
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ServerReadyRequest,
+};
 use super::tensor;
 use crate::infer::model::ModelDescription;
 
@@ -162,11 +164,15 @@ pub async fn infer_and_report(
 ) {
     let sent = Instant::now();
     let answer: Result<ModelInferResponse, CallError> = with_deadline(timeout, async {
-        Ok(client.model_infer(request(msg, timeout)).await?.into_inner())
+        Ok(client
+            .model_infer(request(msg, timeout))
+            .await?
+            .into_inner())
     })
     .await;
     let decoding = Instant::now();
-    let result = answer.and_then(|resp| tensor::read_outputs(&desc, &resp).map_err(CallError::Response));
+    let result =
+        answer.and_then(|resp| tensor::read_outputs(&desc, &resp).map_err(CallError::Response));
     let decode = decoding.elapsed();
     let _ = events.send(Event::Infer {
         endpoint,

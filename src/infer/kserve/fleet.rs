@@ -86,10 +86,7 @@ impl Fleet {
 
     /// Endpoints that are up.
     pub fn up(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.health == Health::Up)
-            .count()
+        self.slots.iter().filter(|s| s.health == Health::Up).count()
     }
 
     /// Requests outstanding on all endpoints.
@@ -230,12 +227,18 @@ mod tests {
             waits.push(next_probe - t);
             t = next_probe;
             assert_eq!(f.due_probes(t), [0]);
-            assert!(f.due_probes(t).is_empty(), "a running probe is not started twice");
+            assert!(
+                f.due_probes(t).is_empty(),
+                "a running probe is not started twice"
+            );
             f.failed(0, t);
         }
         assert!(waits[0] >= PROBE_BACKOFF_MIN * 8 / 10 && waits[0] <= PROBE_BACKOFF_MIN * 12 / 10);
         assert!(waits[3] > waits[0] * 5, "{waits:?}");
-        assert!(waits.iter().all(|w| *w <= PROBE_BACKOFF_MAX * 12 / 10), "{waits:?}");
+        assert!(
+            waits.iter().all(|w| *w <= PROBE_BACKOFF_MAX * 12 / 10),
+            "{waits:?}"
+        );
         assert_eq!(f.due_probes(t + PROBE_BACKOFF_MAX * 2), [0]);
         assert_eq!(f.probe_ok(0), Change::CameBack);
         assert_eq!(f.up(), 2);

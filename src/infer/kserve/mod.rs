@@ -170,7 +170,9 @@ impl RemoteEngine {
         let now = Instant::now();
         for (i, result) in probes.into_iter().enumerate() {
             match result {
-                Ok(()) => info!(endpoint = %cfg.endpoints[i], model = %cfg.model, "Model server ready; metadata matches."),
+                Ok(()) => {
+                    info!(endpoint = %cfg.endpoints[i], model = %cfg.model, "Model server ready; metadata matches.")
+                }
                 Err(CallError::Mismatch(message)) => {
                     return Err(KserveError::Mismatch {
                         endpoint: cfg.endpoints[i].clone(),
@@ -198,8 +200,13 @@ impl RemoteEngine {
             requests: clients.len() * cfg.in_flight,
             streams: None,
         };
-        info!(endpoints = clients.len(), up = fleet.up(), in_flight = cfg.in_flight,
-              fallback = cfg.fallback_local, "Remote detector ready.");
+        info!(
+            endpoints = clients.len(),
+            up = fleet.up(),
+            in_flight = cfg.in_flight,
+            fallback = cfg.fallback_local,
+            "Remote detector ready."
+        );
         Ok(Self {
             runtime,
             clients,
@@ -296,7 +303,11 @@ impl RemoteEngine {
             }
             // Nothing in flight: wait for a frame (short waits while all are down, so probes
             // start on time).
-            let wait = if self.fleet.up() == 0 { fleet::PROBE_BACKOFF_MIN / 5 } else { IDLE_POLL };
+            let wait = if self.fleet.up() == 0 {
+                fleet::PROBE_BACKOFF_MIN / 5
+            } else {
+                IDLE_POLL
+            };
             match source.next(wait) {
                 Next::Frame(frame) => match self.fleet.pick() {
                     Some(ep) => self.submit(ep, frame, &mut reorder, &stats)?,
@@ -396,7 +407,8 @@ impl RemoteEngine {
                     Ok(t) => {
                         stats::add(&stats.remote.round_trip_us, round_trip.as_micros() as u64);
                         stats::add(&stats.remote.codec_us, decode.as_micros() as u64);
-                        let boxes = ssd::parse(&t.view(), self.person_class, self.min_score, &job.mapping);
+                        let boxes =
+                            ssd::parse(&t.view(), self.person_class, self.min_score, &job.mapping);
                         Some(self.detections(&job, boxes, stats))
                     }
                     Err(e) => {
@@ -422,8 +434,15 @@ impl RemoteEngine {
                 let error = error.map(ToString::to_string).unwrap_or_default();
                 warn!(endpoint = %ep, %error, up, "Model server taken out; probing with backoff.");
                 if up == 0 {
-                    let what = if self.fallback.is_some() { "detected by the local engine" } else { "dropped (counted)" };
-                    error!(endpoints = self.fleet.len(), "No model server is up: frames are {what} until one returns.");
+                    let what = if self.fallback.is_some() {
+                        "detected by the local engine"
+                    } else {
+                        "dropped (counted)"
+                    };
+                    error!(
+                        endpoints = self.fleet.len(),
+                        "No model server is up: frames are {what} until one returns."
+                    );
                 }
             }
             Change::CameBack => info!(endpoint = %ep, up, "Model server is back."),
@@ -464,12 +483,17 @@ impl RemoteEngine {
             return Ok(true);
         };
         let boxes = {
-            let map = frame.pixels.map_readable().map_err(|_| KserveError::Frame {
-                camera: frame.camera,
-                width: self.desc.input_width,
-                height: self.desc.input_height,
-            })?;
-            engine.detect(map.as_slice(), &frame.mapping).map_err(KserveError::Fallback)?
+            let map = frame
+                .pixels
+                .map_readable()
+                .map_err(|_| KserveError::Frame {
+                    camera: frame.camera,
+                    width: self.desc.input_width,
+                    height: self.desc.input_height,
+                })?;
+            engine
+                .detect(map.as_slice(), &frame.mapping)
+                .map_err(KserveError::Fallback)?
         };
         stats::inc(&stats.remote.fallback);
         let job = Job {
@@ -489,7 +513,10 @@ impl RemoteEngine {
     fn detections(&self, job: &Job, boxes: Vec<Detection>, stats: &Stats) -> Detections {
         let cam = &stats.cameras[job.camera];
         stats::inc(&cam.inferred);
-        let persons = boxes.iter().filter(|d| d.score >= self.person_score).count() as u32;
+        let persons = boxes
+            .iter()
+            .filter(|d| d.score >= self.person_score)
+            .count() as u32;
         stats::add(&cam.persons, u64::from(persons));
         Detections {
             camera: job.camera,

@@ -71,8 +71,15 @@ mod tests {
         }
         r.submitted(1, 7);
         assert!(r.finished(0, 3, Some("c3")).is_empty());
-        assert_eq!(r.finished(1, 7, Some("d7")), ["d7"], "other camera unaffected");
-        assert!(r.finished(0, 2, None).is_empty(), "frame 1 still outstanding");
+        assert_eq!(
+            r.finished(1, 7, Some("d7")),
+            ["d7"],
+            "other camera unaffected"
+        );
+        assert!(
+            r.finished(0, 2, None).is_empty(),
+            "frame 1 still outstanding"
+        );
         assert_eq!(r.finished(0, 1, Some("c1")), ["c1", "c3"], "2 was dropped");
         assert_eq!(r.pending(), 1);
         assert_eq!(r.finished(0, 4, Some("c4")), ["c4"]);
