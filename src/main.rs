@@ -134,7 +134,20 @@ enum QueryWhat {
         /// Track id (from `query tracks`).
         track: i64,
     },
-    /// Per-camera totals.
+    /// Service runs, newest first: start, end, status (clean, crashed, running, dead), tracks,
+    /// version, host, pid, config hash.
+    Runs {
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: Option<String>,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Per-camera totals, and the latest service runs in the range.
     Summary {
         /// From: RFC 3339, an age (15m, 2h) or Unix ms.
         #[arg(long)]
@@ -236,12 +249,29 @@ fn run(cli: Cli) -> Result<()> {
             println!("  detections       {} persons", c.persons);
             println!("  tracks           {}", c.tracks);
             println!("  points stored    {}", c.points_stored);
+            if c.points_duplicate + c.points_rejected > 0 {
+                println!(
+                    "  points refused   {} duplicate time, {} non-finite",
+                    c.points_duplicate, c.points_rejected
+                );
+            }
             println!(
                 "  processed FPS    {:.1} over {:.1} s",
                 summary.processed_fps(),
                 summary.elapsed.as_secs_f64()
             );
-            println!("  database         {}", summary.db.display());
+            println!(
+                "  database         {} (run {})",
+                summary.db.display(),
+                summary.run.id
+            );
+            if !summary.run.dead.is_empty() {
+                println!(
+                    "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
+                    summary.run.dead.len(),
+                    summary.run.interrupted_tracks
+                );
+            }
             Ok(())
         }
         Command::CheckConfig { config } => {
@@ -334,10 +364,11 @@ fn run(cli: Cli) -> Result<()> {
                 None => Config::load(&config)?.storage.db,
             };
             let conn = store::open_read_only(&db)?;
+            let alive = store::runs::writer_alive(&db);
             let now = SystemTime::now();
             let time =
                 |s: &Option<String>| s.as_deref().map(|s| query::parse_time(s, now)).transpose();
-            let table = match what {
+            let out = match what {
                 QueryWhat::Tracks {
                     camera,
                     from,
@@ -352,13 +383,26 @@ fn run(cli: Cli) -> Result<()> {
                         min_points,
                         limit,
                     };
-                    query::tracks(&conn, &f)
+                    query::tracks(&conn, &f).map(|t| query::render(&t, format))
                 }
-                QueryWhat::Points { track } => query::points(&conn, track),
-                QueryWhat::Summary { from, to } => query::summary(&conn, time(&from)?, time(&to)?),
+                QueryWhat::Points { track } => {
+                    query::points(&conn, track).map(|t| query::render(&t, format))
+                }
+                QueryWhat::Runs { from, to, limit } => {
+                    query::runs(&conn, time(&from)?, time(&to)?, limit, alive)
+                        .map(|t| query::render(&t, format))
+                }
+                QueryWhat::Summary { from, to } => {
+                    let (from, to) = (time(&from)?, time(&to)?);
+                    query::summary(&conn, from, to).and_then(|cams| {
+                        let runs = query::runs(&conn, from, to, query::SUMMARY_RUNS, alive)?;
+                        let sections = [("cameras", &cams), ("runs", &runs)];
+                        Ok(query::render_sections(&sections, format))
+                    })
+                }
             }
             .with_context(|| format!("{}: query failed", db.display()))?;
-            print!("{}", query::render(&table, format));
+            print!("{out}");
             Ok(())
         }
     }

@@ -20,7 +20,8 @@ pub struct Frame {
     pub camera: CameraIndex,
     /// Per-camera sequence number of frames delivered to the detector.
     pub seq: u64,
-    /// Wall-clock capture time, Unix milliseconds (pts-anchored, so spacing is exact).
+    /// Capture time, Unix milliseconds: strictly increasing per camera, from the camera's RTCP
+    /// sender reports when it sends them, else arrival-anchored (see [`crate::ingest::clock`]).
     pub captured_ms: i64,
     /// How the source picture was fitted to the model input (and so how detections map back
     /// to source pixels); carries the decoded source size.

@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value as Json};
 
+use crate::track::PointKind;
+
 /// How to print a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -41,6 +43,9 @@ pub struct Table {
     /// Rows of cells, one per column.
     pub rows: Vec<Vec<Cell>>,
 }
+
+/// Runs listed by `query summary` (all of them: `query runs`).
+pub const SUMMARY_RUNS: i64 = 10;
 
 /// Which tracks to list.
 #[derive(Debug, Clone, Default)]
@@ -130,7 +135,8 @@ fn run(
 pub fn tracks(conn: &Connection, f: &TrackFilter) -> rusqlite::Result<Table> {
     run(
         conn,
-        "SELECT id, camera, first_ms, last_ms, ROUND((last_ms - first_ms) / 1000.0, 1), points, ended
+        "SELECT id, camera, first_ms, last_ms, ROUND((last_ms - first_ms) / 1000.0, 1), points,
+                ended, interrupted, run
          FROM tracks
          WHERE (?1 IS NULL OR camera = ?1)
            AND (?2 IS NULL OR last_ms >= ?2)
@@ -139,21 +145,100 @@ pub fn tracks(conn: &Connection, f: &TrackFilter) -> rusqlite::Result<Table> {
          ORDER BY first_ms DESC, id DESC
          LIMIT ?5",
         params![f.camera, f.from_ms, f.to_ms, f.min_points, f.limit],
-        vec!["track", "camera", "first_seen", "last_seen", "duration_s", "points", "ended"],
+        vec![
+            "track",
+            "camera",
+            "first_seen",
+            "last_seen",
+            "duration_s",
+            "points",
+            "ended",
+            "interrupted",
+            "run",
+        ],
         &["first_seen", "last_seen"],
     )
 }
 
-/// Points of one track in time order.
+/// SQL turning `points.kind` into its name.
+fn kind_name_sql() -> String {
+    let arms: String = [
+        PointKind::Observed,
+        PointKind::Interpolated,
+        PointKind::Predicted,
+    ]
+    .iter()
+    .map(|k| format!(" WHEN {} THEN '{}'", k.code(), k.name()))
+    .collect();
+    format!("CASE kind{arms} ELSE CAST(kind AS TEXT) END")
+}
+
+/// Points of one track in time order, with how each was obtained (observed, interpolated,
+/// predicted).
 pub fn points(conn: &Connection, track: i64) -> rusqlite::Result<Table> {
     run(
         conn,
-        "SELECT ts_ms, ROUND(x, 1), ROUND(y, 1), ROUND(w, 1), ROUND(h, 1), ROUND(score, 3),
-                floor_x, floor_y
-         FROM points WHERE track = ?1 ORDER BY ts_ms",
+        &format!(
+            "SELECT ts_ms, {}, ROUND(x, 1), ROUND(y, 1), ROUND(w, 1), ROUND(h, 1),
+                    ROUND(score, 3), floor_x, floor_y
+             FROM points WHERE track = ?1 ORDER BY ts_ms",
+            kind_name_sql()
+        ),
         params![track],
-        vec!["ts", "x", "y", "w", "h", "score", "floor_x", "floor_y"],
+        vec![
+            "ts", "kind", "x", "y", "w", "h", "score", "floor_x", "floor_y",
+        ],
         &["ts"],
+    )
+}
+
+/// Service runs overlapping a time range, newest first. `status` is `clean` (orderly stop),
+/// `crashed` (found dead and closed by a later start), `running` (not ended, and a service
+/// holds the database's run lock: `writer_alive`) or `dead` (not ended and no service holds
+/// the lock: the next start closes it as crashed). `ended` of a crashed run is its last commit.
+pub fn runs(
+    conn: &Connection,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    limit: i64,
+    writer_alive: bool,
+) -> rusqlite::Result<Table> {
+    run(
+        conn,
+        "SELECT r.id, r.started_ms, r.ended_ms, r.last_ms,
+                ROUND((COALESCE(r.ended_ms, r.last_ms) - r.started_ms) / 1000.0, 1),
+                CASE WHEN r.ended_ms IS NULL AND ?4 THEN 'running'
+                     WHEN r.ended_ms IS NULL THEN 'dead'
+                     WHEN r.clean = 1 THEN 'clean' ELSE 'crashed' END,
+                (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id),
+                (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id AND t.interrupted = 1),
+                (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.run = r.id),
+                r.cameras, r.version, r.host, r.pid, r.config_path, r.config_sha256, r.closed_by
+         FROM runs r
+         WHERE (?1 IS NULL OR COALESCE(r.ended_ms, r.last_ms, r.started_ms) >= ?1)
+           AND (?2 IS NULL OR r.started_ms <= ?2)
+         ORDER BY r.id DESC
+         LIMIT ?3",
+        params![from_ms, to_ms, limit, writer_alive],
+        vec![
+            "run",
+            "started",
+            "ended",
+            "last_commit",
+            "duration_s",
+            "status",
+            "tracks",
+            "interrupted",
+            "points",
+            "cameras",
+            "version",
+            "host",
+            "pid",
+            "config",
+            "config_sha256",
+            "closed_by",
+        ],
+        &["started", "ended", "last_commit"],
     )
 }
 
@@ -176,6 +261,8 @@ pub fn summary(
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
                 (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.camera = c.id
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
+                (SELECT COUNT(*) FROM tracks t WHERE t.camera = c.id AND t.interrupted = 1
+                   AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
                 (SELECT MIN(ts_ms) FROM frames f WHERE f.camera = c.id
                    AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
                 (SELECT MAX(ts_ms) FROM frames f WHERE f.camera = c.id
@@ -190,6 +277,7 @@ pub fn summary(
             "max_persons",
             "tracks",
             "points",
+            "interrupted",
             "first_seen",
             "last_seen",
         ],
@@ -215,6 +303,56 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A table as a JSON array of objects (times as RFC 3339 plus `<name>_ms`).
+fn json_rows(t: &Table) -> Json {
+    let rows = t
+        .rows
+        .iter()
+        .map(|row| {
+            let mut m = Map::new();
+            for (name, c) in t.columns.iter().zip(row) {
+                let v = match c {
+                    Cell::Null => Json::Null,
+                    Cell::Int(i) => Json::from(*i),
+                    Cell::Real(f) => Json::from(*f),
+                    Cell::Text(s) => Json::from(s.clone()),
+                    Cell::Time(ms) => Json::from(format_time(*ms)),
+                };
+                m.insert((*name).to_string(), v);
+                if let Cell::Time(ms) = c {
+                    m.insert(format!("{name}_ms"), Json::from(*ms));
+                }
+            }
+            Json::Object(m)
+        })
+        .collect();
+    Json::Array(rows)
+}
+
+/// Renders named tables as one document: titled tables; CSV blocks (each with its header)
+/// separated by a blank line; or one JSON object with a key per table.
+pub fn render_sections(sections: &[(&str, &Table)], format: Format) -> String {
+    match format {
+        Format::Json => {
+            let obj: Map<String, Json> = sections
+                .iter()
+                .map(|(name, t)| ((*name).to_string(), json_rows(t)))
+                .collect();
+            serde_json::to_string_pretty(&Json::Object(obj)).unwrap_or_default() + "\n"
+        }
+        Format::Csv => sections
+            .iter()
+            .map(|(_, t)| render(t, format))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Table => sections
+            .iter()
+            .map(|(name, t)| format!("{name}\n{}", render(t, format)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
 /// Renders a table in `format` (ends with a newline unless empty JSON).
 pub fn render(t: &Table, format: Format) -> String {
     match format {
@@ -226,30 +364,7 @@ pub fn render(t: &Table, format: Format) -> String {
             }
             out
         }
-        Format::Json => {
-            let rows: Vec<Json> = t
-                .rows
-                .iter()
-                .map(|row| {
-                    let mut m = Map::new();
-                    for (name, c) in t.columns.iter().zip(row) {
-                        let v = match c {
-                            Cell::Null => Json::Null,
-                            Cell::Int(i) => Json::from(*i),
-                            Cell::Real(f) => Json::from(*f),
-                            Cell::Text(s) => Json::from(s.clone()),
-                            Cell::Time(ms) => Json::from(format_time(*ms)),
-                        };
-                        m.insert((*name).to_string(), v);
-                        if let Cell::Time(ms) = c {
-                            m.insert(format!("{name}_ms"), Json::from(*ms));
-                        }
-                    }
-                    Json::Object(m)
-                })
-                .collect();
-            serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
-        }
+        Format::Json => serde_json::to_string_pretty(&json_rows(t)).unwrap_or_default() + "\n",
         Format::Table => {
             let cells: Vec<Vec<String>> = t
                 .rows
@@ -359,6 +474,100 @@ mod tests {
         assert_eq!(lines[0], "track  camera  first_seen                score");
         assert!(lines[2].starts_with("    1  cam,1"));
         assert_eq!(lines[4], "(2 rows)");
+    }
+
+    /// A database with three runs: 1 crashed (one track left open), 2 clean, 3 not ended.
+    fn runs_db(dir: &tempfile::TempDir) -> Connection {
+        use crate::store::runs;
+        let mut c = Connection::open(dir.path().join("t.db")).unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
+        let info = runs::RunInfo::current(std::path::Path::new("c.toml"), "ab12", 1);
+        c.execute_batch(
+            "INSERT INTO cameras(id, name, url, added_ms) VALUES ('cam1', 'c', 'rtsp://x', 0);",
+        )
+        .unwrap();
+        let a = runs::begin(&mut c, &info, 1_000).unwrap().id;
+        c.execute(
+            "INSERT INTO tracks(camera, first_ms, last_ms, points, run) VALUES ('cam1', 1100, 1300, 3, ?1)",
+            [a],
+        )
+        .unwrap();
+        for (ts, kind) in [(1100, 0), (1200, 1), (1300, 2)] {
+            c.execute(
+                "INSERT INTO points(track, ts_ms, x, y, w, h, score, kind) VALUES (1, ?1, 1, 2, 3, 4, 0.9, ?2)",
+                [ts, kind],
+            )
+            .unwrap();
+        }
+        let b = runs::begin(&mut c, &info, 5_000).unwrap().id;
+        runs::finish(&mut c, b, 6_000, true).unwrap();
+        runs::begin(&mut c, &info, 7_000).unwrap();
+        c
+    }
+
+    #[test]
+    fn runs_show_status_and_their_tracks() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = runs_db(&dir);
+        let t = runs(&c, None, None, 10, true).unwrap();
+        let col = |name| t.columns.iter().position(|c| *c == name).unwrap();
+        let get = |row: usize, name| t.rows[row][col(name)].clone();
+        assert_eq!(t.rows.len(), 3);
+        let status: Vec<Cell> = (0..3).map(|r| get(r, "status")).collect();
+        assert_eq!(
+            status,
+            ["running", "clean", "crashed"].map(|s| Cell::Text(s.into()))
+        );
+        let t = runs(&c, None, None, 1, false).unwrap();
+        assert_eq!(t.rows[0][col("status")], Cell::Text("dead".into()));
+        assert_eq!(
+            get(2, "ended"),
+            Cell::Time(1_000),
+            "ended at its last commit"
+        );
+        assert_eq!(get(2, "tracks"), Cell::Int(1));
+        assert_eq!(get(2, "interrupted"), Cell::Int(1));
+        assert_eq!(get(2, "points"), Cell::Int(3));
+        assert_eq!(get(2, "closed_by"), Cell::Int(2));
+        assert_eq!(get(1, "duration_s"), Cell::Real(1.0));
+        assert_eq!(get(0, "config_sha256"), Cell::Text("ab12".into()));
+        // Only runs that overlap the range.
+        assert_eq!(
+            runs(&c, Some(5_500), Some(6_500), 10, false)
+                .unwrap()
+                .rows
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn points_show_how_each_was_obtained() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = runs_db(&dir);
+        let t = points(&c, 1).unwrap();
+        assert_eq!(t.columns[1], "kind");
+        let kinds: Vec<Cell> = t.rows.iter().map(|r| r[1].clone()).collect();
+        assert_eq!(
+            kinds,
+            ["observed", "interpolated", "predicted"].map(|s| Cell::Text(s.into()))
+        );
+    }
+
+    #[test]
+    fn sections_render_as_one_json_object_and_csv_blocks() {
+        let t = sample();
+        let sections = [("cameras", &t), ("runs", &t)];
+        let v: serde_json::Value =
+            serde_json::from_str(&render_sections(&sections, Format::Json)).unwrap();
+        assert_eq!(v["runs"][1]["track"], 22);
+        let csv = render_sections(&sections, Format::Csv);
+        let blocks: Vec<&str> = csv.split("\n\n").collect();
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks[1].starts_with("track,camera"));
+        let table = render_sections(&sections, Format::Table);
+        assert!(table.starts_with("cameras\ntrack"), "{table}");
+        assert!(table.contains("\nruns\ntrack"), "{table}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::ingest::queue::FrameSource;
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::messages::Detections;
 use crate::stats::{Snapshot, Stats};
-use crate::store::{Store, StoreError};
+use crate::store::{RunInfo, RunStart, Store, StoreError};
 use crate::track::stage as track_stage;
 
 /// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
@@ -47,6 +47,8 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
+    /// The run row opened for this run, and what its start found of earlier runs.
+    pub run: RunStart,
 }
 
 impl Summary {
@@ -175,8 +177,18 @@ pub fn run(
     for cam in &cfg.cameras {
         template.build(cam, &cfg.ingest, &input)?;
     }
-    let store = Store::open(&cfg.storage.db)?;
+    let mut store = Store::open(&cfg.storage.db)?;
+    // The run (and its lock) first: nothing is written while another service owns the file.
+    let run_start =
+        store.begin_run(&RunInfo::current(&cfg.path, &cfg.sha256, cfg.cameras.len()))?;
+    info!(run = run_start.id, "Run started.");
     store.register_cameras(&cfg.cameras)?;
+    // Capture times of a camera keep increasing across runs: each continues after its last.
+    let resume_after = cfg
+        .cameras
+        .iter()
+        .map(|c| store.last_frame_ms(&c.id))
+        .collect::<Result<Vec<_>, _>>()?;
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
@@ -214,6 +226,7 @@ pub fn run(
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
+            resume_after_ms: resume_after[index],
         })?);
     }
 
@@ -256,5 +269,6 @@ pub fn run(
         elapsed: started.elapsed(),
         db,
         engine: engine_info,
+        run: run_start,
     })
 }

@@ -2,6 +2,7 @@
 //! progress line, the end-of-run summary and (later) `/metrics`. Labels stay low-cardinality:
 //! camera yes, track id never.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -22,8 +23,28 @@ pub struct CameraStats {
     pub failures: AtomicU64,
     /// Pipeline (re)starts.
     pub starts: AtomicU64,
+    /// Panics caught in the camera's thread (each followed by a restart).
+    pub panics: AtomicU64,
     /// True while frames are flowing.
     pub up: AtomicBool,
+    /// Why the camera last failed, one line, credentials masked.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl CameraStats {
+    /// Records why the camera last failed (already masked by the caller).
+    pub fn set_last_error(&self, reason: &str) {
+        let mut slot = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(reason.to_string());
+    }
+
+    /// Why the camera last failed, if it ever did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Counters of the remote detector (`backend = "kserve"`); all zero with the local engine.
@@ -62,6 +83,10 @@ pub struct Stats {
     pub points_stored: AtomicU64,
     /// Frame rows committed to SQLite.
     pub frames_stored: AtomicU64,
+    /// Points not stored because the track already had a point at that time.
+    pub points_duplicate: AtomicU64,
+    /// Points not stored because a number in them was not finite.
+    pub points_rejected: AtomicU64,
     /// Failed inferences.
     pub infer_errors: AtomicU64,
     /// Failed store transactions.
@@ -97,6 +122,10 @@ pub struct Snapshot {
     pub points_stored: u64,
     /// Frame rows committed.
     pub frames_stored: u64,
+    /// Points not stored: same track and time as a stored one.
+    pub points_duplicate: u64,
+    /// Points not stored: a non-finite number.
+    pub points_rejected: u64,
     /// Failed inferences.
     pub infer_errors: u64,
     /// Remote endpoints configured (0: local engine).
@@ -129,6 +158,8 @@ impl Stats {
             points: AtomicU64::new(0),
             points_stored: AtomicU64::new(0),
             frames_stored: AtomicU64::new(0),
+            points_duplicate: AtomicU64::new(0),
+            points_rejected: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             remote: RemoteStats::default(),
@@ -160,6 +191,8 @@ impl Stats {
             tracks: self.tracks.load(Ordering::Relaxed),
             points_stored: self.points_stored.load(Ordering::Relaxed),
             frames_stored: self.frames_stored.load(Ordering::Relaxed),
+            points_duplicate: self.points_duplicate.load(Ordering::Relaxed),
+            points_rejected: self.points_rejected.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
             ..self.remote.snapshot()
         }

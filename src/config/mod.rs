@@ -23,6 +23,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
 pub struct Config {
     /// Path of the file this came from (for messages).
     pub path: PathBuf,
+    /// SHA-256 of the file's bytes, lowercase hex (recorded with each run; compare with
+    /// `sha256sum`).
+    pub sha256: String,
     /// Cameras, in file order; ids are unique.
     pub cameras: Vec<CameraConfig>,
     /// Detector model settings.
@@ -109,8 +112,10 @@ pub struct IngestConfig {
     pub protocols: String,
     /// Frames a camera may hold waiting for the detector before the oldest is dropped.
     pub queue_frames: usize,
-    /// Wait between reconnect attempts.
+    /// Wait before the first reconnect attempt (doubled per consecutive failure).
     pub retry_interval_ms: u64,
+    /// Longest wait between reconnect attempts.
+    pub retry_max_ms: u64,
     /// No frame for this long counts as a failure and restarts the pipeline.
     pub stall_timeout_ms: u64,
 }
@@ -216,7 +221,9 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        validate::validate(raw, text, path, base).map_err(invalid)
+        let mut cfg = validate::validate(raw, text, path, base).map_err(invalid)?;
+        cfg.sha256 = crate::store::runs::sha256_hex(text.as_bytes());
+        Ok(cfg)
     }
 
     /// The camera with this id.

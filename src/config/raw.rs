@@ -16,6 +16,7 @@ pub(super) const DEFAULT_LATENCY_MS: u32 = 200;
 pub(super) const DEFAULT_PROTOCOLS: &str = "tcp";
 pub(super) const DEFAULT_QUEUE_FRAMES: usize = 2;
 pub(super) const DEFAULT_RETRY_INTERVAL_MS: u64 = 2_000;
+pub(super) const DEFAULT_RETRY_MAX_MS: u64 = 60_000;
 pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
 pub(super) const DEFAULT_DB: &str = "storetrack.db";
@@ -152,6 +153,8 @@ pub(super) struct RawIngest {
     pub queue_frames: Spanned<usize>,
     #[serde(default = "default_retry_interval_ms")]
     pub retry_interval_ms: Spanned<u64>,
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: Spanned<u64>,
     #[serde(default = "default_stall_timeout_ms")]
     pub stall_timeout_ms: Spanned<u64>,
     #[serde(default = "default_detect_fps")]
@@ -166,6 +169,7 @@ impl Default for RawIngest {
             protocols: default_protocols(),
             queue_frames: default_queue_frames(),
             retry_interval_ms: default_retry_interval_ms(),
+            retry_max_ms: default_retry_max_ms(),
             stall_timeout_ms: default_stall_timeout_ms(),
             detect_fps: DEFAULT_DETECT_FPS,
         }
@@ -228,6 +232,9 @@ fn default_queue_frames() -> Spanned<usize> {
 }
 fn default_retry_interval_ms() -> Spanned<u64> {
     unspanned(DEFAULT_RETRY_INTERVAL_MS)
+}
+fn default_retry_max_ms() -> Spanned<u64> {
+    unspanned(DEFAULT_RETRY_MAX_MS)
 }
 fn default_stall_timeout_ms() -> Spanned<u64> {
     unspanned(DEFAULT_STALL_TIMEOUT_MS)

@@ -136,6 +136,12 @@ pub(super) fn validate(
             "ingest.retry_interval_ms must be at least 100".into(),
         );
     }
+    if ing.retry_max_ms.get_ref() < ing.retry_interval_ms.get_ref() {
+        p.at(
+            &ing.retry_max_ms,
+            "ingest.retry_max_ms must be at least ingest.retry_interval_ms".into(),
+        );
+    }
     if *ing.stall_timeout_ms.get_ref() < 1_000 {
         p.at(
             &ing.stall_timeout_ms,
@@ -182,6 +188,7 @@ pub(super) fn validate(
 
     Ok(Config {
         path: path.to_path_buf(),
+        sha256: String::new(), // set by the caller, which has the file's bytes
         cameras,
         model: ModelConfig {
             description: resolve(m.description.get_ref()),
@@ -202,6 +209,7 @@ pub(super) fn validate(
             protocols,
             queue_frames: *ing.queue_frames.get_ref(),
             retry_interval_ms: *ing.retry_interval_ms.get_ref(),
+            retry_max_ms: *ing.retry_max_ms.get_ref(),
             stall_timeout_ms: *ing.stall_timeout_ms.get_ref(),
         },
         tracker: raw.tracker,

@@ -4,14 +4,20 @@
 //! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
 //! pixels) pushed into that camera's queue. The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
-//! ends or stalls is torn down, counted, and rebuilt after `retry_interval_ms`; other cameras
-//! are unaffected.
+//! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
+//! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
+//! unaffected. A camera logs one line when it goes down and when it comes back, and a reminder
+//! every [`DOWN_REMINDER`] while it stays down. Capture times come from the camera's
+//! [`clock`]: strictly increasing across reconnections, from the camera's RTCP sender reports
+//! when it sends them, else from arrival on the host clock.
 
+pub mod backoff;
+pub mod clock;
 pub mod pipeline;
 pub mod queue;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,13 +31,15 @@ use crate::infer::InputSpec;
 use crate::messages::{CameraIndex, Frame};
 use crate::redact;
 use crate::stats::{self, Stats};
+use backoff::Backoff;
+use clock::{Adjust, CaptureClock, Reading, Reference};
 pub use pipeline::{PipelineError, Template};
 use queue::{FrameSender, Pushed};
 
 /// How often the supervisor wakes to check for stop and stalls.
 const BUS_POLL: Duration = Duration::from_millis(250);
-/// Capture times are re-anchored to the wall clock when pts drift more than this.
-const MAX_CLOCK_DRIFT_MS: i64 = 2_000;
+/// While a camera stays down, a reminder is logged this often (failures in between go to DEBUG).
+pub const DOWN_REMINDER: Duration = Duration::from_secs(600);
 
 /// Unix time in milliseconds.
 pub fn wall_ms() -> i64 {
@@ -58,6 +66,8 @@ pub struct CameraTask {
     pub stats: Arc<Stats>,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
+    /// The camera's last stored capture time (earlier runs): new stamps follow it.
+    pub resume_after_ms: Option<i64>,
 }
 
 /// How one pipeline run ended.
@@ -85,26 +95,69 @@ pub fn spawn(task: CameraTask) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || supervise(task))
 }
 
+/// A camera that is down: since when, and when it was last reported.
+struct Down {
+    since: Instant,
+    reported: Instant,
+}
+
 fn supervise(task: CameraTask) {
     let cam_stats = &task.stats.cameras[task.index];
     let seq = Arc::new(AtomicU64::new(0));
+    // One clock for the camera's life: stamps keep increasing across reconnections.
+    let clock = Arc::new(Mutex::new(CameraClock::new(task.resume_after_ms)));
     let id = task.camera.id.clone();
+    let mut backoff = Backoff::new(
+        task.ingest.retry_interval_ms,
+        task.ingest.retry_max_ms,
+        wall_ms() as u64 ^ task.index as u64,
+    );
+    let mut down: Option<Down> = None;
     info!(camera = %id, url = %redact::url(&task.camera.url), "Camera starting.");
     while !task.stop.load(Ordering::Relaxed) {
         stats::inc(&cam_stats.starts);
-        let ended = run_once(&task, &seq);
+        // A bug in one camera's run must not take the camera down for good: a panic counts as
+        // a failure and the pipeline is rebuilt like after any other.
+        let (ended, streamed) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_once(&task, &seq, &clock)
+        }))
+        .unwrap_or_else(|panic| {
+            stats::inc(&cam_stats.panics);
+            (Ended::Failed(panic_message(panic.as_ref())), false)
+        });
         cam_stats.up.store(false, Ordering::Relaxed);
-        match ended {
-            Ended::Stopped => break,
-            Ended::Failed(reason) => {
-                stats::inc(&cam_stats.failures);
-                // GStreamer debug strings span lines; a log record stays on one.
-                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-                warn!(camera = %id, retry_ms = task.ingest.retry_interval_ms,
-                      reason = %redact::text(&task.camera.url, &reason), "Camera failed; will retry.");
-            }
+        let Ended::Failed(reason) = ended else {
+            break;
+        };
+        stats::inc(&cam_stats.failures);
+        // GStreamer debug strings span lines and may carry the URL; a log record stays on one.
+        let one_line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+        let reason = redact::text(&task.camera.url, &one_line).to_string();
+        cam_stats.set_last_error(&reason);
+        if streamed {
+            backoff.reset();
+            down = None;
         }
-        let until = Instant::now() + Duration::from_millis(task.ingest.retry_interval_ms);
+        let delay = backoff.next_delay();
+        let now = Instant::now();
+        match &mut down {
+            None => {
+                warn!(camera = %id, retry_ms = delay.as_millis() as u64, reason = %reason,
+                      "Camera down; reconnecting with backoff.");
+                down = Some(Down {
+                    since: now,
+                    reported: now,
+                });
+            }
+            Some(d) if now.duration_since(d.reported) >= DOWN_REMINDER => {
+                warn!(camera = %id, down_s = d.since.elapsed().as_secs(), attempts = backoff.failures(),
+                      retry_ms = delay.as_millis() as u64, reason = %reason, "Camera still down.");
+                d.reported = now;
+            }
+            Some(_) => debug!(camera = %id, retry_ms = delay.as_millis() as u64, reason = %reason,
+                              "Camera reconnect failed."),
+        }
+        let until = Instant::now() + delay;
         while Instant::now() < until && !task.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -112,15 +165,31 @@ fn supervise(task: CameraTask) {
     info!(camera = %id, "Camera stopped.");
 }
 
-fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> Ended {
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("camera thread panicked: {text}")
+}
+
+/// Runs the camera's pipeline once, until it fails or the service stops; also says whether any
+/// frame arrived (a camera that streamed starts its backoff afresh).
+fn run_once(
+    task: &CameraTask,
+    seq: &Arc<AtomicU64>,
+    clock: &Arc<Mutex<CameraClock>>,
+) -> (Ended, bool) {
     let parts = match task.template.build(&task.camera, &task.ingest, &task.input) {
         Ok(p) => p,
-        Err(e) => return Ended::Failed(e.to_string()),
+        Err(e) => return (Ended::Failed(e.to_string()), false),
     };
     let live = Arc::new(Live::default());
     let started = Instant::now();
     install_probe(&parts.decoder, task, &live);
-    install_sink(&parts.sink, task, &live, seq, started);
+    clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
+    install_sink(&parts.sink, task, &live, seq, clock, started);
 
     let pipeline = parts.pipeline;
     let ended = (|| {
@@ -176,7 +245,7 @@ fn run_once(task: &CameraTask, seq: &Arc<AtomicU64>) -> Ended {
     if let Err(e) = pipeline.set_state(gst::State::Null) {
         warn!(camera = %task.camera.id, error = %e, "Pipeline did not shut down cleanly.");
     }
-    ended
+    (ended, live.last_frame_ms.load(Ordering::Relaxed) > 0)
 }
 
 /// Counts decoded frames and reads the source size from the decoder's output caps.
@@ -216,12 +285,104 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
     );
 }
 
+/// A camera's [`CaptureClock`], fed from buffers, reporting changes of its time source.
+struct CameraClock {
+    clock: CaptureClock,
+    origin: Instant,
+    /// Logged once per connection: the camera's sender reports are in use.
+    ntp_announced: bool,
+    ntp_refused_logged: bool,
+    slewing: bool,
+}
+
+impl CameraClock {
+    fn new(resume_after_ms: Option<i64>) -> Self {
+        Self {
+            clock: CaptureClock::resuming_after(resume_after_ms),
+            origin: Instant::now(),
+            ntp_announced: false,
+            ntp_refused_logged: false,
+            slewing: false,
+        }
+    }
+
+    fn restart(&mut self) {
+        self.clock.restart();
+        self.ntp_announced = false;
+    }
+
+    /// The capture time of `buffer`, Unix ms; logs (rarely) what the clock does.
+    fn stamp(&mut self, camera: &str, buffer: &gst::BufferRef) -> i64 {
+        let s = self.clock.stamp(Reading {
+            pts_ms: buffer.pts().map(|p| p.mseconds() as i64),
+            ntp_ms: ntp_capture_ms(buffer),
+            wall_ms: wall_ms(),
+            mono_ms: self.origin.elapsed().as_millis() as i64,
+        });
+        if s.reference == Reference::Ntp && !self.ntp_announced {
+            self.ntp_announced = true;
+            info!(
+                camera = %camera,
+                "Capture time from the camera's RTCP sender reports (NTP)."
+            );
+        }
+        if s.resume_ignored {
+            warn!(
+                camera = %camera,
+                max_ahead_ms = clock::MAX_RESUME_AHEAD_MS,
+                "The camera's last stored time is far ahead of this host's clock; \
+                   new times start from the clock and are earlier than stored ones."
+            );
+        }
+        if s.ntp_refused && !self.ntp_refused_logged {
+            self.ntp_refused_logged = true;
+            warn!(
+                camera = %camera,
+                max_skew_ms = clock::MAX_NTP_SKEW_MS,
+                "The camera's NTP time is far from this host's clock; using arrival time."
+            );
+        }
+        match s.adjust {
+            Adjust::StepForward(ms) => {
+                info!(camera = %camera, by_ms = ms, "Capture clock stepped forward.")
+            }
+            Adjust::Slew(ms) if !self.slewing => {
+                info!(
+                    camera = %camera,
+                    ahead_ms = ms,
+                    "Capture clock ahead of its reference; slowing down."
+                )
+            }
+            Adjust::PtsJump => {
+                debug!(camera = %camera, "Stream timestamps jumped; using arrival spacing.")
+            }
+            _ => {}
+        }
+        self.slewing = matches!(s.adjust, Adjust::Slew(_));
+        s.ms
+    }
+}
+
+/// The camera's capture time attached by rtspsrc (`add-reference-timestamp-meta=true`) once
+/// an RTCP sender report has mapped RTP time to the camera's NTP clock.
+fn ntp_capture_ms(buffer: &gst::BufferRef) -> Option<i64> {
+    buffer
+        .iter_meta::<gst::ReferenceTimestampMeta>()
+        .find(|m| {
+            m.reference()
+                .structure(0)
+                .is_some_and(|s| s.name() == "timestamp/x-ntp")
+        })
+        .map(|m| clock::ntp_ns_to_unix_ms(m.timestamp().nseconds()))
+}
+
 /// The appsink callback: stamp, wrap and queue each frame without blocking.
 fn install_sink(
     sink: &gst_app::AppSink,
     task: &CameraTask,
     live: &Arc<Live>,
     seq: &Arc<AtomicU64>,
+    clock: &Arc<Mutex<CameraClock>>,
     started: Instant,
 ) {
     let live = Arc::clone(live);
@@ -230,28 +391,14 @@ fn install_sink(
     let frames = task.frames.clone();
     let index = task.index;
     let input = task.input;
-    // (pts ms, wall ms) of the frame that anchors pts to the wall clock.
-    let mut anchor: Option<(i64, i64)> = None;
+    let clock = Arc::clone(clock);
+    let camera = task.camera.id.clone();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let Some(buffer) = sample.buffer_owned() else {
                     return Ok(gst::FlowSuccess::Ok);
-                };
-                let now = wall_ms();
-                let captured_ms = match buffer.pts().map(|p| p.mseconds() as i64) {
-                    Some(pts) => {
-                        let expected = anchor.map(|(p0, w0)| w0 + (pts - p0));
-                        match expected {
-                            Some(t) if (now - t).abs() <= MAX_CLOCK_DRIFT_MS => t,
-                            _ => {
-                                anchor = Some((pts, now));
-                                now
-                            }
-                        }
-                    }
-                    None => now,
                 };
                 let size = (
                     live.width.load(Ordering::Relaxed),
@@ -264,6 +411,11 @@ fn install_sink(
                     started.elapsed().as_millis().max(1) as u64,
                     Ordering::Relaxed,
                 );
+                // The clock is plain data: still valid after a panic elsewhere poisoned it.
+                let captured_ms = clock
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .stamp(&camera, &buffer);
                 let cam = &stats.cameras[index];
                 cam.up.store(true, Ordering::Relaxed);
                 let par = (

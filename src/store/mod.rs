@@ -4,29 +4,27 @@
 //! one writer thread in batched transactions every `flush_interval_ms`. Readers (query CLI, HTTP)
 //! open their own read-only connections.
 
+pub mod runs;
 pub mod schema;
+mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OpenFlags, params};
-use tracing::{error, info};
+use tracing::warn;
 
 use crate::config::CameraConfig;
 use crate::ingest::wall_ms;
-use crate::messages::{StoreMsg, TrackUpdate};
+use crate::messages::StoreMsg;
 use crate::redact;
-use crate::stats::{self, Stats};
+use crate::stats::Stats;
+pub use runs::{LockError, RunInfo, RunStart};
 pub use schema::MigrateError;
 
-/// A batch is committed early once it holds this many messages.
-const MAX_BATCH: usize = 20_000;
-/// Messages kept for retry while the disk refuses writes; older ones are dropped (counted).
-const MAX_PENDING: usize = 200_000;
 /// How long a connection waits for a lock held by another.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -53,6 +51,24 @@ pub enum StoreError {
     NotADatabase {
         /// DB path.
         path: PathBuf,
+    },
+    /// A SQLite file without a storetrack schema (read-only opens only).
+    #[error("{}: not a storetrack database (no schema version; wrong --db?)", path.display())]
+    NotStoretrack {
+        /// DB path.
+        path: PathBuf,
+    },
+    /// The file's schema is older than this build reads (readers do not migrate).
+    #[error(
+        "{}: database schema version {found} is older than this storetrack reads ({}); start `storetrack run` on it once to migrate it",
+        path.display(),
+        schema::CURRENT_VERSION
+    )]
+    Outdated {
+        /// DB path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
     },
     /// The file is not writable.
     #[error("{}: database is not writable: {source}", path.display())]
@@ -81,12 +97,26 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+
+    /// Another process is writing to the database, or its lock file is unusable.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// A read-write handle on the database (owned by the writer thread once started).
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The run this handle writes for (see [`Store::begin_run`]); tracks are tagged with it.
+    run: Option<i64>,
+    /// Held while the run is open.
+    _lock: Option<runs::RunLock>,
+}
+
+/// Unix ms as RFC 3339 (for log lines read by people).
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Opens `path` read-only for queries.
@@ -105,6 +135,28 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    // Readers never migrate: a file the service has not brought up to date yet is named as such
+    // rather than failing later on a missing table or column.
+    let found = schema::version(&conn).map_err(|source| match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    if found == 0 {
+        return Err(StoreError::NotStoretrack {
+            path: path.to_path_buf(),
+        });
+    }
+    if found < schema::CURRENT_VERSION {
+        return Err(StoreError::Outdated {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
     Ok(conn)
 }
 
@@ -145,7 +197,61 @@ impl Store {
             path: p.clone(),
             source,
         })?;
-        Ok(Store { conn, path: p })
+        Ok(Store {
+            conn,
+            path: p,
+            run: None,
+            _lock: None,
+        })
+    }
+
+    /// Opens a run for this process: takes the database's run lock (refused while another
+    /// storetrack writes here), closes the runs that died and their open tracks, and records
+    /// `info`. Points written from now on belong to the new run; the writer closes it.
+    pub fn begin_run(&mut self, info: &RunInfo) -> Result<RunStart, StoreError> {
+        let lock = runs::RunLock::acquire(&self.path, info)?;
+        let start =
+            runs::begin(&mut self.conn, info, wall_ms()).map_err(|source| StoreError::Sql {
+                path: self.path.clone(),
+                source,
+            })?;
+        for d in &start.dead {
+            warn!(
+                run = d.id,
+                pid = d.pid,
+                started = %rfc3339(d.started_ms),
+                last_commit = %rfc3339(d.ended_ms),
+                "An earlier run did not end cleanly (crash or kill); closed it."
+            );
+        }
+        if start.interrupted_tracks > 0 {
+            warn!(
+                tracks = start.interrupted_tracks,
+                "Tracks left open by a dead run were ended and marked interrupted."
+            );
+        }
+        self.run = Some(start.id);
+        self._lock = Some(lock);
+        Ok(start)
+    }
+
+    /// The latest stored frame time of `camera`, Unix ms (None: no frame yet).
+    pub fn last_frame_ms(&self, camera: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(ts_ms) FROM frames WHERE camera = ?1",
+                [camera],
+                |r| r.get(0),
+            )
+            .map_err(|source| StoreError::Sql {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// The run opened by [`Store::begin_run`].
+    pub fn run(&self) -> Option<i64> {
+        self.run
     }
 
     /// The database path.
@@ -186,202 +292,15 @@ impl Store {
     ) -> std::io::Result<JoinHandle<Result<(), StoreError>>> {
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer::new(self).run(&rx, flush_interval, &stats))
+            .spawn(move || writer::Writer::new(self).run(&rx, flush_interval, &stats))
     }
-}
-
-/// Per-track accumulation between flushes.
-#[derive(Debug, Clone, Copy)]
-struct Touch {
-    last_ms: i64,
-    points: i64,
-}
-
-struct Writer {
-    store: Store,
-    /// (camera, tracker id) → tracks.id for tracks of this run.
-    rows: HashMap<(Arc<str>, u64), i64>,
-    pending: Vec<StoreMsg>,
-}
-
-impl Writer {
-    fn new(store: Store) -> Self {
-        Self {
-            store,
-            rows: HashMap::new(),
-            pending: Vec::new(),
-        }
-    }
-
-    fn run(
-        mut self,
-        rx: &Receiver<StoreMsg>,
-        flush_interval: Duration,
-        stats: &Stats,
-    ) -> Result<(), StoreError> {
-        let mut next_flush = Instant::now() + flush_interval;
-        loop {
-            let wait = next_flush.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(msg) => {
-                    self.pending.push(msg);
-                    if self.pending.len() < MAX_BATCH {
-                        continue;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            self.flush_or_keep(stats);
-            next_flush = Instant::now() + flush_interval;
-        }
-        let result = self.flush(stats);
-        if let Err(e) = &result {
-            stats::inc(&stats.store_errors);
-            error!(error = %e, lost = self.pending.len(), "Final database flush failed.");
-        } else {
-            info!(db = %self.store.path.display(), "Database closed.");
-        }
-        result
-    }
-
-    fn flush_or_keep(&mut self, stats: &Stats) {
-        if let Err(e) = self.flush(stats) {
-            stats::inc(&stats.store_errors);
-            error!(error = %e, pending = self.pending.len(), "Database write failed; will retry.");
-            if self.pending.len() > MAX_PENDING {
-                let excess = self.pending.len() - MAX_PENDING;
-                self.pending.drain(..excess);
-                error!(dropped = excess, "Dropped oldest unsaved records.");
-            }
-        }
-    }
-
-    /// Writes everything pending in one transaction. On failure nothing is lost from `pending`.
-    fn flush(&mut self, stats: &Stats) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let path = self.store.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.store.conn.transaction().map_err(sql)?;
-        let mut new_rows: HashMap<(Arc<str>, u64), i64> = HashMap::new();
-        let mut touched: HashMap<i64, Touch> = HashMap::new();
-        let mut ended: Vec<i64> = Vec::new();
-        let (mut frames, mut points) = (0u64, 0u64);
-        {
-            let mut ins_frame = tx
-                .prepare_cached(
-                    "INSERT INTO frames(camera, seq, ts_ms, persons) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(sql)?;
-            let mut ins_track = tx
-                .prepare_cached("INSERT INTO tracks(camera, first_ms, last_ms) VALUES (?1, ?2, ?2)")
-                .map_err(sql)?;
-            let mut ins_point = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO points(track, ts_ms, x, y, w, h, score, floor_x, floor_y)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(sql)?;
-            for msg in &self.pending {
-                match msg {
-                    StoreMsg::Frame {
-                        camera,
-                        seq,
-                        ts_ms,
-                        persons,
-                    } => {
-                        ins_frame
-                            .execute(params![camera.as_ref(), *seq as i64, ts_ms, persons])
-                            .map_err(sql)?;
-                        frames += 1;
-                    }
-                    StoreMsg::Point(p) => {
-                        let key = (Arc::clone(&p.camera), p.track_id);
-                        let row = match self.rows.get(&key).or_else(|| new_rows.get(&key)) {
-                            Some(r) => *r,
-                            None => {
-                                ins_track
-                                    .execute(params![p.camera.as_ref(), p.ts_ms])
-                                    .map_err(sql)?;
-                                let r = tx.last_insert_rowid();
-                                new_rows.insert(key, r);
-                                r
-                            }
-                        };
-                        insert_point(&mut ins_point, row, p).map_err(sql)?;
-                        let t = touched.entry(row).or_insert(Touch {
-                            last_ms: p.ts_ms,
-                            points: 0,
-                        });
-                        t.last_ms = t.last_ms.max(p.ts_ms);
-                        t.points += 1;
-                        points += 1;
-                    }
-                    StoreMsg::TrackEnded { camera, track_id } => {
-                        let key = (Arc::clone(camera), *track_id);
-                        if let Some(r) = self.rows.get(&key).or_else(|| new_rows.get(&key)) {
-                            ended.push(*r);
-                        }
-                    }
-                }
-            }
-            let mut upd = tx
-                .prepare_cached(
-                    "UPDATE tracks SET last_ms = MAX(last_ms, ?2), points = points + ?3 WHERE id = ?1",
-                )
-                .map_err(sql)?;
-            for (row, t) in &touched {
-                upd.execute(params![row, t.last_ms, t.points])
-                    .map_err(sql)?;
-            }
-            let mut end = tx
-                .prepare_cached("UPDATE tracks SET ended = 1 WHERE id = ?1")
-                .map_err(sql)?;
-            for row in &ended {
-                end.execute(params![row]).map_err(sql)?;
-            }
-        }
-        tx.commit().map_err(sql)?;
-        self.rows.extend(new_rows);
-        // Ended tracks get no more points: forget their ids.
-        if !ended.is_empty() {
-            self.rows.retain(|_, r| !ended.contains(r));
-        }
-        self.pending.clear();
-        stats::add(&stats.frames_stored, frames);
-        stats::add(&stats.points_stored, points);
-        Ok(())
-    }
-}
-
-fn insert_point(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    row: i64,
-    p: &TrackUpdate,
-) -> rusqlite::Result<usize> {
-    let b = p.bbox;
-    stmt.execute(params![
-        row,
-        p.ts_ms,
-        f64::from(b.x),
-        f64::from(b.y),
-        f64::from(b.w),
-        f64::from(b.h),
-        f64::from(p.score),
-        p.floor.map(|f| f.0),
-        p.floor.map(|f| f.1),
-    ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::geometry::BBox;
+    use crate::messages::TrackUpdate;
 
     fn cams() -> Vec<CameraConfig> {
         vec![CameraConfig {
@@ -494,6 +413,39 @@ mod tests {
             .query_row("SELECT url FROM cameras", [], |r| r.get(0))
             .unwrap();
         assert_eq!(url, "rtsp://admin:***@127.0.0.1/x");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.last_frame_ms("cam1").unwrap(), Some(1400));
+        assert_eq!(store.last_frame_ms("cam9").unwrap(), None);
+    }
+
+    #[test]
+    fn readers_name_an_outdated_or_foreign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("v1.db");
+        let c = Connection::open(&v1).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.execute_batch("PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let err = open_read_only(&v1).err().unwrap().to_string();
+        let expected = format!(
+            "v1.db: database schema version 1 is older than this storetrack reads ({}); \
+             start `storetrack run` on it once to migrate it",
+            schema::CURRENT_VERSION
+        );
+        assert!(err.ends_with(&expected), "{err}");
+        drop(Store::open(&v1).unwrap());
+        open_read_only(&v1).unwrap();
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, "shopping list\n").unwrap();
+        let err = open_read_only(&text).err().unwrap();
+        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE keep(v);")
+            .unwrap();
+        let err = open_read_only(&other).err().unwrap();
+        assert!(matches!(err, StoreError::NotStoretrack { .. }), "{err}");
     }
 
     #[test]

@@ -40,6 +40,29 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (track, ts_ms)
     ) WITHOUT ROWID;
     "#,
+    // v2: service runs (crash consistency), tracks belong to a run and may be interrupted,
+    // points say whether they were observed or filled in (`track::PointKind::code`).
+    r#"
+    CREATE TABLE runs (
+        id           INTEGER PRIMARY KEY,
+        started_ms   INTEGER NOT NULL,
+        ended_ms     INTEGER,             -- NULL while running
+        clean        INTEGER,             -- NULL while running; 1 orderly stop; 0 crash/kill
+        last_ms      INTEGER,             -- wall time of the run's last commit (liveness)
+        version      TEXT NOT NULL,       -- storetrack version
+        config_path  TEXT NOT NULL,
+        config_sha256 TEXT NOT NULL,      -- of the config file's bytes (compare: sha256sum)
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        cameras      INTEGER NOT NULL,
+        closed_by    INTEGER REFERENCES runs(id)  -- the run whose start closed a dead run
+    );
+    ALTER TABLE tracks ADD COLUMN run INTEGER REFERENCES runs(id);
+    ALTER TABLE tracks ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tracks_run ON tracks(run);
+    CREATE INDEX tracks_open ON tracks(ended) WHERE ended = 0;
+    ALTER TABLE points ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The version this build writes.
