@@ -18,6 +18,8 @@ pub mod proto;
 pub mod reorder;
 pub mod tensor;
 
+pub use client::CallError;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ use crate::infer::{ModelDescription, ssd};
 use crate::ingest::queue::{FrameSource, Next};
 use crate::messages::{CameraIndex, Detections, Frame};
 use crate::stats::{self, Stats};
-use client::{CallError, Client, Event};
+use client::{Client, Event};
 use fleet::{Change, Fleet};
 use reorder::Reorder;
 
@@ -87,6 +89,20 @@ pub enum KserveError {
         /// Input height.
         height: u32,
     },
+}
+
+/// Why [`RemoteEngine::detect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// No endpoint is up.
+    #[error("no model server is up")]
+    NoEndpoint,
+    /// The picture does not fit the model input.
+    #[error("picture does not fit the model input")]
+    Frame,
+    /// The call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 /// The frame a request carries, for putting its result back in place.
@@ -238,6 +254,44 @@ impl RemoteEngine {
     /// Endpoints up now.
     pub fn endpoints_up(&self) -> usize {
         self.fleet.up()
+    }
+
+    /// Runs one picture synchronously on the first endpoint that is up (for tools, tests and
+    /// the overhead benchmark): `pixels` is the packed input picture, boxes are mapped back
+    /// through `mapping`.
+    pub fn detect(
+        &mut self,
+        pixels: &[u8],
+        mapping: &InputMapping,
+    ) -> Result<Vec<Detection>, DetectError> {
+        let ep = (0..self.fleet.len())
+            .find(|&i| self.fleet.health(i) == fleet::Health::Up)
+            .ok_or(DetectError::NoEndpoint)?;
+        let tensor = tensor::pack_input(pixels, &self.desc).ok_or(DetectError::Frame)?;
+        self.next_id += 1;
+        let msg = tensor::infer_request(
+            &self.desc,
+            &self.cfg.model,
+            self.cfg.version.as_deref(),
+            self.next_id.to_string(),
+            tensor,
+        );
+        let mut client = self.clients[ep].clone();
+        let timeout = Duration::from_millis(self.cfg.timeout_ms);
+        let resp = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, client.model_infer(msg))
+                .await
+                .map_err(|_| CallError::Timeout(timeout.as_millis() as u64))?
+                .map_err(CallError::from)
+        })?;
+        let t =
+            tensor::read_outputs(&self.desc, &resp.into_inner()).map_err(CallError::Response)?;
+        Ok(ssd::parse(
+            &t.view(),
+            self.person_class,
+            self.min_score,
+            mapping,
+        ))
     }
 
     /// Serves frames until every camera's queue is closed and `stop` is set or all senders are
