@@ -205,22 +205,26 @@ impl RemoteStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let requests = get(&self.requests);
         let answered = requests.saturating_sub(get(&self.failures)).max(1) as f64;
-        let endpoints = get(&self.endpoints);
-        let endpoints_up = get(&self.endpoints_up);
         Snapshot {
-            endpoints,
-            endpoints_up,
+            endpoints: get(&self.endpoints),
+            endpoints_up: get(&self.endpoints_up),
             remote_requests: requests,
             remote_failures: get(&self.failures),
             remote_dropped: get(&self.dropped),
             fallback_frames: get(&self.fallback),
             remote_rtt_ms: get(&self.round_trip_us) as f64 / 1000.0 / answered,
             remote_codec_ms: get(&self.codec_us) as f64 / 1000.0 / answered,
-            detector_ready: endpoints == 0
-                || endpoints_up > 0
-                || self.fallback_ready.load(Ordering::Relaxed),
+            detector_ready: self.ready(),
             ..Snapshot::default()
         }
+    }
+
+    /// The detector can process frames: always with the local engine (no endpoints); with a
+    /// fleet, while an endpoint is up or the local fallback stands in. For readiness checks.
+    pub fn ready(&self) -> bool {
+        self.endpoints.load(Ordering::Relaxed) == 0
+            || self.endpoints_up.load(Ordering::Relaxed) > 0
+            || self.fallback_ready.load(Ordering::Relaxed)
     }
 }
 

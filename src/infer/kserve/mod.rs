@@ -13,12 +13,14 @@
 //! the local engine (`fallback = "local"`) or dropped and counted: never queued.
 
 pub mod client;
+mod error;
 pub mod fleet;
 pub mod proto;
 pub mod reorder;
 pub mod tensor;
 
 pub use client::CallError;
+pub use error::{DetectError, KserveError};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +31,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{InferenceConfig, ModelConfig, RemoteConfig};
 use crate::geometry::Detection;
-use crate::infer::{DescriptionError, Engine, EngineInfo, InferError, InputMapping, InputSpec};
+use crate::infer::{Engine, EngineInfo, InputMapping, InputSpec};
 use crate::infer::{ModelDescription, ssd};
 use crate::ingest::queue::{FrameSource, Next};
 use crate::messages::{CameraIndex, Detections, Frame};
@@ -45,65 +47,6 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 const WAIT_SLICE: Duration = Duration::from_millis(2);
 /// Worker threads of the gRPC runtime (encoding and HTTP/2 are light; inference is remote).
 const RUNTIME_THREADS: usize = 2;
-
-/// Why the remote backend could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum KserveError {
-    /// The model description is missing or invalid.
-    #[error(transparent)]
-    Description(#[from] DescriptionError),
-    /// The gRPC runtime could not start.
-    #[error("cannot start the gRPC runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    /// An endpoint could not be turned into a gRPC channel.
-    #[error("inference.endpoints: grpc://{endpoint}: {source}")]
-    Endpoint {
-        /// `host:port`.
-        endpoint: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
-    },
-    /// A server's model does not match the model description.
-    #[error("grpc://{endpoint} model {model:?}: {message} (model description {description})")]
-    Mismatch {
-        /// `host:port`.
-        endpoint: String,
-        /// Model name on the server.
-        model: String,
-        /// What differs.
-        message: String,
-        /// The description file.
-        description: String,
-    },
-    /// The local fallback engine could not start.
-    #[error("local fallback: {0}")]
-    Fallback(#[source] InferError),
-    /// A frame's pixels could not be read or do not fit the model input.
-    #[error("frame of camera {camera} does not fit input {width}x{height}")]
-    Frame {
-        /// Camera index.
-        camera: CameraIndex,
-        /// Input width.
-        width: u32,
-        /// Input height.
-        height: u32,
-    },
-}
-
-/// Why [`RemoteEngine::detect`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DetectError {
-    /// No endpoint is up.
-    #[error("no model server is up")]
-    NoEndpoint,
-    /// The picture does not fit the model input.
-    #[error("picture does not fit the model input")]
-    Frame,
-    /// The call failed.
-    #[error(transparent)]
-    Call(#[from] CallError),
-}
 
 /// The frame a request carries, for putting its result back in place.
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +145,17 @@ impl RemoteEngine {
                     fleet.failed(i, now);
                 }
             }
+        }
+        if fleet.up() == 0 {
+            let what = if cfg.fallback_local {
+                "detected by the local engine"
+            } else {
+                "dropped (counted)"
+            };
+            error!(
+                endpoints = fleet.len(),
+                "No model server is up at start: frames are {what} until one answers."
+            );
         }
         let fallback = if cfg.fallback_local {
             Some(Engine::new(model, inference, min_score).map_err(KserveError::Fallback)?)
