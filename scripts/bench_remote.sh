@@ -24,7 +24,8 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WO
 
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_server() { # prints the gRPC port once the server answers
+start_server() { # sets PORT to the gRPC port once the server answers (no subshell: the server
+                 # exits with its parent)
   local grpc http
   grpc=$(free_port); http=$(free_port)
   .venv/bin/python deploy/kserve/serve.py --ir models/ssdlite/ssdlite.xml --name ssdlite \
@@ -39,7 +40,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb, grpc_predict_v2_pb2_
 stub = g.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}"))
 sys.exit(0 if stub.ServerReady(pb.ServerReadyRequest(), timeout=1).ready else 1)
 PY
-    then echo "$grpc"; return; fi
+    then PORT="$grpc"; return; fi
     sleep 0.3
   done
   echo "error: KServe server did not start (log: $WORK/server-$grpc.log)" >&2; exit 1
@@ -74,9 +75,9 @@ remote_toml() { # endpoints...
 }
 
 run local ""
-A=$(start_server)
+start_server; A=$PORT
 run remote1 "$(remote_toml "$A")"
-B=$(start_server)
+start_server; B=$PORT
 run remote2 "$(remote_toml "$A" "$B")"
 
 echo "== per-request overhead (one request at a time)" >&2
