@@ -120,26 +120,31 @@ impl Fleet {
         self.failed(i, now)
     }
 
-    /// Takes `i` out (a failed request or probe); the next probe waits twice as long as the
-    /// last one, up to [`PROBE_BACKOFF_MAX`].
+    /// Takes `i` out after a failed request; the first probe follows after
+    /// [`PROBE_BACKOFF_MIN`]. A failure reported for an endpoint that is already out (a late
+    /// answer to an old request) changes nothing.
     pub fn failed(&mut self, i: usize, now: Instant) -> Change {
-        let (backoff, change) = match self.slots[i].health {
-            Health::Up => (PROBE_BACKOFF_MIN, Change::WentDown),
-            Health::Down {
-                backoff,
-                probing: true,
-                ..
-            } => ((backoff * 2).min(PROBE_BACKOFF_MAX), Change::None),
-            // Already down with no probe running: a late failure of an old request.
-            Health::Down { .. } => return Change::None,
-        };
+        if self.slots[i].health != Health::Up {
+            return Change::None;
+        }
+        self.schedule(i, PROBE_BACKOFF_MIN, now);
+        Change::WentDown
+    }
+
+    /// A probe of `i` failed: the next one waits twice as long, up to [`PROBE_BACKOFF_MAX`].
+    pub fn probe_failed(&mut self, i: usize, now: Instant) {
+        if let Health::Down { backoff, .. } = self.slots[i].health {
+            self.schedule(i, (backoff * 2).min(PROBE_BACKOFF_MAX), now);
+        }
+    }
+
+    fn schedule(&mut self, i: usize, backoff: Duration, now: Instant) {
         let next_probe = now + self.jittered(backoff);
         self.slots[i].health = Health::Down {
             next_probe,
             backoff,
             probing: false,
         };
-        change
     }
 
     /// Endpoints whose probe is due at `now`; each is marked as probing.
@@ -231,7 +236,13 @@ mod tests {
                 f.due_probes(t).is_empty(),
                 "a running probe is not started twice"
             );
-            f.failed(0, t);
+            assert_eq!(
+                f.failed(0, t),
+                Change::None,
+                "late request failure while probing"
+            );
+            assert!(f.due_probes(t).is_empty(), "still only one probe");
+            f.probe_failed(0, t);
         }
         assert!(waits[0] >= PROBE_BACKOFF_MIN * 8 / 10 && waits[0] <= PROBE_BACKOFF_MIN * 12 / 10);
         assert!(waits[3] > waits[0] * 5, "{waits:?}");

@@ -396,7 +396,8 @@ impl RemoteEngine {
                         if let CallError::Mismatch(_) = e {
                             error!(endpoint = %self.endpoints[endpoint], error = %e, "Model server came back with another model; keeping it out.");
                         }
-                        self.fleet.failed(endpoint, now)
+                        self.fleet.probe_failed(endpoint, now);
+                        Change::None
                     }
                 };
                 self.log_change(endpoint, change, None);
