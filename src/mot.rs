@@ -51,9 +51,10 @@ pub struct MotRow {
 /// Detections grouped by frame.
 pub type FrameDetections = BTreeMap<u32, Vec<Detection>>;
 
-/// Parses a MOT detection file's text (`path` is used in messages only).
-pub fn parse_detections(text: &str, path: &Path) -> Result<FrameDetections, MotError> {
-    let mut out: FrameDetections = BTreeMap::new();
+/// Parses the rows of a MOT file's text (`path` is used in messages only). Rows with an empty
+/// box are skipped; the id is read as given (-1 in detection files); the score is field 7.
+pub fn parse_rows(text: &str, path: &Path) -> Result<Vec<MotRow>, MotError> {
+    let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -81,6 +82,7 @@ pub fn parse_detections(text: &str, path: &Path) -> Result<FrameDetections, MotE
         if frame < 1.0 || frame.fract() != 0.0 {
             return Err(err(format!("frame {:?} must be a whole number ≥ 1", f[0])));
         }
+        let id = num(1, "id")?;
         let (x, y, w, h, score) = (
             num(2, "x")?,
             num(3, "y")?,
@@ -91,21 +93,47 @@ pub fn parse_detections(text: &str, path: &Path) -> Result<FrameDetections, MotE
         if w <= 0.0 || h <= 0.0 {
             continue;
         }
-        out.entry(frame as u32).or_default().push(Detection {
+        out.push(MotRow {
+            frame: frame as u32,
+            id: id as i64,
             bbox: BBox::new(x as f32, y as f32, w as f32, h as f32),
             score: score as f32,
+            visibility: -1.0,
         });
     }
     Ok(out)
 }
 
-/// Reads a MOT detection file.
-pub fn read_detections(path: &Path) -> Result<FrameDetections, MotError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MotError::Read {
+/// Parses a MOT detection file's text (`path` is used in messages only).
+pub fn parse_detections(text: &str, path: &Path) -> Result<FrameDetections, MotError> {
+    let mut out: FrameDetections = BTreeMap::new();
+    for r in parse_rows(text, path)? {
+        out.entry(r.frame).or_default().push(Detection {
+            bbox: r.bbox,
+            score: r.score,
+        });
+    }
+    Ok(out)
+}
+
+fn read_text(path: &Path) -> Result<String, MotError> {
+    std::fs::read_to_string(path).map_err(|source| MotError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_detections(&text, path)
+    })
+}
+
+/// Reads a MOT detection file.
+pub fn read_detections(path: &Path) -> Result<FrameDetections, MotError> {
+    parse_detections(&read_text(path)?, path)
+}
+
+/// Reads a MOT ground-truth file (`frame,id,x,y,w,h,conf,...`); rows with conf 0 (ignored
+/// regions in MOTChallenge) are left out.
+pub fn read_ground_truth(path: &Path) -> Result<Vec<MotRow>, MotError> {
+    let mut rows = parse_rows(&read_text(path)?, path)?;
+    rows.retain(|r| r.score != 0.0);
+    Ok(rows)
 }
 
 /// Runs a fresh tracker over every frame from 1 to the last detected frame at `fps` and returns

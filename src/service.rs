@@ -18,7 +18,7 @@ use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
 use crate::ingest::queue::FrameSource;
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::messages::Detections;
-use crate::stats::{Snapshot, Stats};
+use crate::stats::{Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError};
 use crate::track::stage as track_stage;
 
@@ -47,6 +47,10 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
+    /// Camera ids, in config order (as in `latency.cameras`).
+    pub camera_ids: Vec<String>,
+    /// Analysed fps and frame age per camera and overall.
+    pub latency: Latency,
     /// The run row opened for this run, and what its start found of earlier runs.
     pub run: RunStart,
 }
@@ -70,7 +74,7 @@ pub enum ServiceError {
     /// The detector could not start or failed.
     #[error(transparent)]
     Infer(#[from] InferError),
-    /// The remote detector could not start or failed.
+    /// The remote detector could not start.
     #[error(transparent)]
     Remote(#[from] KserveError),
     /// The database could not be opened or written.
@@ -128,10 +132,10 @@ impl Detector {
         out: crossbeam_channel::Sender<Detections>,
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), InferError> {
         match self {
-            Detector::Local(e) => Ok(e.run(source, out, stats, stop)?),
-            Detector::Remote(r) => Ok(r.run(source, out, stats, stop)?),
+            Detector::Local(e) => e.run(source, out, stats, stop),
+            Detector::Remote(r) => r.run(source, out, stats, stop),
         }
     }
 }
@@ -148,11 +152,12 @@ pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
         String::new()
     };
     format!(
-        "[{:>5.0}s] cameras {}/{} up | decoded {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}{remote}",
+        "[{:>5.0}s] cameras {}/{} up | decoded {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}{remote}",
         elapsed.as_secs_f64(),
         s.cameras_up,
         s.cameras,
         s.decoded,
+        s.skipped,
         s.inferred,
         s.inferred as f64 / secs,
         s.dropped,
@@ -170,11 +175,20 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, ServiceError> {
     gst::init()?;
-    let template = Template::load(&cfg.ingest.pipeline)?;
+    let default_template = Template::load(&cfg.ingest.pipeline)?;
+    // A camera may name its own template (an H.265 camera, say); the others share the default.
+    let templates = cfg
+        .cameras
+        .iter()
+        .map(|c| match &c.pipeline {
+            Some(p) => Template::load(p),
+            None => Ok(default_template.clone()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let engine = Detector::new(cfg)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
-    for cam in &cfg.cameras {
+    for (cam, template) in cfg.cameras.iter().zip(&templates) {
         template.build(cam, &cfg.ingest, &input)?;
     }
     let mut store = Store::open(&cfg.storage.db)?;
@@ -221,8 +235,9 @@ pub fn run(
             index,
             camera: camera.clone(),
             ingest: cfg.ingest.clone(),
-            template: template.clone(),
+            template: templates[index].clone(),
             input,
+            decoder_threads: ingest::decoder_threads(cfg.cameras.len()),
             frames,
             stats: Arc::clone(&stats),
             stop: Arc::clone(&stop),
@@ -255,7 +270,7 @@ pub fn run(
     for c in cameras {
         c.join().map_err(|_| ServiceError::Crashed("camera"))?;
     }
-    let detector_result: Result<(), ServiceError> = detector
+    let detector_result = detector
         .join()
         .map_err(|_| ServiceError::Crashed("detector"))?;
     tracker
@@ -264,9 +279,12 @@ pub fn run(
     let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
     detector_result?;
     writer_result?;
+    let elapsed = started.elapsed();
     Ok(Summary {
         counts: stats.snapshot(),
-        elapsed: started.elapsed(),
+        latency: stats.latency(elapsed.as_secs_f64()),
+        camera_ids: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
+        elapsed,
         db,
         engine: engine_info,
         run: run_start,

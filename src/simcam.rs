@@ -1,5 +1,5 @@
-//! Camera simulator: serves H.264 video files as live RTSP cameras on 127.0.0.1, one mount per
-//! camera, paced in real time and looping forever.
+//! Camera simulator: serves H.264 or H.265 video files as live RTSP cameras on 127.0.0.1, one
+//! mount per camera, paced in real time and looping forever.
 //!
 //! Input: (mount, file) pairs. Output: an RTSP server (gst-rtsp-server) whose URLs the service
 //! and the tests use. Each file is demuxed once into memory (access units with timestamps);
@@ -52,9 +52,38 @@ pub enum SimError {
     },
 }
 
-/// One file demuxed into H.264 access units.
+/// Video codecs the simulator serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 / AVC.
+    H264,
+    /// H.265 / HEVC.
+    H265,
+}
+
+impl Codec {
+    /// The codec of demuxer caps named `name` (`video/x-h264`, `video/x-h265`).
+    fn from_caps_name(name: &str) -> Option<Codec> {
+        match name {
+            "video/x-h264" => Some(Codec::H264),
+            "video/x-h265" => Some(Codec::H265),
+            _ => None,
+        }
+    }
+
+    /// The parser element and RTP payloader element of this codec.
+    fn elements(self) -> (&'static str, &'static str) {
+        match self {
+            Codec::H264 => ("h264parse", "rtph264pay"),
+            Codec::H265 => ("h265parse", "rtph265pay"),
+        }
+    }
+}
+
+/// One file demuxed into H.264 or H.265 access units.
 #[derive(Debug)]
 pub struct Clip {
+    codec: Codec,
     caps: gst::Caps,
     units: Vec<gst::Buffer>,
     /// Duration of one loop.
@@ -74,21 +103,7 @@ impl Clip {
                 "no such file (run scripts/setup.sh to prepare the sample video)".into(),
             ));
         }
-        let pipeline = gst::parse::launch(
-            "filesrc name=file ! qtdemux ! h264parse config-interval=-1 \
-             ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false",
-        )
-        .map_err(|e| fail(e.to_string()))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| fail("not a pipeline".into()))?;
-        let file = pipeline
-            .by_name("file")
-            .ok_or_else(|| fail("no filesrc".into()))?;
-        file.set_property("location", path.to_string_lossy().as_ref());
-        let sink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| fail("no appsink".into()))?;
+        let (pipeline, sink) = demux_pipeline(path).map_err(|e| fail(e.to_string()))?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| fail(e.to_string()))?;
@@ -120,7 +135,11 @@ impl Clip {
         };
         let _ = pipeline.set_state(gst::State::Null);
         result?;
-        let caps = caps.ok_or_else(|| fail("no H.264 video in file".into()))?;
+        let caps = caps.ok_or_else(|| fail("no H.264 or H.265 video in file".into()))?;
+        let codec = caps
+            .structure(0)
+            .and_then(|s| Codec::from_caps_name(s.name()))
+            .ok_or_else(|| fail(format!("unsupported video {caps}")))?;
         let first = units
             .first()
             .and_then(|b| b.pts())
@@ -138,10 +157,16 @@ impl Clip {
             b.set_dts(pts);
         }
         Ok(Clip {
+            codec,
             caps,
             units,
             period,
         })
+    }
+
+    /// The clip's codec.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Number of access units (frames).
@@ -263,13 +288,71 @@ impl Drop for SimCam {
     }
 }
 
+/// `filesrc ! qtdemux ! <parser for the stream's codec> ! byte-stream caps ! appsink`, the
+/// parser chosen when the demuxer reveals the video stream's caps.
+fn demux_pipeline(path: &Path) -> Result<(gst::Pipeline, gst_app::AppSink), glib::BoolError> {
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_string_lossy().as_ref())
+        .build()?;
+    let demux = gst::ElementFactory::make("qtdemux").build()?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline.add_many([&src, &demux, sink.upcast_ref()])?;
+    src.link(&demux)?;
+    let weak_pipeline = pipeline.downgrade();
+    let weak_sink = sink.downgrade();
+    demux.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(sink)) = (weak_pipeline.upgrade(), weak_sink.upgrade()) else {
+            return;
+        };
+        let Some(codec) = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).and_then(|s| Codec::from_caps_name(s.name())))
+        else {
+            return; // audio or another codec: left unlinked
+        };
+        let (parse, _) = codec.elements();
+        let caps = gst::Caps::builder(match codec {
+            Codec::H264 => "video/x-h264",
+            Codec::H265 => "video/x-h265",
+        })
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .build();
+        let linked = (|| -> Result<(), glib::BoolError> {
+            let parser = gst::ElementFactory::make(parse)
+                .property("config-interval", -1i32)
+                .build()?;
+            let filter = gst::ElementFactory::make("capsfilter")
+                .property("caps", &caps)
+                .build()?;
+            pipeline.add_many([&parser, &filter])?;
+            gst::Element::link_many([&parser, &filter, sink.upcast_ref()])?;
+            for e in [&parser, &filter] {
+                e.sync_state_with_parent()?;
+            }
+            let sinkpad = parser
+                .static_pad("sink")
+                .ok_or_else(|| glib::bool_error!("no pad"))?;
+            pad.link(&sinkpad)
+                .map(|_| ())
+                .map_err(|e| glib::bool_error!("{e:?}"))
+        })();
+        if let Err(e) = linked {
+            debug!(error = %e, "Simulator could not link the video stream.");
+        }
+    });
+    Ok((pipeline, sink))
+}
+
 /// A shared media factory that plays `clip` from unit `start`, looping.
 fn factory(clip: Arc<Clip>, start: usize) -> rtsp::RTSPMediaFactory {
     let f = rtsp::RTSPMediaFactory::new();
-    f.set_launch(
+    let (parse, pay) = clip.codec.elements();
+    f.set_launch(&format!(
         "( appsrc name=src format=time max-bytes=2000000 \
-           ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
-    );
+           ! {parse} ! {pay} name=pay0 pt=96 config-interval=-1 )"
+    ));
     f.set_shared(true);
     f.connect_media_configure(move |_, media| {
         let Some(src) = media

@@ -340,8 +340,8 @@ fn server_killed_and_restarted_mid_run_service_goes_on_and_resumes() {
     server.restart();
     let back_ms = storetrack::ingest::wall_ms();
     let back = Instant::now();
-    // Probes back off to at most 5 s (jitter +20 %); then ~2 s of frames.
-    std::thread::sleep(Duration::from_secs(8));
+    // Probes back off to at most 5 s (jitter +20 %); then at least ~4 s of frames.
+    std::thread::sleep(Duration::from_secs(10));
     stop.store(true, Ordering::Relaxed);
     let summary = service.join().unwrap();
     eprintln!("server back for {:?}", back.elapsed());

@@ -53,6 +53,8 @@ pub struct CameraConfig {
     pub detect_fps: u32,
     /// Image → floor-plan homography (row-major 3×3), if the camera is calibrated.
     pub homography: Option<[f64; 9]>,
+    /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.
+    pub pipeline: Option<PathBuf>,
 }
 
 /// Detector model settings; what is not set here comes from the model description file.

@@ -75,6 +75,7 @@ pub(super) struct RawCamera {
     pub url: Spanned<String>,
     pub detect_fps: Option<Spanned<u32>>,
     pub homography: Option<Spanned<Vec<f64>>>,
+    pub pipeline: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,7 +76,12 @@ pub(super) fn validate(
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     let mut cameras = Vec::new();
     for cam in &raw.cameras {
-        if let Some(c) = camera(cam.get_ref(), raw.ingest.detect_fps, &mut p, &mut seen) {
+        if let Some(mut c) = camera(cam.get_ref(), raw.ingest.detect_fps, &mut p, &mut seen) {
+            c.pipeline = cam
+                .get_ref()
+                .pipeline
+                .as_ref()
+                .map(|s| resolve(s.get_ref()));
             cameras.push(c);
         }
     }
@@ -307,6 +312,7 @@ fn camera(
         url,
         detect_fps,
         homography,
+        pipeline: None,
     })
 }
 

@@ -4,40 +4,40 @@
 //! [`Detections`] per frame, in source-image pixels.
 //!
 //! One `Core` and one `CompiledModel` (THROUGHPUT hint by default) serve all cameras through a
-//! pool of asynchronous infer requests: while some requests run on the device's streams, the
-//! engine thread copies the next frame into a free request and parses finished ones.
+//! pool of asynchronous infer requests ([`local`]); the detector loop ([`dispatch`]) keeps every
+//! request busy, collects frames as they finish and restores each camera's order.
 
+pub mod backend;
 pub mod device;
+pub mod dispatch;
 pub mod kserve;
+pub mod local;
 pub mod model;
 pub mod resize;
 pub mod ssd;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use openvino::{
     CompiledModel, Core, DeviceType, InferRequest, InferenceError, PropertyKey, RwPropertyKey,
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{CountOrAuto, InferenceConfig, ModelConfig};
 use crate::geometry::Detection;
-use crate::ingest::queue::{FrameSource, Next};
-use crate::messages::{CameraIndex, Detections, Frame};
-use crate::stats::{self, Stats};
+use crate::ingest::queue::FrameSource;
+use crate::messages::{Detections, Frame};
+use crate::stats::Stats;
 pub use device::{DeviceError, ResolvedDevice};
 pub use model::{DescriptionError, ModelDescription};
 pub use resize::{InputMapping, InputSpec};
 
 /// Longest a single inference may take before the engine reports the device as stuck.
 const WAIT_LIMIT_MS: i64 = 30_000;
-/// How long the engine waits for a frame before checking for shutdown.
-const IDLE_POLL: Duration = Duration::from_millis(200);
 /// The command that produces model files.
 const SETUP_COMMAND: &str = "scripts/setup.sh";
 
@@ -78,6 +78,12 @@ pub enum InferError {
         /// What does not match.
         message: String,
     },
+    /// A worker thread could not be started.
+    #[error("cannot start an inference worker: {0}")]
+    Thread(#[source] std::io::Error),
+    /// Every inference worker has stopped (one panicked or the pool shut down).
+    #[error("the inference workers have stopped")]
+    WorkersGone,
     /// A request did not finish in time.
     #[error("inference did not finish within {WAIT_LIMIT_MS} ms: the device looks stuck")]
     Stuck,
@@ -100,25 +106,22 @@ pub struct EngineInfo {
     pub streams: Option<String>,
 }
 
-struct InFlight {
-    request: usize,
-    camera: CameraIndex,
-    seq: u64,
-    captured_ms: i64,
-    mapping: InputMapping,
+/// How frames go into a request and detections come out of it (shared by every request).
+pub(crate) struct Io {
+    desc: ModelDescription,
+    person_class: u32,
+    min_score: f32,
+    person_score: f32,
 }
 
 /// The detector: compiled model plus its request pool.
 pub struct Engine {
     // Field order is drop order: requests before the model before the core.
     requests: Vec<InferRequest>,
-    _compiled: CompiledModel,
-    _core: Core,
-    desc: ModelDescription,
+    compiled: CompiledModel,
+    core: Core,
+    io: Arc<Io>,
     info: EngineInfo,
-    person_class: u32,
-    min_score: f32,
-    person_score: f32,
 }
 
 impl Engine {
@@ -230,13 +233,15 @@ impl Engine {
               streams = ?info.streams, "Detector ready.");
         Ok(Engine {
             requests,
-            _compiled: compiled,
-            _core: core,
-            person_class: model.person_class.unwrap_or(desc.person_class),
-            desc,
+            compiled,
+            core,
+            io: Arc::new(Io {
+                person_class: model.person_class.unwrap_or(desc.person_class),
+                desc,
+                min_score: min_score.min(model.score_threshold),
+                person_score: model.score_threshold,
+            }),
             info,
-            min_score: min_score.min(model.score_threshold),
-            person_score: model.score_threshold,
         })
     }
 
@@ -247,7 +252,7 @@ impl Engine {
 
     /// What the pipeline must produce for this model (size, resize mode, colour order).
     pub fn input_spec(&self) -> InputSpec {
-        self.desc.input_spec()
+        self.io.desc.input_spec()
     }
 
     /// Runs one frame synchronously (for tools and tests): `pixels` is the packed input
@@ -257,60 +262,30 @@ impl Engine {
         pixels: &[u8],
         mapping: &InputMapping,
     ) -> Result<Vec<Detection>, InferError> {
-        self.fill(0, pixels)?;
-        ov("infer", self.requests[0].infer())?;
-        self.parse(0, mapping)
+        let req = &mut self.requests[0];
+        self.io.fill(req, pixels)?;
+        ov("infer", req.infer())?;
+        self.io.parse(req, mapping)
     }
 
     /// Serves frames until every camera's queue is closed and `stop` is set or all senders are
-    /// gone; finished frames go to `out`.
+    /// gone; finished frames go to `out`, each camera's in order.
     pub fn run(
-        mut self,
-        mut source: FrameSource,
+        self,
+        source: FrameSource,
         out: Sender<Detections>,
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
     ) -> Result<(), InferError> {
-        let mut idle: Vec<usize> = (0..self.requests.len()).rev().collect();
-        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        let mut closed = false;
-        loop {
-            // Keep every free request busy while frames are waiting.
-            while !closed && !idle.is_empty() {
-                let Some(frame) = source.try_next() else {
-                    break;
-                };
-                let req = idle.pop().expect("checked non-empty");
-                in_flight.push_back(self.start(req, frame, &stats)?);
-            }
-            if let Some(job) = in_flight.pop_front() {
-                // Results are collected in submission order, so each camera's frames reach the
-                // tracker in order.
-                let dets = self.finish(&job, &stats)?;
-                idle.push(job.request);
-                if out.send(dets).is_err() {
-                    debug!("Tracker stage is gone; detector stops.");
-                    return Ok(());
-                }
-                continue;
-            }
-            // Nothing in flight: done once the cameras are gone (or on stop, dropping what is
-            // still queued: those frames are seconds old by the time anyone would see them).
-            if closed || stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            match source.next(IDLE_POLL) {
-                Next::Frame(frame) => {
-                    let req = idle.pop().expect("all requests are idle here");
-                    in_flight.push_back(self.start(req, frame, &stats)?);
-                }
-                Next::Idle => {}
-                Next::Closed => closed = true,
-            }
-        }
+        let backend = local::LocalBackend::start(self.requests, self.compiled, self.core, self.io)?;
+        dispatch::run(backend, source, out, stats, stop)
     }
+}
 
-    fn start(&mut self, req: usize, frame: Frame, stats: &Stats) -> Result<InFlight, InferError> {
+impl Io {
+    /// Runs one frame on `req` (asynchronously on the device; this thread waits) and returns
+    /// its detections.
+    fn infer(&self, req: &mut InferRequest, frame: &Frame) -> Result<Detections, InferError> {
         let map = frame
             .pixels
             .map_readable()
@@ -318,60 +293,40 @@ impl Engine {
                 model: self.desc.name.clone(),
                 message: "frame buffer not readable".into(),
             })?;
-        if let Err(e) = self.fill(req, map.as_slice()) {
-            stats::inc(&stats.infer_errors);
-            return Err(e);
-        }
+        self.fill(req, map.as_slice())?;
         drop(map);
-        ov("infer_async", self.requests[req].infer_async())?;
-        Ok(InFlight {
-            request: req,
-            camera: frame.camera,
-            seq: frame.seq,
-            captured_ms: frame.captured_ms,
-            mapping: frame.mapping,
-        })
-    }
-
-    fn finish(&mut self, job: &InFlight, stats: &Stats) -> Result<Detections, InferError> {
+        ov("infer_async", req.infer_async())?;
         let t0 = Instant::now();
-        ov("wait", self.requests[job.request].wait(WAIT_LIMIT_MS))?;
+        ov("wait", req.wait(WAIT_LIMIT_MS))?;
         // The C API returns OK on timeout too; elapsed time tells the two apart.
         if t0.elapsed() >= Duration::from_millis(WAIT_LIMIT_MS as u64) {
-            stats::inc(&stats.infer_errors);
             return Err(InferError::Stuck);
         }
-        let boxes = self.parse(job.request, &job.mapping)?;
-        let cam = &stats.cameras[job.camera];
-        stats::inc(&cam.inferred);
+        let boxes = self.parse(req, &frame.mapping)?;
         let persons = boxes
             .iter()
             .filter(|d| d.score >= self.person_score)
             .count() as u32;
-        stats::add(&cam.persons, u64::from(persons));
         Ok(Detections {
-            camera: job.camera,
-            seq: job.seq,
-            captured_ms: job.captured_ms,
-            source_size: job.mapping.source_size(),
+            camera: frame.camera,
+            seq: frame.seq,
+            captured_ms: frame.captured_ms,
+            source_size: frame.mapping.source_size(),
             persons,
             boxes,
         })
     }
 
-    /// Copies the packed input picture into request `req`'s input tensor, removing row padding
-    /// if present and transposing to planes for an NCHW model.
-    fn fill(&mut self, req: usize, rgb: &[u8]) -> Result<(), InferError> {
+    /// Copies the packed input picture into `req`'s input tensor, removing row padding if
+    /// present and transposing to planes for an NCHW model.
+    fn fill(&self, req: &mut InferRequest, rgb: &[u8]) -> Result<(), InferError> {
         let (w, h) = (
             self.desc.input_width as usize,
             self.desc.input_height as usize,
         );
         let nchw = self.desc.layout == resize::Layout::Nchw;
         let row = w * 3;
-        let mut tensor = ov(
-            "getting the input tensor",
-            self.requests[req].get_tensor(&self.desc.input),
-        )?;
+        let mut tensor = ov("getting the input tensor", req.get_tensor(&self.desc.input))?;
         let dst = ov("mapping the input tensor", tensor.get_raw_data_mut())?;
         let stride = rgb.len().checked_div(h).unwrap_or(0);
         if dst.len() != row * h || stride < row || rgb.len() < stride * (h - 1) + row {
@@ -404,8 +359,11 @@ impl Engine {
         Ok(())
     }
 
-    fn parse(&self, req: usize, mapping: &InputMapping) -> Result<Vec<Detection>, InferError> {
-        let r = &self.requests[req];
+    fn parse(
+        &self,
+        r: &InferRequest,
+        mapping: &InputMapping,
+    ) -> Result<Vec<Detection>, InferError> {
         let names = &self.desc.outputs;
         let get = |name: &str| ov("reading an output", r.get_tensor(name));
         let (boxes, classes, scores, count) = (

@@ -2,7 +2,10 @@
 //!
 //! Input: a camera's config, the pipeline template and the model's input spec. Output:
 //! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
-//! pixels) pushed into that camera's queue. The appsink
+//! pixels) pushed into that camera's queue. A probe on the decoder's output skips frames
+//! (counted) while the queue holds fresh frames, so frames nobody will analyse are never scaled
+//! or converted ([`queue::FrameSender::wants_frame`]); the decoder gets the cores divided among
+//! the cameras as threads ([`decoder_threads`]). The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
 //! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
 //! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
@@ -60,6 +63,9 @@ pub struct CameraTask {
     pub template: Template,
     /// What the model's input picture must be.
     pub input: InputSpec,
+    /// Decoder threads (`max-threads` of the `dec` element, if it has one); see
+    /// [`decoder_threads`].
+    pub decoder_threads: u32,
     /// This camera's queue to the detector.
     pub frames: FrameSender,
     /// Shared counters.
@@ -86,6 +92,14 @@ struct Live {
     par_d: AtomicU32,
     /// Milliseconds since the run started at which the last frame arrived (0 = none yet).
     last_frame_ms: AtomicU64,
+}
+
+/// Decoder threads per camera when `cameras` share the machine: the cores divided among the
+/// cameras, at least one. (A decoder's default of one thread per core oversubscribes the CPU
+/// many times over with tens of cameras; a single camera still gets every core.)
+pub fn decoder_threads(cameras: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / cameras.max(1)).max(1) as u32
 }
 
 /// Starts the camera's supervisor thread.
@@ -187,6 +201,11 @@ fn run_once(
     };
     let live = Arc::new(Live::default());
     let started = Instant::now();
+    if parts.decoder.has_property("max-threads") {
+        parts
+            .decoder
+            .set_property("max-threads", task.decoder_threads as i32);
+    }
     install_probe(&parts.decoder, task, &live);
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     install_sink(&parts.sink, task, &live, seq, clock, started);
@@ -248,19 +267,29 @@ fn run_once(
     (ended, live.last_frame_ms.load(Ordering::Relaxed) > 0)
 }
 
-/// Counts decoded frames and reads the source size from the decoder's output caps.
+/// Counts decoded frames, skips those the camera's queue does not want (counted), and reads the
+/// source size from the decoder's output caps.
 fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
     let Some(pad) = decoder.static_pad("src") else {
         return;
     };
     let live = Arc::clone(live);
     let stats = Arc::clone(&task.stats);
+    let frames = task.frames.clone();
     let index = task.index;
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
             match &info.data {
-                Some(gst::PadProbeData::Buffer(_)) => stats::inc(&stats.cameras[index].decoded),
+                Some(gst::PadProbeData::Buffer(_)) => {
+                    let cam = &stats.cameras[index];
+                    stats::inc(&cam.decoded);
+                    // Skipped here, a frame costs no rate limiting, scaling or conversion.
+                    if !frames.wants_frame() {
+                        stats::inc(&cam.skipped);
+                        return gst::PadProbeReturn::Drop;
+                    }
+                }
                 Some(gst::PadProbeData::Event(ev)) => {
                     if let gst::EventView::Caps(c) = ev.view()
                         && let Some(s) = c.caps().structure(0)

@@ -3,12 +3,24 @@
 //! Policy when full: drop the *oldest* frame (the detector should see the freshest picture),
 //! counted by the caller. The consumer side takes frames round-robin across cameras so one busy
 //! camera cannot starve the others.
+//!
+//! Before a decoded frame is scaled and converted, the camera asks [`FrameSender::wants_frame`]:
+//! while the queue is full of frames younger than [`FRESH_MS`], a new frame would only push out
+//! a picture that is still fresh, so it is skipped before any conversion work is spent on it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError, bounded};
 
+use crate::ingest::wall_ms;
 use crate::messages::Frame;
+
+/// A full queue whose newest frame is younger than this needs no new frame yet (ms). Under
+/// overload a camera then converts at most about 1000 / FRESH_MS frames a second instead of
+/// every decoded frame, and the frame the detector takes is at most about two of these old.
+pub const FRESH_MS: i64 = 250;
 
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,13 +37,29 @@ pub struct FrameSender {
     tx: Sender<Frame>,
     // A receiver clone lets the producer evict the oldest frame itself.
     evict: Receiver<Frame>,
+    capacity: usize,
+    /// Wall time of the last push, Unix ms.
+    last_push_ms: Arc<AtomicI64>,
 }
 
 impl FrameSender {
+    /// Whether a frame decoded now should be converted and pushed: the queue has room, or its
+    /// newest frame is [`FRESH_MS`] old or older.
+    pub fn wants_frame(&self) -> bool {
+        self.wants_frame_at(wall_ms())
+    }
+
+    /// [`FrameSender::wants_frame`] at wall time `now_ms`.
+    pub fn wants_frame_at(&self, now_ms: i64) -> bool {
+        self.tx.len() < self.capacity
+            || now_ms - self.last_push_ms.load(Ordering::Relaxed) >= FRESH_MS
+    }
+
     /// Queues `frame`, evicting the oldest queued frame if the queue is full. Never blocks.
     /// (The sender's own receiver keeps the channel open, so there is no "closed" outcome: if
     /// the detector stops, frames are simply dropped until the service shuts the camera down.)
     pub fn push(&self, frame: Frame) -> Pushed {
+        self.last_push_ms.store(wall_ms(), Ordering::Relaxed);
         let mut frame = frame;
         let mut dropped = false;
         loop {
@@ -75,6 +103,8 @@ pub fn frame_queues(cameras: usize, capacity: usize) -> (Vec<FrameSender>, Frame
                 FrameSender {
                     tx,
                     evict: rx.clone(),
+                    capacity,
+                    last_push_ms: Arc::default(),
                 },
                 rx,
             )
@@ -168,6 +198,21 @@ mod tests {
             .map(|f| f.seq)
             .collect();
         assert_eq!(seqs, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_full_queue_of_fresh_frames_wants_no_new_frame() {
+        let (senders, mut source) = frame_queues(1, 2);
+        let tx = &senders[0];
+        assert!(tx.wants_frame(), "empty queue");
+        tx.push(frame(0, 1));
+        assert!(tx.wants_frame(), "room left");
+        tx.push(frame(0, 2));
+        let pushed = tx.last_push_ms.load(Ordering::Relaxed);
+        assert!(!tx.wants_frame_at(pushed + FRESH_MS - 1), "full and fresh");
+        assert!(tx.wants_frame_at(pushed + FRESH_MS), "full but stale");
+        source.try_next();
+        assert!(tx.wants_frame_at(pushed + 1), "the detector took one");
     }
 
     #[test]

@@ -309,6 +309,7 @@ mod tests {
             url: url::Url::parse("rtsp://admin:pw@127.0.0.1/x").unwrap(),
             detect_fps: 10,
             homography: None,
+            pipeline: None,
         }]
     }
 

@@ -8,6 +8,8 @@
 //! MOTChallenge sequence: `gt/gt.txt`, `det/det.txt`, `seqinfo.ini`.
 
 pub mod camera;
+pub mod detector;
+pub mod replay;
 pub mod rng;
 pub mod world;
 
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::geometry::BBox;
 use crate::mot::{self, MotRow};
 use camera::{Aabb, Camera};
+use detector::{DetState, DetectorModel, View, detect};
 use rng::Rng;
 use world::{Crowd, Floor};
 
@@ -59,8 +62,8 @@ pub struct Sequence {
     pub frames: u32,
     /// Image size.
     pub size: (u32, u32),
-    /// Image → floor homography.
-    pub image_to_floor: [f64; 9],
+    /// Image → floor homography, when the camera geometry is known.
+    pub image_to_floor: Option<[f64; 9]>,
     /// Ground truth rows.
     pub gt: Vec<MotRow>,
     /// Detection rows.
@@ -82,13 +85,6 @@ fn cameras() -> Vec<Camera> {
         // On the far wall, looking down the aisles.
         Camera::look_at([19.8, 5.5, 4.0], [7.0, 5.0, 0.0], 800.0, 1280, 720),
     ]
-}
-
-/// Detector behaviour for one person in one camera: a two-state (normal/hard) Markov chain
-/// makes misses come in bursts, as they do behind a pillar or in bad light.
-#[derive(Debug, Clone, Copy, Default)]
-struct DetState {
-    hard: bool,
 }
 
 /// Generates every camera's sequence for `p`.
@@ -122,7 +118,7 @@ pub fn generate(p: &SceneParams) -> Vec<Sequence> {
             fps: p.fps,
             frames,
             size: (c.width, c.height),
-            image_to_floor: c.image_to_floor(),
+            image_to_floor: Some(c.image_to_floor()),
             gt: Vec::new(),
             det: Vec::new(),
         })
@@ -164,7 +160,11 @@ pub fn generate(p: &SceneParams) -> Vec<Sequence> {
                     });
                 }
                 let st = states.entry((id, ci)).or_default();
-                if let Some(det) = detect(&mut rng, st, &view, id == 0, (w, h)) {
+                // A mannequin is found less often than a person.
+                let factor = if id == 0 { 0.7 } else { 1.0 };
+                if let Some(det) =
+                    detect(&DetectorModel::STORE, &mut rng, st, &view, factor, (w, h))
+                {
                     seq.det.push(MotRow {
                         frame,
                         id: -1,
@@ -202,16 +202,6 @@ pub fn generate(p: &SceneParams) -> Vec<Sequence> {
         }
     }
     seqs
-}
-
-/// What a camera sees of one person.
-struct View {
-    /// Whole-body box.
-    full: BBox,
-    /// Box around the visible part.
-    visible: BBox,
-    /// Fraction of the body not hidden by shelves or other people.
-    visibility: f64,
 }
 
 fn observe(
@@ -285,47 +275,6 @@ fn observe(
     })
 }
 
-/// The simulated detector: maybe a box and a score for one person.
-fn detect(
-    rng: &mut Rng,
-    st: &mut DetState,
-    view: &View,
-    mannequin: bool,
-    (w, h): (f64, f64),
-) -> Option<(BBox, f32)> {
-    st.hard = if st.hard {
-        !rng.chance(0.25)
-    } else {
-        rng.chance(0.03)
-    };
-    let v = view.visibility;
-    let mut p = 0.97 * ((v - 0.1) / 0.4).clamp(0.0, 1.0);
-    if st.hard {
-        p *= 0.25;
-    }
-    if mannequin {
-        p *= 0.7;
-    }
-    if !rng.chance(p) {
-        return None;
-    }
-    let score = (0.3 + 0.6 * v + rng.normal(0.08)).clamp(0.05, 0.99);
-    // Partly hidden people are often boxed by their visible part only.
-    let base = if v < 0.9 && rng.chance(0.35) {
-        view.visible
-    } else {
-        view.full
-    };
-    let j = 0.025 * f64::from(base.h);
-    let x0 = f64::from(base.x) + rng.normal(j);
-    let y0 = f64::from(base.y) + rng.normal(j);
-    let x1 = f64::from(base.x + base.w) + rng.normal(j);
-    let y1 = f64::from(base.y + base.h) + rng.normal(j);
-    let b = BBox::new(x0 as f32, y0 as f32, (x1 - x0) as f32, (y1 - y0) as f32)
-        .clip(w as f32, h as f32);
-    (b.w > 2.0 && b.h > 4.0).then_some((b, score as f32))
-}
-
 /// Writes `seqs` as MOTChallenge sequences under `dir` (`<name>/gt/gt.txt`, `det/det.txt`,
 /// `seqinfo.ini` with the image → floor homography). Returns the sequence folders.
 pub fn write(seqs: &[Sequence], dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -342,12 +291,14 @@ pub fn write(seqs: &[Sequence], dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             "[Sequence]\nname={}\nimDir=img1\nframeRate={}\nseqLength={}\nimWidth={}\nimHeight={}\nimExt=.jpg",
             s.name, s.fps, s.frames, s.size.0, s.size.1
         );
-        let h: Vec<String> = s.image_to_floor.iter().map(|v| format!("{v:.9}")).collect();
-        let _ = writeln!(
-            ini,
-            "; storetrack: image -> floor homography (row-major)\nhomography={}",
-            h.join(",")
-        );
+        if let Some(hm) = &s.image_to_floor {
+            let h: Vec<String> = hm.iter().map(|v| format!("{v:.9}")).collect();
+            let _ = writeln!(
+                ini,
+                "; storetrack: image -> floor homography (row-major)\nhomography={}",
+                h.join(",")
+            );
+        }
         std::fs::write(root.join("seqinfo.ini"), ini)?;
         out.push(root);
     }

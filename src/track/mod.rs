@@ -4,11 +4,17 @@
 //! every confirmed track seen in that frame, and the ids of tracks that ended.
 //!
 //! The scheme is ByteTrack's: each track carries a constant-velocity Kalman filter (in seconds,
-//! see [`kalman`]); high-score detections are associated first, by IoU with Hungarian
-//! assignment, against confirmed and lost tracks; low-score detections are then offered to the
+//! see [`kalman`]); high-score detections are associated first, by IoU (modulated by the
+//! overlap of the boxes' vertical extents) with Hungarian assignment, against confirmed and lost tracks; low-score detections are then offered to the
 //! confirmed tracks still unmatched, which keeps tracks alive through partial occlusion without
-//! letting low-score noise start tracks. Life cycle: tentative → confirmed (after
+//! letting low-score noise start tracks; remaining detections are then matched against where a
+//! (nearly) standing track was last seen. Life cycle: tentative → confirmed (after
 //! `confirm_hits` consecutive matches) → lost (unmatched) → removed after `max_lost_ms`.
+//!
+//! Trajectories are whole: when a lost track is recovered, every frame it missed gets a point
+//! interpolated between the boxes before and after the gap ([`PointKind::Interpolated`]);
+//! optionally, for `predict_ms` after its last match, a lost track reports the filter's
+//! prediction live ([`PointKind::Predicted`]), which stays flagged if the track never returns.
 
 pub mod assign;
 pub mod kalman;
@@ -37,6 +43,11 @@ pub const DEFAULT_TENTATIVE_MATCH_IOU: f32 = 0.3;
 pub const DEFAULT_CONFIRM_HITS: u32 = 3;
 /// Default time a lost track may be recovered before it ends.
 pub const DEFAULT_MAX_LOST_MS: i64 = 2_000;
+/// Default time after the last match during which a lost track reports predicted boxes.
+pub const DEFAULT_PREDICT_MS: i64 = 0;
+/// Default speed (box heights per second) above which a track is not matched by where it was
+/// last seen.
+pub const DEFAULT_LAST_SEEN_MAX_SPEED: f32 = 0.5;
 
 /// Tracker thresholds (config section `[tracker]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,6 +69,13 @@ pub struct TrackerParams {
     pub confirm_hits: u32,
     /// How long (ms) an unmatched confirmed track is kept for recovery.
     pub max_lost_ms: i64,
+    /// For this long (ms) after its last match a lost track reports its predicted box
+    /// ([`PointKind::Predicted`]) in every frame; later missed frames are filled by
+    /// interpolation if the track is recovered. 0 = never predict.
+    pub predict_ms: i64,
+    /// Only tracks slower than this (box heights per second) when last matched take part in
+    /// the last-seen recovery stage.
+    pub last_seen_max_speed: f32,
 }
 
 impl Default for TrackerParams {
@@ -71,6 +89,8 @@ impl Default for TrackerParams {
             tentative_match_iou: DEFAULT_TENTATIVE_MATCH_IOU,
             confirm_hits: DEFAULT_CONFIRM_HITS,
             max_lost_ms: DEFAULT_MAX_LOST_MS,
+            predict_ms: DEFAULT_PREDICT_MS,
+            last_seen_max_speed: DEFAULT_LAST_SEEN_MAX_SPEED,
         }
     }
 }
@@ -138,6 +158,12 @@ impl TrackerParams {
                 out.push(format!("{k} = {v}: must be between 0 and 1"));
             }
         }
+        if !(self.last_seen_max_speed >= 0.0 && self.last_seen_max_speed.is_finite()) {
+            out.push(format!(
+                "last_seen_max_speed = {}: must be a number ≥ 0",
+                self.last_seen_max_speed
+            ));
+        }
         if self.low_score > self.high_score {
             out.push("low_score must not exceed high_score".into());
         }
@@ -146,6 +172,9 @@ impl TrackerParams {
         }
         if !(0..=600_000).contains(&self.max_lost_ms) {
             out.push("max_lost_ms must be from 0 to 600000".into());
+        }
+        if !(0..=self.max_lost_ms).contains(&self.predict_ms) {
+            out.push("predict_ms must be from 0 to max_lost_ms".into());
         }
         out
     }
@@ -203,7 +232,7 @@ pub struct TrackState {
     pub ts_ms: i64,
     /// Filtered box in source pixels.
     pub bbox: BBox,
-    /// Score of the detection matched in this frame.
+    /// Score of the detection matched in this frame (0 for interpolated and predicted states).
     pub score: f32,
     /// Observed, or filled in.
     pub kind: PointKind,
@@ -212,8 +241,10 @@ pub struct TrackState {
 /// What one [`Tracker::update`] produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackerOutput {
-    /// Confirmed tracks matched in this frame, plus, for a track confirmed in this frame, the
-    /// observations it had while tentative (so a trajectory starts where the person appeared).
+    /// Confirmed tracks matched in this frame; for a track confirmed in this frame, the
+    /// observations it had while tentative (so a trajectory starts where the person appeared);
+    /// for a track recovered in this frame, interpolated states for the frames it missed; and
+    /// predicted states of lost tracks within `predict_ms`. Sorted by time, then id.
     pub updates: Vec<TrackState>,
     /// Ids of tracks confirmed in this frame (each id appears here once in its life).
     pub confirmed: Vec<u64>,

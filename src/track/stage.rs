@@ -107,3 +107,63 @@ fn process(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::{BBox, Detection};
+    use crate::track::PointKind;
+
+    #[test]
+    fn a_recovered_gap_reaches_the_store_as_interpolated_points() {
+        let cam = CameraConfig {
+            id: "cam1".into(),
+            name: "cam1".into(),
+            url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
+            detect_fps: 10,
+            homography: None,
+            pipeline: None,
+        };
+        let (det_tx, det_rx) = crossbeam_channel::bounded(64);
+        let (store_tx, store_rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(Stats::new(1));
+        let h = spawn(&[cam], TrackerParams::default(), det_rx, store_tx, stats).unwrap();
+        // Seen in frames 0–9, hidden in 10–14, seen again at 15.
+        for i in 0..16u64 {
+            let boxes = if (10..15).contains(&i) {
+                Vec::new()
+            } else {
+                vec![Detection {
+                    bbox: BBox::new(100.0 + 3.0 * i as f32, 50.0, 40.0, 100.0),
+                    score: 0.9,
+                }]
+            };
+            let dets = Detections {
+                camera: 0,
+                seq: i,
+                captured_ms: 1_000 + 100 * i as i64,
+                source_size: (640, 480),
+                persons: boxes.len() as u32,
+                boxes,
+            };
+            det_tx.send(dets).unwrap();
+        }
+        drop(det_tx);
+        h.join().unwrap();
+        let points: Vec<TrackUpdate> = store_rx
+            .iter()
+            .filter_map(|m| match m {
+                StoreMsg::Point(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let filled: Vec<i64> = points
+            .iter()
+            .filter(|p| p.kind == PointKind::Interpolated)
+            .map(|p| p.ts_ms)
+            .collect();
+        assert_eq!(filled, vec![2_000, 2_100, 2_200, 2_300, 2_400]);
+        assert_eq!(points.len(), 16, "one point per frame");
+        assert!(points.iter().all(|p| p.track_id == 1));
+    }
+}

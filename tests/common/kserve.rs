@@ -136,7 +136,7 @@ pub fn inference_toml(endpoints: &[String], extra: &str) -> String {
         .map(|e| format!("\"grpc://{e}\""))
         .collect();
     format!(
-        "[inference]\nbackend = \"kserve\"\nendpoints = [{}]\nmodel = \"{MODEL}\"\ntimeout_ms = 3000\n{extra}\n",
+        "[inference]\nbackend = \"kserve\"\nendpoints = [{}]\nmodel = \"{MODEL}\"\ntimeout_ms = 10000\n{extra}\n",
         list.join(", ")
     )
 }

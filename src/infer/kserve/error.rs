@@ -3,7 +3,6 @@
 
 use super::client::CallError;
 use crate::infer::{DescriptionError, InferError};
-use crate::messages::CameraIndex;
 
 /// Why the remote backend could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +37,9 @@ pub enum KserveError {
     /// The local fallback engine could not start.
     #[error("local fallback: {0}")]
     Fallback(#[source] InferError),
-    /// A frame's pixels could not be read or do not fit the model input.
-    #[error("frame of camera {camera} does not fit input {width}x{height}")]
-    Frame {
-        /// Camera index.
-        camera: CameraIndex,
-        /// Input width.
-        width: u32,
-        /// Input height.
-        height: u32,
-    },
 }
 
-/// Why [`RemoteEngine::detect`] failed.
+/// Why [`super::RemoteEngine::detect`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     /// No endpoint is up.

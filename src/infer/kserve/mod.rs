@@ -8,7 +8,7 @@
 //! At start every reachable endpoint's model metadata is checked against the model description
 //! (a mismatch refuses to start). Requests go to the endpoint with the fewest outstanding
 //! requests ([`fleet`]); results are collected as they complete and put back in per-camera
-//! order ([`reorder`]). A failed or timed-out request takes its endpoint out until a probe
+//! order by the same detector loop as the local engine's ([`crate::infer::dispatch`]). A failed or timed-out request takes its endpoint out until a probe
 //! (readiness + metadata, with backoff) succeeds. With no endpoint up, frames are detected by
 //! the local engine (`fallback = "local"`) or dropped and counted: never queued.
 
@@ -16,12 +16,12 @@ pub mod client;
 mod error;
 pub mod fleet;
 pub mod proto;
-pub mod reorder;
 pub mod tensor;
 
 pub use client::CallError;
 pub use error::{DetectError, KserveError};
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,20 +31,17 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{InferenceConfig, ModelConfig, RemoteConfig};
 use crate::geometry::Detection;
-use crate::infer::{Engine, EngineInfo, InputMapping, InputSpec};
+use crate::infer::backend::{Backend, Finished};
+use crate::infer::{Engine, EngineInfo, InferError, InputMapping, InputSpec, dispatch};
 use crate::infer::{ModelDescription, ssd};
-use crate::ingest::queue::{FrameSource, Next};
+use crate::ingest::queue::FrameSource;
 use crate::messages::{CameraIndex, Detections, Frame};
 use crate::stats::{self, Stats};
 use client::{Client, Event};
 use fleet::{Change, Fleet};
-use reorder::Reorder;
 
-/// How long the detector waits for a frame when nothing is in flight.
-const IDLE_POLL: Duration = Duration::from_millis(100);
-/// With requests in flight and room for more, how long to wait for a frame before looking at
-/// completions again.
-const WAIT_SLICE: Duration = Duration::from_millis(2);
+/// Longest wait for an answer before checking whether a probe is due.
+const PROBE_TICK: Duration = Duration::from_millis(50);
 /// Worker threads of the gRPC runtime (encoding and HTTP/2 are light; inference is remote).
 const RUNTIME_THREADS: usize = 2;
 
@@ -249,104 +246,33 @@ impl RemoteEngine {
     }
 
     /// Serves frames until every camera's queue is closed and `stop` is set or all senders are
-    /// gone; finished frames go to `out` in per-camera order.
+    /// gone; finished frames go to `out`, each camera's in order (through the same detector
+    /// loop as the local engine, [`crate::infer::dispatch`]).
     pub fn run(
-        mut self,
-        mut source: FrameSource,
+        self,
+        source: FrameSource,
         out: Sender<Detections>,
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
-    ) -> Result<(), KserveError> {
-        let mut reorder = Reorder::new(stats.cameras.len());
-        let mut closed = false;
+    ) -> Result<(), InferError> {
         stats::add(&stats.remote.endpoints, self.fleet.len() as u64);
         stats
             .remote
             .fallback_ready
             .store(self.fallback.is_some(), Ordering::Relaxed);
-        loop {
-            while let Ok(ev) = self.events_rx.try_recv() {
-                if !self.handle(ev, &mut reorder, &out, &stats) {
-                    return Ok(());
-                }
-            }
-            self.start_probes();
-            self.publish(&stats);
-            if !closed && self.fleet.up() == 0 {
-                // No endpoint: what is waiting is detected locally or dropped, never queued.
-                while let Some(frame) = source.try_next() {
-                    if !self.without_fleet(frame, &mut reorder, &out, &stats)? {
-                        return Ok(());
-                    }
-                }
-            }
-            while !closed && let Some(ep) = self.fleet.pick() {
-                let Some(frame) = source.try_next() else {
-                    break;
-                };
-                self.submit(ep, frame, &mut reorder, &stats)?;
-            }
-            if self.fleet.outstanding() > 0 {
-                if !closed && let Some(ep) = self.fleet.pick() {
-                    match source.next(WAIT_SLICE) {
-                        Next::Frame(frame) => self.submit(ep, frame, &mut reorder, &stats)?,
-                        Next::Idle => {}
-                        Next::Closed => closed = true,
-                    }
-                } else {
-                    match self.events_rx.recv_timeout(IDLE_POLL) {
-                        Ok(ev) => {
-                            if !self.handle(ev, &mut reorder, &out, &stats) {
-                                return Ok(());
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => unreachable!("we hold a sender"),
-                    }
-                }
-                continue;
-            }
-            if closed || stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            // Nothing in flight: wait for a frame (short waits while all are down, so probes
-            // start on time).
-            let wait = if self.fleet.up() == 0 {
-                fleet::PROBE_BACKOFF_MIN / 5
-            } else {
-                IDLE_POLL
-            };
-            match source.next(wait) {
-                Next::Frame(frame) => match self.fleet.pick() {
-                    Some(ep) => self.submit(ep, frame, &mut reorder, &stats)?,
-                    None => {
-                        if !self.without_fleet(frame, &mut reorder, &out, &stats)? {
-                            return Ok(());
-                        }
-                    }
-                },
-                Next::Idle => {}
-                Next::Closed => closed = true,
-            }
-        }
+        let backend = RemoteBackend::new(self, Arc::clone(&stats));
+        dispatch::run(backend, source, out, stats, stop)
     }
 
-    fn submit(
-        &mut self,
-        ep: usize,
-        frame: Frame,
-        reorder: &mut Reorder<Detections>,
-        stats: &Stats,
-    ) -> Result<(), KserveError> {
+    /// Sends `frame` to endpoint `ep`.
+    fn submit(&mut self, ep: usize, frame: Frame, stats: &Stats) -> Result<(), InferError> {
         let t0 = Instant::now();
-        let unfit = || KserveError::Frame {
-            camera: frame.camera,
-            width: self.desc.input_width,
-            height: self.desc.input_height,
-        };
         let tensor = {
-            let map = frame.pixels.map_readable().map_err(|_| unfit())?;
-            tensor::pack_input(map.as_slice(), &self.desc).ok_or_else(unfit)?
+            let map = frame
+                .pixels
+                .map_readable()
+                .map_err(|_| self.unfit(&frame))?;
+            tensor::pack_input(map.as_slice(), &self.desc).ok_or_else(|| self.unfit(&frame))?
         };
         self.next_id += 1;
         let msg = tensor::infer_request(
@@ -363,7 +289,6 @@ impl RemoteEngine {
             mapping: frame.mapping,
         };
         stats::add(&stats.remote.codec_us, t0.elapsed().as_micros() as u64);
-        reorder.submitted(job.camera, job.seq);
         self.fleet.sent(ep);
         stats::inc(&stats.remote.requests);
         self.runtime.spawn(client::infer_and_report(
@@ -378,14 +303,18 @@ impl RemoteEngine {
         Ok(())
     }
 
-    /// Handles one event; false when the tracker stage is gone.
-    fn handle(
-        &mut self,
-        ev: Event,
-        reorder: &mut Reorder<Detections>,
-        out: &Sender<Detections>,
-        stats: &Stats,
-    ) -> bool {
+    fn unfit(&self, frame: &Frame) -> InferError {
+        InferError::ModelMismatch {
+            model: self.desc.name.clone(),
+            message: format!(
+                "frame of camera {} does not fit input {}x{}",
+                frame.camera, self.desc.input_width, self.desc.input_height
+            ),
+        }
+    }
+
+    /// Handles one event; a finished request gives its frame back.
+    fn handle(&mut self, ev: Event, stats: &Stats) -> Option<Finished> {
         let now = Instant::now();
         match ev {
             Event::Probe { endpoint, result } => {
@@ -394,14 +323,15 @@ impl RemoteEngine {
                     Err(e) => {
                         debug!(endpoint = %self.endpoints[endpoint], error = %e, "Probe failed.");
                         if let CallError::Mismatch(_) = e {
-                            error!(endpoint = %self.endpoints[endpoint], error = %e, "Model server came back with another model; keeping it out.");
+                            error!(endpoint = %self.endpoints[endpoint], error = %e,
+                                   "Model server came back with another model; keeping it out.");
                         }
                         self.fleet.probe_failed(endpoint, now);
                         Change::None
                     }
                 };
                 self.log_change(endpoint, change, None);
-                true
+                None
             }
             Event::Infer {
                 endpoint,
@@ -410,26 +340,24 @@ impl RemoteEngine {
                 round_trip,
                 decode,
             } => {
-                let ok = result.is_ok();
-                let change = self.fleet.finished(endpoint, ok, now);
-                let dets = match result {
+                let change = self.fleet.finished(endpoint, result.is_ok(), now);
+                Some(match result {
                     Ok(t) => {
                         stats::add(&stats.remote.round_trip_us, round_trip.as_micros() as u64);
                         stats::add(&stats.remote.codec_us, decode.as_micros() as u64);
                         let boxes =
                             ssd::parse(&t.view(), self.person_class, self.min_score, &job.mapping);
-                        Some(self.detections(&job, boxes, stats))
+                        Finished::Detected(self.detections(&job, boxes))
                     }
                     Err(e) => {
                         stats::inc(&stats.remote.failures);
                         self.log_change(endpoint, change, Some(&e));
-                        None
+                        Finished::Dropped {
+                            camera: job.camera,
+                            seq: job.seq,
+                        }
                     }
-                };
-                reorder
-                    .finished(job.camera, job.seq, dets)
-                    .into_iter()
-                    .all(|d| out.send(d).is_ok())
+                })
             }
         }
     }
@@ -472,37 +400,20 @@ impl RemoteEngine {
         }
     }
 
-    fn publish(&self, stats: &Stats) {
-        stats
-            .remote
-            .endpoints_up
-            .store(self.fleet.up() as u64, Ordering::Relaxed);
-    }
-
-    /// A frame that arrived while no endpoint is up; false when the tracker stage is gone.
-    fn without_fleet(
-        &mut self,
-        frame: Frame,
-        reorder: &mut Reorder<Detections>,
-        out: &Sender<Detections>,
-        stats: &Stats,
-    ) -> Result<bool, KserveError> {
+    /// A frame that arrived while no endpoint is up: detected by the local fallback, or
+    /// dropped and counted.
+    fn without_fleet(&mut self, frame: Frame, stats: &Stats) -> Result<Finished, InferError> {
+        let unfit = self.unfit(&frame);
         let Some(engine) = self.fallback.as_mut() else {
             stats::inc(&stats.remote.dropped);
-            return Ok(true);
+            return Ok(Finished::Dropped {
+                camera: frame.camera,
+                seq: frame.seq,
+            });
         };
         let boxes = {
-            let map = frame
-                .pixels
-                .map_readable()
-                .map_err(|_| KserveError::Frame {
-                    camera: frame.camera,
-                    width: self.desc.input_width,
-                    height: self.desc.input_height,
-                })?;
-            engine
-                .detect(map.as_slice(), &frame.mapping)
-                .map_err(KserveError::Fallback)?
+            let map = frame.pixels.map_readable().map_err(|_| unfit)?;
+            engine.detect(map.as_slice(), &frame.mapping)?
         };
         stats::inc(&stats.remote.fallback);
         let job = Job {
@@ -511,22 +422,14 @@ impl RemoteEngine {
             captured_ms: frame.captured_ms,
             mapping: frame.mapping,
         };
-        let dets = self.detections(&job, boxes, stats);
-        reorder.submitted(job.camera, job.seq);
-        Ok(reorder
-            .finished(job.camera, job.seq, Some(dets))
-            .into_iter()
-            .all(|d| out.send(d).is_ok()))
+        Ok(Finished::Detected(self.detections(&job, boxes)))
     }
 
-    fn detections(&self, job: &Job, boxes: Vec<Detection>, stats: &Stats) -> Detections {
-        let cam = &stats.cameras[job.camera];
-        stats::inc(&cam.inferred);
+    fn detections(&self, job: &Job, boxes: Vec<Detection>) -> Detections {
         let persons = boxes
             .iter()
             .filter(|d| d.score >= self.person_score)
             .count() as u32;
-        stats::add(&cam.persons, u64::from(persons));
         Detections {
             camera: job.camera,
             seq: job.seq,
@@ -534,6 +437,88 @@ impl RemoteEngine {
             source_size: job.mapping.source_size(),
             persons,
             boxes,
+        }
+    }
+}
+
+/// The remote detector behind the detector boundary: `submit` sends a request to the endpoint
+/// with the fewest outstanding requests, `poll` hands back frames as their answers arrive.
+struct RemoteBackend {
+    engine: RemoteEngine,
+    stats: Arc<Stats>,
+    /// Frames submitted while every up endpoint was at its in-flight limit (fewer endpoints are
+    /// up than the capacity counts on); at most the capacity, since the loop never exceeds it.
+    waiting: VecDeque<Frame>,
+    /// Frames finished without a request (dropped or detected by the fallback).
+    ready: VecDeque<Finished>,
+}
+
+impl RemoteBackend {
+    fn new(engine: RemoteEngine, stats: Arc<Stats>) -> Self {
+        Self {
+            engine,
+            stats,
+            waiting: VecDeque::new(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// Sends waiting frames while an up endpoint has room; with no endpoint up, hands them to
+    /// the fallback or drops them.
+    fn send_waiting(&mut self) -> Result<(), InferError> {
+        while let Some(frame) = self.waiting.pop_front() {
+            if let Some(ep) = self.engine.fleet.pick() {
+                self.engine.submit(ep, frame, &self.stats)?;
+            } else if self.engine.fleet.up() > 0 {
+                self.waiting.push_front(frame);
+                break;
+            } else {
+                let finished = self.engine.without_fleet(frame, &self.stats)?;
+                self.ready.push_back(finished);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for RemoteBackend {
+    fn capacity(&self) -> usize {
+        self.engine.fleet.len() * self.engine.cfg.in_flight
+    }
+
+    fn submit(&mut self, frame: Frame) -> Result<(), InferError> {
+        self.waiting.push_back(frame);
+        self.send_waiting()
+    }
+
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Answers first: a probe result must not wait behind frames finished locally.
+            while let Ok(event) = self.engine.events_rx.try_recv() {
+                if let Some(f) = self.engine.handle(event, &self.stats) {
+                    self.ready.push_back(f);
+                }
+            }
+            self.engine.start_probes();
+            self.stats
+                .remote
+                .endpoints_up
+                .store(self.engine.fleet.up() as u64, Ordering::Relaxed);
+            self.send_waiting()?;
+            if let Some(f) = self.ready.pop_front() {
+                return Ok(Some(f));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = match self.engine.events_rx.recv_timeout(left.min(PROBE_TICK)) {
+                Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the engine holds a sender"),
+            };
+            if let Some(f) = self.engine.handle(event, &self.stats) {
+                return Ok(Some(f));
+            }
         }
     }
 }

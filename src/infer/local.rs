@@ -1,0 +1,102 @@
+//! The local OpenVINO backend: the compiled model's infer requests, each driven by its own
+//! worker thread.
+//!
+//! Input: frames from [`Backend::submit`]. Output: detections from [`Backend::poll`] in the
+//! order the device finishes them. A worker takes the next frame as soon as its request is free
+//! (so a fast device never waits behind a slow one under MULTI), copies it in, starts the
+//! request, waits for it and parses the outputs; copying and parsing thus run in parallel with
+//! the other requests instead of on one engine thread.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use openvino::{CompiledModel, Core, InferRequest};
+
+use crate::infer::backend::{Backend, Finished};
+use crate::infer::{InferError, Io};
+use crate::messages::{Detections, Frame};
+
+/// The request pool behind worker threads.
+pub struct LocalBackend {
+    capacity: usize,
+    jobs: Option<Sender<Frame>>,
+    results: Receiver<Result<Detections, InferError>>,
+    workers: Vec<JoinHandle<()>>,
+    // Dropped after the workers (and with them the requests) are gone: see `Drop`.
+    _compiled: CompiledModel,
+    _core: Core,
+}
+
+impl LocalBackend {
+    /// Starts one worker per request.
+    pub(crate) fn start(
+        requests: Vec<InferRequest>,
+        compiled: CompiledModel,
+        core: Core,
+        io: Arc<Io>,
+    ) -> Result<Self, InferError> {
+        let capacity = requests.len();
+        // In-flight frames never exceed the pool size, so neither channel ever fills.
+        let (jobs, job_rx) = bounded::<Frame>(capacity);
+        let (result_tx, results) = bounded(capacity);
+        let mut workers = Vec::with_capacity(capacity);
+        for (i, mut req) in requests.into_iter().enumerate() {
+            let (job_rx, result_tx, io) = (job_rx.clone(), result_tx.clone(), Arc::clone(&io));
+            let worker = std::thread::Builder::new()
+                .name(format!("infer-{i}"))
+                .spawn(move || {
+                    for frame in job_rx {
+                        if result_tx.send(io.infer(&mut req, &frame)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(InferError::Thread)?;
+            workers.push(worker);
+        }
+        Ok(Self {
+            capacity,
+            jobs: Some(jobs),
+            results,
+            workers,
+            _compiled: compiled,
+            _core: core,
+        })
+    }
+}
+
+impl Backend for LocalBackend {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn submit(&mut self, frame: Frame) -> Result<(), InferError> {
+        let jobs = self.jobs.as_ref().ok_or(InferError::WorkersGone)?;
+        jobs.send(frame).map_err(|_| InferError::WorkersGone)
+    }
+
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
+        match self.results.recv_timeout(timeout) {
+            Ok(r) => r.map(|d| Some(Finished::Detected(d))),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(InferError::WorkersGone),
+        }
+    }
+}
+
+impl Drop for LocalBackend {
+    /// Closes the job queue and joins the workers, so every request is released before the
+    /// compiled model and the core.
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Drain results so no worker blocks on a full result channel.
+        while !self.workers.iter().all(JoinHandle::is_finished) {
+            let _ = self.results.recv_timeout(Duration::from_millis(10));
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
