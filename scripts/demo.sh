@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: setup, build, two simulated cameras serving the sample video over RTSP, the service
-# for DEMO_SECONDS (default 30) with a progress line, its summary, then example queries.
+# for DEMO_SECONDS (default 30) with a progress line, its summary, example queries, a zone summary
+# and the floor picture (store.png).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_TO_RUN="${DEMO_SECONDS:-30}"
@@ -25,3 +26,17 @@ echo "\$ storetrack query summary --from 2m"
 echo
 echo "\$ storetrack query tracks --from 2m --min-points 60 --limit 5"
 "$BIN" query tracks --from 2m --min-points 60 --limit 5
+echo
+echo "Zone summary (store-wide trajectories joined across the cameras, on the [floor] plan):"
+echo "\$ storetrack query stores --from 2m --min-points 20 --limit 5"
+"$BIN" query stores --from 2m --min-points 20 --limit 5
+echo
+echo "\$ storetrack query dwell --from 2m"
+"$BIN" query dwell --from 2m
+echo
+echo "\$ storetrack query flows --from 2m"
+"$BIN" query flows --from 2m
+echo
+echo "\$ storetrack render --from 2m --out store.png"
+"$BIN" render --from 2m --out store.png
+echo "picture: $(pwd)/store.png"

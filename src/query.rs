@@ -88,7 +88,7 @@ fn unix_ms(t: SystemTime) -> i64 {
     }
 }
 
-fn format_time(ms: i64) -> String {
+pub(crate) fn format_time(ms: i64) -> String {
     if ms < 0 {
         return ms.to_string();
     }
@@ -105,7 +105,7 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
     }
 }
 
-fn run(
+pub(crate) fn run(
     conn: &Connection,
     sql: &str,
     params: &[&dyn rusqlite::ToSql],
@@ -242,7 +242,11 @@ pub fn runs(
     )
 }
 
-/// Per-camera totals within an optional time range.
+/// Per-second frame rows whose second overlaps the range [?1, ?2] (ms, either may be NULL).
+const SECONDS_IN_RANGE: &str = "AND (?1 IS NULL OR f.second >= ?1 / 1000)
+                   AND (?2 IS NULL OR f.second <= ?2 / 1000)";
+
+/// Per-camera totals within an optional time range (frames counted by whole seconds).
 pub fn summary(
     conn: &Connection,
     from_ms: Option<i64>,
@@ -250,24 +254,21 @@ pub fn summary(
 ) -> rusqlite::Result<Table> {
     run(
         conn,
-        "SELECT c.id, c.name,
-                (SELECT COUNT(*) FROM frames f WHERE f.camera = c.id
-                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
-                (SELECT ROUND(AVG(persons), 2) FROM frames f WHERE f.camera = c.id
-                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
-                (SELECT MAX(persons) FROM frames f WHERE f.camera = c.id
-                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
+        &"SELECT c.id, c.name,
+                (SELECT COALESCE(SUM(frames), 0) FROM frames_second f WHERE f.camera = c.id {SECONDS}),
+                (SELECT ROUND(SUM(persons_sum) * 1.0 / SUM(frames), 2) FROM frames_second f
+                   WHERE f.camera = c.id {SECONDS}),
+                (SELECT MAX(persons_max) FROM frames_second f WHERE f.camera = c.id {SECONDS}),
                 (SELECT COUNT(*) FROM tracks t WHERE t.camera = c.id
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
                 (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.camera = c.id
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
                 (SELECT COUNT(*) FROM tracks t WHERE t.camera = c.id AND t.interrupted = 1
                    AND (?1 IS NULL OR t.last_ms >= ?1) AND (?2 IS NULL OR t.first_ms <= ?2)),
-                (SELECT MIN(ts_ms) FROM frames f WHERE f.camera = c.id
-                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2)),
-                (SELECT MAX(ts_ms) FROM frames f WHERE f.camera = c.id
-                   AND (?1 IS NULL OR f.ts_ms >= ?1) AND (?2 IS NULL OR f.ts_ms <= ?2))
-         FROM cameras c ORDER BY c.id",
+                (SELECT MIN(first_ms) FROM frames_second f WHERE f.camera = c.id {SECONDS}),
+                (SELECT MAX(last_ms) FROM frames_second f WHERE f.camera = c.id {SECONDS})
+         FROM cameras c ORDER BY c.id"
+            .replace("{SECONDS}", SECONDS_IN_RANGE),
         params![from_ms, to_ms],
         vec![
             "camera",

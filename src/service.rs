@@ -12,6 +12,7 @@ use crossbeam_channel::bounded;
 use gstreamer as gst;
 use tracing::{error, info};
 
+use crate::analytics::stage as analytics_stage;
 use crate::config::Config;
 use crate::infer::kserve::{KserveError, RemoteEngine};
 use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
@@ -19,7 +20,7 @@ use crate::ingest::queue::FrameSource;
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::messages::Detections;
 use crate::stats::{Latency, Snapshot, Stats};
-use crate::store::{RunInfo, RunStart, Store, StoreError};
+use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
 use crate::track::stage as track_stage;
 
 /// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
@@ -208,20 +209,31 @@ pub fn run(
 
     let stats = Arc::new(Stats::new(cfg.cameras.len()));
     let started = Instant::now();
-    let (frame_tx, frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
+    let (frame_tx, mut frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
+    frame_rx.count_drops(Arc::clone(&stats));
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
     let (store_tx, store_rx) = bounded(STORE_QUEUE);
+    let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
 
     let writer = store.spawn_writer(
         store_rx,
-        Duration::from_millis(cfg.storage.flush_interval_ms),
+        WriterOptions {
+            flush_interval: Duration::from_millis(cfg.storage.flush_interval_ms),
+            retention: cfg.storage.retention(),
+        },
         Arc::clone(&stats),
+    )?;
+    let analytics = analytics_stage::spawn(
+        cfg.analytics.clone(),
+        cfg.zones.clone(),
+        analytics_rx,
+        store_tx,
     )?;
     let tracker = track_stage::spawn(
         &cfg.cameras,
         cfg.tracker.clone(),
         det_rx,
-        store_tx,
+        analytics_tx,
         Arc::clone(&stats),
     )?;
     let engine_stop = Arc::clone(&stop);
@@ -276,6 +288,9 @@ pub fn run(
     tracker
         .join()
         .map_err(|_| ServiceError::Crashed("tracker"))?;
+    analytics
+        .join()
+        .map_err(|_| ServiceError::Crashed("analytics"))?;
     let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
     detector_result?;
     writer_result?;

@@ -98,6 +98,25 @@ pub struct Stats {
     pub store_errors: AtomicU64,
     /// The remote detector's counters.
     pub remote: RemoteStats,
+    /// Points never written: the writer's backlog overflowed while the database refused
+    /// writes (disk full, I/O error); the oldest unsaved ones went first.
+    pub store_points_dropped: AtomicU64,
+    /// Frames never counted in the database, for the same reason.
+    pub store_frames_dropped: AtomicU64,
+    /// Analytics events dropped because the database backlog was full.
+    pub store_analytics_dropped: AtomicU64,
+    /// Rows the database refused one by one (a constraint): dropped, the rest written.
+    pub store_rows_failed: AtomicU64,
+    /// True while the database refuses writes (the writer keeps records and retries).
+    pub store_failing: AtomicBool,
+    /// Database file plus WAL, bytes (refreshed by the writer every few seconds).
+    pub db_bytes: AtomicU64,
+    /// Points deleted by retention (`storage.keep_days`, `storage.max_size_mb`).
+    pub retention_points_deleted: AtomicU64,
+    /// Track rows deleted by retention.
+    pub retention_tracks_deleted: AtomicU64,
+    /// Per-second frame rows deleted by retention.
+    pub retention_seconds_deleted: AtomicU64,
     /// When the run started.
     pub started: Instant,
 }
@@ -154,6 +173,24 @@ pub struct Snapshot {
     /// The detector can process frames: always with the local engine; with a fleet, when an
     /// endpoint is up or the local fallback stands in.
     pub detector_ready: bool,
+    /// Failed store transactions.
+    pub store_errors: u64,
+    /// Points dropped unsaved while the database refused writes.
+    pub store_points_dropped: u64,
+    /// Frames dropped unsaved while the database refused writes.
+    pub store_frames_dropped: u64,
+    /// Rows refused one by one and dropped.
+    pub store_rows_failed: u64,
+    /// The database refuses writes right now.
+    pub store_failing: bool,
+    /// Database file plus WAL, bytes.
+    pub db_bytes: u64,
+    /// Points deleted by retention.
+    pub retention_points_deleted: u64,
+    /// Tracks deleted by retention.
+    pub retention_tracks_deleted: u64,
+    /// Per-second frame rows deleted by retention.
+    pub retention_seconds_deleted: u64,
 }
 
 impl Stats {
@@ -170,6 +207,15 @@ impl Stats {
             infer_errors: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             remote: RemoteStats::default(),
+            store_points_dropped: AtomicU64::new(0),
+            store_frames_dropped: AtomicU64::new(0),
+            store_analytics_dropped: AtomicU64::new(0),
+            store_rows_failed: AtomicU64::new(0),
+            store_failing: AtomicBool::new(false),
+            db_bytes: AtomicU64::new(0),
+            retention_points_deleted: AtomicU64::new(0),
+            retention_tracks_deleted: AtomicU64::new(0),
+            retention_seconds_deleted: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -202,6 +248,15 @@ impl Stats {
             points_duplicate: self.points_duplicate.load(Ordering::Relaxed),
             points_rejected: self.points_rejected.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
+            store_errors: self.store_errors.load(Ordering::Relaxed),
+            store_points_dropped: self.store_points_dropped.load(Ordering::Relaxed),
+            store_frames_dropped: self.store_frames_dropped.load(Ordering::Relaxed),
+            store_rows_failed: self.store_rows_failed.load(Ordering::Relaxed),
+            store_failing: self.store_failing.load(Ordering::Relaxed),
+            db_bytes: self.db_bytes.load(Ordering::Relaxed),
+            retention_points_deleted: self.retention_points_deleted.load(Ordering::Relaxed),
+            retention_tracks_deleted: self.retention_tracks_deleted.load(Ordering::Relaxed),
+            retention_seconds_deleted: self.retention_seconds_deleted.load(Ordering::Relaxed),
             ..self.remote.snapshot()
         }
     }

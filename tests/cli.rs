@@ -243,3 +243,57 @@ fn multi_device_without_gpu_falls_back_to_cpu_with_a_warning() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("on CPU ("), "{out}");
 }
+
+#[test]
+fn replay_of_ground_truth_writes_a_sequence_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("Street/gt/gt.txt");
+    std::fs::create_dir_all(gt.parent().unwrap()).unwrap();
+    let rows: String = (1..=50)
+        .map(|f| format!("{f},1,{},100,40,100,1,-1,-1,-1\n", 100 + 2 * f))
+        .collect();
+    std::fs::write(&gt, rows).unwrap();
+    let out = dir.path().join("out");
+    let args = |gt: &Path, size: &str| {
+        storetrack(&[
+            "synth",
+            "--out",
+            out.to_str().unwrap(),
+            "--from-gt",
+            gt.to_str().unwrap(),
+            "--size",
+            size,
+            "--fps",
+            "25",
+            "--seeds",
+            "7",
+        ])
+    };
+    let ok = args(&gt, "640x480");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let seq = out.join("Street-s7");
+    let gt_out = std::fs::read_to_string(seq.join("gt/gt.txt")).unwrap();
+    assert_eq!(gt_out.lines().count(), 50);
+    assert!(
+        std::fs::read_to_string(seq.join("det/det.txt"))
+            .unwrap()
+            .lines()
+            .count()
+            > 25
+    );
+    let ini = std::fs::read_to_string(seq.join("seqinfo.ini")).unwrap();
+    assert!(
+        ini.contains("frameRate=25") && ini.contains("imWidth=640"),
+        "{ini}"
+    );
+
+    let missing = dir.path().join("nope.txt");
+    let e = error_lines(&args(&missing, "640x480"));
+    assert!(e.len() == 1 && e[0].contains("nope.txt"), "{e:?}");
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "1,1,10,10,x,50,1\n").unwrap();
+    let e = error_lines(&args(&bad, "640x480"));
+    assert!(e.len() == 1 && e[0].contains("bad.txt:1: w"), "{e:?}");
+    let e = error_lines(&args(&gt, "640"));
+    assert!(e.len() == 1 && e[0].contains("WIDTHxHEIGHT"), "{e:?}");
+}

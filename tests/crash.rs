@@ -200,8 +200,8 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
     assert_eq!(statuses(&db), ["clean", "crashed"]);
     let back = count(
         &c,
-        "SELECT COUNT(*) FROM (SELECT ts_ms - LAG(ts_ms) OVER (ORDER BY rowid) AS d
-                               FROM frames WHERE camera = 'cam1') WHERE d <= 0",
+        "SELECT COUNT(*) FROM (SELECT first_ms - LAG(last_ms) OVER (ORDER BY second) AS d
+                               FROM frames_second WHERE camera = 'cam1') WHERE d <= 0",
     );
     assert_eq!(back, 0, "frame times went back across the restart");
     let counted = count(&c, "SELECT SUM(points) FROM tracks WHERE run = 1");

@@ -61,7 +61,8 @@ fn camera_that_drops_out_is_reconnected() {
     let db = Connection::open(&summary.db).unwrap();
     let (after, first_after): (i64, Option<i64>) = db
         .query_row(
-            "SELECT COUNT(*), MIN(ts_ms) FROM frames WHERE ts_ms > ?1",
+            "SELECT COALESCE(SUM(frames), 0), MIN(first_ms) FROM frames_second
+             WHERE first_ms > ?1",
             [back_ms],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

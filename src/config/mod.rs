@@ -5,6 +5,7 @@
 //! config file's folder), or a [`ConfigError`] that lists *every* problem found, each with
 //! `file:line:col`.
 
+mod floor;
 mod raw;
 mod remote;
 mod validate;
@@ -38,6 +39,27 @@ pub struct Config {
     pub tracker: crate::track::TrackerParams,
     /// SQLite settings.
     pub storage: StorageConfig,
+    /// The floor plan, if one is described.
+    pub floor: Option<FloorConfig>,
+    /// Zones on the floor, in file order; ids are unique.
+    pub zones: Vec<crate::analytics::Zone>,
+    /// Store-wide trajectory gates and visit rules.
+    pub analytics: crate::analytics::AnalyticsParams,
+}
+
+/// The floor plan: its size and, optionally, a picture of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloorConfig {
+    /// Size along x, metres.
+    pub width_m: f64,
+    /// Size along y, metres.
+    pub height_m: f64,
+    /// Plan image (PNG or JPEG), if any.
+    pub plan: Option<PathBuf>,
+    /// Plan pixels per metre (also the scale of drawn plans).
+    pub scale_px_per_m: f64,
+    /// Plan pixel of floor point (0, 0); floor x runs right and y down the picture.
+    pub origin_px: (f64, f64),
 }
 
 /// One camera.
@@ -55,6 +77,8 @@ pub struct CameraConfig {
     pub homography: Option<[f64; 9]>,
     /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.
     pub pipeline: Option<PathBuf>,
+    /// How the homography was solved from `calibration` point pairs (None: given raw, or none).
+    pub calibration: Option<crate::analytics::homography::Calibration>,
 }
 
 /// Detector model settings; what is not set here comes from the model description file.
@@ -129,6 +153,20 @@ pub struct StorageConfig {
     pub db: PathBuf,
     /// How often buffered points are committed.
     pub flush_interval_ms: u64,
+    /// Data older than this many days is deleted (0: kept however old).
+    pub keep_days: u32,
+    /// The oldest data is deleted while the database uses more than this many MiB (0: no cap).
+    pub max_size_mb: u64,
+}
+
+impl StorageConfig {
+    /// What retention keeps.
+    pub fn retention(&self) -> crate::store::RetentionPolicy {
+        crate::store::RetentionPolicy {
+            keep_ms: (self.keep_days > 0).then(|| i64::from(self.keep_days) * 86_400_000),
+            max_bytes: (self.max_size_mb > 0).then_some(self.max_size_mb << 20),
+        }
+    }
 }
 
 /// One problem found in a config file, with its position.

@@ -21,6 +21,10 @@ pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
 pub(super) const DEFAULT_DB: &str = "storetrack.db";
 pub(super) const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1_000;
+/// Data older than this many days is deleted (0: kept however old).
+pub(super) const DEFAULT_KEEP_DAYS: u32 = 30;
+/// The oldest data is deleted while the database uses more than this many MiB (0: no cap).
+pub(super) const DEFAULT_MAX_SIZE_MB: u64 = 10_240;
 
 /// A count, or the word `"auto"` meaning "let OpenVINO choose".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +69,32 @@ pub(super) struct RawConfig {
     pub tracker: crate::track::TrackerParams,
     #[serde(default)]
     pub storage: RawStorage,
+    pub floor: Option<Spanned<RawFloor>>,
+    #[serde(default)]
+    pub zones: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    pub analytics: crate::analytics::AnalyticsParams,
+}
+
+/// A list of number lists, each with its position (point pairs, polygon vertices).
+pub(super) type SpannedRows = Spanned<Vec<Spanned<Vec<f64>>>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFloor {
+    pub width: Spanned<f64>,
+    pub height: Spanned<f64>,
+    pub plan: Option<Spanned<String>>,
+    pub scale: Option<Spanned<f64>>,
+    pub origin: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZone {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub polygon: SpannedRows,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +106,7 @@ pub(super) struct RawCamera {
     pub detect_fps: Option<Spanned<u32>>,
     pub homography: Option<Spanned<Vec<f64>>>,
     pub pipeline: Option<Spanned<String>>,
+    pub calibration: Option<SpannedRows>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +215,10 @@ pub(super) struct RawStorage {
     pub db: Spanned<String>,
     #[serde(default = "default_flush_interval_ms")]
     pub flush_interval_ms: Spanned<u64>,
+    #[serde(default = "default_keep_days")]
+    pub keep_days: Spanned<u32>,
+    #[serde(default = "default_max_size_mb")]
+    pub max_size_mb: Spanned<u64>,
 }
 
 impl Default for RawStorage {
@@ -191,6 +226,8 @@ impl Default for RawStorage {
         Self {
             db: default_db(),
             flush_interval_ms: default_flush_interval_ms(),
+            keep_days: default_keep_days(),
+            max_size_mb: default_max_size_mb(),
         }
     }
 }
@@ -248,4 +285,10 @@ fn default_db() -> Spanned<String> {
 }
 fn default_flush_interval_ms() -> Spanned<u64> {
     unspanned(DEFAULT_FLUSH_INTERVAL_MS)
+}
+fn default_keep_days() -> Spanned<u32> {
+    unspanned(DEFAULT_KEEP_DAYS)
+}
+fn default_max_size_mb() -> Spanned<u64> {
+    unspanned(DEFAULT_MAX_SIZE_MB)
 }

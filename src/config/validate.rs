@@ -14,6 +14,12 @@ use super::{
 const HINTS: &[&str] = &["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"];
 const PROTOCOLS: &[&str] = &["tcp", "udp", "tcp+udp", "udp+tcp"];
 const MAX_DETECT_FPS: u32 = 120;
+/// 100 years: more is a typo.
+const MAX_KEEP_DAYS: u32 = 36_500;
+/// A smaller cap would be filled by one WAL's worth of data and make retention thrash.
+const MIN_MAX_SIZE_MB: u64 = 16;
+/// 1 PiB: more is a typo.
+const MAX_MAX_SIZE_MB: u64 = 1 << 30;
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
@@ -27,8 +33,8 @@ pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
 }
 
 pub(super) struct Problems<'a> {
-    text: &'a str,
-    list: Vec<(usize, Problem)>,
+    pub(super) text: &'a str,
+    pub(super) list: Vec<(usize, Problem)>,
 }
 
 impl Problems<'_> {
@@ -174,6 +180,22 @@ pub(super) fn validate(
         ));
     }
 
+    let floor = raw
+        .floor
+        .as_ref()
+        .and_then(|f| super::floor::floor(f, &mut p, resolve));
+    let zones = super::floor::zones(&raw.zones, floor.as_ref(), &mut p);
+    for problem in raw.analytics.problems() {
+        p.list.push((
+            0,
+            Problem {
+                line: 0,
+                col: 0,
+                message: format!("analytics.{problem}"),
+            },
+        ));
+    }
+
     let st = &raw.storage;
     if st.db.get_ref().trim().is_empty() {
         p.at(&st.db, "storage.db is empty".into());
@@ -182,6 +204,21 @@ pub(super) fn validate(
         p.at(
             &st.flush_interval_ms,
             "storage.flush_interval_ms must be from 10 to 60000".into(),
+        );
+    }
+    if *st.keep_days.get_ref() > MAX_KEEP_DAYS {
+        p.at(
+            &st.keep_days,
+            format!("storage.keep_days must be from 0 (keep all) to {MAX_KEEP_DAYS}"),
+        );
+    }
+    let mb = *st.max_size_mb.get_ref();
+    if mb != 0 && !(MIN_MAX_SIZE_MB..=MAX_MAX_SIZE_MB).contains(&mb) {
+        p.at(
+            &st.max_size_mb,
+            format!(
+                "storage.max_size_mb must be 0 (no cap) or from {MIN_MAX_SIZE_MB} to {MAX_MAX_SIZE_MB}"
+            ),
         );
     }
 
@@ -221,7 +258,12 @@ pub(super) fn validate(
         storage: StorageConfig {
             db: resolve(st.db.get_ref()),
             flush_interval_ms: *st.flush_interval_ms.get_ref(),
+            keep_days: *st.keep_days.get_ref(),
+            max_size_mb: mb,
         },
+        floor,
+        zones,
+        analytics: raw.analytics,
     })
 }
 
@@ -305,6 +347,21 @@ fn camera(
         },
     };
 
+    let mut calibration = None;
+    if let Some(rows) = &cam.calibration {
+        if cam.homography.is_some() {
+            p.at(
+                rows,
+                format!("camera {id:?}: give either homography or calibration, not both"),
+            );
+            ok = false;
+        } else {
+            calibration = super::floor::calibration(&id, rows, p);
+            ok &= calibration.is_some();
+        }
+    }
+    let homography = homography.or_else(|| calibration.as_ref().map(|c| c.homography));
+
     let url = url?;
     ok.then(|| CameraConfig {
         name: cam.name.clone().unwrap_or_else(|| id.clone()),
@@ -313,6 +370,7 @@ fn camera(
         detect_fps,
         homography,
         pipeline: None,
+        calibration,
     })
 }
 
@@ -356,6 +414,34 @@ detect_fps = 5
             Path::new("/etc/st/models/ssdlite.toml")
         );
         assert_eq!(c.inference.device, "CPU");
+    }
+
+    #[test]
+    fn retention_defaults_and_limits() {
+        let c = Config::from_str_at(GOOD, Path::new("/etc/st/config.toml")).unwrap();
+        let policy = c.storage.retention();
+        assert_eq!(policy.keep_ms, Some(30 * 86_400_000));
+        assert_eq!(policy.max_bytes, Some(10_240 << 20));
+        let text = format!("{GOOD}\n[storage]\nkeep_days = 0\nmax_size_mb = 0\n");
+        let c = Config::from_str_at(&text, Path::new("/etc/st/config.toml")).unwrap();
+        assert_eq!(
+            c.storage.retention(),
+            crate::store::RetentionPolicy::default()
+        );
+        let text = format!("{GOOD}\n[storage]\nkeep_days = 40000\nmax_size_mb = 8\n");
+        let p = problems(&text);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("12:13: storage.keep_days must be from 0 (keep all) to 36500"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("13:15: storage.max_size_mb must be 0 (no cap) or from 16"),
+            "{p:?}"
+        );
+        let p = problems(&format!("{GOOD}\n[storage]\nkeep_days = -1\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("12:13: invalid value"), "{p:?}");
     }
 
     #[test]

@@ -279,7 +279,8 @@ mod tests {
     fn results_finishing_out_of_order_reach_the_tracker_in_camera_order() {
         let cameras = 3;
         let per_camera = 6;
-        let (senders, source) = frame_queues(cameras, per_camera);
+        // Room to spare: a full queue would hand over only its newest frame.
+        let (senders, source) = frame_queues(cameras, per_camera + 1);
         for seq in 1..=per_camera as u64 {
             for (cam, tx) in senders.iter().enumerate() {
                 tx.push(frame(cam, seq));

@@ -2,7 +2,9 @@
 //!
 //! Policy when full: drop the *oldest* frame (the detector should see the freshest picture),
 //! counted by the caller. The consumer side takes frames round-robin across cameras so one busy
-//! camera cannot starve the others.
+//! camera cannot starve the others; from a camera whose queue is full (the detector is behind on
+//! it) it takes the newest frame and drops the older ones (counted), so under overload the
+//! newest frame wins, while a queue with room is read in order.
 //!
 //! Before a decoded frame is scaled and converted, the camera asks [`FrameSender::wants_frame`]:
 //! while the queue is full of frames younger than [`FRESH_MS`], a new frame would only push out
@@ -16,6 +18,7 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError, bo
 
 use crate::ingest::wall_ms;
 use crate::messages::Frame;
+use crate::stats::{self, Stats};
 
 /// A full queue whose newest frame is younger than this needs no new frame yet (ms). Under
 /// overload a camera then converts at most about 1000 / FRESH_MS frames a second instead of
@@ -92,6 +95,8 @@ pub struct FrameSource {
     rx: Vec<Receiver<Frame>>,
     open: Vec<bool>,
     next_camera: usize,
+    /// Where frames passed over for a newer one are counted (`dropped` per camera).
+    stats: Option<Arc<Stats>>,
 }
 
 /// One queue per camera, `capacity` frames each.
@@ -117,12 +122,19 @@ pub fn frame_queues(cameras: usize, capacity: usize) -> (Vec<FrameSender>, Frame
             rx,
             open,
             next_camera: 0,
+            stats: None,
         },
     )
 }
 
 impl FrameSource {
-    /// The next frame in round-robin order, without waiting.
+    /// Counts frames passed over for a newer one in `stats` (each camera's `dropped`).
+    pub fn count_drops(&mut self, stats: Arc<Stats>) {
+        self.stats = Some(stats);
+    }
+
+    /// The next frame in round-robin order, without waiting: the oldest of a camera's queue, or
+    /// its newest when the queue is full.
     pub fn try_next(&mut self) -> Option<Frame> {
         let n = self.rx.len();
         for k in 0..n {
@@ -130,9 +142,16 @@ impl FrameSource {
             if !self.open[i] {
                 continue;
             }
+            let full = self.rx[i].capacity().is_some_and(|c| self.rx[i].len() >= c);
             match self.rx[i].try_recv() {
-                Ok(f) => {
+                Ok(mut f) => {
                     self.next_camera = (i + 1) % n;
+                    while full && let Ok(newer) = self.rx[i].try_recv() {
+                        if let Some(s) = &self.stats {
+                            stats::inc(&s.cameras[i].dropped);
+                        }
+                        f = newer;
+                    }
                     return Some(f);
                 }
                 Err(TryRecvError::Empty) => {}
@@ -189,15 +208,22 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_drops_the_oldest_frame() {
+    fn full_queue_drops_the_oldest_frame_and_is_read_newest_first() {
         let (senders, mut source) = frame_queues(1, 2);
         assert_eq!(senders[0].push(frame(0, 1)), Pushed::Queued);
         assert_eq!(senders[0].push(frame(0, 2)), Pushed::Queued);
         assert_eq!(senders[0].push(frame(0, 3)), Pushed::DroppedOldest);
+        // Full: the detector is behind on this camera and takes the newest (2 is dropped).
+        let stats = Arc::new(Stats::new(1));
+        source.count_drops(Arc::clone(&stats));
         let seqs: Vec<u64> = std::iter::from_fn(|| source.try_next())
             .map(|f| f.seq)
             .collect();
-        assert_eq!(seqs, vec![2, 3]);
+        assert_eq!(seqs, vec![3]);
+        assert_eq!(stats.cameras[0].dropped.load(Ordering::Relaxed), 1);
+        // With room left, frames come in order.
+        senders[0].push(frame(0, 4));
+        assert_eq!(source.try_next().map(|f| f.seq), Some(4));
     }
 
     #[test]

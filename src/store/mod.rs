@@ -1,11 +1,17 @@
 //! SQLite storage of frames, tracks and points.
 //!
 //! Input: [`StoreMsg`]s from the tracker stage. Output: rows in a WAL-mode SQLite file, written by
-//! one writer thread in batched transactions every `flush_interval_ms`. Readers (query CLI, HTTP)
-//! open their own read-only connections.
+//! one writer thread in batched transactions every `flush_interval_ms`; between its writes the
+//! same thread deletes what `storage.keep_days` / `storage.max_size_mb` no longer keep
+//! ([`retention`]). Readers (query CLI, HTTP) open their own read-only connections.
 
+mod analytics;
+mod batch;
+pub mod legacy;
+pub mod retention;
 pub mod runs;
 pub mod schema;
+mod upkeep;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tracing::warn;
 
 use crate::config::CameraConfig;
@@ -22,11 +28,16 @@ use crate::ingest::wall_ms;
 use crate::messages::StoreMsg;
 use crate::redact;
 use crate::stats::Stats;
+pub use retention::Policy as RetentionPolicy;
 pub use runs::{LockError, RunInfo, RunStart};
 pub use schema::MigrateError;
+pub use writer::WriterOptions;
 
 /// How long a connection waits for a lock held by another.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The WAL file is cut back to this size after a checkpoint (SQLite lets it keep its largest
+/// size otherwise).
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +184,11 @@ impl Store {
             source,
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        // Only takes effect on a file without tables yet (a new file), and only before its
+        // first transaction; it writes nothing. A file from before keeps auto_vacuum = NONE:
+        // the pages retention frees are reused but the file does not shrink. A file that is
+        // no database fails in the next statement, which names the problem.
+        let _ = conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;");
         // Touch the file for writing first: a read-only file or folder fails here, before
         // anything else runs, and nothing in it is changed.
         conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
@@ -191,12 +207,23 @@ impl Store {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(db = %p.display(), mode = %mode, "Database is not in WAL mode.");
         }
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(sql)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
+             PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT};"
+        ))
+        .map_err(sql)?;
         schema::migrate(&mut conn).map_err(|source| StoreError::Migrate {
             path: p.clone(),
             source,
         })?;
+        let auto_vacuum: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .map_err(sql)?;
+        if auto_vacuum != 2 {
+            tracing::info!(db = %p.display(),
+                "Database file created without incremental vacuum: space freed by retention is \
+                 reused, but the file does not shrink (see README, Retention).");
+        }
         Ok(Store {
             conn,
             path: p,
@@ -237,16 +264,22 @@ impl Store {
 
     /// The latest stored frame time of `camera`, Unix ms (None: no frame yet).
     pub fn last_frame_ms(&self, camera: &str) -> Result<Option<i64>, StoreError> {
-        self.conn
+        let sql = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let second: Option<i64> = self
+            .conn
             .query_row(
-                "SELECT MAX(ts_ms) FROM frames WHERE camera = ?1",
+                "SELECT last_ms FROM frames_second WHERE camera = ?1
+                 ORDER BY second DESC LIMIT 1",
                 [camera],
                 |r| r.get(0),
             )
-            .map_err(|source| StoreError::Sql {
-                path: self.path.clone(),
-                source,
-            })
+            .optional()
+            .map_err(sql)?;
+        let legacy = legacy::last_frame_ms(&self.conn, camera).map_err(sql)?;
+        Ok(second.max(legacy))
     }
 
     /// The run opened by [`Store::begin_run`].
@@ -287,12 +320,14 @@ impl Store {
     pub fn spawn_writer(
         self,
         rx: Receiver<StoreMsg>,
-        flush_interval: Duration,
+        opts: WriterOptions,
         stats: Arc<Stats>,
     ) -> std::io::Result<JoinHandle<Result<(), StoreError>>> {
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::Writer::new(self).run(&rx, flush_interval, &stats))
+            .spawn(move || {
+                writer::Writer::new(self, opts.retention).run(&rx, opts.flush_interval, &stats)
+            })
     }
 }
 
@@ -310,6 +345,7 @@ mod tests {
             detect_fps: 10,
             homography: None,
             pipeline: None,
+            calibration: None,
         }]
     }
 
@@ -358,7 +394,14 @@ mod tests {
         let stats = Arc::new(Stats::new(1));
         let (tx, rx) = crossbeam_channel::bounded(16);
         let h = store
-            .spawn_writer(rx, Duration::from_millis(20), Arc::clone(&stats))
+            .spawn_writer(
+                rx,
+                WriterOptions {
+                    flush_interval: Duration::from_millis(20),
+                    retention: RetentionPolicy::default(),
+                },
+                Arc::clone(&stats),
+            )
             .unwrap();
         let cam: Arc<str> = Arc::from("cam1");
         for i in 0..5i64 {
@@ -406,10 +449,26 @@ mod tests {
             )
             .unwrap();
         assert_eq!((n, first, last, pts, ended), (1, 1000, 1400, 5, 1));
-        let frames: i64 = c
-            .query_row("SELECT COUNT(*) FROM frames", [], |r| r.get(0))
+        let frames: (i64, i64, i64, i64, i64, i64, i64) = c
+            .query_row(
+                "SELECT second, frames, persons_min, persons_max, persons_sum, first_ms, last_ms
+                 FROM frames_second",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
             .unwrap();
-        assert_eq!(frames, 5);
+        // Frames at 1000..1400 ms (2 persons each) fall in second 1, over two flushes.
+        assert_eq!(frames, (1, 5, 2, 2, 10, 1000, 1400));
         let url: String = c
             .query_row("SELECT url FROM cameras", [], |r| r.get(0))
             .unwrap();

@@ -332,7 +332,10 @@ mod tests {
         .unwrap();
         drop(c);
         let mut store = Store::open(&path).unwrap();
-        assert_eq!(schema::version(store.connection()).unwrap(), 2);
+        assert_eq!(
+            schema::version(store.connection()).unwrap(),
+            schema::CURRENT_VERSION
+        );
         let start = store.begin_run(&info()).unwrap();
         assert_eq!(
             (start.id, start.dead.len(), start.interrupted_tracks),

@@ -87,8 +87,26 @@ fn cameras() -> Vec<Camera> {
     ]
 }
 
+/// Where one shopper stood on the floor in one frame (ground truth for floor analytics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloorTruth {
+    /// 1-based frame.
+    pub frame: u32,
+    /// Identity, as in the sequences' ground truth.
+    pub id: u32,
+    /// Floor x, metres.
+    pub x: f64,
+    /// Floor y, metres.
+    pub y: f64,
+}
+
 /// Generates every camera's sequence for `p`.
 pub fn generate(p: &SceneParams) -> Vec<Sequence> {
+    generate_with_floor(p).0
+}
+
+/// Generates every camera's sequence for `p` and every shopper's floor position per frame.
+pub fn generate_with_floor(p: &SceneParams) -> (Vec<Sequence>, Vec<FloorTruth>) {
     let mut rng = Rng::new(p.seed);
     let floor = Floor::standard();
     let cams = cameras();
@@ -124,9 +142,16 @@ pub fn generate(p: &SceneParams) -> Vec<Sequence> {
         })
         .collect();
     let mut states: HashMap<(u32, usize), DetState> = HashMap::new();
+    let mut truth = Vec::new();
     for frame in 1..=frames {
         crowd.step(t, dt, &mut rng);
         t += dt;
+        truth.extend(crowd.people.iter().map(|q| FloorTruth {
+            frame,
+            id: q.id,
+            x: q.x,
+            y: q.y,
+        }));
         let people: Vec<(u32, f64, f64, f64)> = crowd
             .people
             .iter()
@@ -201,7 +226,7 @@ pub fn generate(p: &SceneParams) -> Vec<Sequence> {
             }
         }
     }
-    seqs
+    (seqs, truth)
 }
 
 fn observe(

@@ -123,6 +123,7 @@ mod tests {
             detect_fps: 10,
             homography: None,
             pipeline: None,
+            calibration: None,
         };
         let (det_tx, det_rx) = crossbeam_channel::bounded(64);
         let (store_tx, store_rx) = crossbeam_channel::unbounded();

@@ -1,0 +1,197 @@
+//! The analytics stage between the tracker and the store: forwards every message unchanged and
+//! adds the store-wide trajectory events ([`Event`]) computed from the floor positions in them.
+//!
+//! Input: [`StoreMsg`]s from the tracker stage. Output: the same messages plus
+//! `StoreMsg::Analytics` events, in an order the writer can follow (a camera track's first
+//! point before its membership, its membership before its end marker).
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, SendError, Sender};
+
+use super::{AnalyticsParams, Stitcher, Zone};
+use crate::messages::StoreMsg;
+
+/// Starts the analytics thread; it ends when the tracker's sender is gone (after releasing
+/// every store trajectory) or when the store is gone.
+pub fn spawn(
+    params: AnalyticsParams,
+    zones: Vec<Zone>,
+    rx: Receiver<StoreMsg>,
+    tx: Sender<StoreMsg>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("analytics".into())
+        .spawn(move || {
+            let mut st = Stitcher::new(params, zones);
+            for msg in rx.iter() {
+                if handle(&mut st, msg, &tx).is_err() {
+                    return;
+                }
+            }
+            st.finish();
+            let _ = send_events(&mut st, &tx);
+            let s = st.stats();
+            tracing::info!(
+                started = s.started,
+                joined_overlap = s.joined_overlap,
+                joined_handoff = s.joined_handoff,
+                late = s.late,
+                "Store trajectories done."
+            );
+        })
+}
+
+/// Feeds one message to the stitcher and passes it on with the events it caused.
+pub fn handle(
+    st: &mut Stitcher,
+    msg: StoreMsg,
+    tx: &Sender<StoreMsg>,
+) -> Result<(), SendError<StoreMsg>> {
+    match &msg {
+        StoreMsg::Frame { ts_ms, .. } => st.advance(*ts_ms),
+        StoreMsg::Point(p) => {
+            // A non-finite position (a foot at the horizon) would poison a fused bin; the
+            // writer refuses such points too.
+            if let Some(pos) = p.floor
+                && pos.0.is_finite()
+                && pos.1.is_finite()
+            {
+                st.point(&p.camera, p.track_id, p.ts_ms, pos);
+            }
+        }
+        StoreMsg::TrackEnded { camera, track_id } => {
+            // Membership (decided now for a short track) must reach the writer first.
+            st.track_ended(camera, *track_id);
+            send_events(st, tx)?;
+        }
+        StoreMsg::Analytics(_) => {}
+    }
+    tx.send(msg)?;
+    send_events(st, tx)
+}
+
+fn send_events(st: &mut Stitcher, tx: &Sender<StoreMsg>) -> Result<(), SendError<StoreMsg>> {
+    for e in st.drain() {
+        tx.send(StoreMsg::Analytics(e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::geometry::BBox;
+    use crate::messages::TrackUpdate;
+    use crate::stats::Stats;
+    use crate::store::Store;
+    use crate::track::PointKind;
+
+    /// Two cameras see one person walking 10 m along y = 2 (0.2 m apart in their calibration),
+    /// a third track on cam1 is short and ends early: through the stage and the real writer,
+    /// every camera track gets a store trajectory, the two long ones the same.
+    #[test]
+    fn stage_and_writer_store_joined_trajectories_and_visits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        let cams: Vec<crate::config::CameraConfig> = ["cam1", "cam2"]
+            .iter()
+            .map(|id| crate::config::CameraConfig {
+                id: id.to_string(),
+                name: id.to_string(),
+                url: url::Url::parse("rtsp://127.0.0.1/x").unwrap(),
+                detect_fps: 10,
+                homography: None,
+                calibration: None,
+                pipeline: None,
+            })
+            .collect();
+        store.register_cameras(&cams).unwrap();
+        let (to_writer, writer_rx) = crossbeam_channel::bounded(64);
+        let (to_stage, stage_rx) = crossbeam_channel::bounded(64);
+        let writer = store
+            .spawn_writer(
+                writer_rx,
+                crate::store::WriterOptions {
+                    flush_interval: Duration::from_millis(10),
+                    retention: crate::store::retention::Policy::default(),
+                },
+                Arc::new(Stats::new(2)),
+            )
+            .unwrap();
+        let zone = Zone {
+            id: Arc::from("middle"),
+            name: "Middle".into(),
+            polygon: vec![(4.0, 0.0), (6.0, 0.0), (6.0, 4.0), (4.0, 4.0)],
+        };
+        let stage = spawn(AnalyticsParams::default(), vec![zone], stage_rx, to_writer).unwrap();
+        let point = |cam: &str, id: u64, ts_ms: i64, x: f64| {
+            StoreMsg::Point(TrackUpdate {
+                camera: Arc::from(cam),
+                track_id: id,
+                ts_ms,
+                bbox: BBox::new(10.0, 10.0, 20.0, 50.0),
+                score: 0.9,
+                floor: Some((x, 2.0)),
+                kind: PointKind::Observed,
+            })
+        };
+        for i in 0..100i64 {
+            let t = 10_000 + i * 100;
+            let x = i as f64 * 0.1;
+            to_stage.send(point("cam1", 1, t, x)).unwrap();
+            to_stage.send(point("cam2", 4, t + 30, x + 0.2)).unwrap();
+            if i < 10 {
+                to_stage.send(point("cam1", 2, t, 9.0)).unwrap();
+            }
+            if i == 12 {
+                let ended = StoreMsg::TrackEnded {
+                    camera: Arc::from("cam1"),
+                    track_id: 2,
+                };
+                to_stage.send(ended).unwrap();
+            }
+        }
+        drop(to_stage);
+        stage.join().unwrap();
+        writer.join().unwrap().unwrap();
+
+        let c = crate::store::open_read_only(&path).unwrap();
+        let members: Vec<(String, i64)> = c
+            .prepare(
+                "SELECT t.camera || '/' || t.id, m.store_track FROM store_members m
+                 JOIN tracks t ON t.id = m.track ORDER BY t.id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(members.len(), 3, "{members:?}");
+        // Labels are camera/row: rows 1 and 3 are cam1's tracks 1 and 2, row 2 is cam2's.
+        let store_of = |label: &str| members.iter().find(|m| m.0 == label).unwrap().1;
+        assert_eq!(store_of("cam1/1"), store_of("cam2/2"));
+        assert_ne!(store_of("cam1/1"), store_of("cam1/3"));
+        let (n, ended): (i64, i64) = c
+            .query_row(
+                "SELECT points, ended FROM store_tracks WHERE id = ?1",
+                [store_of("cam1/1")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, ended), (50, 1));
+        let visit: (String, i64, i64) = c
+            .query_row(
+                "SELECT zone, enter_ms, leave_ms FROM zone_visits",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(visit.0, "middle");
+        assert!((visit.2 - visit.1 - 2_000).abs() <= 200, "{visit:?}");
+    }
+}
