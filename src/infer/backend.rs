@@ -1,11 +1,11 @@
 //! The detector boundary: frames in, detections out, in whatever order the device finishes.
 //!
 //! A backend runs up to [`Backend::capacity`] frames at once. [`Backend::submit`] hands it a
-//! frame; [`Backend::poll`] returns one finished frame's detections, or nothing within the
-//! timeout. Nothing here promises order: per-camera order is restored by the dispatcher
-//! ([`crate::infer::dispatch`]). The local OpenVINO request pool ([`crate::infer::local`])
-//! implements it; a remote model server fits the same shape (submit = send a request, poll =
-//! take the next response).
+//! frame; [`Backend::poll`] returns one finished frame (its detections, or the fact that it was
+//! dropped), or nothing within the timeout. Nothing here promises order: per-camera order is
+//! restored by the dispatcher ([`crate::infer::dispatch`]). The local OpenVINO request pool
+//! ([`crate::infer::local`]) and the KServe v2 model-server fleet ([`crate::infer::kserve`]:
+//! submit = send a request, poll = take the next answer) implement it.
 
 use std::time::Duration;
 
