@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # The demo: setup, build, two simulated cameras serving the sample video over RTSP, the service
-# for DEMO_SECONDS (default 30) with a progress line, its summary, example queries, a zone summary
-# and the floor picture (store.png).
+# for DEMO_SECONDS (default 30) with a progress line, part of its /metrics and /api/v1/cameras
+# while it runs, its summary, example queries, a zone summary and the floor picture (store.png).
+# The binary finds the OpenVINO runtime by itself (no environment file).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_TO_RUN="${DEMO_SECONDS:-30}"
 bash scripts/setup.sh
-# shellcheck disable=SC1091
-source .venv/storetrack.env
 cargo build --release --locked
 BIN=target/release/storetrack
 
@@ -18,7 +17,28 @@ trap 'kill $SIM 2>/dev/null || true' EXIT
 sleep 2
 kill -0 "$SIM" 2>/dev/null || { echo "error: camera simulator did not start (is port 8554 free?)" >&2; exit 1; }
 
-STORETRACK_LOG="${STORETRACK_LOG:-warn}" "$BIN" run --config config.toml --duration "${SECONDS_TO_RUN}s" --progress 5s
+STORETRACK_LOG="${STORETRACK_LOG:-warn}" "$BIN" run --config config.toml --duration "${SECONDS_TO_RUN}s" --progress 5s &
+RUN=$!
+trap 'kill $SIM 2>/dev/null || true; kill $RUN 2>/dev/null || true' EXIT
+# config.toml serves the API on 127.0.0.1:9464; show it once the cameras have run a while.
+sleep $(( SECONDS_TO_RUN > 20 ? 15 : SECONDS_TO_RUN / 2 ))
+.venv/bin/python - <<'PY' || echo "(API not reachable)"
+import json, urllib.request
+api = "http://127.0.0.1:9464"
+text = urllib.request.urlopen(api + "/metrics", timeout=5).read().decode()
+print("\n$ curl -s 127.0.0.1:9464/metrics | grep -E 'cam1|db_|latency_seconds_(sum|count)'")
+for line in text.splitlines():
+    if not line.startswith("#") and ('camera="cam1"' in line and "_bucket" not in line
+                                     or "db_" in line or "latency_seconds_sum" in line
+                                     or "latency_seconds_count" in line):
+        print(line)
+cams = json.load(urllib.request.urlopen(api + "/api/v1/cameras", timeout=5))
+print("\n$ curl -s 127.0.0.1:9464/api/v1/cameras")
+for c in cams:
+    print(f"  {c['id']:<6} {c['state']:<8} {c['fps']:5.1f} fps  reconnects {c['reconnects']}")
+print()
+PY
+wait $RUN
 
 echo
 echo "\$ storetrack query summary --from 2m"

@@ -2,16 +2,20 @@
 //!
 //! Data path: [`config`] → per camera [`ingest`] (GStreamer) → [`infer`] (OpenVINO, async
 //! request pool) → [`track`] (per-camera tracker) → [`store`] (SQLite writer). [`query`] reads
-//! the database; [`simcam`] serves video files as RTSP cameras for demos and tests; [`service`]
-//! wires the stages together.
+//! the database; [`api`] serves health, metrics and queries over HTTP; [`simcam`] serves video
+//! files as RTSP cameras for demos and tests; [`service`] wires the stages together and speaks
+//! the service manager's [`notify`] protocol.
 
 pub mod analytics;
+pub mod api;
 pub mod config;
 pub mod geometry;
 pub mod infer;
 pub mod ingest;
+pub mod malloc;
 pub mod messages;
 pub mod mot;
+pub mod notify;
 pub mod query;
 pub mod redact;
 pub mod service;

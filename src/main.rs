@@ -10,10 +10,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use storetrack::analytics::cli::{AnalyticsQuery, Request};
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use storetrack::notify::NotifyTarget;
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::service::{self, RunOptions};
 use storetrack::simcam::{self, SimCam};
-use storetrack::{mot, store, synth};
+use storetrack::{mot, redact, store, synth};
+
+mod render_cmd;
+use render_cmd::render;
 
 #[derive(Parser)]
 #[command(
@@ -195,12 +199,14 @@ enum QueryWhat {
 }
 
 fn main() -> ExitCode {
+    storetrack::malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STORETRACK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // Every log record is scrubbed of credentials on its way out.
+        .with_writer(redact::stderr)
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -277,6 +283,8 @@ fn run(cli: Cli) -> Result<()> {
             let opts = RunOptions {
                 duration,
                 progress: (!progress.is_zero()).then_some(progress),
+                notify: NotifyTarget::from_env(),
+                api_bound: None,
             };
             let summary = service::run(&cfg, &opts, stop_flag()?)?;
             let c = &summary.counts;
@@ -579,62 +587,4 @@ fn replay_name(gt: &std::path::Path) -> String {
         || "replay".to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
-}
-
-fn render(
-    config: &std::path::Path,
-    db: Option<PathBuf>,
-    (from, to): (&str, Option<&str>),
-    out: &std::path::Path,
-    camera: Option<String>,
-    frame: Option<PathBuf>,
-) -> Result<()> {
-    use storetrack::analytics::{render, snapshot};
-    let cfg = Config::load(config)?;
-    let db = db.unwrap_or_else(|| cfg.storage.db.clone());
-    let conn = store::open_read_only(&db)?;
-    let now = SystemTime::now();
-    let from_ms = query::parse_time(from, now)?;
-    let to_ms = match to {
-        Some(t) => query::parse_time(t, now)?,
-        None => query::parse_time("0s", now)?,
-    };
-    let drawn = match camera {
-        Some(id) => {
-            let Some(cam) = cfg.camera(&id) else {
-                bail!("{}: no camera {id:?} in the config", config.display());
-            };
-            let picture = match frame {
-                Some(f) => render::load_frame(&f)?,
-                None => snapshot::grab(&cam.url)?,
-            };
-            render::camera_picture(
-                &conn,
-                &id,
-                picture,
-                cam.homography.as_ref(),
-                &cfg.zones,
-                (from_ms, to_ms),
-                out,
-            )?
-        }
-        None => {
-            let Some(floor) = &cfg.floor else {
-                bail!(
-                    "{}: no [floor] table (width and height in metres) to draw",
-                    config.display()
-                );
-            };
-            render::floor_picture(&conn, floor, &cfg.zones, from_ms, to_ms, out)?
-        }
-    };
-    println!(
-        "{} ({}x{} px, {} trajectories, {} points)",
-        out.display(),
-        drawn.size.0,
-        drawn.size.1,
-        drawn.tracks,
-        drawn.points
-    );
-    Ok(())
 }

@@ -1,24 +1,29 @@
-//! The running service: wires cameras → detector → trackers → store, reports progress, and shuts
-//! the chain down in order (cameras first, then each stage drains into the next).
+//! The running service: wires cameras → detector → trackers → store, serves the HTTP API, tells
+//! the service manager how it is (notify protocol: ready, watchdog pings while every stage is
+//! alive, status line), reports progress, and shuts the chain down in order (cameras first, then
+//! each stage drains into the next, the API last).
 //!
 //! Input: a validated [`Config`]. Output: rows in the database and a [`Summary`].
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Sender, bounded};
 use gstreamer as gst;
 use tracing::{error, info};
 
 use crate::analytics::stage as analytics_stage;
+use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::infer::kserve::{KserveError, RemoteEngine};
 use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
 use crate::ingest::queue::FrameSource;
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
 use crate::messages::Detections;
+use crate::notify::{Heartbeat, NotifyTarget};
 use crate::stats::{Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
 use crate::track::stage as track_stage;
@@ -35,6 +40,10 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Print a progress line this often (None: never).
     pub progress: Option<Duration>,
+    /// The service manager's notify socket ([`NotifyTarget::from_env`] under systemd).
+    pub notify: Option<NotifyTarget>,
+    /// Told the HTTP API's bound address once it listens (tests use port 0).
+    pub api_bound: Option<Sender<SocketAddr>>,
 }
 
 /// What a run did.
@@ -87,6 +96,17 @@ pub enum ServiceError {
     /// A stage thread panicked.
     #[error("the {0} stage crashed")]
     Crashed(&'static str),
+    /// The HTTP API could not start.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// The one-line status for the service manager.
+pub fn status_line(s: &Snapshot, fps: f64) -> String {
+    format!(
+        "cameras {}/{} up | {:.1} fps analysed | dropped {} | tracks {} | points {}",
+        s.cameras_up, s.cameras, fps, s.dropped, s.tracks, s.points_stored
+    )
 }
 
 /// The detector the config asks for: the local OpenVINO engine or a KServe v2 fleet.
@@ -168,6 +188,29 @@ pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
     )
 }
 
+/// Starts the HTTP API if configured, and tells `opts.api_bound` where it listens.
+fn start_api(
+    cfg: &Config,
+    opts: &RunOptions,
+    stats: &Arc<Stats>,
+    db: &std::path::Path,
+) -> Result<Option<api::Server>, ServiceError> {
+    let Some(a) = &cfg.api else {
+        return Ok(None);
+    };
+    let state = ApiState::new(
+        Arc::clone(stats),
+        &cfg.cameras,
+        db.to_path_buf(),
+        a.token.clone(),
+    );
+    let server = api::Server::start(a, state)?;
+    if let Some(tx) = &opts.api_bound {
+        let _ = tx.send(server.local_addr());
+    }
+    Ok(Some(server))
+}
+
 /// Runs until `stop` is set or `opts.duration` passes. Start-up problems (model, device,
 /// database, template) are returned before any camera is opened.
 pub fn run(
@@ -208,6 +251,9 @@ pub fn run(
     let engine_info = engine.info().clone();
 
     let stats = Arc::new(Stats::new(cfg.cameras.len()));
+    stats.model_loaded.store(true, Ordering::Relaxed);
+    let server = start_api(cfg, opts, &stats, &db)?;
+    let mut heartbeat = Heartbeat::new(opts.notify.as_ref());
     let started = Instant::now();
     let (frame_tx, mut frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
     frame_rx.count_drops(Arc::clone(&stats));
@@ -259,6 +305,8 @@ pub fn run(
 
     let deadline = opts.duration.map(|d| started + d);
     let mut next_progress = opts.progress.map(|p| started + p);
+    let mut rates = stats.rate_state();
+    heartbeat.ready(&status_line(&stats.snapshot(), 0.0));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let now = Instant::now();
@@ -266,9 +314,19 @@ pub fn run(
             break;
         }
         if detector.is_finished() {
+            stats.model_loaded.store(false, Ordering::Relaxed);
             error!("Detector stopped unexpectedly; shutting down.");
             break;
         }
+        stats.update_rates(&mut rates);
+        // Pings only while every stage thread runs: a dead stage lets the watchdog fire.
+        let alive = !tracker.is_finished()
+            && !writer.is_finished()
+            && cameras.iter().all(|c| !c.is_finished());
+        let snap = stats.snapshot();
+        heartbeat.tick(now, alive, snap.cameras_up, || {
+            status_line(&snap, stats.cameras.iter().map(|c| c.fps()).sum())
+        });
         if let (Some(at), Some(every)) = (next_progress, opts.progress)
             && now >= at
         {
@@ -278,6 +336,7 @@ pub fn run(
     }
 
     info!("Stopping.");
+    heartbeat.stopping();
     stop.store(true, Ordering::Relaxed);
     for c in cameras {
         c.join().map_err(|_| ServiceError::Crashed("camera"))?;
@@ -292,6 +351,9 @@ pub fn run(
         .join()
         .map_err(|_| ServiceError::Crashed("analytics"))?;
     let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
+    if let Some(server) = server {
+        server.stop();
+    }
     detector_result?;
     writer_result?;
     let elapsed = started.elapsed();

@@ -1,13 +1,23 @@
 //! Counters shared by all stages: received / sent / dropped per camera and per stage, read by the
-//! progress line, the end-of-run summary and (later) `/metrics`. Labels stay low-cardinality:
-//! camera yes, track id never.
+//! progress line, the end-of-run summary, the notify status line and `/metrics` (see
+//! [`crate::api::metrics`]). Labels stay low-cardinality: camera yes, track id never.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::histogram::Histogram;
+
+/// Frame age histogram buckets (seconds from capture to detections ready).
+pub const FRAME_AGE_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0];
+/// Inference latency histogram buckets (seconds from submit to result).
+pub const INFER_LATENCY_BUCKETS: [f64; 10] =
+    [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0];
+/// Analysed frame rates are averaged over at least this long.
+pub const RATE_WINDOW: Duration = Duration::from_secs(2);
 
 /// Counters of one camera.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CameraStats {
     /// Frames out of the decoder.
     pub decoded: AtomicU64,
@@ -34,9 +44,44 @@ pub struct CameraStats {
     pub age: AgeHistogram,
     /// Why the camera last failed, one line, credentials masked.
     pub last_error: Mutex<Option<String>>,
+    /// Frames inferred per second over the last [`RATE_WINDOW`], in thousandths.
+    pub fps_milli: AtomicU64,
+    /// Seconds from capture to detections ready.
+    pub frame_age: Histogram,
+}
+
+impl Default for CameraStats {
+    fn default() -> Self {
+        Self {
+            decoded: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            inferred: AtomicU64::new(0),
+            persons: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            up: AtomicBool::new(false),
+            age: AgeHistogram::default(),
+            last_error: Mutex::new(None),
+            fps_milli: AtomicU64::new(0),
+            frame_age: Histogram::new(FRAME_AGE_BUCKETS),
+        }
+    }
 }
 
 impl CameraStats {
+    /// Frames inferred per second recently.
+    pub fn fps(&self) -> f64 {
+        self.fps_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Pipeline restarts after the first start.
+    pub fn reconnects(&self) -> u64 {
+        self.starts.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// Records why the camera last failed (already masked by the caller).
     pub fn set_last_error(&self, reason: &str) {
         let mut slot = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,6 +164,21 @@ pub struct Stats {
     pub retention_seconds_deleted: AtomicU64,
     /// When the run started.
     pub started: Instant,
+    /// Seconds from submitting a frame to the detector to its result.
+    pub infer_latency: Histogram,
+    /// The detector's model is compiled and its thread runs.
+    pub model_loaded: AtomicBool,
+    /// The last database commit succeeded (or none was needed yet).
+    pub db_writable: AtomicBool,
+    /// At the last commit: milliseconds from the oldest record in it to the commit.
+    pub write_lag_ms: AtomicU64,
+}
+
+/// Counter values at the last [`Stats::update_rates`].
+#[derive(Debug, Clone)]
+pub struct RateState {
+    at: Instant,
+    inferred: Vec<u64>,
 }
 
 /// A plain copy of the counters at one moment.
@@ -217,7 +277,38 @@ impl Stats {
             retention_tracks_deleted: AtomicU64::new(0),
             retention_seconds_deleted: AtomicU64::new(0),
             started: Instant::now(),
+            infer_latency: Histogram::new(INFER_LATENCY_BUCKETS),
+            model_loaded: AtomicBool::new(false),
+            db_writable: AtomicBool::new(true),
+            write_lag_ms: AtomicU64::new(0),
         }
+    }
+
+    /// A starting point for [`Stats::update_rates`].
+    pub fn rate_state(&self) -> RateState {
+        RateState {
+            at: Instant::now(),
+            inferred: self
+                .cameras
+                .iter()
+                .map(|c| c.inferred.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+
+    /// Recomputes each camera's analysed fps once [`RATE_WINDOW`] has passed since `prev`.
+    pub fn update_rates(&self, prev: &mut RateState) {
+        let dt = prev.at.elapsed();
+        if dt < RATE_WINDOW {
+            return;
+        }
+        let now = self.rate_state();
+        for ((c, before), after) in self.cameras.iter().zip(&prev.inferred).zip(&now.inferred) {
+            let fps = after.saturating_sub(*before) as f64 / dt.as_secs_f64();
+            c.fps_milli
+                .store((fps * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+        *prev = now;
     }
 
     /// Reads every counter.

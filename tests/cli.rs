@@ -191,17 +191,19 @@ fn unwritable_db_path_is_a_clear_error() {
 }
 
 #[test]
-fn unreachable_camera_is_retried_with_one_warning_and_its_password_never_logged() {
+fn unreachable_camera_is_retried_with_one_warning_and_its_credentials_never_logged() {
     let dir = tempfile::tempdir().unwrap();
+    // The password comes from the environment (${NAME}); the URL also carries a token.
     let cfg = common::write_config(
         dir.path(),
-        &["rtsp://admin:hunter2@127.0.0.1:1/stream".into()],
+        &["rtsp://admin:${ST_TEST_CAM_PW}@127.0.0.1:1/stream?channel=1&token=t0psecret".into()],
         "",
     );
     common::openvino_env();
     let o = Command::new(env!("CARGO_BIN_EXE_storetrack"))
         .args(["run", "-c", cfg.to_str().unwrap(), "--duration", "3s"])
         .env("STORETRACK_LOG", "debug")
+        .env("ST_TEST_CAM_PW", "hunter2")
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -219,10 +221,83 @@ fn unreachable_camera_is_retried_with_one_warning_and_its_password_never_logged(
         retries >= 1,
         "expected repeated retries, saw {retries}: {err}"
     );
-    assert!(err.contains("rtsp://admin:***@127.0.0.1:1/stream"), "{err}");
+    assert!(
+        err.contains("rtsp://admin:***@127.0.0.1:1/stream?channel=1&token=***"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "password leaked into the log");
+    assert!(!err.contains("t0psecret"), "token leaked into the log");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("cameras          1 ("), "{out}");
+}
+
+#[test]
+fn check_config_refuses_a_reachable_api_without_token_and_unset_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[[cameras]]\nid = \"a\"\nurl = \"rtsp://u:${ST_TEST_UNSET_VAR}@x/1\"\n\n[api]\nlisten = \"0.0.0.0:9464\"\n",
+    )
+    .unwrap();
+    let o = storetrack(&["check-config", "-c", p.to_str().unwrap()]);
+    let lines = error_lines(&o);
+    let err = stderr(&o);
+    let name = p.display().to_string();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}:3:7: environment variable ST_TEST_UNSET_VAR is not set"
+        )),
+        "{err}"
+    );
+    // With the variable set, the address is the problem.
+    let o = Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(["check-config", "-c", p.to_str().unwrap()])
+        .env("ST_TEST_UNSET_VAR", "pw")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}:6:10: api.listen = \"0.0.0.0:9464\" is reachable from other machines: set api.token_env"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn openvino_runtime_is_found_without_an_environment_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(dir.path(), &[DEAD_CAMERA.into()], "");
+    // No OPENVINO_INSTALL_DIR / LD_LIBRARY_PATH: the binary finds the project's .venv runtime
+    // from its own location (target/debug is inside the project).
+    let o = Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(["run", "-c", cfg.to_str().unwrap(), "--duration", "1s"])
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("OPENVINO_INSTALL_DIR")
+        .env_remove("INTEL_OPENVINO_DIR")
+        .env("STORETRACK_LOG", "warn")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A configured folder without the runtime is the clear error, not a silent fallback.
+    let empty = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(
+        dir.path(),
+        &[DEAD_CAMERA.into()],
+        &format!("[inference]\nruntime = \"{}\"\n", empty.path().display()),
+    );
+    let lines = run_failing(&cfg);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "error: OpenVINO runtime not found (no libopenvino_c.so in inference.runtime"
+        ),
+        "{lines:?}"
+    );
 }
 
 #[test]

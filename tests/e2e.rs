@@ -75,6 +75,7 @@ fn two_simulated_cameras_yield_plausible_tracks_in_sqlite() {
     let opts = RunOptions {
         duration: Some(Duration::from_secs(RUN_SECONDS)),
         progress: Some(Duration::from_secs(5)),
+        ..Default::default()
     };
     let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
     let c = &summary.counts;

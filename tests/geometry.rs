@@ -228,6 +228,7 @@ fn stored_boxes_match_pasted_people_on_16_9_4_3_and_portrait_cameras() {
     let opts = RunOptions {
         duration: Some(Duration::from_secs(RUN_SECONDS)),
         progress: None,
+        ..Default::default()
     };
     let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
     let db = rusqlite::Connection::open(&summary.db).unwrap();

@@ -74,6 +74,7 @@ fn h265_camera_served_by_the_simulator_is_analysed() {
     let opts = RunOptions {
         duration: Some(Duration::from_secs(12)),
         progress: Some(Duration::from_secs(4)),
+        ..Default::default()
     };
     let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(summary.counts.failures, 0, "no camera failed");

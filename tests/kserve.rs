@@ -277,6 +277,7 @@ fn service_runs_end_to_end_on_the_remote_backend() {
     let opts = RunOptions {
         duration: Some(Duration::from_secs(12)),
         progress: Some(Duration::from_secs(4)),
+        ..Default::default()
     };
     let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
     let c = &summary.counts;
@@ -331,6 +332,7 @@ fn server_killed_and_restarted_mid_run_service_goes_on_and_resumes() {
         let opts = RunOptions {
             duration: None,
             progress: Some(Duration::from_secs(2)),
+            ..Default::default()
         };
         storetrack::run(&cfg, &opts, service_stop).unwrap()
     });

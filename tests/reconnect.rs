@@ -33,6 +33,7 @@ fn camera_that_drops_out_is_reconnected() {
         let opts = RunOptions {
             duration: Some(Duration::from_secs(18)),
             progress: Some(Duration::from_secs(3)),
+            ..Default::default()
         };
         storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap()
     });

@@ -5,13 +5,18 @@
 //! config file's folder), or a [`ConfigError`] that lists *every* problem found, each with
 //! `file:line:col`.
 
+mod api;
 mod floor;
 mod raw;
 mod remote;
+mod secrets;
 mod validate;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 pub use raw::CountOrAuto;
 use raw::RawConfig;
@@ -45,6 +50,8 @@ pub struct Config {
     pub zones: Vec<crate::analytics::Zone>,
     /// Store-wide trajectory gates and visit rules.
     pub analytics: crate::analytics::AnalyticsParams,
+    /// HTTP API and metrics (None: no HTTP listener).
+    pub api: Option<ApiConfig>,
 }
 
 /// The floor plan: its size and, optionally, a picture of it.
@@ -60,6 +67,28 @@ pub struct FloorConfig {
     pub scale_px_per_m: f64,
     /// Plan pixel of floor point (0, 0); floor x runs right and y down the picture.
     pub origin_px: (f64, f64),
+}
+
+/// The HTTP API (`[api]`).
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Bearer token every request must carry (read from the variable named by `token_env`).
+    pub token: Option<String>,
+    /// Name of the environment variable the token came from (for messages).
+    pub token_env: Option<String>,
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a credential: never printed.
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token_env", &self.token_env)
+            .finish()
+    }
 }
 
 /// One camera.
@@ -105,6 +134,8 @@ pub struct InferenceConfig {
     pub requests: CountOrAuto,
     /// Number of CPU throughput streams, or auto (chosen by the hint).
     pub streams: CountOrAuto,
+    /// Folder (or file) of the OpenVINO C runtime library, when it is not found by itself.
+    pub runtime: Option<PathBuf>,
     /// A KServe v2 model-server fleet to detect with (`backend = "kserve"`); None: the local
     /// OpenVINO engine.
     pub remote: Option<RemoteConfig>,
@@ -241,13 +272,22 @@ impl Config {
     }
 
     /// Parses and validates config text as if it were read from `path` (relative paths in it
-    /// are resolved against `path`'s folder).
+    /// are resolved against `path`'s folder); `${NAME}` is taken from the process environment.
     pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::from_str_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_str_at`] with environment variables looked up by `env`.
+    pub fn from_str_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let invalid = |problems| ConfigError::Invalid {
             path: path.to_path_buf(),
             problems,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let toml_problem = |e: toml::de::Error| {
             let (line, col) = e
                 .span()
                 .map_or((0, 0), |s| validate::line_col(text, s.start));
@@ -256,12 +296,19 @@ impl Config {
                 col,
                 message: e.message().trim().to_string(),
             }])
-        })?;
+        };
+        let mut doc = toml::de::DeTable::parse(text).map_err(toml_problem)?;
+        let problems = secrets::substitute(&mut doc, text, env);
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        let raw =
+            RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(toml_problem)?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let mut cfg = validate::validate(raw, text, path, base).map_err(invalid)?;
+        let mut cfg = validate::validate(raw, text, path, base, env).map_err(invalid)?;
         cfg.sha256 = crate::store::runs::sha256_hex(text.as_bytes());
         Ok(cfg)
     }

@@ -74,6 +74,7 @@ pub(super) struct RawConfig {
     pub zones: Vec<Spanned<RawZone>>,
     #[serde(default)]
     pub analytics: crate::analytics::AnalyticsParams,
+    pub api: Option<RawApi>,
 }
 
 /// A list of number lists, each with its position (point pairs, polygon vertices).
@@ -95,6 +96,13 @@ pub(super) struct RawZone {
     pub id: Spanned<String>,
     pub name: Option<String>,
     pub polygon: SpannedRows,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub listen: Spanned<String>,
+    pub token_env: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +150,7 @@ pub(super) struct RawInference {
     pub requests: CountOrAuto,
     #[serde(default)]
     pub streams: CountOrAuto,
+    pub runtime: Option<Spanned<String>>,
     #[serde(default = "default_backend")]
     pub backend: Spanned<String>,
     pub endpoints: Option<Spanned<Vec<Spanned<String>>>>,
@@ -161,6 +170,7 @@ impl Default for RawInference {
             hint: default_hint(),
             requests: CountOrAuto::Auto,
             streams: CountOrAuto::Auto,
+            runtime: None,
             backend: default_backend(),
             endpoints: None,
             model: None,

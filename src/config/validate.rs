@@ -43,6 +43,7 @@ impl Problems<'_> {
         self.list.len()
     }
 
+    /// Records a problem at the position of `value` (no position for a default value).
     pub(super) fn at<T>(&mut self, value: &Spanned<T>, message: String) {
         let span = value.span();
         let (line, col) = if span.is_empty() && span.start == 0 {
@@ -59,6 +60,7 @@ pub(super) fn validate(
     text: &str,
     path: &Path,
     base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Problem>> {
     let mut p = Problems {
         text,
@@ -222,6 +224,11 @@ pub(super) fn validate(
         );
     }
 
+    let api = raw
+        .api
+        .as_ref()
+        .and_then(|a| super::api::validate(a, env, &mut p));
+
     if !p.list.is_empty() {
         let mut list = p.list;
         list.sort_by_key(|(pos, prob)| (prob.line == 0, *pos));
@@ -243,6 +250,7 @@ pub(super) fn validate(
             hint,
             requests: inf.requests,
             streams: inf.streams,
+            runtime: inf.runtime.as_ref().map(|r| resolve(r.get_ref())),
             remote,
         },
         ingest: IngestConfig {
@@ -264,6 +272,7 @@ pub(super) fn validate(
         floor,
         zones,
         analytics: raw.analytics,
+        api,
     })
 }
 

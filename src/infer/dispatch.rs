@@ -162,6 +162,8 @@ fn serve<B: Backend>(
             stats::inc(&cam.inferred);
             stats::add(&cam.persons, u64::from(d.persons));
             cam.age.record(now - d.captured_ms);
+            cam.frame_age
+                .observe((now - d.captured_ms).max(0) as f64 / 1000.0);
             if out.send(d).is_err() {
                 debug!("Tracker stage is gone; detector stops.");
                 return Ok(());

@@ -9,10 +9,11 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use openvino::{CompiledModel, Core, InferRequest};
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::infer::backend::{Backend, Finished};
 use crate::infer::{InferError, Io};
@@ -30,12 +31,14 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
-    /// Starts one worker per request.
+    /// Starts one worker per request; each records in `latency` the seconds it spends on a
+    /// frame (copy in, device, parse).
     pub(crate) fn start(
         requests: Vec<InferRequest>,
         compiled: CompiledModel,
         core: Core,
         io: Arc<Io>,
+        latency: Histogram,
     ) -> Result<Self, InferError> {
         let capacity = requests.len();
         // In-flight frames never exceed the pool size, so neither channel ever fills.
@@ -44,11 +47,15 @@ impl LocalBackend {
         let mut workers = Vec::with_capacity(capacity);
         for (i, mut req) in requests.into_iter().enumerate() {
             let (job_rx, result_tx, io) = (job_rx.clone(), result_tx.clone(), Arc::clone(&io));
+            let latency = latency.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("infer-{i}"))
                 .spawn(move || {
                     for frame in job_rx {
-                        if result_tx.send(io.infer(&mut req, &frame)).is_err() {
+                        let t0 = Instant::now();
+                        let result = io.infer(&mut req, &frame);
+                        latency.observe(t0.elapsed().as_secs_f64());
+                        if result_tx.send(result).is_err() {
                             break;
                         }
                     }

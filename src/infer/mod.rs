@@ -14,6 +14,7 @@ pub mod kserve;
 pub mod local;
 pub mod model;
 pub mod resize;
+pub mod runtime;
 pub mod ssd;
 
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ pub enum InferError {
     },
     /// The OpenVINO shared library could not be loaded.
     #[error(
-        "OpenVINO runtime not found ({0}); run {SETUP_COMMAND} and source .venv/storetrack.env"
+        "OpenVINO runtime not found ({0}); run {SETUP_COMMAND}, or set inference.runtime to the folder of libopenvino_c.so"
     )]
     Runtime(String),
     /// The configured device cannot be used.
@@ -142,6 +143,7 @@ impl Engine {
                 return Err(InferError::ModelMissing { path });
             }
         }
+        runtime::load(inference.runtime.as_deref()).map_err(InferError::Runtime)?;
         let mut core = Core::new().map_err(|e| InferError::Runtime(e.to_string()))?;
         let available: Vec<String> = ov("available_devices", core.available_devices())?
             .iter()
@@ -277,7 +279,13 @@ impl Engine {
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
     ) -> Result<(), InferError> {
-        let backend = local::LocalBackend::start(self.requests, self.compiled, self.core, self.io)?;
+        let backend = local::LocalBackend::start(
+            self.requests,
+            self.compiled,
+            self.core,
+            self.io,
+            stats.infer_latency.clone(),
+        )?;
         dispatch::run(backend, source, out, stats, stop)
     }
 }

@@ -175,6 +175,7 @@ impl Store {
     /// Opens or creates the database, checks it is writable and migrates it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let p = path.to_path_buf();
+        owner_only(path);
         let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: p.clone(),
             source,
@@ -328,6 +329,35 @@ impl Store {
             .spawn(move || {
                 writer::Writer::new(self, opts.retention).run(&rx, opts.flush_interval, &stats)
             })
+    }
+}
+
+/// Makes the database readable by its owner only: a new file is created with mode 0600 (SQLite
+/// gives its `-wal` and `-shm` files the mode of the database), an existing one and its
+/// companions are narrowed to it. Failures are left to SQLite's open to report.
+fn owner_only(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    if created.is_ok() {
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(file = %file.display(), error = %e,
+                           "Cannot make the database readable by its owner only.");
+        }
     }
 }
 
@@ -506,6 +536,26 @@ mod tests {
             .unwrap();
         let err = open_read_only(&other).err().unwrap();
         assert!(matches!(err, StoreError::NotStoretrack { .. }), "{err}");
+    }
+
+    #[test]
+    fn database_and_wal_files_are_readable_by_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        store.register_cameras(&cams()).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let f = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}: {mode:o}");
+        }
+        drop(store);
+        // An existing world-readable file is narrowed on the next open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

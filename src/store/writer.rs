@@ -183,7 +183,9 @@ impl Writer {
 
     fn flush_or_keep(&mut self, stats: &Stats) {
         let now = Instant::now();
-        match (self.flush(stats), &mut self.failing) {
+        let result = self.flush(stats);
+        stats.db_writable.store(result.is_ok(), Ordering::Relaxed);
+        match (result, &mut self.failing) {
             (Ok(()), failing) => {
                 if let Some(f) = failing.take() {
                     self.warned_drop = false;
@@ -236,6 +238,15 @@ impl Writer {
         if self.pending.is_empty() && !heartbeat_due {
             return Ok(());
         }
+        let oldest_ms = self
+            .pending
+            .iter()
+            .filter_map(|m| match m {
+                StoreMsg::Frame { ts_ms, .. } => Some(*ts_ms),
+                StoreMsg::Point(p) => Some(p.ts_ms),
+                _ => None,
+            })
+            .min();
         let applied = match self.write(Mode::Whole) {
             Err(e) if !batch::is_transient(&e) => self.write(Mode::Isolate),
             other => other,
@@ -245,6 +256,10 @@ impl Writer {
             source,
         })?;
         self.committed(applied, stats);
+        if let Some(oldest) = oldest_ms {
+            let lag = wall_ms().saturating_sub(oldest).max(0) as u64;
+            stats.write_lag_ms.store(lag, Ordering::Relaxed);
+        }
         Ok(())
     }
 
