@@ -5,6 +5,7 @@
 #   3. storetrack end to end (RTSP -> decode -> detect -> track -> SQLite) at 1, 8, 16, 32
 #      simulated cameras (10 fps each), FP32 and INT8, plus 1 camera with the LATENCY hint
 #   4. the plain Python reference pipeline (scripts/ref_pipeline.py) on the same cameras
+#   5. the remote detector rows (scripts/bench_remote.sh; BENCH_REMOTE=0 skips them)
 # Decoding every frame of N cameras leaves limit_N = a * (1 - 10N / (cores * d)) FPS for
 # inference, at most 10N. FPS is measured between the first and last progress line (set-up
 # excluded); CPU is % of one core over the run, RSS the peak. The INT8 IR is made by
@@ -165,3 +166,11 @@ echo "Python reference rows (fps cam_min cam_median age_p50_ms age_p95_ms cpu rs
 for n in $COUNTS; do for m in fp32 int8; do
   [ -n "${PYR[$n,$m]:-}" ] && echo "  $n cameras ${m^^}: ${PYR[$n,$m]}"
 done; done
+
+# 5. the remote detector (issue 10): 16 cameras against one and two local KServe v2 server
+#    processes, per-request overhead, ratio to the local engine in the same run.
+#    BENCH_REMOTE=0 skips it.
+if [ "${BENCH_REMOTE:-1}" != 0 ]; then
+  echo
+  bash scripts/bench_remote.sh "$RUN_S" 16
+fi

@@ -8,6 +8,9 @@
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator
+#   - protoc (Debian protobuf-compiler) for the KServe v2 gRPC client generated in build.rs, and
+#     KServe's Python model server in the venv (the real KServe v2 server the remote-detector
+#     tests start: deploy/kserve/serve.py)
 # A second run checks each step and does nothing that is already done.
 set -euo pipefail
 
@@ -23,6 +26,9 @@ EVAL_PACKAGES=("trackeval==1.3.0" "trackers==2.6.1" "motmetrics==1.4.0" "trackfo
 # norfair pins numpy<2 and filterpy<2, which would downgrade what trackeval and motpy need; it
 # runs on both, so it is installed without its dependencies (they are in the list above).
 NODEPS_PACKAGES=("norfair==2.3.0")
+# KServe v2 model server for the remote-detector tests and benchmark (adds only new packages to
+# the venv besides a newer setuptools; checked with pip install --dry-run).
+SERVER_PACKAGES=("kserve==0.21.0")
 VENV="$ROOT/.venv"
 MODEL_DIR="$ROOT/models/ssdlite"
 DATA_DIR="$ROOT/data"
@@ -32,7 +38,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
-  libopencv-dev clang libclang-dev opencv-doc sqlite3 time fonts-dejavu-core
+  libopencv-dev clang libclang-dev opencv-doc sqlite3 time fonts-dejavu-core protobuf-compiler
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -66,7 +72,7 @@ fi
 # One listing of the venv (pip is slow to start), then a lookup per pinned package.
 FROZEN="$("$VENV/bin/pip" list --disable-pip-version-check --format=freeze 2>/dev/null)"
 pip_has() { grep -qix -- "$1" <<<"$FROZEN"; }
-for pkg in "${EVAL_PACKAGES[@]}"; do
+for pkg in "${EVAL_PACKAGES[@]}" "${SERVER_PACKAGES[@]}"; do
   if ! pip_has "$pkg"; then
     log "installing $pkg"
     "$VENV/bin/pip" install -q --disable-pip-version-check "$pkg"

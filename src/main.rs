@@ -306,6 +306,22 @@ fn run(cli: Cli) -> Result<()> {
                 "  frames inferred  {} (dropped before inference: {})",
                 c.inferred, c.dropped
             );
+            if c.endpoints > 0 {
+                println!(
+                    "  remote           {} requests ({} failed), {}/{} endpoints up at end, \
+                     round trip {:.1} ms, client encode+decode {:.2} ms",
+                    c.remote_requests,
+                    c.remote_failures,
+                    c.endpoints_up,
+                    c.endpoints,
+                    c.remote_rtt_ms,
+                    c.remote_codec_ms
+                );
+                println!(
+                    "  no model server  {} frames dropped, {} detected by the local fallback",
+                    c.remote_dropped, c.fallback_frames
+                );
+            }
             println!("  detections       {} persons", c.persons);
             println!("  tracks           {}", c.tracks);
             println!("  points stored    {}", c.points_stored);

@@ -18,8 +18,11 @@ use tracing::{error, info};
 use crate::analytics::stage as analytics_stage;
 use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
-use crate::infer::{Engine, EngineInfo, InferError};
+use crate::infer::kserve::{KserveError, RemoteEngine};
+use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
+use crate::ingest::queue::FrameSource;
 use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
+use crate::messages::Detections;
 use crate::notify::{Heartbeat, NotifyTarget};
 use crate::stats::{Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
@@ -81,6 +84,9 @@ pub enum ServiceError {
     /// The detector could not start or failed.
     #[error(transparent)]
     Infer(#[from] InferError),
+    /// The remote detector could not start.
+    #[error(transparent)]
+    Remote(#[from] KserveError),
     /// The database could not be opened or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -103,11 +109,71 @@ pub fn status_line(s: &Snapshot, fps: f64) -> String {
     )
 }
 
+/// The detector the config asks for: the local OpenVINO engine or a KServe v2 fleet.
+enum Detector {
+    Local(Box<Engine>),
+    Remote(Box<RemoteEngine>),
+}
+
+impl Detector {
+    fn new(cfg: &Config) -> Result<Self, ServiceError> {
+        let min_score = cfg.tracker.low_score;
+        Ok(match &cfg.inference.remote {
+            None => Detector::Local(Box::new(Engine::new(
+                &cfg.model,
+                &cfg.inference,
+                min_score,
+            )?)),
+            Some(remote) => Detector::Remote(Box::new(RemoteEngine::new(
+                &cfg.model,
+                &cfg.inference,
+                remote,
+                min_score,
+            )?)),
+        })
+    }
+
+    fn input_spec(&self) -> InputSpec {
+        match self {
+            Detector::Local(e) => e.input_spec(),
+            Detector::Remote(r) => r.input_spec(),
+        }
+    }
+
+    fn info(&self) -> &EngineInfo {
+        match self {
+            Detector::Local(e) => e.info(),
+            Detector::Remote(r) => r.info(),
+        }
+    }
+
+    fn run(
+        self,
+        source: FrameSource,
+        out: crossbeam_channel::Sender<Detections>,
+        stats: Arc<Stats>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(), InferError> {
+        match self {
+            Detector::Local(e) => e.run(source, out, stats, stop),
+            Detector::Remote(r) => r.run(source, out, stats, stop),
+        }
+    }
+}
+
 /// One progress line.
 pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
+    let remote = if s.endpoints > 0 {
+        format!(
+            " | model servers {}/{} up | no-server drops {} | fallback {}",
+            s.endpoints_up, s.endpoints, s.remote_dropped, s.fallback_frames
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "[{:>5.0}s] cameras {}/{} up | decoded {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}",
+        "[{:>5.0}s] cameras {}/{} up | decoded {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}{remote}",
         elapsed.as_secs_f64(),
         s.cameras_up,
         s.cameras,
@@ -163,7 +229,7 @@ pub fn run(
             None => Ok(default_template.clone()),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let engine = Engine::new(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
+    let engine = Detector::new(cfg)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
     for (cam, template) in cfg.cameras.iter().zip(&templates) {

@@ -97,6 +97,29 @@ impl CameraStats {
     }
 }
 
+/// Counters of the remote detector (`backend = "kserve"`); all zero with the local engine.
+#[derive(Debug, Default)]
+pub struct RemoteStats {
+    /// Endpoints configured.
+    pub endpoints: AtomicU64,
+    /// Endpoints taking requests now.
+    pub endpoints_up: AtomicU64,
+    /// ModelInfer requests sent.
+    pub requests: AtomicU64,
+    /// Requests that failed or timed out (their frames are dropped).
+    pub failures: AtomicU64,
+    /// Frames dropped because no endpoint was up and there is no local fallback.
+    pub dropped: AtomicU64,
+    /// Frames detected by the local fallback engine while no endpoint was up.
+    pub fallback: AtomicU64,
+    /// Sum of request round trips (send to parsed response), microseconds.
+    pub round_trip_us: AtomicU64,
+    /// Sum of the time spent packing and encoding requests and decoding responses, microseconds.
+    pub codec_us: AtomicU64,
+    /// True when the local engine stands in while no endpoint is up.
+    pub fallback_ready: AtomicBool,
+}
+
 /// Counters of the whole service.
 #[derive(Debug)]
 pub struct Stats {
@@ -118,6 +141,8 @@ pub struct Stats {
     pub infer_errors: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
+    /// The remote detector's counters.
+    pub remote: RemoteStats,
     /// Points never written: the writer's backlog overflowed while the database refused
     /// writes (disk full, I/O error); the oldest unsaved ones went first.
     pub store_points_dropped: AtomicU64,
@@ -157,7 +182,7 @@ pub struct RateState {
 }
 
 /// A plain copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Cameras configured.
     pub cameras: usize,
@@ -189,6 +214,25 @@ pub struct Snapshot {
     pub points_rejected: u64,
     /// Failed inferences.
     pub infer_errors: u64,
+    /// Remote endpoints configured (0: local engine).
+    pub endpoints: u64,
+    /// Remote endpoints up.
+    pub endpoints_up: u64,
+    /// Remote requests sent.
+    pub remote_requests: u64,
+    /// Remote requests failed or timed out.
+    pub remote_failures: u64,
+    /// Frames dropped with no endpoint up and no fallback.
+    pub remote_dropped: u64,
+    /// Frames detected by the local fallback.
+    pub fallback_frames: u64,
+    /// Mean remote round trip, milliseconds (0 without requests).
+    pub remote_rtt_ms: f64,
+    /// Mean per-request client-side encode + decode time, milliseconds.
+    pub remote_codec_ms: f64,
+    /// The detector can process frames: always with the local engine; with a fleet, when an
+    /// endpoint is up or the local fallback stands in.
+    pub detector_ready: bool,
     /// Failed store transactions.
     pub store_errors: u64,
     /// Points dropped unsaved while the database refused writes.
@@ -222,6 +266,7 @@ impl Stats {
             points_rejected: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
+            remote: RemoteStats::default(),
             store_points_dropped: AtomicU64::new(0),
             store_frames_dropped: AtomicU64::new(0),
             store_analytics_dropped: AtomicU64::new(0),
@@ -303,7 +348,37 @@ impl Stats {
             retention_points_deleted: self.retention_points_deleted.load(Ordering::Relaxed),
             retention_tracks_deleted: self.retention_tracks_deleted.load(Ordering::Relaxed),
             retention_seconds_deleted: self.retention_seconds_deleted.load(Ordering::Relaxed),
+            ..self.remote.snapshot()
         }
+    }
+}
+
+impl RemoteStats {
+    /// The remote fields of a [`Snapshot`] (the others zero).
+    fn snapshot(&self) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let requests = get(&self.requests);
+        let answered = requests.saturating_sub(get(&self.failures)).max(1) as f64;
+        Snapshot {
+            endpoints: get(&self.endpoints),
+            endpoints_up: get(&self.endpoints_up),
+            remote_requests: requests,
+            remote_failures: get(&self.failures),
+            remote_dropped: get(&self.dropped),
+            fallback_frames: get(&self.fallback),
+            remote_rtt_ms: get(&self.round_trip_us) as f64 / 1000.0 / answered,
+            remote_codec_ms: get(&self.codec_us) as f64 / 1000.0 / answered,
+            detector_ready: self.ready(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// The detector can process frames: always with the local engine (no endpoints); with a
+    /// fleet, while an endpoint is up or the local fallback stands in. For readiness checks.
+    pub fn ready(&self) -> bool {
+        self.endpoints.load(Ordering::Relaxed) == 0
+            || self.endpoints_up.load(Ordering::Relaxed) > 0
+            || self.fallback_ready.load(Ordering::Relaxed)
     }
 }
 

@@ -173,7 +173,8 @@ impl Collector for StatsCollector {
             MetricType::Histogram,
         )?;
         s.infer_latency.encode(m)?;
-        let global: [(&str, &str, MetricType, f64); 8] = [
+        let r = &s.remote;
+        let global: [(&str, &str, MetricType, f64); 14] = [
             (
                 "storetrack_inference_errors",
                 "Failed inferences.",
@@ -221,6 +222,42 @@ impl Collector for StatsCollector {
                 "Cameras in the configuration.",
                 MetricType::Gauge,
                 self.ids.len() as f64,
+            ),
+            (
+                "storetrack_model_servers",
+                "Model-server endpoints configured (backend = kserve; 0 with the local engine).",
+                MetricType::Gauge,
+                load(&r.endpoints),
+            ),
+            (
+                "storetrack_model_servers_up",
+                "Model-server endpoints taking requests now.",
+                MetricType::Gauge,
+                load(&r.endpoints_up),
+            ),
+            (
+                "storetrack_remote_requests",
+                "Inference requests sent to model servers.",
+                MetricType::Counter,
+                load(&r.requests),
+            ),
+            (
+                "storetrack_remote_request_failures",
+                "Model-server requests that failed or timed out (their frames dropped).",
+                MetricType::Counter,
+                load(&r.failures),
+            ),
+            (
+                "storetrack_frames_dropped_no_model_server",
+                "Frames dropped because no model server was up and there is no local fallback.",
+                MetricType::Counter,
+                load(&r.dropped),
+            ),
+            (
+                "storetrack_frames_detected_by_fallback",
+                "Frames detected by the local engine while no model server was up.",
+                MetricType::Counter,
+                load(&r.fallback),
             ),
         ];
         for (name, help, kind, value) in global {

@@ -238,7 +238,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Ready when the model is loaded, the database takes writes and at least one camera streams.
+/// Ready when the model is loaded, the detector can run (with a model-server fleet: an endpoint
+/// is up or the local fallback stands in), the database takes writes and at least one camera
+/// streams.
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     let s = &state.stats;
     let model = s.model_loaded.load(Ordering::Relaxed);
@@ -248,10 +250,14 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
         .iter()
         .filter(|c| c.up.load(Ordering::Relaxed))
         .count();
-    let ready = model && db && up > 0;
+    let detector = s.remote.ready();
+    let ready = model && detector && db && up > 0;
     let body = json!({
         "ready": ready,
         "model_loaded": model,
+        "detector_ready": detector,
+        "model_servers_up": s.remote.endpoints_up.load(Ordering::Relaxed),
+        "model_servers": s.remote.endpoints.load(Ordering::Relaxed),
         "database_writable": db,
         "cameras_up": up,
         "cameras": s.cameras.len(),

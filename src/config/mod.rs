@@ -8,6 +8,7 @@
 mod api;
 mod floor;
 mod raw;
+mod remote;
 mod secrets;
 mod validate;
 
@@ -135,6 +136,26 @@ pub struct InferenceConfig {
     pub streams: CountOrAuto,
     /// Folder (or file) of the OpenVINO C runtime library, when it is not found by itself.
     pub runtime: Option<PathBuf>,
+    /// A KServe v2 model-server fleet to detect with (`backend = "kserve"`); None: the local
+    /// OpenVINO engine.
+    pub remote: Option<RemoteConfig>,
+}
+
+/// `[inference] backend = "kserve"`: detection on a fleet of KServe v2 gRPC model servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// `host:port` of each server (from `grpc://host:port`), in config order.
+    pub endpoints: Vec<String>,
+    /// Model name on the servers.
+    pub model: String,
+    /// Model version (None: the server's choice).
+    pub version: Option<String>,
+    /// Longest wait for one inference before the endpoint counts as failed.
+    pub timeout_ms: u64,
+    /// Requests outstanding at once per endpoint.
+    pub in_flight: usize,
+    /// Detect with the local OpenVINO engine while no endpoint is up (`fallback = "local"`).
+    pub fallback_local: bool,
 }
 
 /// GStreamer ingest settings.

@@ -8,6 +8,9 @@ pub(super) const DEFAULT_MODEL_DESCRIPTION: &str = "models/ssdlite.toml";
 pub(super) const DEFAULT_SCORE_THRESHOLD: f32 = 0.35;
 pub(super) const DEFAULT_DEVICE: &str = "CPU";
 pub(super) const DEFAULT_HINT: &str = "THROUGHPUT";
+pub(super) const DEFAULT_BACKEND: &str = "local";
+pub(super) const DEFAULT_REMOTE_TIMEOUT_MS: u64 = 2_000;
+pub(super) const DEFAULT_REMOTE_IN_FLIGHT: usize = 4;
 pub(super) const DEFAULT_PIPELINE: &str = "pipelines/camera.pipeline";
 pub(super) const DEFAULT_LATENCY_MS: u32 = 200;
 pub(super) const DEFAULT_PROTOCOLS: &str = "tcp";
@@ -148,6 +151,16 @@ pub(super) struct RawInference {
     #[serde(default)]
     pub streams: CountOrAuto,
     pub runtime: Option<Spanned<String>>,
+    #[serde(default = "default_backend")]
+    pub backend: Spanned<String>,
+    pub endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    pub model: Option<Spanned<String>>,
+    pub version: Option<Spanned<String>>,
+    #[serde(default = "default_remote_timeout_ms")]
+    pub timeout_ms: Spanned<u64>,
+    #[serde(default = "default_remote_in_flight")]
+    pub in_flight: Spanned<usize>,
+    pub fallback: Option<Spanned<String>>,
 }
 
 impl Default for RawInference {
@@ -158,6 +171,13 @@ impl Default for RawInference {
             requests: CountOrAuto::Auto,
             streams: CountOrAuto::Auto,
             runtime: None,
+            backend: default_backend(),
+            endpoints: None,
+            model: None,
+            version: None,
+            timeout_ms: default_remote_timeout_ms(),
+            in_flight: default_remote_in_flight(),
+            fallback: None,
         }
     }
 }
@@ -236,6 +256,15 @@ fn default_device() -> Spanned<String> {
 }
 fn default_hint() -> Spanned<String> {
     unspanned(DEFAULT_HINT.into())
+}
+fn default_backend() -> Spanned<String> {
+    unspanned(DEFAULT_BACKEND.into())
+}
+fn default_remote_timeout_ms() -> Spanned<u64> {
+    unspanned(DEFAULT_REMOTE_TIMEOUT_MS)
+}
+fn default_remote_in_flight() -> Spanned<usize> {
+    unspanned(DEFAULT_REMOTE_IN_FLIGHT)
 }
 fn default_pipeline() -> Spanned<String> {
     unspanned(DEFAULT_PIPELINE.into())

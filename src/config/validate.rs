@@ -38,6 +38,11 @@ pub(super) struct Problems<'a> {
 }
 
 impl Problems<'_> {
+    /// Problems found so far.
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
     /// Records a problem at the position of `value` (no position for a default value).
     pub(super) fn at<T>(&mut self, value: &Spanned<T>, message: String) {
         let span = value.span();
@@ -117,6 +122,8 @@ pub(super) fn validate(
             ),
         );
     }
+
+    let remote = super::remote::validate(inf, &mut p);
 
     let ing = &raw.ingest;
     let protocols = ing.protocols.get_ref().to_ascii_lowercase();
@@ -244,6 +251,7 @@ pub(super) fn validate(
             requests: inf.requests,
             streams: inf.streams,
             runtime: inf.runtime.as_ref().map(|r| resolve(r.get_ref())),
+            remote,
         },
         ingest: IngestConfig {
             pipeline: resolve(ing.pipeline.get_ref()),

@@ -1,16 +1,31 @@
 //! The detector boundary: frames in, detections out, in whatever order the device finishes.
 //!
 //! A backend runs up to [`Backend::capacity`] frames at once. [`Backend::submit`] hands it a
-//! frame; [`Backend::poll`] returns one finished frame's detections, or nothing within the
-//! timeout. Nothing here promises order: per-camera order is restored by the dispatcher
-//! ([`crate::infer::dispatch`]). The local OpenVINO request pool ([`crate::infer::local`])
-//! implements it; a remote model server fits the same shape (submit = send a request, poll =
-//! take the next response).
+//! frame; [`Backend::poll`] returns one finished frame (its detections, or the fact that it was
+//! dropped), or nothing within the timeout. Nothing here promises order: per-camera order is
+//! restored by the dispatcher ([`crate::infer::dispatch`]). The local OpenVINO request pool
+//! ([`crate::infer::local`]) and the KServe v2 model-server fleet ([`crate::infer::kserve`]:
+//! submit = send a request, poll = take the next answer) implement it.
 
 use std::time::Duration;
 
 use crate::infer::InferError;
-use crate::messages::{Detections, Frame};
+use crate::messages::{CameraIndex, Detections, Frame};
+
+/// One frame a backend is done with.
+#[derive(Debug)]
+pub enum Finished {
+    /// Its detections.
+    Detected(Detections),
+    /// It could not be detected (a remote request failed or no model server was up, and nothing
+    /// stood in); the backend has counted it. It only releases the same camera's later frames.
+    Dropped {
+        /// Which camera.
+        camera: CameraIndex,
+        /// The frame's sequence number.
+        seq: u64,
+    },
+}
 
 /// A detector that works on several frames at once and reports them as they finish.
 pub trait Backend {
@@ -20,7 +35,7 @@ pub trait Backend {
     /// Starts work on `frame`. Called only while fewer than `capacity` frames are in flight.
     fn submit(&mut self, frame: Frame) -> Result<(), InferError>;
 
-    /// The detections of one finished frame, waiting up to `timeout`; `Ok(None)` when nothing
-    /// finished in time. Detections carry the frame's camera and sequence number.
-    fn poll(&mut self, timeout: Duration) -> Result<Option<Detections>, InferError>;
+    /// One finished frame, waiting up to `timeout`; `Ok(None)` when nothing finished in time.
+    /// Every submitted frame comes back exactly once, detected or dropped.
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError>;
 }

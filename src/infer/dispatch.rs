@@ -16,7 +16,7 @@ use crossbeam_channel::Sender;
 use tracing::debug;
 
 use crate::infer::InferError;
-use crate::infer::backend::Backend;
+use crate::infer::backend::{Backend, Finished};
 use crate::ingest::queue::{FrameSource, Next};
 use crate::ingest::wall_ms;
 use crate::messages::{CameraIndex, Detections};
@@ -25,10 +25,11 @@ use crate::stats::{self, Stats};
 /// How long the loop waits for a frame or a result before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// Per-camera reorder buffers: frames submitted, in order, each with its result once known.
+/// Per-camera reorder buffers: frames submitted, in order, each with its result once known
+/// (`Some(None)`: dropped by the backend, a gap that holds nothing back).
 #[derive(Debug, Default)]
 pub struct Reorder {
-    cameras: Vec<VecDeque<(u64, Option<Detections>)>>,
+    cameras: Vec<VecDeque<(u64, Option<Option<Detections>>)>>,
 }
 
 impl Reorder {
@@ -47,23 +48,25 @@ impl Reorder {
         self.cameras[camera].push_back((seq, None));
     }
 
-    /// Stores a finished frame and returns every result of its camera that is now in order.
-    /// A result for a frame never submitted is passed straight through.
-    pub fn finished(&mut self, dets: Detections) -> Vec<Detections> {
-        let Some(queue) = self.cameras.get_mut(dets.camera) else {
-            return vec![dets];
+    /// Stores a finished frame and returns every result of its camera that is now in order
+    /// (dropped frames are skipped). A result for a frame never submitted is passed straight
+    /// through.
+    pub fn finished(&mut self, finished: Finished) -> Vec<Detections> {
+        let (camera, seq, dets) = match finished {
+            Finished::Detected(d) => (d.camera, d.seq, Some(d)),
+            Finished::Dropped { camera, seq } => (camera, seq, None),
         };
-        match queue
-            .iter_mut()
-            .find(|(seq, d)| *seq == dets.seq && d.is_none())
-        {
+        let Some(queue) = self.cameras.get_mut(camera) else {
+            return dets.into_iter().collect();
+        };
+        match queue.iter_mut().find(|(s, d)| *s == seq && d.is_none()) {
             Some(slot) => slot.1 = Some(dets),
-            None => return vec![dets],
+            None => return dets.into_iter().collect(),
         }
         let mut ready = Vec::new();
         while let Some((_, Some(_))) = queue.front() {
             if let Some((_, Some(d))) = queue.pop_front() {
-                ready.push(d);
+                ready.extend(d);
             }
         }
         ready
@@ -236,7 +239,7 @@ mod tests {
             self.running.push(frame);
             Ok(())
         }
-        fn poll(&mut self, timeout: Duration) -> Result<Option<Detections>, InferError> {
+        fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
             if timeout.is_zero() {
                 return Ok(None);
             }
@@ -245,14 +248,14 @@ mod tests {
             };
             let (camera, seq, sent) = (f.camera, f.seq, self.out.len());
             self.log.push(Event::Finish { camera, seq, sent });
-            Ok(Some(Detections {
+            Ok(Some(Finished::Detected(Detections {
                 camera,
                 seq,
                 captured_ms: f.captured_ms,
                 source_size: (8, 8),
                 persons: 1,
                 boxes: Vec::new(),
-            }))
+            })))
         }
     }
 
@@ -366,12 +369,25 @@ mod tests {
             persons: 0,
             boxes: Vec::new(),
         };
-        assert!(r.finished(det(0, 3)).is_empty());
+        let done = |camera, seq| Finished::Detected(det(camera, seq));
+        assert!(r.finished(done(0, 3)).is_empty());
         // Another camera is not held back by camera 0's gap.
-        assert_eq!(r.finished(det(1, 1)).len(), 1);
-        assert!(r.finished(det(0, 2)).is_empty());
-        let seqs: Vec<u64> = r.finished(det(0, 1)).iter().map(|d| d.seq).collect();
+        assert_eq!(r.finished(done(1, 1)).len(), 1);
+        assert!(r.finished(done(0, 2)).is_empty());
+        let seqs: Vec<u64> = r.finished(done(0, 1)).iter().map(|d| d.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3]);
         assert_eq!(r.pending(), 0);
+        // A dropped frame releases the frames behind it and is not passed on itself.
+        for seq in 4..=6 {
+            r.submitted(0, seq);
+        }
+        assert!(r.finished(done(0, 5)).is_empty());
+        let seqs: Vec<u64> = r
+            .finished(Finished::Dropped { camera: 0, seq: 4 })
+            .iter()
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(seqs, vec![5]);
+        assert_eq!(r.pending(), 1);
     }
 }

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use openvino::{CompiledModel, Core, InferRequest};
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::infer::backend::Backend;
+use crate::infer::backend::{Backend, Finished};
 use crate::infer::{InferError, Io};
 use crate::messages::{Detections, Frame};
 
@@ -84,9 +84,9 @@ impl Backend for LocalBackend {
         jobs.send(frame).map_err(|_| InferError::WorkersGone)
     }
 
-    fn poll(&mut self, timeout: Duration) -> Result<Option<Detections>, InferError> {
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
         match self.results.recv_timeout(timeout) {
-            Ok(r) => r.map(Some),
+            Ok(r) => r.map(|d| Some(Finished::Detected(d))),
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(InferError::WorkersGone),
         }

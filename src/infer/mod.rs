@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod device;
 pub mod dispatch;
+pub mod kserve;
 pub mod local;
 pub mod model;
 pub mod resize;

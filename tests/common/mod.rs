@@ -62,3 +62,4 @@ pub fn write_config(dir: &Path, urls: &[String], extra: &str) -> PathBuf {
 }
 
 pub mod clip;
+pub mod kserve;

@@ -1,0 +1,142 @@
+//! A real KServe v2 model server for the tests: `deploy/kserve/serve.py` (KServe's Python
+//! ModelServer from PyPI, installed by scripts/setup.sh) serving the same OpenVINO IR as the local
+//! engine, on free loopback ports. The server exits with the test process.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use storetrack::infer::kserve::proto::ServerReadyRequest;
+use storetrack::infer::kserve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+
+use super::root;
+
+/// Model name the test servers use.
+pub const MODEL: &str = "ssdlite";
+/// Longest wait for a server to load the model and listen (2 shared cores, cold imports).
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A running server; killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    grpc: u16,
+    http: u16,
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts a server on free ports and waits until it answers ServerReady.
+    pub fn start() -> Server {
+        let mut s = Server {
+            child: None,
+            grpc: free_port(),
+            http: free_port(),
+        };
+        s.restart();
+        s
+    }
+
+    /// `host:port` of its gRPC endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.grpc)
+    }
+
+    /// Kills the server (as a crash would: SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts the server on the same ports and waits until it is ready.
+    pub fn restart(&mut self) {
+        self.kill();
+        let python = root().join(".venv/bin/python");
+        assert!(
+            python.is_file(),
+            "{} missing: run scripts/setup.sh",
+            python.display()
+        );
+        let child = Command::new(python)
+            .arg(root().join("deploy/kserve/serve.py"))
+            .args(["--ir", &path(&root().join("models/ssdlite/ssdlite.xml"))])
+            .args(["--name", MODEL, "--exit-with-parent"])
+            .args(["--grpc-port", &self.grpc.to_string()])
+            .args(["--http-port", &self.http.to_string()])
+            .args([
+                "--outputs",
+                "detection_boxes:0,detection_classes:0,detection_scores:0,num_detections:0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting deploy/kserve/serve.py");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = format!("http://{}", self.endpoint());
+        let started = Instant::now();
+        loop {
+            let ready = rt.block_on(async {
+                let Ok(mut c) = GrpcInferenceServiceClient::connect(url.clone()).await else {
+                    return false;
+                };
+                c.server_ready(ServerReadyRequest {})
+                    .await
+                    .is_ok_and(|r| r.into_inner().ready)
+            });
+            if ready {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "KServe test server exited during start ({status}); run it by hand: python deploy/kserve/serve.py --help"
+                );
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "KServe test server not ready after {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `[inference]` lines for the remote backend on these `host:port` endpoints.
+pub fn inference_toml(endpoints: &[String], extra: &str) -> String {
+    let list: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("\"grpc://{e}\""))
+        .collect();
+    format!(
+        "[inference]\nbackend = \"kserve\"\nendpoints = [{}]\nmodel = \"{MODEL}\"\ntimeout_ms = 10000\n{extra}\n",
+        list.join(", ")
+    )
+}
