@@ -10,6 +10,9 @@ use std::process::Command;
 use rusqlite::Connection;
 use storetrack::simcam::SimCam;
 
+/// Frame steps (at 10 fps: 2 s) taken to switch from arrival time to the sender reports' time.
+const SETTLE_STEPS: usize = 20;
+
 #[test]
 fn frames_are_stamped_from_sender_reports_and_strictly_increase() {
     let sim = SimCam::start("127.0.0.1", 0, &[("cam1".into(), common::video())]).unwrap();
@@ -56,11 +59,13 @@ fn frames_are_stamped_from_sender_reports_and_strictly_increase() {
     }
     assert!(steps.len() >= 30, "only {} frames", steps.len() + 1);
     assert!(steps.iter().all(|&d| d > 0), "time went back: {steps:?}");
-    // 10 fps at detect_fps 10: every frame, 100 ms apart (5 % slower while the arrival-based
-    // start is slewed down to the camera's NTP time).
-    let regular = steps.iter().filter(|&&d| (95..=101).contains(&d)).count();
+    // 10 fps at detect_fps 10: every frame, 100 ms apart once the clock follows the sender
+    // reports. The first seconds (arrival-based start, then brought onto the camera's NTP time;
+    // a busy machine stretches that) are left out of the regularity check.
+    let settled = &steps[steps.len().min(SETTLE_STEPS)..];
+    let regular = settled.iter().filter(|&&d| (95..=101).contains(&d)).count();
     assert!(
-        regular * 10 >= steps.len() * 9,
+        regular * 10 >= settled.len() * 9,
         "irregular spacing: {steps:?}"
     );
 }
