@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::clip::{Rgb, decode_frame, encode_still};
+use common::clip::{Rgb, decode_frame, element, encode_still, launch, rgb_caps};
 use storetrack::geometry::{BBox, Detection};
 use storetrack::infer::Engine;
 use storetrack::simcam::SimCam;
@@ -278,34 +278,15 @@ fn letterboxed_rect(size: (u32, u32), white: BBox, input: (u32, u32)) -> BBox {
         (1.0, 1.0),
         (white.x, white.y),
     );
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "appsrc name=src ! videoscale add-borders=true \
          ! video/x-raw,width={},height={},pixel-aspect-ratio=1/1 ! videoconvert \
          ! video/x-raw,format=RGB ! appsink name=sink sync=false",
         input.0, input.1
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    src.set_caps(Some(
-        &gst::Caps::builder("video/x-raw")
-            .field("format", "RGB")
-            .field("width", size.0 as i32)
-            .field("height", size.1 as i32)
-            .field("framerate", gst::Fraction::new(10, 1))
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .build(),
     ));
+    let src: gst_app::AppSrc = element(&pipeline, "src");
+    let sink: gst_app::AppSink = element(&pipeline, "sink");
+    src.set_caps(Some(&rgb_caps(size.0, size.1)));
     pipeline.set_state(gst::State::Playing).unwrap();
     src.push_buffer(gst::Buffer::from_mut_slice(picture.data))
         .unwrap();

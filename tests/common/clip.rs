@@ -96,22 +96,39 @@ impl Rgb {
     }
 }
 
+/// Parses a pipeline description (panics with GStreamer's message: a test setup failure).
+pub fn launch(description: &str) -> gst::Pipeline {
+    gst::init().unwrap();
+    gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+/// The element `name` of `pipeline` as its concrete type.
+pub fn element<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str) -> T {
+    pipeline.by_name(name).unwrap().downcast::<T>().unwrap()
+}
+
+/// Caps of packed RGB frames of `w × h` at 10 fps with square pixels.
+pub fn rgb_caps(w: u32, h: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "RGB")
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .field("framerate", gst::Fraction::new(10, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
 /// Frame `index` (0-based) of a video file, decoded to RGB.
 pub fn decode_frame(path: &Path, index: usize) -> Rgb {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert \
          ! video/x-raw,format=RGB ! appsink name=sink sync=false",
         path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
+    let sink: gst_app::AppSink = element(&pipeline, "sink");
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut picture = None;
     for _ in 0..=index {
@@ -131,30 +148,15 @@ pub fn decode_frame(path: &Path, index: usize) -> Rgb {
 
 /// Encodes `frames` copies of `picture` as a 10 fps H.264 MP4 at `out`.
 pub fn encode_still(picture: &Rgb, frames: usize, out: &Path) {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 \
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 \
          ! video/x-h264,profile=constrained-baseline ! h264parse ! mp4mux \
          ! filesink location=\"{}\"",
         out.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGB")
-        .field("width", picture.w as i32)
-        .field("height", picture.h as i32)
-        .field("framerate", gst::Fraction::new(10, 1))
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
-    src.set_caps(Some(&caps));
+    ));
+    let src: gst_app::AppSrc = element(&pipeline, "src");
+    src.set_caps(Some(&rgb_caps(picture.w, picture.h)));
     pipeline.set_state(gst::State::Playing).unwrap();
     for i in 0..frames as u64 {
         let mut buf = gst::Buffer::from_mut_slice(picture.data.clone());
