@@ -73,7 +73,7 @@ fn camera_that_drops_out_is_reconnected() {
         first_after.map_or(-1, |t| t - back_ms)
     );
     // ~10 s of the run remain after the return: at 10 fps that is ~100 frames; the reconnect
-    // (retry 0.5 s + RTSP set-up) must leave most of them.
+    // (backoff from 0.5 s, doubling, + RTSP set-up) must leave most of them.
     assert!(
         after >= 50,
         "only {after} frames stored after the camera came back"
