@@ -2,21 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use storetrack::analytics::cli::{AnalyticsQuery, Request};
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
-use storetrack::notify::NotifyTarget;
 use storetrack::query::{self, Format, TrackFilter};
-use storetrack::service::{self, RunOptions};
 use storetrack::simcam::{self, SimCam};
 use storetrack::{mot, redact, store, synth};
 
 mod render_cmd;
+mod run_cmd;
 use render_cmd::render;
 
 #[derive(Parser)]
@@ -43,6 +40,13 @@ enum Command {
         /// Print a progress line this often (0s: never).
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         progress: Duration,
+    },
+    /// Tell the running service to re-read its config file's cameras (SIGHUP to the process
+    /// holding the database's run lock); the service logs what it applied or why it refused.
+    Reload {
+        /// Config file (the one the service runs with).
+        #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
     },
     /// Check a config file and print every problem found.
     CheckConfig {
@@ -236,139 +240,14 @@ fn message(e: &anyhow::Error) -> String {
     msg
 }
 
-/// Frame age and per-camera analysed rate (the fairness spread) of a run summary.
-fn print_latency(summary: &service::Summary) {
-    let l = &summary.latency;
-    let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
-    println!(
-        "  frame age        p50 {}, p95 {} (capture to detection, all cameras)",
-        ms(l.age_p50_ms),
-        ms(l.age_p95_ms)
-    );
-    if let Some((min, median, max)) = l.fps_spread() {
-        let mean = summary.processed_fps() / l.cameras.len().max(1) as f64;
-        let pct = |v: f64| 100.0 * (v - mean) / mean.max(1e-9);
-        println!(
-            "  per-camera FPS   min {min:.2}, median {median:.2}, max {max:.2} (fair share {mean:.2}: {:+.0} % .. {:+.0} %)",
-            pct(min),
-            pct(max)
-        );
-    }
-    for (id, c) in summary.camera_ids.iter().zip(&l.cameras) {
-        println!(
-            "    {id:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
-            c.fps,
-            ms(c.age_p50_ms),
-            ms(c.age_p95_ms)
-        );
-    }
-}
-
-fn stop_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
-    }
-    Ok(stop)
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run {
             config,
             duration,
             progress,
-        } => {
-            let cfg = Config::load(&config)?;
-            let opts = RunOptions {
-                duration,
-                progress: (!progress.is_zero()).then_some(progress),
-                notify: NotifyTarget::from_env(),
-                api_bound: None,
-            };
-            let summary = service::run(&cfg, &opts, stop_flag()?)?;
-            let c = &summary.counts;
-            println!("storetrack run summary");
-            println!("  cameras          {} ({} failures)", c.cameras, c.failures);
-            println!(
-                "  detector         {} on {} ({} requests, streams {})",
-                summary.engine.model,
-                summary.engine.device,
-                summary.engine.requests,
-                summary.engine.streams.as_deref().unwrap_or("?")
-            );
-            println!("  frames decoded   {}", c.decoded);
-            println!(
-                "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
-                c.skipped
-            );
-            println!(
-                "  frames inferred  {} (dropped before inference: {})",
-                c.inferred, c.dropped
-            );
-            if c.endpoints > 0 {
-                println!(
-                    "  remote           {} requests ({} failed), {}/{} endpoints up at end, \
-                     round trip {:.1} ms, client encode+decode {:.2} ms",
-                    c.remote_requests,
-                    c.remote_failures,
-                    c.endpoints_up,
-                    c.endpoints,
-                    c.remote_rtt_ms,
-                    c.remote_codec_ms
-                );
-                println!(
-                    "  no model server  {} frames dropped, {} detected by the local fallback",
-                    c.remote_dropped, c.fallback_frames
-                );
-            }
-            println!("  detections       {} persons", c.persons);
-            println!("  tracks           {}", c.tracks);
-            println!("  points stored    {}", c.points_stored);
-            if c.points_duplicate + c.points_rejected > 0 {
-                println!(
-                    "  points refused   {} duplicate time, {} non-finite",
-                    c.points_duplicate, c.points_rejected
-                );
-            }
-            if c.store_errors + c.store_rows_failed > 0 {
-                println!(
-                    "  not written      {} points, {} frames dropped while the database refused \
-                     writes ({} failed transactions); {} rows refused",
-                    c.store_points_dropped,
-                    c.store_frames_dropped,
-                    c.store_errors,
-                    c.store_rows_failed
-                );
-            }
-            if c.retention_points_deleted + c.retention_seconds_deleted > 0 {
-                println!(
-                    "  retention        {} tracks, {} points, {} frame-seconds deleted",
-                    c.retention_tracks_deleted,
-                    c.retention_points_deleted,
-                    c.retention_seconds_deleted
-                );
-            }
-            println!(
-                "  processed FPS    {:.1} over {:.1} s",
-                summary.processed_fps(),
-                summary.elapsed.as_secs_f64()
-            );
-            print_latency(&summary);
-            println!(
-                "  database         {} (run {})",
-                summary.db.display(),
-                summary.run.id
-            );
-            if !summary.run.dead.is_empty() {
-                println!(
-                    "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
-                    summary.run.dead.len(),
-                    summary.run.interrupted_tracks
-                );
-            }
-            Ok(())
-        }
+        } => run_cmd::run(&config, duration, progress),
+        Command::Reload { config } => run_cmd::reload(&config),
         Command::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
@@ -420,7 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             for m in sim.mounts() {
                 println!("{}", sim.url(m));
             }
-            let stop = stop_flag()?;
+            let stop = run_cmd::stop_flag()?;
             let start = std::time::Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed)
                 && duration.is_none_or(|d| start.elapsed() < d)

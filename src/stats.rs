@@ -2,11 +2,13 @@
 //! progress line, the end-of-run summary, the notify status line and `/metrics` (see
 //! [`crate::api::metrics`]). Labels stay low-cardinality: camera yes, track id never.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::Histogram;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::messages::CameraIndex;
 
 /// Frame age histogram buckets (seconds from capture to detections ready).
 pub const FRAME_AGE_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0];
@@ -16,9 +18,19 @@ pub const INFER_LATENCY_BUCKETS: [f64; 10] =
 /// Analysed frame rates are averaged over at least this long.
 pub const RATE_WINDOW: Duration = Duration::from_secs(2);
 
-/// Counters of one camera.
+/// Counters of one camera slot. A slot belongs to one camera for the life of the service; a
+/// camera removed by a reload leaves its slot inactive, and a camera added (or changed) gets a
+/// new slot, so counters only ever rise per slot.
 #[derive(Debug)]
 pub struct CameraStats {
+    /// Camera id, as in the config.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// URL with credentials masked.
+    pub url: String,
+    /// False once the camera was removed by a reload (its counters stay in the totals).
+    pub active: AtomicBool,
     /// Frames out of the decoder.
     pub decoded: AtomicU64,
     /// Decoded frames discarded before scaling and colour conversion because the camera's
@@ -50,9 +62,14 @@ pub struct CameraStats {
     pub frame_age: Histogram,
 }
 
-impl Default for CameraStats {
-    fn default() -> Self {
+impl CameraStats {
+    /// Zeroed counters of camera `id`; `url` must already be masked.
+    pub fn new(id: &str, name: &str, url: &str) -> Self {
         Self {
+            id: id.to_string(),
+            name: name.to_string(),
+            url: url.to_string(),
+            active: AtomicBool::new(true),
             decoded: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
@@ -72,6 +89,11 @@ impl Default for CameraStats {
 }
 
 impl CameraStats {
+    /// Whether the camera is still configured.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Frames inferred per second recently.
     pub fn fps(&self) -> f64 {
         self.fps_milli.load(Ordering::Relaxed) as f64 / 1000.0
@@ -123,8 +145,8 @@ pub struct RemoteStats {
 /// Counters of the whole service.
 #[derive(Debug)]
 pub struct Stats {
-    /// Per camera, in config order.
-    pub cameras: Vec<CameraStats>,
+    /// Per camera slot, indexed by [`CameraIndex`]; grows when a reload adds cameras.
+    cameras: RwLock<Vec<Arc<CameraStats>>>,
     /// Tracks confirmed by the trackers.
     pub tracks: AtomicU64,
     /// Track points sent to the store.
@@ -184,23 +206,23 @@ pub struct RateState {
 /// A plain copy of the counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Cameras configured.
+    /// Cameras configured now.
     pub cameras: usize,
     /// Cameras with frames flowing.
     pub cameras_up: usize,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub decoded: u64,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub skipped: u64,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub delivered: u64,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub dropped: u64,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub inferred: u64,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub persons: u64,
-    /// Sum over cameras.
+    /// Sum over cameras (removed ones included).
     pub failures: u64,
     /// Tracks confirmed.
     pub tracks: u64,
@@ -254,10 +276,19 @@ pub struct Snapshot {
 }
 
 impl Stats {
-    /// Zeroed counters for `cameras` cameras.
+    /// Zeroed counters with `cameras` slots named cam0, cam1, … (see [`Stats::add_camera`]).
     pub fn new(cameras: usize) -> Self {
+        let stats = Self::empty();
+        for i in 0..cameras {
+            stats.add_camera(&format!("cam{i}"), &format!("cam{i}"), "");
+        }
+        stats
+    }
+
+    /// Zeroed counters without cameras.
+    pub fn empty() -> Self {
         Self {
-            cameras: (0..cameras).map(|_| CameraStats::default()).collect(),
+            cameras: RwLock::default(),
             tracks: AtomicU64::new(0),
             points: AtomicU64::new(0),
             points_stored: AtomicU64::new(0),
@@ -284,12 +315,43 @@ impl Stats {
         }
     }
 
+    /// Adds a slot for camera `id` (`url` already masked) and returns its index.
+    pub fn add_camera(&self, id: &str, name: &str, url: &str) -> CameraIndex {
+        let mut slots = self.cameras.write().unwrap_or_else(|e| e.into_inner());
+        slots.push(Arc::new(CameraStats::new(id, name, url)));
+        slots.len() - 1
+    }
+
+    /// The counters of slot `index`.
+    ///
+    /// # Panics
+    /// If no slot has that index (slots are added before their camera starts).
+    pub fn camera(&self, index: CameraIndex) -> Arc<CameraStats> {
+        let slots = self.cameras.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&slots[index])
+    }
+
+    /// Every slot, removed cameras included, by index.
+    pub fn all_cameras(&self) -> Vec<Arc<CameraStats>> {
+        self.cameras
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The configured cameras' counters, in slot order.
+    pub fn cameras(&self) -> Vec<Arc<CameraStats>> {
+        let mut v = self.all_cameras();
+        v.retain(|c| c.is_active());
+        v
+    }
+
     /// A starting point for [`Stats::update_rates`].
     pub fn rate_state(&self) -> RateState {
         RateState {
             at: Instant::now(),
             inferred: self
-                .cameras
+                .all_cameras()
                 .iter()
                 .map(|c| c.inferred.load(Ordering::Relaxed))
                 .collect(),
@@ -303,7 +365,8 @@ impl Stats {
             return;
         }
         let now = self.rate_state();
-        for ((c, before), after) in self.cameras.iter().zip(&prev.inferred).zip(&now.inferred) {
+        let slots = self.all_cameras();
+        for ((c, before), after) in slots.iter().zip(&prev.inferred).zip(&now.inferred) {
             let fps = after.saturating_sub(*before) as f64 / dt.as_secs_f64();
             c.fps_milli
                 .store((fps * 1000.0).round() as u64, Ordering::Relaxed);
@@ -313,18 +376,15 @@ impl Stats {
 
     /// Reads every counter.
     pub fn snapshot(&self) -> Snapshot {
+        let slots = self.all_cameras();
         let sum = |f: fn(&CameraStats) -> &AtomicU64| {
-            self.cameras
-                .iter()
-                .map(|c| f(c).load(Ordering::Relaxed))
-                .sum()
+            slots.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
         };
         Snapshot {
-            cameras: self.cameras.len(),
-            cameras_up: self
-                .cameras
+            cameras: slots.iter().filter(|c| c.is_active()).count(),
+            cameras_up: slots
                 .iter()
-                .filter(|c| c.up.load(Ordering::Relaxed))
+                .filter(|c| c.is_active() && c.up.load(Ordering::Relaxed))
                 .count(),
             decoded: sum(|c| &c.decoded),
             skipped: sum(|c| &c.skipped),
@@ -439,6 +499,8 @@ pub fn quantile_ms(counts: &[u64], q: f64) -> Option<i64> {
 /// One camera's analysed rate and frame age over a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraFigures {
+    /// Camera id.
+    pub id: String,
     /// Frames the detector finished.
     pub inferred: u64,
     /// Analysed frames per second.
@@ -452,7 +514,7 @@ pub struct CameraFigures {
 /// Analysed rate and frame age, per camera and over all cameras.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Latency {
-    /// Per camera, in config order.
+    /// Per configured camera, in slot order (as [`Stats::cameras`]).
     pub cameras: Vec<CameraFigures>,
     /// Median frame age over all cameras, ms.
     pub age_p50_ms: Option<i64>,
@@ -487,7 +549,7 @@ impl Stats {
     pub fn latency(&self, elapsed_s: f64) -> Latency {
         let mut all = vec![0u64; AGE_BUCKETS];
         let cameras = self
-            .cameras
+            .cameras()
             .iter()
             .map(|c| {
                 let counts = c.age.counts();
@@ -496,6 +558,7 @@ impl Stats {
                 }
                 let inferred = c.inferred.load(Ordering::Relaxed);
                 CameraFigures {
+                    id: c.id.clone(),
                     inferred,
                     fps: inferred as f64 / elapsed_s.max(1e-9),
                     age_p50_ms: quantile_ms(&counts, 0.5),

@@ -147,6 +147,7 @@ fn metrics_health_and_queries_while_two_cameras_run() {
             watchdog: Some(Duration::from_millis(600)),
         }),
         api_bound: Some(bound_tx),
+        ..Default::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     let run_stop = Arc::clone(&stop);
@@ -291,7 +292,7 @@ fn a_configured_token_is_required_except_for_healthz() {
         token: Some("letmein".into()),
         token_env: Some("T".into()),
     };
-    let state = ApiState::new(stats, &[], dir.path().join("none.db"), cfg.token.clone());
+    let state = ApiState::new(stats, dir.path().join("none.db"), cfg.token.clone());
     let server = Server::start(&cfg, state).unwrap();
     let addr = server.local_addr();
     let base = format!("http://{addr}");

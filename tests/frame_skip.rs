@@ -43,14 +43,14 @@ fn frames_not_taken_are_skipped_before_conversion_and_counted() {
         input,
         decoder_threads: 1,
         frames: senders.remove(0),
-        stats: Arc::clone(&stats),
+        stats: stats.camera(0),
         stop: Arc::clone(&stop),
         resume_after_ms: None,
     })
     .unwrap();
 
     // Wait for the stream, then measure a 4 s window (the sample is 10 fps).
-    let cam = &stats.cameras[0];
+    let cam = stats.camera(0);
     let t0 = Instant::now();
     while cam.decoded.load(Ordering::Relaxed) < 5 && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));

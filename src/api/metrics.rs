@@ -26,10 +26,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics over `stats` for the cameras `ids` (config order) and the database `db`.
-    pub fn new(stats: Arc<Stats>, ids: Vec<String>, db: PathBuf) -> Self {
+    /// Metrics over `stats` (the configured cameras at each scrape) and the database `db`.
+    pub fn new(stats: Arc<Stats>, db: PathBuf) -> Self {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(StatsCollector { stats, ids, db }));
+        registry.register_collector(Box::new(StatsCollector { stats, db }));
         Self { registry }
     }
 
@@ -44,7 +44,6 @@ impl Metrics {
 #[derive(Debug)]
 struct StatsCollector {
     stats: Arc<Stats>,
-    ids: Vec<String>,
     db: PathBuf,
 }
 
@@ -144,11 +143,12 @@ impl StatsCollector {
 impl Collector for StatsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let s = &self.stats;
+        let cameras = s.cameras();
         for (name, help, kind, value) in PER_CAMERA {
             let mut m = encoder.encode_descriptor(name, help, None, *kind)?;
-            for (id, cam) in self.ids.iter().zip(&s.cameras) {
+            for cam in &cameras {
                 let v = value(cam);
-                let labels = [("camera", id.as_str())];
+                let labels = [("camera", cam.id.as_str())];
                 let family = m.encode_family(&labels)?;
                 match kind {
                     MetricType::Counter => ConstCounter::new(v as u64).encode(family)?,
@@ -162,8 +162,8 @@ impl Collector for StatsCollector {
             None,
             MetricType::Histogram,
         )?;
-        for (id, cam) in self.ids.iter().zip(&s.cameras) {
-            let labels = [("camera", id.as_str())];
+        for cam in &cameras {
+            let labels = [("camera", cam.id.as_str())];
             cam.frame_age.encode(m.encode_family(&labels)?)?;
         }
         let m = encoder.encode_descriptor(
@@ -221,7 +221,7 @@ impl Collector for StatsCollector {
                 "storetrack_cameras_configured",
                 "Cameras in the configuration.",
                 MetricType::Gauge,
-                self.ids.len() as f64,
+                s.cameras().len() as f64,
             ),
             (
                 "storetrack_model_servers",

@@ -26,8 +26,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
-use crate::config::{ApiConfig, CameraConfig};
-use crate::redact;
+use crate::config::ApiConfig;
 use crate::stats::Stats;
 pub use metrics::Metrics;
 
@@ -51,33 +50,10 @@ pub enum ApiError {
     Start(#[source] std::io::Error),
 }
 
-/// A camera as the API shows it (URL already masked).
-#[derive(Debug, Clone)]
-pub struct CameraInfo {
-    /// Camera id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// URL with credentials masked.
-    pub url: String,
-}
-
-impl From<&CameraConfig> for CameraInfo {
-    fn from(c: &CameraConfig) -> Self {
-        Self {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            url: redact::url(&c.url),
-        }
-    }
-}
-
 /// What the handlers read.
 pub struct ApiState {
     /// Shared counters of the running service.
     pub stats: Arc<Stats>,
-    /// Cameras in config order (same order as `stats.cameras`).
-    pub cameras: Vec<CameraInfo>,
     /// The database (opened read-only per request).
     pub db: PathBuf,
     /// Required bearer token, if any.
@@ -90,7 +66,6 @@ impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The token is a credential: never printed.
         f.debug_struct("ApiState")
-            .field("cameras", &self.cameras)
             .field("db", &self.db)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
@@ -98,18 +73,12 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
-    /// State for a service run over `cameras` writing to `db`.
-    pub fn new(
-        stats: Arc<Stats>,
-        cameras: &[CameraConfig],
-        db: PathBuf,
-        token: Option<String>,
-    ) -> Self {
-        let ids = cameras.iter().map(|c| c.id.clone()).collect();
+    /// State for a service run counting in `stats` (its camera slots name the cameras) and
+    /// writing to `db`.
+    pub fn new(stats: Arc<Stats>, db: PathBuf, token: Option<String>) -> Self {
         Self {
-            metrics: Metrics::new(Arc::clone(&stats), ids, db.clone()),
+            metrics: Metrics::new(Arc::clone(&stats), db.clone()),
             stats,
-            cameras: cameras.iter().map(CameraInfo::from).collect(),
             db,
             token,
         }
@@ -245,8 +214,8 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     let s = &state.stats;
     let model = s.model_loaded.load(Ordering::Relaxed);
     let db = s.db_writable.load(Ordering::Relaxed);
-    let up = s
-        .cameras
+    let cameras = s.cameras();
+    let up = cameras
         .iter()
         .filter(|c| c.up.load(Ordering::Relaxed))
         .count();
@@ -260,7 +229,7 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
         "model_servers": s.remote.endpoints.load(Ordering::Relaxed),
         "database_writable": db,
         "cameras_up": up,
-        "cameras": s.cameras.len(),
+        "cameras": cameras.len(),
     });
     let code = if ready {
         StatusCode::OK

@@ -79,10 +79,10 @@ pub(super) fn routes() -> Router<Arc<ApiState>> {
 
 async fn cameras(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     let list: Vec<_> = state
-        .cameras
+        .stats
+        .cameras()
         .iter()
-        .zip(&state.stats.cameras)
-        .map(|(info, c)| {
+        .map(|c| {
             let up = c.up.load(Ordering::Relaxed);
             let failures = c.failures.load(Ordering::Relaxed);
             let status = match (up, failures) {
@@ -91,9 +91,9 @@ async fn cameras(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> 
                 (false, _) => "down",
             };
             json!({
-                "id": info.id,
-                "name": info.name,
-                "url": info.url,
+                "id": c.id,
+                "name": c.name,
+                "url": c.url,
                 "state": status,
                 "last_error": c.last_error().map(|e| redact::scrub(&e).into_owned()),
                 "fps": c.fps(),

@@ -103,7 +103,7 @@ fn serve<B: Backend>(
 ) -> Result<(), InferError> {
     let capacity = backend.capacity().max(1);
     let mut in_flight = 0usize;
-    let mut reorder = Reorder::new(stats.cameras.len());
+    let mut reorder = Reorder::default();
     let mut closed = false;
     loop {
         let stopping = closed || stop.load(Ordering::Relaxed);
@@ -158,7 +158,7 @@ fn serve<B: Backend>(
         }
         let now = wall_ms();
         for d in done.into_iter().flat_map(|d| reorder.finished(d)) {
-            let cam = &stats.cameras[d.camera.min(stats.cameras.len() - 1)];
+            let cam = stats.camera(d.camera);
             stats::inc(&cam.inferred);
             stats::add(&cam.persons, u64::from(d.persons));
             cam.age.record(now - d.captured_ms);
@@ -317,7 +317,7 @@ mod tests {
                 "camera {cam}"
             );
             assert_eq!(
-                stats.cameras[cam].inferred.load(Ordering::Relaxed),
+                stats.camera(cam).inferred.load(Ordering::Relaxed),
                 per_camera as u64
             );
         }

@@ -33,7 +33,7 @@ use crate::config::{CameraConfig, IngestConfig};
 use crate::infer::InputSpec;
 use crate::messages::{CameraIndex, Frame};
 use crate::redact;
-use crate::stats::{self, Stats};
+use crate::stats::{self, CameraStats};
 use backoff::Backoff;
 use clock::{Adjust, CaptureClock, Reading, Reference};
 pub use pipeline::{PipelineError, Template};
@@ -68,8 +68,8 @@ pub struct CameraTask {
     pub decoder_threads: u32,
     /// This camera's queue to the detector.
     pub frames: FrameSender,
-    /// Shared counters.
-    pub stats: Arc<Stats>,
+    /// The camera's counters.
+    pub stats: Arc<CameraStats>,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
     /// The camera's last stored capture time (earlier runs): new stamps follow it.
@@ -116,7 +116,7 @@ struct Down {
 }
 
 fn supervise(task: CameraTask) {
-    let cam_stats = &task.stats.cameras[task.index];
+    let cam_stats = &task.stats;
     let seq = Arc::new(AtomicU64::new(0));
     // One clock for the camera's life: stamps keep increasing across reconnections.
     let clock = Arc::new(Mutex::new(CameraClock::new(task.resume_after_ms)));
@@ -274,15 +274,13 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
         return;
     };
     let live = Arc::clone(live);
-    let stats = Arc::clone(&task.stats);
+    let cam = Arc::clone(&task.stats);
     let frames = task.frames.clone();
-    let index = task.index;
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
             match &info.data {
                 Some(gst::PadProbeData::Buffer(_)) => {
-                    let cam = &stats.cameras[index];
                     stats::inc(&cam.decoded);
                     // Skipped here, a frame costs no rate limiting, scaling or conversion.
                     if !frames.wants_frame() {
@@ -416,7 +414,7 @@ fn install_sink(
 ) {
     let live = Arc::clone(live);
     let seq = Arc::clone(seq);
-    let stats = Arc::clone(&task.stats);
+    let cam = Arc::clone(&task.stats);
     let frames = task.frames.clone();
     let index = task.index;
     let input = task.input;
@@ -445,7 +443,6 @@ fn install_sink(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .stamp(&camera, &buffer);
-                let cam = &stats.cameras[index];
                 cam.up.store(true, Ordering::Relaxed);
                 let par = (
                     live.par_n.load(Ordering::Relaxed),

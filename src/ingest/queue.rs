@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError, bounded, unbounded};
 
 use crate::ingest::wall_ms;
-use crate::messages::Frame;
+use crate::messages::{CameraIndex, Frame};
 use crate::stats::{self, Stats};
 
 /// A full queue whose newest frame is younger than this needs no new frame yet (ms). Under
@@ -92,42 +92,95 @@ pub enum Next {
 /// Consumer side: round-robin over all cameras.
 #[derive(Debug)]
 pub struct FrameSource {
+    /// Indexed by camera slot; a slot not (yet) added holds a receiver that never yields.
     rx: Vec<Receiver<Frame>>,
     open: Vec<bool>,
     next_camera: usize,
     /// Where frames passed over for a newer one are counted (`dropped` per camera).
     stats: Option<Arc<Stats>>,
+    /// Queues of cameras started after the source was made (see [`QueueMaker`]).
+    added: Receiver<(CameraIndex, Receiver<Frame>)>,
+    /// False once every [`QueueMaker`] is gone: no camera can be added any more.
+    can_grow: bool,
 }
 
-/// One queue per camera, `capacity` frames each.
+/// Makes the queue of a camera started while the detector runs (a reload adding a camera).
+#[derive(Debug, Clone)]
+pub struct QueueMaker {
+    capacity: usize,
+    tx: Sender<(CameraIndex, Receiver<Frame>)>,
+}
+
+impl QueueMaker {
+    /// A new queue for camera slot `camera`; the detector reads it from its next poll on.
+    pub fn add(&self, camera: CameraIndex) -> FrameSender {
+        let (sender, rx) = one_queue(self.capacity);
+        // The source gone means the detector stopped: frames pushed are then simply dropped.
+        let _ = self.tx.send((camera, rx));
+        sender
+    }
+}
+
+fn one_queue(capacity: usize) -> (FrameSender, Receiver<Frame>) {
+    let (tx, rx) = bounded(capacity);
+    let sender = FrameSender {
+        tx,
+        evict: rx.clone(),
+        capacity,
+        last_push_ms: Arc::default(),
+    };
+    (sender, rx)
+}
+
+/// Queues of `capacity` frames: a source with no camera yet and the maker of each camera's
+/// queue. The source reports [`Next::Closed`] once every maker and sender is gone.
+pub fn growing_queues(capacity: usize) -> (QueueMaker, FrameSource) {
+    let (tx, added) = unbounded();
+    let source = FrameSource {
+        rx: Vec::new(),
+        open: Vec::new(),
+        next_camera: 0,
+        stats: None,
+        added,
+        can_grow: true,
+    };
+    (QueueMaker { capacity, tx }, source)
+}
+
+/// One queue per camera (slots 0..cameras), `capacity` frames each, and no way to add more.
 pub fn frame_queues(cameras: usize, capacity: usize) -> (Vec<FrameSender>, FrameSource) {
-    let (senders, rx): (Vec<_>, Vec<_>) = (0..cameras)
-        .map(|_| {
-            let (tx, rx) = bounded(capacity);
-            (
-                FrameSender {
-                    tx,
-                    evict: rx.clone(),
-                    capacity,
-                    last_push_ms: Arc::default(),
-                },
-                rx,
-            )
-        })
-        .unzip();
-    let open = vec![true; rx.len()];
-    (
-        senders,
-        FrameSource {
-            rx,
-            open,
-            next_camera: 0,
-            stats: None,
-        },
-    )
+    let (maker, source) = growing_queues(capacity);
+    let senders = (0..cameras).map(|i| maker.add(i)).collect();
+    (senders, source)
 }
 
 impl FrameSource {
+    /// Takes in the queues of cameras added since the last call.
+    fn take_added(&mut self) {
+        loop {
+            match self.added.try_recv() {
+                Ok((camera, rx)) => {
+                    if camera >= self.rx.len() {
+                        self.rx.resize_with(camera + 1, crossbeam_channel::never);
+                        self.open.resize(camera + 1, false);
+                    }
+                    self.rx[camera] = rx;
+                    self.open[camera] = true;
+                }
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.can_grow = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// No frame can come any more: every queue is closed and no camera can be added.
+    fn closed(&self) -> bool {
+        !self.can_grow && !self.open.iter().any(|o| *o)
+    }
+
     /// Counts frames passed over for a newer one in `stats` (each camera's `dropped`).
     pub fn count_drops(&mut self, stats: Arc<Stats>) {
         self.stats = Some(stats);
@@ -136,6 +189,7 @@ impl FrameSource {
     /// The next frame in round-robin order, without waiting: the oldest of a camera's queue, or
     /// its newest when the queue is full.
     pub fn try_next(&mut self) -> Option<Frame> {
+        self.take_added();
         let n = self.rx.len();
         for k in 0..n {
             let i = (self.next_camera + k) % n;
@@ -148,7 +202,7 @@ impl FrameSource {
                     self.next_camera = (i + 1) % n;
                     while full && let Ok(newer) = self.rx[i].try_recv() {
                         if let Some(s) = &self.stats {
-                            stats::inc(&s.cameras[i].dropped);
+                            stats::inc(&s.camera(i).dropped);
                         }
                         f = newer;
                     }
@@ -166,19 +220,22 @@ impl FrameSource {
         if let Some(f) = self.try_next() {
             return Next::Frame(f);
         }
-        if !self.open.iter().any(|o| *o) {
+        if self.closed() {
             return Next::Closed;
         }
         let mut sel = Select::new();
         for (rx, _) in self.rx.iter().zip(&self.open).filter(|(_, o)| **o) {
             sel.recv(rx);
         }
+        if self.can_grow {
+            sel.recv(&self.added);
+        }
         if sel.ready_timeout(timeout).is_err() {
             return Next::Idle;
         }
         match self.try_next() {
             Some(f) => Next::Frame(f),
-            None if !self.open.iter().any(|o| *o) => Next::Closed,
+            None if self.closed() => Next::Closed,
             None => Next::Idle,
         }
     }
@@ -220,7 +277,7 @@ mod tests {
             .map(|f| f.seq)
             .collect();
         assert_eq!(seqs, vec![3]);
-        assert_eq!(stats.cameras[0].dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.camera(0).dropped.load(Ordering::Relaxed), 1);
         // With room left, frames come in order.
         senders[0].push(frame(0, 4));
         assert_eq!(source.try_next().map(|f| f.seq), Some(4));
@@ -263,6 +320,33 @@ mod tests {
             source.next(Duration::from_millis(10)),
             Next::Frame(_)
         ));
+        assert!(matches!(
+            source.next(Duration::from_millis(10)),
+            Next::Closed
+        ));
+    }
+
+    #[test]
+    fn a_camera_added_later_is_read_and_the_source_closes_when_all_are_gone() {
+        let (maker, mut source) = growing_queues(2);
+        assert!(matches!(source.next(Duration::from_millis(10)), Next::Idle));
+        let first = maker.add(0);
+        first.push(frame(0, 1));
+        assert_eq!(source.try_next().map(|f| (f.camera, f.seq)), Some((0, 1)));
+        // A slot past the end (earlier slots were never added here).
+        let later = maker.add(3);
+        later.push(frame(3, 1));
+        first.push(frame(0, 2));
+        let got: Vec<(usize, u64)> = std::iter::from_fn(|| source.try_next())
+            .map(|f| (f.camera, f.seq))
+            .collect();
+        assert_eq!(got, vec![(3, 1), (0, 2)]);
+        drop((first, later));
+        assert!(
+            matches!(source.next(Duration::from_millis(10)), Next::Idle),
+            "the maker can still add cameras"
+        );
+        drop(maker);
         assert!(matches!(
             source.next(Duration::from_millis(10)),
             Next::Closed

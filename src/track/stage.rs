@@ -1,4 +1,5 @@
-//! The tracking stage: owns one [`Tracker`] per camera on its own thread.
+//! The tracking stage: owns one [`Tracker`] per camera on its own thread; cameras come and go
+//! with [`CameraChange`]s (start-up and reloads).
 //!
 //! Input: [`Detections`] from the detector. Output: [`StoreMsg`]s (a frame row with its person
 //! count, a point per confirmed track, an end marker per finished track) to the store. Floor
@@ -7,12 +8,14 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use std::collections::HashMap;
+
+use crossbeam_channel::{Receiver, Select, Sender};
 
 use super::{Tracker, TrackerParams};
 use crate::config::CameraConfig;
 use crate::geometry::apply_homography;
-use crate::messages::{Detections, StoreMsg, TrackUpdate};
+use crate::messages::{CameraIndex, Detections, StoreMsg, TrackUpdate};
 use crate::stats::{self, Stats};
 
 struct CameraTrack {
@@ -21,46 +24,140 @@ struct CameraTrack {
     tracker: Tracker,
 }
 
-/// Starts the tracking thread. It ends when the detector's sender is gone, after ending every
-/// open track, or when the store is gone.
+/// A change to the set of cameras being tracked (slots as in [`crate::stats::Stats`]).
+#[derive(Debug, Clone)]
+pub enum CameraChange {
+    /// Track camera `camera` in slot `slot` from its next detections on.
+    Add {
+        /// The camera's slot.
+        slot: CameraIndex,
+        /// The camera.
+        camera: Box<CameraConfig>,
+    },
+    /// The camera in `slot` was stopped: its open tracks end, later detections of it are
+    /// ignored.
+    Remove {
+        /// The camera's slot.
+        slot: CameraIndex,
+    },
+}
+
+/// The trackers by slot, and where each camera id's track ids continue.
+struct Cameras {
+    params: TrackerParams,
+    slots: Vec<Option<CameraTrack>>,
+    next_ids: HashMap<Arc<str>, u64>,
+}
+
+impl Cameras {
+    fn apply(&mut self, change: CameraChange, tx: &Sender<StoreMsg>) -> Result<(), Gone> {
+        match change {
+            CameraChange::Add { slot, camera } => {
+                let camera = *camera;
+                let id: Arc<str> = Arc::from(camera.id.as_str());
+                let next_id = self.next_ids.get(&id).copied().unwrap_or(1);
+                if slot >= self.slots.len() {
+                    self.slots.resize_with(slot + 1, || None);
+                }
+                self.slots[slot] = Some(CameraTrack {
+                    id,
+                    homography: camera.homography,
+                    tracker: Tracker::starting_at(self.params.clone(), next_id),
+                });
+            }
+            CameraChange::Remove { slot } => {
+                if let Some(mut cam) = self.slots.get_mut(slot).and_then(Option::take) {
+                    self.next_ids
+                        .insert(Arc::clone(&cam.id), cam.tracker.next_id());
+                    end_all(&mut cam, tx)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store stage is gone.
+struct Gone;
+
+impl<T> From<crossbeam_channel::SendError<T>> for Gone {
+    fn from(_: crossbeam_channel::SendError<T>) -> Self {
+        Gone
+    }
+}
+
+/// Starts the tracking thread. Cameras are added and removed through `changes`; a change sent
+/// before a camera's first frame is applied before that frame. The thread ends when the
+/// detector's sender is gone, after ending every open track, or when the store is gone.
 pub fn spawn(
-    cameras: &[CameraConfig],
     params: TrackerParams,
     rx: Receiver<Detections>,
+    changes: Receiver<CameraChange>,
     tx: Sender<StoreMsg>,
     stats: Arc<Stats>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let mut cams: Vec<CameraTrack> = cameras
-        .iter()
-        .map(|c| CameraTrack {
-            id: Arc::from(c.id.as_str()),
-            homography: c.homography,
-            tracker: Tracker::new(params.clone()),
-        })
-        .collect();
+    let mut cams = Cameras {
+        params,
+        slots: Vec::new(),
+        next_ids: HashMap::new(),
+    };
     std::thread::Builder::new()
         .name("tracker".into())
         .spawn(move || {
-            for dets in rx.iter() {
-                let Some(cam) = cams.get_mut(dets.camera) else {
-                    continue;
-                };
-                if process(cam, &dets, &tx, &stats).is_err() {
-                    return;
-                }
-            }
-            for cam in &mut cams {
-                for track_id in cam.tracker.finish() {
-                    let msg = StoreMsg::TrackEnded {
-                        camera: Arc::clone(&cam.id),
-                        track_id,
-                    };
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-            }
+            let _ = track(&mut cams, &rx, &changes, &tx, &stats);
         })
+}
+
+fn track(
+    cams: &mut Cameras,
+    rx: &Receiver<Detections>,
+    changes: &Receiver<CameraChange>,
+    tx: &Sender<StoreMsg>,
+    stats: &Stats,
+) -> Result<(), Gone> {
+    let mut changes_open = true;
+    loop {
+        // Changes first, so a camera's slot exists before its first detections.
+        while let Ok(change) = changes.try_recv() {
+            cams.apply(change, tx)?;
+        }
+        let mut sel = Select::new();
+        let dets_op = sel.recv(rx);
+        let changes_op = changes_open.then(|| sel.recv(changes));
+        let op = sel.select();
+        if Some(op.index()) == changes_op {
+            match op.recv(changes) {
+                Ok(change) => cams.apply(change, tx)?,
+                Err(_) => changes_open = false,
+            }
+            continue;
+        }
+        debug_assert_eq!(op.index(), dets_op);
+        let Ok(dets) = op.recv(rx) else {
+            break;
+        };
+        while let Ok(change) = changes.try_recv() {
+            cams.apply(change, tx)?;
+        }
+        if let Some(Some(cam)) = cams.slots.get_mut(dets.camera) {
+            process(cam, &dets, tx, stats)?;
+        }
+    }
+    for cam in cams.slots.iter_mut().flatten() {
+        end_all(cam, tx)?;
+    }
+    Ok(())
+}
+
+/// Ends every open track of `cam`.
+fn end_all(cam: &mut CameraTrack, tx: &Sender<StoreMsg>) -> Result<(), Gone> {
+    for track_id in cam.tracker.finish() {
+        tx.send(StoreMsg::TrackEnded {
+            camera: Arc::clone(&cam.id),
+            track_id,
+        })?;
+    }
+    Ok(())
 }
 
 fn process(
@@ -114,21 +211,112 @@ mod tests {
     use crate::geometry::{BBox, Detection};
     use crate::track::PointKind;
 
-    #[test]
-    fn a_recovered_gap_reaches_the_store_as_interpolated_points() {
-        let cam = CameraConfig {
-            id: "cam1".into(),
-            name: "cam1".into(),
+    fn camera(id: &str) -> CameraConfig {
+        CameraConfig {
+            id: id.into(),
+            name: id.into(),
             url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
             detect_fps: 10,
             homography: None,
             pipeline: None,
             calibration: None,
+        }
+    }
+
+    fn walker(camera: CameraIndex, i: u64) -> Detections {
+        Detections {
+            camera,
+            seq: i,
+            captured_ms: 1_000 + 100 * i as i64,
+            source_size: (640, 480),
+            persons: 1,
+            boxes: vec![Detection {
+                bbox: BBox::new(100.0 + 3.0 * i as f32, 50.0, 40.0, 100.0),
+                score: 0.9,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_removed_camera_ends_its_tracks_and_a_restart_continues_its_ids() {
+        let (det_tx, det_rx) = crossbeam_channel::bounded(64);
+        let (store_tx, store_rx) = crossbeam_channel::unbounded();
+        let (change_tx, changes) = crossbeam_channel::unbounded();
+        let stats = Arc::new(Stats::new(3));
+        let h = spawn(TrackerParams::default(), det_rx, changes, store_tx, stats).unwrap();
+        let add = |slot, id: &str| CameraChange::Add {
+            slot,
+            camera: Box::new(camera(id)),
         };
+        change_tx.send(add(0, "a")).unwrap();
+        change_tx.send(add(1, "b")).unwrap();
+        for i in 0..6 {
+            det_tx.send(walker(0, i)).unwrap();
+            det_tx.send(walker(1, i)).unwrap();
+        }
+        // Changes go before queued detections: let these be tracked first.
+        while !det_tx.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // b restarts in a new slot; a late frame of its old slot is ignored.
+        change_tx.send(CameraChange::Remove { slot: 1 }).unwrap();
+        change_tx.send(add(2, "b")).unwrap();
+        det_tx.send(walker(1, 6)).unwrap();
+        for i in 6..12 {
+            det_tx.send(walker(0, i)).unwrap();
+            det_tx.send(walker(2, i)).unwrap();
+        }
+        drop(det_tx);
+        h.join().unwrap();
+        let msgs: Vec<StoreMsg> = store_rx.iter().collect();
+        let ended = |cam: &str| -> Vec<(usize, u64)> {
+            msgs.iter()
+                .enumerate()
+                .filter_map(|(n, m)| match m {
+                    StoreMsg::TrackEnded { camera, track_id } if &**camera == cam => {
+                        Some((n, *track_id))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let point_ids = |cam: &str| -> Vec<u64> {
+            let mut v: Vec<u64> = msgs
+                .iter()
+                .filter_map(|m| match m {
+                    StoreMsg::Point(p) if &*p.camera == cam => Some(p.track_id),
+                    _ => None,
+                })
+                .collect();
+            v.dedup();
+            v
+        };
+        assert_eq!(point_ids("a"), [1], "a's track runs through b's restart");
+        assert_eq!(point_ids("b"), [1, 2], "b's second track has a new id");
+        let (b_ended, a_ended) = (ended("b"), ended("a"));
+        assert_eq!(b_ended.iter().map(|e| e.1).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(a_ended.iter().map(|e| e.1).collect::<Vec<_>>(), [1]);
+        assert!(
+            b_ended[0].0 < a_ended[0].0,
+            "b's first track ended at its removal"
+        );
+    }
+
+    #[test]
+    fn a_recovered_gap_reaches_the_store_as_interpolated_points() {
+        let cam = camera("cam1");
         let (det_tx, det_rx) = crossbeam_channel::bounded(64);
         let (store_tx, store_rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(Stats::new(1));
-        let h = spawn(&[cam], TrackerParams::default(), det_rx, store_tx, stats).unwrap();
+        let (change_tx, changes) = crossbeam_channel::unbounded();
+        change_tx
+            .send(CameraChange::Add {
+                slot: 0,
+                camera: Box::new(cam),
+            })
+            .unwrap();
+        let h = spawn(TrackerParams::default(), det_rx, changes, store_tx, stats).unwrap();
         // Seen in frames 0–9, hidden in 10–14, seen again at 15.
         for i in 0..16u64 {
             let boxes = if (10..15).contains(&i) {

@@ -59,6 +59,20 @@ impl Tracker {
         }
     }
 
+    /// A tracker with no tracks whose next track gets id `next_id` (a camera restarted within
+    /// one run continues its ids instead of reusing them).
+    pub fn starting_at(params: TrackerParams, next_id: u64) -> Self {
+        Self {
+            next_id: next_id.max(1),
+            ..Self::new(params)
+        }
+    }
+
+    /// The id the next new track will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// Number of tracks in any phase.
     pub fn len(&self) -> usize {
         self.tracks.len()

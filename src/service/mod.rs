@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Sender, bounded, unbounded};
 use gstreamer as gst;
 use tracing::{error, info};
 
@@ -20,13 +21,18 @@ use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::infer::kserve::{KserveError, RemoteEngine};
 use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
-use crate::ingest::queue::FrameSource;
-use crate::ingest::{self, CameraTask, PipelineError, Template, queue::frame_queues};
+use crate::ingest::queue::{FrameSource, growing_queues};
+use crate::ingest::{PipelineError, Template};
 use crate::messages::Detections;
 use crate::notify::{Heartbeat, NotifyTarget};
 use crate::stats::{Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
 use crate::track::stage as track_stage;
+
+mod cameras;
+pub mod reload;
+
+use cameras::CameraSet;
 
 /// Detections waiting for the tracker (the tracker is fast; this absorbs bursts).
 const DETECTIONS_QUEUE: usize = 256;
@@ -44,6 +50,8 @@ pub struct RunOptions {
     pub notify: Option<NotifyTarget>,
     /// Told the HTTP API's bound address once it listens (tests use port 0).
     pub api_bound: Option<Sender<SocketAddr>>,
+    /// Set (by SIGHUP) to re-read the config file's cameras; cleared when done.
+    pub reload: Option<Arc<AtomicBool>>,
 }
 
 /// What a run did.
@@ -57,7 +65,7 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
-    /// Camera ids, in config order (as in `latency.cameras`).
+    /// Camera ids of the cameras configured at the end (as in `latency.cameras`).
     pub camera_ids: Vec<String>,
     /// Analysed fps and frame age per camera and overall.
     pub latency: Latency,
@@ -198,12 +206,7 @@ fn start_api(
     let Some(a) = &cfg.api else {
         return Ok(None);
     };
-    let state = ApiState::new(
-        Arc::clone(stats),
-        &cfg.cameras,
-        db.to_path_buf(),
-        a.token.clone(),
-    );
+    let state = ApiState::new(Arc::clone(stats), db.to_path_buf(), a.token.clone());
     let server = api::Server::start(a, state)?;
     if let Some(tx) = &opts.api_bound {
         let _ = tx.send(server.local_addr());
@@ -211,8 +214,9 @@ fn start_api(
     Ok(Some(server))
 }
 
-/// Runs until `stop` is set or `opts.duration` passes. Start-up problems (model, device,
-/// database, template) are returned before any camera is opened.
+/// Runs until `stop` is set or `opts.duration` passes; re-reads the config's cameras whenever
+/// `opts.reload` is set (see [`reload`]). Start-up problems (model, device, database, template)
+/// are returned before any camera is opened.
 pub fn run(
     cfg: &Config,
     opts: &RunOptions,
@@ -220,46 +224,41 @@ pub fn run(
 ) -> Result<Summary, ServiceError> {
     gst::init()?;
     let default_template = Template::load(&cfg.ingest.pipeline)?;
-    // A camera may name its own template (an H.265 camera, say); the others share the default.
-    let templates = cfg
-        .cameras
-        .iter()
-        .map(|c| match &c.pipeline {
-            Some(p) => Template::load(p),
-            None => Ok(default_template.clone()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let engine = Detector::new(cfg)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
-    for (cam, template) in cfg.cameras.iter().zip(&templates) {
-        template.build(cam, &cfg.ingest, &input)?;
-    }
+    cameras::check_pipelines(&cfg.cameras, &default_template, &cfg.ingest, &input)?;
     let mut store = Store::open(&cfg.storage.db)?;
     // The run (and its lock) first: nothing is written while another service owns the file.
     let run_start =
         store.begin_run(&RunInfo::current(&cfg.path, &cfg.sha256, cfg.cameras.len()))?;
     info!(run = run_start.id, "Run started.");
-    store.register_cameras(&cfg.cameras)?;
-    // Capture times of a camera keep increasing across runs: each continues after its last.
-    let resume_after = cfg
-        .cameras
-        .iter()
-        .map(|c| store.last_frame_ms(&c.id))
-        .collect::<Result<Vec<_>, _>>()?;
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
-    let stats = Arc::new(Stats::new(cfg.cameras.len()));
+    let stats = Arc::new(Stats::empty());
     stats.model_loaded.store(true, Ordering::Relaxed);
     let server = start_api(cfg, opts, &stats, &db)?;
     let mut heartbeat = Heartbeat::new(opts.notify.as_ref());
     let started = Instant::now();
-    let (frame_tx, mut frame_rx) = frame_queues(cfg.cameras.len(), cfg.ingest.queue_frames);
+    let (queues, mut frame_rx) = growing_queues(cfg.ingest.queue_frames);
     frame_rx.count_drops(Arc::clone(&stats));
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
+    let (change_tx, change_rx) = unbounded();
     let (store_tx, store_rx) = bounded(STORE_QUEUE);
     let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
+    let mut cams = CameraSet::new(cameras::Shared {
+        ingest: cfg.ingest.clone(),
+        default_template,
+        input,
+        stats: Arc::clone(&stats),
+        queues,
+        tracker: change_tx,
+        db: db.clone(),
+    });
+    // Started (registered, their last stored times read) before the writer takes the
+    // connection; their first frames wait in the queues for the stages started next.
+    cams.start_all(cfg, &store)?;
 
     let writer = store.spawn_writer(
         store_rx,
@@ -276,9 +275,9 @@ pub fn run(
         store_tx,
     )?;
     let tracker = track_stage::spawn(
-        &cfg.cameras,
         cfg.tracker.clone(),
         det_rx,
+        change_rx,
         analytics_tx,
         Arc::clone(&stats),
     )?;
@@ -287,22 +286,73 @@ pub fn run(
     let detector = std::thread::Builder::new()
         .name("detector".into())
         .spawn(move || engine.run(frame_rx, det_tx, engine_stats, engine_stop))?;
-    let mut cameras = Vec::new();
-    for (index, (camera, frames)) in cfg.cameras.iter().zip(frame_tx).enumerate() {
-        cameras.push(ingest::spawn(CameraTask {
-            index,
-            camera: camera.clone(),
-            ingest: cfg.ingest.clone(),
-            template: templates[index].clone(),
-            input,
-            decoder_threads: ingest::decoder_threads(cfg.cameras.len()),
-            frames,
-            stats: Arc::clone(&stats),
-            stop: Arc::clone(&stop),
-            resume_after_ms: resume_after[index],
-        })?);
-    }
 
+    let stages = Stages {
+        detector,
+        tracker,
+        analytics,
+        writer,
+    };
+    let stages = supervise(cfg, opts, &stop, &stats, &mut cams, stages, &mut heartbeat)?;
+
+    info!("Stopping.");
+    heartbeat.stopping();
+    stop.store(true, Ordering::Relaxed);
+    cams.stop_all()?;
+    let detector_result = stages
+        .detector
+        .join()
+        .map_err(|_| ServiceError::Crashed("detector"))?;
+    stages
+        .tracker
+        .join()
+        .map_err(|_| ServiceError::Crashed("tracker"))?;
+    stages
+        .analytics
+        .join()
+        .map_err(|_| ServiceError::Crashed("analytics"))?;
+    let writer_result = stages
+        .writer
+        .join()
+        .map_err(|_| ServiceError::Crashed("store"))?;
+    if let Some(server) = server {
+        server.stop();
+    }
+    detector_result?;
+    writer_result?;
+    let elapsed = started.elapsed();
+    let latency = stats.latency(elapsed.as_secs_f64());
+    Ok(Summary {
+        counts: stats.snapshot(),
+        camera_ids: latency.cameras.iter().map(|c| c.id.clone()).collect(),
+        latency,
+        elapsed,
+        db,
+        engine: engine_info,
+        run: run_start,
+    })
+}
+
+/// The stage threads after the cameras.
+struct Stages {
+    detector: JoinHandle<Result<(), InferError>>,
+    tracker: JoinHandle<()>,
+    analytics: JoinHandle<()>,
+    writer: JoinHandle<Result<(), StoreError>>,
+}
+
+/// Watches the running service until it should stop: progress lines, watchdog pings while
+/// every stage lives, reloads when asked; returns the stages for an orderly shutdown.
+fn supervise(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    stats: &Stats,
+    cams: &mut CameraSet,
+    stages: Stages,
+    heartbeat: &mut Heartbeat,
+) -> Result<Stages, ServiceError> {
+    let started = Instant::now();
     let deadline = opts.duration.map(|d| started + d);
     let mut next_progress = opts.progress.map(|p| started + p);
     let mut rates = stats.rate_state();
@@ -313,19 +363,25 @@ pub fn run(
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
-        if detector.is_finished() {
+        if stages.detector.is_finished() {
             stats.model_loaded.store(false, Ordering::Relaxed);
             error!("Detector stopped unexpectedly; shutting down.");
             break;
         }
+        if opts
+            .reload
+            .as_ref()
+            .is_some_and(|r| r.swap(false, Ordering::Relaxed))
+        {
+            reload::reload(cams, cfg, &cfg.path)?;
+        }
         stats.update_rates(&mut rates);
         // Pings only while every stage thread runs: a dead stage lets the watchdog fire.
-        let alive = !tracker.is_finished()
-            && !writer.is_finished()
-            && cameras.iter().all(|c| !c.is_finished());
+        let alive =
+            !stages.tracker.is_finished() && !stages.writer.is_finished() && !cams.any_finished();
         let snap = stats.snapshot();
         heartbeat.tick(now, alive, snap.cameras_up, || {
-            status_line(&snap, stats.cameras.iter().map(|c| c.fps()).sum())
+            status_line(&snap, stats.cameras().iter().map(|c| c.fps()).sum())
         });
         if let (Some(at), Some(every)) = (next_progress, opts.progress)
             && now >= at
@@ -334,36 +390,5 @@ pub fn run(
             next_progress = Some(at + every);
         }
     }
-
-    info!("Stopping.");
-    heartbeat.stopping();
-    stop.store(true, Ordering::Relaxed);
-    for c in cameras {
-        c.join().map_err(|_| ServiceError::Crashed("camera"))?;
-    }
-    let detector_result = detector
-        .join()
-        .map_err(|_| ServiceError::Crashed("detector"))?;
-    tracker
-        .join()
-        .map_err(|_| ServiceError::Crashed("tracker"))?;
-    analytics
-        .join()
-        .map_err(|_| ServiceError::Crashed("analytics"))?;
-    let writer_result = writer.join().map_err(|_| ServiceError::Crashed("store"))?;
-    if let Some(server) = server {
-        server.stop();
-    }
-    detector_result?;
-    writer_result?;
-    let elapsed = started.elapsed();
-    Ok(Summary {
-        counts: stats.snapshot(),
-        latency: stats.latency(elapsed.as_secs_f64()),
-        camera_ids: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
-        elapsed,
-        db,
-        engine: engine_info,
-        run: run_start,
-    })
+    Ok(stages)
 }

@@ -1,0 +1,159 @@
+//! The `storetrack run` and `storetrack reload` subcommands: the service in the foreground
+//! with its end-of-run summary, and the signal that makes a running service re-read its
+//! cameras.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use storetrack::config::Config;
+use storetrack::notify::NotifyTarget;
+use storetrack::service::{self, RunOptions, reload};
+
+/// Runs the service with `config` until stopped (or for `duration`), then prints the summary.
+pub fn run(config: &Path, duration: Option<Duration>, progress: Duration) -> Result<()> {
+    let cfg = Config::load(config)?;
+    let reload_flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_flag))
+        .context("installing the SIGHUP handler")?;
+    let opts = RunOptions {
+        duration,
+        progress: (!progress.is_zero()).then_some(progress),
+        notify: NotifyTarget::from_env(),
+        api_bound: None,
+        reload: Some(reload_flag),
+    };
+    let summary = service::run(&cfg, &opts, stop_flag()?)?;
+    print_summary(&summary);
+    Ok(())
+}
+
+/// Checks `config` and signals the service running with its database to reload it.
+pub fn reload(config: &Path) -> Result<()> {
+    let cfg = Config::load(config)?;
+    let pid = reload::signal_running(&cfg.storage.db)?;
+    println!(
+        "{}: ok ({} cameras); asked the service (pid {pid}) to reload it: its log says what it applied",
+        config.display(),
+        cfg.cameras.len()
+    );
+    Ok(())
+}
+
+/// A flag set by SIGINT or SIGTERM.
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// The end-of-run summary on stdout.
+fn print_summary(summary: &service::Summary) {
+    let c = &summary.counts;
+    println!("storetrack run summary");
+    println!("  cameras          {} ({} failures)", c.cameras, c.failures);
+    println!(
+        "  detector         {} on {} ({} requests, streams {})",
+        summary.engine.model,
+        summary.engine.device,
+        summary.engine.requests,
+        summary.engine.streams.as_deref().unwrap_or("?")
+    );
+    println!("  frames decoded   {}", c.decoded);
+    println!(
+        "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
+        c.skipped
+    );
+    println!(
+        "  frames inferred  {} (dropped before inference: {})",
+        c.inferred, c.dropped
+    );
+    if c.endpoints > 0 {
+        println!(
+            "  remote           {} requests ({} failed), {}/{} endpoints up at end, \
+             round trip {:.1} ms, client encode+decode {:.2} ms",
+            c.remote_requests,
+            c.remote_failures,
+            c.endpoints_up,
+            c.endpoints,
+            c.remote_rtt_ms,
+            c.remote_codec_ms
+        );
+        println!(
+            "  no model server  {} frames dropped, {} detected by the local fallback",
+            c.remote_dropped, c.fallback_frames
+        );
+    }
+    println!("  detections       {} persons", c.persons);
+    println!("  tracks           {}", c.tracks);
+    println!("  points stored    {}", c.points_stored);
+    if c.points_duplicate + c.points_rejected > 0 {
+        println!(
+            "  points refused   {} duplicate time, {} non-finite",
+            c.points_duplicate, c.points_rejected
+        );
+    }
+    if c.store_errors + c.store_rows_failed > 0 {
+        println!(
+            "  not written      {} points, {} frames dropped while the database refused \
+             writes ({} failed transactions); {} rows refused",
+            c.store_points_dropped, c.store_frames_dropped, c.store_errors, c.store_rows_failed
+        );
+    }
+    if c.retention_points_deleted + c.retention_seconds_deleted > 0 {
+        println!(
+            "  retention        {} tracks, {} points, {} frame-seconds deleted",
+            c.retention_tracks_deleted, c.retention_points_deleted, c.retention_seconds_deleted
+        );
+    }
+    println!(
+        "  processed FPS    {:.1} over {:.1} s",
+        summary.processed_fps(),
+        summary.elapsed.as_secs_f64()
+    );
+    print_latency(summary);
+    println!(
+        "  database         {} (run {})",
+        summary.db.display(),
+        summary.run.id
+    );
+    if !summary.run.dead.is_empty() {
+        println!(
+            "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
+            summary.run.dead.len(),
+            summary.run.interrupted_tracks
+        );
+    }
+}
+
+/// Frame age and per-camera analysed rate (the fairness spread) of a run summary.
+fn print_latency(summary: &service::Summary) {
+    let l = &summary.latency;
+    let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "  frame age        p50 {}, p95 {} (capture to detection, all cameras)",
+        ms(l.age_p50_ms),
+        ms(l.age_p95_ms)
+    );
+    if let Some((min, median, max)) = l.fps_spread() {
+        let mean = summary.processed_fps() / l.cameras.len().max(1) as f64;
+        let pct = |v: f64| 100.0 * (v - mean) / mean.max(1e-9);
+        println!(
+            "  per-camera FPS   min {min:.2}, median {median:.2}, max {max:.2} (fair share {mean:.2}: {:+.0} % .. {:+.0} %)",
+            pct(min),
+            pct(max)
+        );
+    }
+    for (id, c) in summary.camera_ids.iter().zip(&l.cameras) {
+        println!(
+            "    {id:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            c.fps,
+            ms(c.age_p50_ms),
+            ms(c.age_p95_ms)
+        );
+    }
+}
