@@ -9,14 +9,15 @@
 #   /etc/storetrack/storetrack.env                 secrets for ${NAME} in the config (mode 0600)
 #   /var/lib/storetrack/                           the database (the unit's StateDirectory)
 #   /etc/systemd/system/storetrack.service         the unit, enabled but not started
-# Run as root. DESTDIR=/some/root installs into a staging tree (no user, no systemctl).
+# Run as root. DESTDIR=/some/root installs into a staging tree (no user, no systemctl);
+# BIN=path installs another build of the binary.
 # Idempotent: a second run updates the binary, runtime and model and keeps config and secrets.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DESTDIR="${DESTDIR:-}"
 PREFIX="${PREFIX:-/usr/local}"
-BIN="$ROOT/target/release/storetrack"
+BIN="${BIN:-$ROOT/target/release/storetrack}"
 RUNTIME="$ROOT/.venv/openvino-libs"
 USER_NAME=storetrack
 
@@ -57,12 +58,15 @@ if [ ! -f "$etc_dir/config.toml" ]; then
       -e "s|^pipeline = .*|pipeline = \"$PREFIX/share/storetrack/pipelines/camera.pipeline\"|" \
       -e "s|^db = .*|db = \"/var/lib/storetrack/storetrack.db\"|" \
       "$ROOT/config.toml" > "$etc_dir/config.toml"
-  cat >> "$etc_dir/config.toml" <<'TOML'
+  # The HTTP API on loopback, unless the config has its own [api].
+  if ! grep -q '^\[api\]' "$etc_dir/config.toml"; then
+    cat >> "$etc_dir/config.toml" <<'TOML'
 
 [api]
 listen = "127.0.0.1:9464"                # /healthz /readyz /metrics /api/v1/*
 # token_env = "STORETRACK_API_TOKEN"     # required for a non-loopback address
 TOML
+  fi
 else
   log "config $etc_dir/config.toml kept"
 fi
