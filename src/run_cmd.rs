@@ -72,6 +72,12 @@ fn print_summary(summary: &service::Summary) {
         "  frames inferred  {} (dropped before inference: {})",
         c.inferred, c.dropped
     );
+    if c.infer_errors > 0 {
+        println!(
+            "  failed frames    {} (inference failed; dropped)",
+            c.infer_errors
+        );
+    }
     if c.endpoints > 0 {
         println!(
             "  remote           {} requests ({} failed), {}/{} endpoints up at end, \

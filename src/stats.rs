@@ -159,7 +159,7 @@ pub struct Stats {
     pub points_duplicate: AtomicU64,
     /// Points not stored because a number in them was not finite.
     pub points_rejected: AtomicU64,
-    /// Failed inferences.
+    /// Frames whose inference failed (each dropped; a stuck request is counted too).
     pub infer_errors: AtomicU64,
     /// Failed store transactions.
     pub store_errors: AtomicU64,
@@ -234,7 +234,7 @@ pub struct Snapshot {
     pub points_duplicate: u64,
     /// Points not stored: a non-finite number.
     pub points_rejected: u64,
-    /// Failed inferences.
+    /// Frames whose inference failed.
     pub infer_errors: u64,
     /// Remote endpoints configured (0: local engine).
     pub endpoints: u64,

@@ -177,7 +177,7 @@ impl Collector for StatsCollector {
         let global: [(&str, &str, MetricType, f64); 14] = [
             (
                 "storetrack_inference_errors",
-                "Failed inferences.",
+                "Frames whose inference failed (each dropped).",
                 MetricType::Counter,
                 load(&s.infer_errors),
             ),

@@ -1,8 +1,8 @@
 //! The detector boundary: frames in, detections out, in whatever order the device finishes.
 //!
 //! A backend runs up to [`Backend::capacity`] frames at once. [`Backend::submit`] hands it a
-//! frame; [`Backend::poll`] returns one finished frame (its detections, or the fact that it was
-//! dropped), or nothing within the timeout. Nothing here promises order: per-camera order is
+//! frame; [`Backend::poll`] returns one finished frame (its detections, the fact that it was
+//! dropped, or why its inference failed), or nothing within the timeout. Nothing here promises order: per-camera order is
 //! restored by the dispatcher ([`crate::infer::dispatch`]). The local OpenVINO request pool
 //! ([`crate::infer::local`]) and the KServe v2 model-server fleet ([`crate::infer::kserve`]:
 //! submit = send a request, poll = take the next answer) implement it.
@@ -25,6 +25,17 @@ pub enum Finished {
         /// The frame's sequence number.
         seq: u64,
     },
+    /// Its inference failed. The dispatcher counts it and drops it like a `Dropped` frame,
+    /// unless the error ends the detector ([`InferError::is_fatal`], or too many failures in a
+    /// row: [`crate::infer::failures::FailLimit`]).
+    Failed {
+        /// Which camera.
+        camera: CameraIndex,
+        /// The frame's sequence number.
+        seq: u64,
+        /// Why it failed.
+        error: InferError,
+    },
 }
 
 /// A detector that works on several frames at once and reports them as they finish.
@@ -36,6 +47,7 @@ pub trait Backend {
     fn submit(&mut self, frame: Frame) -> Result<(), InferError>;
 
     /// One finished frame, waiting up to `timeout`; `Ok(None)` when nothing finished in time.
-    /// Every submitted frame comes back exactly once, detected or dropped.
+    /// Every submitted frame comes back exactly once, detected, dropped or failed. An `Err` is
+    /// a failure of the backend itself and ends the detector.
     fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError>;
 }

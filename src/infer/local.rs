@@ -5,7 +5,8 @@
 //! order the device finishes them. A worker takes the next frame as soon as its request is free
 //! (so a fast device never waits behind a slow one under MULTI), copies it in, starts the
 //! request, waits for it and parses the outputs; copying and parsing thus run in parallel with
-//! the other requests instead of on one engine thread.
+//! the other requests instead of on one engine thread. A frame whose inference fails comes back
+//! as [`Finished::Failed`] with the error; the worker goes on with the next frame.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,13 +18,13 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use crate::infer::backend::{Backend, Finished};
 use crate::infer::{InferError, Io};
-use crate::messages::{Detections, Frame};
+use crate::messages::Frame;
 
 /// The request pool behind worker threads.
 pub struct LocalBackend {
     capacity: usize,
     jobs: Option<Sender<Frame>>,
-    results: Receiver<Result<Detections, InferError>>,
+    results: Receiver<Finished>,
     workers: Vec<JoinHandle<()>>,
     // Dropped after the workers (and with them the requests) are gone: see `Drop`.
     _compiled: CompiledModel,
@@ -53,9 +54,16 @@ impl LocalBackend {
                 .spawn(move || {
                     for frame in job_rx {
                         let t0 = Instant::now();
-                        let result = io.infer(&mut req, &frame);
+                        let finished = match io.infer(&mut req, &frame) {
+                            Ok(detections) => Finished::Detected(detections),
+                            Err(error) => Finished::Failed {
+                                camera: frame.camera,
+                                seq: frame.seq,
+                                error,
+                            },
+                        };
                         latency.observe(t0.elapsed().as_secs_f64());
-                        if result_tx.send(result).is_err() {
+                        if result_tx.send(finished).is_err() {
                             break;
                         }
                     }
@@ -86,7 +94,7 @@ impl Backend for LocalBackend {
 
     fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
         match self.results.recv_timeout(timeout) {
-            Ok(r) => r.map(|d| Some(Finished::Detected(d))),
+            Ok(finished) => Ok(Some(finished)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(InferError::WorkersGone),
         }

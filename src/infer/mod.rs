@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod device;
 pub mod dispatch;
+pub mod failures;
 pub mod kserve;
 pub mod local;
 pub mod model;
@@ -88,6 +89,32 @@ pub enum InferError {
     /// A request did not finish in time.
     #[error("inference did not finish within {WAIT_LIMIT_MS} ms: the device looks stuck")]
     Stuck,
+    /// Frame after frame failed with none detected in between, for longer than the limit
+    /// ([`failures::FailLimit`]).
+    #[error(
+        "inference failed on {failures} frames in a row over {seconds} s with none detected: \
+         the device looks failed"
+    )]
+    DeviceFailed {
+        /// Failed frames in the run.
+        failures: u64,
+        /// Seconds from the first failure of the run to the last.
+        seconds: u64,
+        /// The last frame's error.
+        #[source]
+        last: Box<InferError>,
+    },
+}
+
+impl InferError {
+    /// Whether a frame failing with this error ends the detector at once instead of being
+    /// dropped: a request stuck past [`WAIT_LIMIT_MS`], or no worker left to run one.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            InferError::Stuck | InferError::WorkersGone | InferError::DeviceFailed { .. }
+        )
+    }
 }
 
 fn ov<T>(what: &'static str, r: Result<T, InferenceError>) -> Result<T, InferError> {

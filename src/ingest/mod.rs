@@ -116,10 +116,17 @@ struct Down {
 }
 
 fn supervise(task: CameraTask) {
-    let cam_stats = &task.stats;
     let seq = Arc::new(AtomicU64::new(0));
     // One clock for the camera's life: stamps keep increasing across reconnections.
     let clock = Arc::new(Mutex::new(CameraClock::new(task.resume_after_ms)));
+    supervise_with(&task, |task| run_once(task, &seq, &clock));
+}
+
+/// Runs `run` (one pipeline run: how it ended, and whether any frame arrived) until it ends
+/// with [`Ended::Stopped`] or `task.stop` is set; after a failure or a panic it waits out the
+/// backoff and runs it again.
+fn supervise_with(task: &CameraTask, mut run: impl FnMut(&CameraTask) -> (Ended, bool)) {
+    let cam_stats = &task.stats;
     let id = task.camera.id.clone();
     let mut backoff = Backoff::new(
         task.ingest.retry_interval_ms,
@@ -132,13 +139,13 @@ fn supervise(task: CameraTask) {
         stats::inc(&cam_stats.starts);
         // A bug in one camera's run must not take the camera down for good: a panic counts as
         // a failure and the pipeline is rebuilt like after any other.
-        let (ended, streamed) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_once(&task, &seq, &clock)
-        }))
-        .unwrap_or_else(|panic| {
-            stats::inc(&cam_stats.panics);
-            (Ended::Failed(panic_message(panic.as_ref())), false)
-        });
+        let (ended, streamed) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(task))).unwrap_or_else(
+                |panic| {
+                    stats::inc(&cam_stats.panics);
+                    (Ended::Failed(panic_message(panic.as_ref())), false)
+                },
+            );
         cam_stats.up.store(false, Ordering::Relaxed);
         let Ended::Failed(reason) = ended else {
             break;
@@ -467,3 +474,6 @@ fn install_sink(
             .build(),
     );
 }
+
+#[cfg(test)]
+mod tests;

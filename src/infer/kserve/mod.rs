@@ -10,7 +10,9 @@
 //! requests ([`fleet`]); results are collected as they complete and put back in per-camera
 //! order by the same detector loop as the local engine's ([`crate::infer::dispatch`]). A failed or timed-out request takes its endpoint out until a probe
 //! (readiness + metadata, with backoff) succeeds. With no endpoint up, frames are detected by
-//! the local engine (`fallback = "local"`) or dropped and counted: never queued.
+//! the local engine (`fallback = "local"`) or dropped and counted: never queued. A frame that
+//! cannot be packed into a request, or that the fallback fails on, is a failed frame for the
+//! detector loop (counted and dropped; see [`crate::infer::failures`]).
 
 pub mod client;
 mod error;
@@ -464,20 +466,26 @@ impl RemoteBackend {
     }
 
     /// Sends waiting frames while an up endpoint has room; with no endpoint up, hands them to
-    /// the fallback or drops them.
-    fn send_waiting(&mut self) -> Result<(), InferError> {
+    /// the fallback or drops them. A frame that cannot be sent or that the fallback fails on
+    /// comes back as [`Finished::Failed`].
+    fn send_waiting(&mut self) {
         while let Some(frame) = self.waiting.pop_front() {
-            if let Some(ep) = self.engine.fleet.pick() {
-                self.engine.submit(ep, frame, &self.stats)?;
+            let (camera, seq) = (frame.camera, frame.seq);
+            let result = if let Some(ep) = self.engine.fleet.pick() {
+                self.engine.submit(ep, frame, &self.stats).map(|()| None)
             } else if self.engine.fleet.up() > 0 {
                 self.waiting.push_front(frame);
                 break;
             } else {
-                let finished = self.engine.without_fleet(frame, &self.stats)?;
-                self.ready.push_back(finished);
+                self.engine.without_fleet(frame, &self.stats).map(Some)
+            };
+            match result {
+                Ok(finished) => self.ready.extend(finished),
+                Err(error) => self
+                    .ready
+                    .push_back(Finished::Failed { camera, seq, error }),
             }
         }
-        Ok(())
     }
 }
 
@@ -488,7 +496,8 @@ impl Backend for RemoteBackend {
 
     fn submit(&mut self, frame: Frame) -> Result<(), InferError> {
         self.waiting.push_back(frame);
-        self.send_waiting()
+        self.send_waiting();
+        Ok(())
     }
 
     fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
@@ -505,7 +514,7 @@ impl Backend for RemoteBackend {
                 .remote
                 .endpoints_up
                 .store(self.engine.fleet.up() as u64, Ordering::Relaxed);
-            self.send_waiting()?;
+            self.send_waiting();
             if let Some(f) = self.ready.pop_front() {
                 return Ok(Some(f));
             }
