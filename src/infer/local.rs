@@ -8,6 +8,7 @@
 //! the other requests instead of on one engine thread. A frame whose inference fails comes back
 //! as [`Finished::Failed`] with the error; the worker goes on with the next frame.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,7 +55,13 @@ impl LocalBackend {
                 .spawn(move || {
                     for frame in job_rx {
                         let t0 = Instant::now();
-                        let finished = match io.infer(&mut req, &frame) {
+                        // A panic comes back as a fatal failure of its frame: the frame is
+                        // accounted for (no wait for it at shutdown) and the service ends.
+                        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            io.infer(&mut req, &frame)
+                        }))
+                        .unwrap_or_else(|p| Err(InferError::WorkerPanicked(panic_text(&*p))));
+                        let finished = match result {
                             Ok(detections) => Finished::Detected(detections),
                             Err(error) => Finished::Failed {
                                 camera: frame.camera,
@@ -80,6 +87,13 @@ impl LocalBackend {
             _core: core,
         })
     }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 impl Backend for LocalBackend {

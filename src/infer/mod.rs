@@ -86,6 +86,10 @@ pub enum InferError {
     /// Every inference worker has stopped (one panicked or the pool shut down).
     #[error("the inference workers have stopped")]
     WorkersGone,
+    /// An inference worker panicked on a frame (a bug): the service ends rather than run with
+    /// a request it cannot trust.
+    #[error("an inference worker panicked: {0}")]
+    WorkerPanicked(String),
     /// A request did not finish in time.
     #[error("inference did not finish within {WAIT_LIMIT_MS} ms: the device looks stuck")]
     Stuck,
@@ -112,7 +116,10 @@ impl InferError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            InferError::Stuck | InferError::WorkersGone | InferError::DeviceFailed { .. }
+            InferError::Stuck
+                | InferError::WorkersGone
+                | InferError::WorkerPanicked(_)
+                | InferError::DeviceFailed { .. }
         )
     }
 }
