@@ -190,6 +190,8 @@ pub struct Stats {
     pub infer_latency: Histogram,
     /// The detector's model is compiled and its thread runs.
     pub model_loaded: AtomicBool,
+    /// The detector ended with an error: the run is closed as not clean.
+    pub detector_failed: AtomicBool,
     /// The last database commit succeeded (or none was needed yet).
     pub db_writable: AtomicBool,
     /// At the last commit: milliseconds from the oldest record in it to the commit.
@@ -310,6 +312,7 @@ impl Stats {
             started: Instant::now(),
             infer_latency: Histogram::new(INFER_LATENCY_BUCKETS),
             model_loaded: AtomicBool::new(false),
+            detector_failed: AtomicBool::new(false),
             db_writable: AtomicBool::new(true),
             write_lag_ms: AtomicU64::new(0),
         }

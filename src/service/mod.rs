@@ -285,7 +285,17 @@ pub fn run(
     let engine_stats = Arc::clone(&stats);
     let detector = std::thread::Builder::new()
         .name("detector".into())
-        .spawn(move || engine.run(frame_rx, det_tx, engine_stats, engine_stop))?;
+        .spawn(move || {
+            // The flag is set before the last sender to the tracker goes, so the writer (which
+            // ends after the tracker) sees it when it closes the run.
+            let keep_open = det_tx.clone();
+            let result = engine.run(frame_rx, det_tx, Arc::clone(&engine_stats), engine_stop);
+            if result.is_err() {
+                engine_stats.detector_failed.store(true, Ordering::Relaxed);
+            }
+            drop(keep_open);
+            result
+        })?;
 
     let stages = Stages {
         detector,

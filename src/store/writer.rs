@@ -130,7 +130,8 @@ impl Writer {
             stats::inc(&stats.store_errors);
             error!(error = %e, lost = self.pending.len(), "Final database flush failed.");
         }
-        self.close_run(result.is_ok());
+        // A detector that failed ends the run early: not clean, whatever was written.
+        self.close_run(result.is_ok() && !stats.detector_failed.load(Ordering::Relaxed));
         if result.is_ok() {
             info!(db = %self.store.path.display(), "Database closed.");
         }
