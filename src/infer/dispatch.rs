@@ -190,11 +190,11 @@ fn account(
     match finished {
         Finished::Failed { camera, seq, error } => {
             stats::inc(&stats.infer_errors);
-            failures.failed(camera, error, Instant::now())?;
+            failures.failed(camera, &stats.camera(camera).id, error, Instant::now())?;
             Ok(Finished::Dropped { camera, seq })
         }
         Finished::Detected(d) => {
-            failures.detected(d.camera);
+            failures.detected(d.camera, &stats.camera(d.camera).id);
             Ok(Finished::Detected(d))
         }
         dropped @ Finished::Dropped { .. } => Ok(dropped),

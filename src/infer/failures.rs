@@ -69,6 +69,7 @@ impl Failures {
     pub fn failed(
         &mut self,
         camera: CameraIndex,
+        id: &str,
         error: InferError,
         now: Instant,
     ) -> Result<(), InferError> {
@@ -80,10 +81,10 @@ impl Failures {
         let streak = self.camera(camera);
         *streak += 1;
         if *streak == 1 {
-            warn!(camera_index = camera, error = %error,
+            warn!(camera = %id, error = %error,
                   "Inference failed; frame dropped (further failures of this camera at DEBUG).");
         } else {
-            debug!(camera_index = camera, failed = *streak, error = %error,
+            debug!(camera = %id, failed = *streak, error = %error,
                    "Inference failed again; frame dropped.");
         }
         let lasted = now.saturating_duration_since(since);
@@ -97,9 +98,10 @@ impl Failures {
         Ok(())
     }
 
-    /// Notes that a frame of `camera` was detected: the failures in a row are over. Returns how
-    /// many of the camera's frames had failed since its last detected one (logged once), if any.
-    pub fn detected(&mut self, camera: CameraIndex) -> Option<u64> {
+    /// Notes that a frame of `camera` (id `id`) was detected: the failures in a row are over.
+    /// Returns how many of the camera's frames had failed since its last detected one (logged
+    /// once), if any.
+    pub fn detected(&mut self, camera: CameraIndex, id: &str) -> Option<u64> {
         self.in_a_row = 0;
         self.since = None;
         let failed = std::mem::take(self.camera(camera));
@@ -107,7 +109,7 @@ impl Failures {
             return None;
         }
         info!(
-            camera_index = camera,
+            camera = %id,
             failed, "Inference recovered after {failed} failed frames."
         );
         Some(failed)
@@ -148,11 +150,11 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         // Three frames within a second: enough frames, not long enough.
         for s in [0, 0, 1] {
-            f.failed(0, bad_frame(), at(s)).unwrap();
+            f.failed(0, "cam", bad_frame(), at(s)).unwrap();
         }
         // Long enough from the first failure, and the frames counted across cameras.
-        f.failed(1, bad_frame(), at(9)).unwrap();
-        match f.failed(0, bad_frame(), at(10)) {
+        f.failed(1, "cam", bad_frame(), at(9)).unwrap();
+        match f.failed(0, "cam", bad_frame(), at(10)) {
             Err(InferError::DeviceFailed {
                 failures, seconds, ..
             }) => assert_eq!((failures, seconds), (5, 10)),
@@ -169,26 +171,26 @@ mod tests {
         let mut f = Failures::new(limit, 2);
         let t0 = Instant::now();
         for _ in 0..3 {
-            f.failed(0, bad_frame(), t0).unwrap();
+            f.failed(0, "cam", bad_frame(), t0).unwrap();
         }
         assert_eq!(f.in_a_row(), 3);
         // Camera 1 detects: the run is over, camera 0's own count stays until it recovers.
-        assert_eq!(f.detected(1), None);
+        assert_eq!(f.detected(1, "cam"), None);
         assert_eq!(f.in_a_row(), 0);
         // The time limit counts from the first failure after the detected frame.
-        f.failed(0, bad_frame(), t0 + Duration::from_secs(20))
+        f.failed(0, "cam", bad_frame(), t0 + Duration::from_secs(20))
             .unwrap();
-        f.failed(0, bad_frame(), t0 + Duration::from_secs(29))
+        f.failed(0, "cam", bad_frame(), t0 + Duration::from_secs(29))
             .unwrap();
-        assert_eq!(f.detected(0), Some(5));
-        assert_eq!(f.detected(0), None);
+        assert_eq!(f.detected(0, "cam"), Some(5));
+        assert_eq!(f.detected(0, "cam"), None);
     }
 
     #[test]
     fn a_stuck_request_is_fatal_at_once() {
         let mut f = Failures::new(FailLimit::DEVICE, 1);
         assert!(matches!(
-            f.failed(0, InferError::Stuck, Instant::now()),
+            f.failed(0, "cam", InferError::Stuck, Instant::now()),
             Err(InferError::Stuck)
         ));
     }
