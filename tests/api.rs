@@ -199,6 +199,7 @@ fn metrics_health_and_queries_while_two_cameras_run() {
         assert!(metric(&m2, "storetrack_camera_analysed_fps", cam) > 3.0);
         assert!(metric(&m2, "storetrack_camera_frame_age_seconds", cam) > 0.0);
         metric(&m2, "storetrack_camera_frames_dropped_total", cam);
+        assert_eq!(metric(&m2, "storetrack_camera_panics_total", cam), 0.0);
     }
     assert_eq!(metric(&m2, "storetrack_camera_up", "cam3"), 0.0);
     assert!(metric(&m2, "storetrack_camera_reconnects_total", "cam3") >= 1.0);

@@ -95,6 +95,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.failures),
     ),
     (
+        "storetrack_camera_panics",
+        "Panics caught in the camera's thread (each counted as a failure and restarted).",
+        MetricType::Counter,
+        |c| load(&c.panics),
+    ),
+    (
         "storetrack_camera_up",
         "1 while the camera's frames are flowing.",
         MetricType::Gauge,
