@@ -1,7 +1,8 @@
 //! The running service: wires cameras → detector → trackers → store, serves the HTTP API, tells
 //! the service manager how it is (notify protocol: ready, watchdog pings while every stage is
-//! alive, status line), reports progress, and shuts the chain down in order (cameras first, then
-//! each stage drains into the next, the API last).
+//! alive, status line), reports progress, applies config reloads to the running cameras
+//! ([`reload`]), and shuts the chain down in order (cameras first, then each stage drains into
+//! the next, the API last).
 //!
 //! Input: a validated [`Config`]. Output: rows in the database and a [`Summary`].
 
