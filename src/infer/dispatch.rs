@@ -194,7 +194,7 @@ fn account(
             Ok(Finished::Dropped { camera, seq })
         }
         Finished::Detected(d) => {
-            failures.detected(d.camera, &stats.camera(d.camera).id);
+            failures.detected(d.camera, || stats.camera(d.camera).id.clone());
             Ok(Finished::Detected(d))
         }
         dropped @ Finished::Dropped { .. } => Ok(dropped),

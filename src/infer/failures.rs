@@ -98,10 +98,10 @@ impl Failures {
         Ok(())
     }
 
-    /// Notes that a frame of `camera` (id `id`) was detected: the failures in a row are over.
-    /// Returns how many of the camera's frames had failed since its last detected one (logged
-    /// once), if any.
-    pub fn detected(&mut self, camera: CameraIndex, id: &str) -> Option<u64> {
+    /// Notes that a frame of `camera` was detected: the failures in a row are over. Returns how
+    /// many of the camera's frames had failed since its last detected one (logged once, naming
+    /// the camera by `id()`, which is only called then), if any.
+    pub fn detected(&mut self, camera: CameraIndex, id: impl FnOnce() -> String) -> Option<u64> {
         self.in_a_row = 0;
         self.since = None;
         let failed = std::mem::take(self.camera(camera));
@@ -109,7 +109,7 @@ impl Failures {
             return None;
         }
         info!(
-            camera = %id,
+            camera = %id(),
             failed, "Inference recovered after {failed} failed frames."
         );
         Some(failed)
@@ -175,15 +175,15 @@ mod tests {
         }
         assert_eq!(f.in_a_row(), 3);
         // Camera 1 detects: the run is over, camera 0's own count stays until it recovers.
-        assert_eq!(f.detected(1, "cam"), None);
+        assert_eq!(f.detected(1, || "cam".into()), None);
         assert_eq!(f.in_a_row(), 0);
         // The time limit counts from the first failure after the detected frame.
         f.failed(0, "cam", bad_frame(), t0 + Duration::from_secs(20))
             .unwrap();
         f.failed(0, "cam", bad_frame(), t0 + Duration::from_secs(29))
             .unwrap();
-        assert_eq!(f.detected(0, "cam"), Some(5));
-        assert_eq!(f.detected(0, "cam"), None);
+        assert_eq!(f.detected(0, || "cam".into()), Some(5));
+        assert_eq!(f.detected(0, || "cam".into()), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(super) struct Shared {
     pub db: PathBuf,
 }
 
-/// The cameras of the running service, in config order.
+/// The cameras of the running service, in the order they were started.
 pub(super) struct CameraSet {
     shared: Shared,
     running: Vec<Running>,

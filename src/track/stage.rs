@@ -117,10 +117,6 @@ fn track(
 ) -> Result<(), Gone> {
     let mut changes_open = true;
     loop {
-        // Changes first, so a camera's slot exists before its first detections.
-        while let Ok(change) = changes.try_recv() {
-            cams.apply(change, tx)?;
-        }
         let mut sel = Select::new();
         let dets_op = sel.recv(rx);
         let changes_op = changes_open.then(|| sel.recv(changes));
@@ -136,6 +132,7 @@ fn track(
         let Ok(dets) = op.recv(rx) else {
             break;
         };
+        // Changes first, so a camera's slot exists before its first detections.
         while let Ok(change) = changes.try_recv() {
             cams.apply(change, tx)?;
         }
