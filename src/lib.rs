@@ -27,3 +27,12 @@ pub mod track;
 
 pub use config::Config;
 pub use service::{RunOptions, Summary, run};
+
+/// The message of a caught panic (`&str` or `String` payloads; empty otherwise).
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}

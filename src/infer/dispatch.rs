@@ -107,7 +107,7 @@ fn serve<B: Backend>(
     let capacity = backend.capacity().max(1);
     let mut in_flight = 0usize;
     let mut reorder = Reorder::default();
-    let mut failures = Failures::new(limit, 0);
+    let mut failures = Failures::new(limit);
     let mut closed = false;
     loop {
         let stopping = closed || stop.load(Ordering::Relaxed);

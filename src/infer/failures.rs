@@ -2,11 +2,12 @@
 //! device has failed for good.
 //!
 //! A failed frame is dropped and the detector goes on. Per camera, the first failure after a
-//! detected frame logs one warning (camera index and reason), further ones log at DEBUG, and the
+//! detected frame logs one warning (camera id and reason), further ones log at DEBUG, and the
 //! camera's next detected frame logs one line saying how many failed before it. Across all
 //! cameras, failures with no frame detected in between that reach both [`FailLimit::frames`]
 //! and [`FailLimit::lasting`] end the detector with [`InferError::DeviceFailed`]; an error that
-//! is fatal by itself ([`InferError::is_fatal`]: a stuck request) ends it at once.
+//! is fatal by itself ([`InferError::is_fatal`]: a stuck request, a panicked worker) ends it at
+//! once.
 
 use std::time::{Duration, Instant};
 
@@ -54,13 +55,13 @@ pub struct Failures {
 }
 
 impl Failures {
-    /// No failures yet, for `cameras` cameras.
-    pub fn new(limit: FailLimit, cameras: usize) -> Self {
+    /// No failures yet (per-camera counts grow with the camera slots seen).
+    pub fn new(limit: FailLimit) -> Self {
         Self {
             limit,
             in_a_row: 0,
             since: None,
-            cameras: vec![0; cameras],
+            cameras: Vec::new(),
         }
     }
 
@@ -145,7 +146,7 @@ mod tests {
             frames: 3,
             lasting: Duration::from_secs(10),
         };
-        let mut f = Failures::new(limit, 2);
+        let mut f = Failures::new(limit);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         // Three frames within a second: enough frames, not long enough.
@@ -168,7 +169,7 @@ mod tests {
             frames: 2,
             lasting: Duration::from_secs(10),
         };
-        let mut f = Failures::new(limit, 2);
+        let mut f = Failures::new(limit);
         let t0 = Instant::now();
         for _ in 0..3 {
             f.failed(0, "cam", bad_frame(), t0).unwrap();
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_stuck_request_is_fatal_at_once() {
-        let mut f = Failures::new(FailLimit::DEVICE, 1);
+        let mut f = Failures::new(FailLimit::DEVICE);
         assert!(matches!(
             f.failed(0, "cam", InferError::Stuck, Instant::now()),
             Err(InferError::Stuck)

@@ -60,7 +60,9 @@ impl LocalBackend {
                         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                             io.infer(&mut req, &frame)
                         }))
-                        .unwrap_or_else(|p| Err(InferError::WorkerPanicked(panic_text(&*p))));
+                        .unwrap_or_else(|p| {
+                            Err(InferError::WorkerPanicked(crate::panic_text(&*p)))
+                        });
                         let finished = match result {
                             Ok(detections) => Finished::Detected(detections),
                             Err(error) => Finished::Failed {
@@ -87,13 +89,6 @@ impl LocalBackend {
             _core: core,
         })
     }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 impl Backend for LocalBackend {

@@ -187,12 +187,7 @@ fn supervise_with(task: &CameraTask, mut run: impl FnMut(&CameraTask) -> (Ended,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    format!("camera thread panicked: {text}")
+    format!("camera thread panicked: {}", crate::panic_text(panic))
 }
 
 /// Runs the camera's pipeline once, until it fails or the service stops; also says whether any
