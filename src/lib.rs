@@ -25,7 +25,7 @@ pub mod store;
 pub mod synth;
 pub mod track;
 
-pub use config::Config;
+pub use config::{Config, Decode};
 pub use service::{RunOptions, Summary, run};
 
 /// The message of a caught panic (`&str` or `String` payloads; empty otherwise).

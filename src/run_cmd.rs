@@ -64,6 +64,12 @@ fn print_summary(summary: &service::Summary) {
         summary.engine.streams.as_deref().unwrap_or("?")
     );
     println!("  frames decoded   {}", c.decoded);
+    if c.undecoded > 0 {
+        println!(
+            "  not decoded      {} (delta frames of cameras decoding key frames only)",
+            c.undecoded
+        );
+    }
     println!(
         "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
         c.skipped

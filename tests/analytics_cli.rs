@@ -69,6 +69,7 @@ fn fixed_db(dir: &Path) -> std::path::PathBuf {
             name: id.to_string(),
             url: url::Url::parse("rtsp://127.0.0.1/x").unwrap(),
             detect_fps: 10,
+            decode: Default::default(),
             homography: None,
             calibration: None,
             pipeline: None,

@@ -105,6 +105,7 @@ mod tests {
                 name: id.to_string(),
                 url: url::Url::parse("rtsp://127.0.0.1/x").unwrap(),
                 detect_fps: 10,
+                decode: Default::default(),
                 homography: None,
                 calibration: None,
                 pipeline: None,

@@ -59,6 +59,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.decoded),
     ),
     (
+        "storetrack_camera_frames_undecoded",
+        "Delta frames dropped before the decoder while the camera decodes key frames only.",
+        MetricType::Counter,
+        |c| load(&c.undecoded),
+    ),
+    (
         "storetrack_camera_frames_skipped",
         "Decoded frames discarded before conversion because a fresher frame was waiting.",
         MetricType::Counter,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::ingest::keyframes::Decode;
 pub use raw::CountOrAuto;
 use raw::RawConfig;
 
@@ -102,6 +103,8 @@ pub struct CameraConfig {
     pub url: url::Url,
     /// Frames per second sent to the detector (0 = every decoded frame).
     pub detect_fps: u32,
+    /// Which frames the camera decodes (key frames only when they serve `detect_fps`).
+    pub decode: Decode,
     /// Image → floor-plan homography (row-major 3×3), if the camera is calibrated.
     pub homography: Option<[f64; 9]>,
     /// This camera's pipeline template (e.g. an H.265 camera), instead of `ingest.pipeline`.

@@ -19,6 +19,7 @@ pub(super) const DEFAULT_RETRY_INTERVAL_MS: u64 = 2_000;
 pub(super) const DEFAULT_RETRY_MAX_MS: u64 = 60_000;
 pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
+pub(super) const DEFAULT_DECODE: &str = "auto";
 pub(super) const DEFAULT_DB: &str = "storetrack.db";
 pub(super) const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1_000;
 /// Data older than this many days is deleted (0: kept however old).
@@ -112,6 +113,7 @@ pub(super) struct RawCamera {
     pub name: Option<String>,
     pub url: Spanned<String>,
     pub detect_fps: Option<Spanned<u32>>,
+    pub decode: Option<Spanned<String>>,
     pub homography: Option<Spanned<Vec<f64>>>,
     pub pipeline: Option<Spanned<String>>,
     pub calibration: Option<SpannedRows>,
@@ -201,6 +203,8 @@ pub(super) struct RawIngest {
     pub stall_timeout_ms: Spanned<u64>,
     #[serde(default = "default_detect_fps")]
     pub detect_fps: u32,
+    #[serde(default = "default_decode")]
+    pub decode: Spanned<String>,
 }
 
 impl Default for RawIngest {
@@ -214,6 +218,7 @@ impl Default for RawIngest {
             retry_max_ms: default_retry_max_ms(),
             stall_timeout_ms: default_stall_timeout_ms(),
             detect_fps: DEFAULT_DETECT_FPS,
+            decode: default_decode(),
         }
     }
 }
@@ -289,6 +294,9 @@ fn default_stall_timeout_ms() -> Spanned<u64> {
 }
 fn default_detect_fps() -> u32 {
     DEFAULT_DETECT_FPS
+}
+fn default_decode() -> Spanned<String> {
+    unspanned(DEFAULT_DECODE.into())
 }
 fn default_db() -> Spanned<String> {
     unspanned(DEFAULT_DB.into())

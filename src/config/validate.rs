@@ -8,7 +8,8 @@ use toml::Spanned;
 
 use super::raw::{RawCamera, RawConfig};
 use super::{
-    CameraConfig, Config, InferenceConfig, IngestConfig, ModelConfig, Problem, StorageConfig,
+    CameraConfig, Config, Decode, InferenceConfig, IngestConfig, ModelConfig, Problem,
+    StorageConfig,
 };
 
 const HINTS: &[&str] = &["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"];
@@ -83,8 +84,10 @@ pub(super) fn validate(
     }
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     let mut cameras = Vec::new();
+    let decode = decode_mode(&raw.ingest.decode, "ingest.decode", &mut p).unwrap_or_default();
     for cam in &raw.cameras {
-        if let Some(mut c) = camera(cam.get_ref(), raw.ingest.detect_fps, &mut p, &mut seen) {
+        let defaults = (raw.ingest.detect_fps, decode);
+        if let Some(mut c) = camera(cam.get_ref(), defaults, &mut p, &mut seen) {
             c.pipeline = cam
                 .get_ref()
                 .pipeline
@@ -276,9 +279,20 @@ pub(super) fn validate(
     })
 }
 
+/// `decode = "auto" | "all" | "keyframes"` at `key`; None (reported) when it is none of them.
+fn decode_mode(value: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> Option<Decode> {
+    let parsed = value
+        .get_ref()
+        .trim()
+        .to_ascii_lowercase()
+        .parse::<Decode>();
+    parsed.map_err(|e| p.at(value, format!("{key}: {e}"))).ok()
+}
+
+/// One camera table; `(default_fps, default_decode)` come from `[ingest]`.
 fn camera(
     cam: &RawCamera,
-    default_fps: u32,
+    (default_fps, default_decode): (u32, Decode),
     p: &mut Problems<'_>,
     seen: &mut HashMap<String, (usize, usize)>,
 ) -> Option<CameraConfig> {
@@ -341,6 +355,12 @@ fn camera(
         ok = false;
     }
 
+    let decode = match &cam.decode {
+        None => Some(default_decode),
+        Some(d) => decode_mode(d, &format!("camera {id:?}: decode"), p),
+    };
+    ok &= decode.is_some();
+
     let homography = match &cam.homography {
         None => None,
         Some(h) => match <[f64; 9]>::try_from(h.get_ref().as_slice()) {
@@ -377,6 +397,7 @@ fn camera(
         id,
         url,
         detect_fps,
+        decode: decode.unwrap_or_default(),
         homography,
         pipeline: None,
         calibration,
@@ -385,7 +406,7 @@ fn camera(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError};
+    use super::super::{Config, ConfigError, Decode};
     use std::path::Path;
 
     fn problems(text: &str) -> Vec<String> {
@@ -496,6 +517,21 @@ hint = "FASTEST"
         assert!(p[2].starts_with("11:6: camera id \"cam 3\""));
         assert!(p[3].starts_with("12:7: camera \"cam 3\": malformed url"));
         assert!(p[4].starts_with("15:8: inference.hint = \"FASTEST\""));
+    }
+
+    #[test]
+    fn decode_modes_per_camera_and_default() {
+        let text = format!("{GOOD}\n[ingest]\ndecode = \"keyframes\"\n").replacen(
+            "url =",
+            "decode = \"all\"\nurl =",
+            1,
+        );
+        let c = Config::from_str_at(&text, Path::new("c.toml")).unwrap();
+        let modes: Vec<Decode> = c.cameras.iter().map(|c| c.decode).collect();
+        assert_eq!(modes, [Decode::All, Decode::Keyframes]);
+        let bad = GOOD.replacen("url =", "decode = \"sometimes\"\nurl =", 1);
+        let p = problems(&bad);
+        assert!(p[0].contains(": decode: expected \"auto\""), "{p:?}");
     }
 
     #[test]

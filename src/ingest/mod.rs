@@ -16,6 +16,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod keyframes;
 pub mod pipeline;
 pub mod queue;
 
@@ -36,6 +37,7 @@ use crate::redact;
 use crate::stats::{self, CameraStats};
 use backoff::Backoff;
 use clock::{Adjust, CaptureClock, Reading, Reference};
+use keyframes::{KeyframeGate, Verdict};
 pub use pipeline::{PipelineError, Template};
 use queue::{FrameSender, Pushed};
 
@@ -209,6 +211,7 @@ fn run_once(
             .set_property("max-threads", task.decoder_threads as i32);
     }
     install_probe(&parts.decoder, task, &live);
+    install_gate(&parts.decoder, task);
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     install_sink(&parts.sink, task, &live, seq, clock, started);
 
@@ -312,6 +315,53 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
             gst::PadProbeReturn::Ok
         },
     );
+}
+
+/// Drops delta frames before the decoder while the camera decodes key frames only (counted),
+/// and logs when that starts and stops.
+fn install_gate(decoder: &gst::Element, task: &CameraTask) {
+    let Some(pad) = decoder.static_pad("sink") else {
+        return;
+    };
+    let cam = Arc::clone(&task.stats);
+    let id = task.camera.id.clone();
+    let fps = task.camera.detect_fps;
+    // Only the streaming thread locks it (the probe must be `Fn`).
+    let gate = Mutex::new(KeyframeGate::new(
+        task.camera.decode,
+        task.camera.detect_fps,
+    ));
+    let origin = Instant::now();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let t_ns = buffer
+            .pts()
+            .or(buffer.dts())
+            .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
+        let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
+        let was = gate.key_only();
+        let verdict = gate.admit(key, t_ns);
+        if gate.key_only() != was {
+            let rate = gate
+                .key_rate()
+                .map_or("unknown".into(), |r| format!("{r:.2}"));
+            if gate.key_only() {
+                info!(camera = %id, key_frames_per_s = %rate, detect_fps = fps,
+                      "Decoding key frames only.");
+            } else {
+                info!(camera = %id, key_frames_per_s = %rate, detect_fps = fps,
+                      "Decoding every frame.");
+            }
+        }
+        if verdict == Verdict::Skip {
+            stats::inc(&cam.undecoded);
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// A camera's [`CaptureClock`], fed from buffers, reporting changes of its time source.

@@ -16,6 +16,7 @@ fn task(stats: Arc<CameraStats>) -> CameraTask {
             name: "cam1".into(),
             url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
             detect_fps: 10,
+            decode: Default::default(),
             homography: None,
             pipeline: None,
             calibration: None,

@@ -46,6 +46,7 @@ fn same(a: &CameraConfig, b: &CameraConfig) -> bool {
     a.name == b.name
         && a.url == b.url
         && a.detect_fps == b.detect_fps
+        && a.decode == b.decode
         && a.homography == b.homography
         && a.pipeline == b.pipeline
 }
@@ -219,6 +220,7 @@ mod tests {
             name: id.into(),
             url: url.parse().unwrap(),
             detect_fps: 10,
+            decode: Default::default(),
             homography: None,
             pipeline: None,
             calibration: None,

@@ -38,6 +38,8 @@ pub struct CameraStats {
     pub active: AtomicBool,
     /// Frames out of the decoder.
     pub decoded: AtomicU64,
+    /// Delta frames dropped before the decoder while the camera decodes key frames only.
+    pub undecoded: AtomicU64,
     /// Decoded frames discarded before scaling and colour conversion because the camera's
     /// queue already held a fresh frame (never converted).
     pub skipped: AtomicU64,
@@ -76,6 +78,7 @@ impl CameraStats {
             url: url.to_string(),
             active: AtomicBool::new(true),
             decoded: AtomicU64::new(0),
+            undecoded: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -219,6 +222,8 @@ pub struct Snapshot {
     pub cameras_up: usize,
     /// Sum over cameras (removed ones included).
     pub decoded: u64,
+    /// Sum over cameras (removed ones included).
+    pub undecoded: u64,
     /// Sum over cameras (removed ones included).
     pub skipped: u64,
     /// Sum over cameras (removed ones included).
@@ -395,6 +400,7 @@ impl Stats {
                 .filter(|c| c.is_active() && c.up.load(Ordering::Relaxed))
                 .count(),
             decoded: sum(|c| &c.decoded),
+            undecoded: sum(|c| &c.undecoded),
             skipped: sum(|c| &c.skipped),
             delivered: sum(|c| &c.delivered),
             dropped: sum(|c| &c.dropped),

@@ -373,6 +373,7 @@ mod tests {
             name: "Entrance".into(),
             url: url::Url::parse("rtsp://admin:pw@127.0.0.1/x").unwrap(),
             detect_fps: 10,
+            decode: Default::default(),
             homography: None,
             pipeline: None,
             calibration: None,

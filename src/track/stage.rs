@@ -214,6 +214,7 @@ mod tests {
             name: id.into(),
             url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
             detect_fps: 10,
+            decode: Default::default(),
             homography: None,
             pipeline: None,
             calibration: None,
