@@ -5,7 +5,9 @@
 #   3. storetrack end to end (RTSP -> decode -> detect -> track -> SQLite) at 1, 8, 16, 32
 #      simulated cameras (10 fps each), FP32 and INT8, plus 1 camera with the LATENCY hint
 #   4. the plain Python reference pipeline (scripts/ref_pipeline.py) on the same cameras
-#   5. the remote detector rows (scripts/bench_remote.sh; BENCH_REMOTE=0 skips them)
+#   5. key-frame-only decoding: 64 cameras at detect_fps = 1, every frame vs key frames only
+#      (KEY_CAMERAS=0 skips it)
+#   6. the remote detector rows (scripts/bench_remote.sh; BENCH_REMOTE=0 skips them)
 # Decoding every frame of N cameras leaves limit_N = a * (1 - 10N / (cores * d)) FPS for
 # inference, at most 10N. FPS is measured between the first and last progress line (set-up
 # excluded); CPU is % of one core over the run, RSS the peak. The INT8 IR is made by
@@ -77,17 +79,18 @@ start_sim() { # N
 }
 stop_sim() { kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true; }
 
-# storetrack N MODEL HINT -> "fps cam_min cam_median age_p95 cpu rss_mb spread"
+# storetrack N MODEL HINT [DETECT_FPS DECODE] -> "fps cam_min cam_median age_p95 cpu rss_mb spread"
 run_storetrack() {
-  local n=$1 model=$2 hint=$3 cfg="$WORK/st-$1-$2-$3.toml" desc=models/ssdlite.toml
+  local n=$1 model=$2 hint=$3 fps=${4:-0} decode=${5:-auto} desc=models/ssdlite.toml
+  local cfg="$WORK/st-$1-$2-$3-$fps-$decode.toml"
   [ "$model" = int8 ] && desc=models/ssdlite-int8.toml
   : > "$cfg"
   for i in $(seq 1 "$n"); do
     printf '[[cameras]]\nid = "cam%s"\nurl = "rtsp://127.0.0.1:%s/cam%s"\n\n' "$i" "$PORT" "$i" >> "$cfg"
   done
-  printf '[model]\ndescription = "%s"\n[inference]\nhint = "%s"\n[ingest]\npipeline = "%s"\ndetect_fps = 0\n[storage]\ndb = "%s"\n' \
-    "$PWD/$desc" "$hint" "$PWD/pipelines/camera.pipeline" "$WORK/st-$n-$model-$hint.db" >> "$cfg"
-  local out="$WORK/st-$n-$model-$hint.out"
+  printf '[model]\ndescription = "%s"\n[inference]\nhint = "%s"\n[ingest]\npipeline = "%s"\ndetect_fps = %s\ndecode = "%s"\n[storage]\ndb = "%s"\n' \
+    "$PWD/$desc" "$hint" "$PWD/pipelines/camera.pipeline" "$fps" "$decode" "${cfg%.toml}.db" >> "$cfg"
+  local out="${cfg%.toml}.out"
   STORETRACK_LOG=warn /usr/bin/time -f 'TIME %U %S %e %M' "$BIN" run -c "$cfg" --duration "${RUN_S}s" --progress 5s \
     > "$out" 2> "$out.err"
   cat "$out" >&2
@@ -167,7 +170,29 @@ for n in $COUNTS; do for m in fp32 int8; do
   [ -n "${PYR[$n,$m]:-}" ] && echo "  $n cameras ${m^^}: ${PYR[$n,$m]}"
 done; done
 
-# 5. the remote detector (issue 10): 16 cameras against one and two local KServe v2 server
+# 5. key-frame-only decoding: KEY_CAMERAS cameras (default 64) at detect_fps = 1 (the sample has
+#    a key frame a second), decoding every frame and then key frames only (decode = "auto").
+KEY_N="${KEY_CAMERAS:-64}"
+if [ "$KEY_N" -gt 0 ]; then
+  start_sim "$KEY_N"
+  declare -A KF
+  for decode in all auto; do
+    step "storetrack, $KEY_N cameras at detect_fps = 1, decode = $decode, ${RUN_S} s"
+    KF[$decode]=$(run_storetrack "$KEY_N" fp32 THROUGHPUT 1 "$decode")
+  done
+  stop_sim
+  echo
+  echo "Key-frame-only decoding, $KEY_N cameras at detect_fps = 1 (FP32):"
+  echo
+  echo "| decode | storetrack FPS | per-camera FPS min / median | p95 frame age | CPU | RSS |"
+  echo "|---|---|---|---|---|---|"
+  for decode in all auto; do
+    read -r fps mn md p95 cpu rss _ <<< "${KF[$decode]}"
+    echo "| $decode | $fps | $mn / $md | $p95 ms | $cpu % | $rss MB |"
+  done
+fi
+
+# 6. the remote detector (issue 10): 16 cameras against one and two local KServe v2 server
 #    processes, per-request overhead, ratio to the local engine in the same run.
 #    BENCH_REMOTE=0 skips it.
 if [ "${BENCH_REMOTE:-1}" != 0 ]; then
