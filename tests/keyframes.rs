@@ -2,14 +2,16 @@
 //! frame every 10 frames) at `detect_fps = 1`. cam1 uses the default `decode = "auto"`, so once
 //! the key-frame rate is measured its delta frames never reach the decoder; cam2 decodes every
 //! frame (`decode = "all"`). Both must be analysed at the same rate and see the sample's people,
-//! while cam1's delta frames are counted as not decoded.
+//! while cam1's delta frames are counted as not decoded, and GStreamer reports no CRITICAL
+//! (dropping a buffer on the decoder's sink pad the wrong way logs one per frame).
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use gstreamer::glib;
 use rusqlite::Connection;
 use storetrack::simcam::SimCam;
 use storetrack::{Config, Decode, RunOptions};
@@ -17,6 +19,18 @@ use storetrack::{Config, Decode, RunOptions};
 #[test]
 fn key_frames_serve_a_camera_whose_detect_fps_is_at_its_key_frame_rate() {
     common::openvino_env();
+    let criticals = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&criticals);
+    glib::log_set_handler(
+        Some("GStreamer"),
+        glib::LogLevels::LEVEL_CRITICAL,
+        false,
+        false,
+        move |_, _, message| {
+            eprintln!("GStreamer-CRITICAL: {message}");
+            counter.fetch_add(1, Ordering::Relaxed);
+        },
+    );
     let video = common::video();
     let sim = SimCam::start(
         "127.0.0.1",
@@ -46,6 +60,11 @@ fn key_frames_serve_a_camera_whose_detect_fps_is_at_its_key_frame_rate() {
         c.decoded, c.undecoded, c.inferred
     );
     assert_eq!(c.failures, 0, "no camera failed");
+    assert_eq!(
+        criticals.load(Ordering::Relaxed),
+        0,
+        "GStreamer-CRITICAL logged"
+    );
     // cam2 decodes ~10 frames a second; cam1 decodes its first three GOPs (while the key-frame
     // rate is measured) and then one frame a second.
     assert!(c.undecoded >= 60, "cam1's delta frames were decoded");

@@ -358,7 +358,12 @@ fn install_gate(decoder: &gst::Element, task: &CameraTask) {
         }
         if verdict == Verdict::Skip {
             stats::inc(&cam.undecoded);
-            return gst::PadProbeReturn::Drop;
+            // Handled, not Drop: on a sink pad, gstreamer-rs has already taken the buffer out of
+            // the probe info, and GStreamer would unref the emptied pointer after a Drop
+            // (a GStreamer-CRITICAL per frame). Handled consumes it with flow OK.
+            drop(info.take_buffer());
+            info.flow_res = Ok(gst::FlowSuccess::Ok);
+            return gst::PadProbeReturn::Handled;
         }
         gst::PadProbeReturn::Ok
     });
