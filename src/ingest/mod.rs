@@ -5,7 +5,8 @@
 //! pixels) pushed into that camera's queue. A probe on the decoder's output skips frames
 //! (counted) while the queue holds fresh frames, so frames nobody will analyse are never scaled
 //! or converted ([`queue::FrameSender::wants_frame`]); the decoder gets the cores divided among
-//! the cameras as threads ([`decoder_threads`]). The appsink
+//! the cameras as threads ([`decoder_threads`]). A probe on the decoder's input drops delta
+//! frames, counted, while the camera decodes key frames only ([`keyframes`]). The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
 //! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
 //! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
