@@ -160,9 +160,10 @@ fn print_latency(summary: &service::Summary) {
             pct(max)
         );
     }
-    for (id, c) in summary.camera_ids.iter().zip(&l.cameras) {
+    for c in &l.cameras {
         println!(
-            "    {id:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            "    {:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            c.id,
             c.fps,
             ms(c.age_p50_ms),
             ms(c.age_p95_ms)

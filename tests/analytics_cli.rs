@@ -64,16 +64,7 @@ fn fixed_db(dir: &Path) -> std::path::PathBuf {
     let store = Store::open(&path).unwrap();
     let cams: Vec<CameraConfig> = ["cam1", "cam2"]
         .iter()
-        .map(|id| CameraConfig {
-            id: id.to_string(),
-            name: id.to_string(),
-            url: url::Url::parse("rtsp://127.0.0.1/x").unwrap(),
-            detect_fps: 10,
-            decode: Default::default(),
-            homography: None,
-            calibration: None,
-            pipeline: None,
-        })
+        .map(|id| CameraConfig::new(id, "rtsp://127.0.0.1/x".parse().unwrap()))
         .collect();
     store.register_cameras(&cams).unwrap();
     let (tx, rx) = crossbeam_channel::bounded(1024);

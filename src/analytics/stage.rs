@@ -100,16 +100,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let cams: Vec<crate::config::CameraConfig> = ["cam1", "cam2"]
             .iter()
-            .map(|id| crate::config::CameraConfig {
-                id: id.to_string(),
-                name: id.to_string(),
-                url: url::Url::parse("rtsp://127.0.0.1/x").unwrap(),
-                detect_fps: 10,
-                decode: Default::default(),
-                homography: None,
-                calibration: None,
-                pipeline: None,
-            })
+            .map(|id| crate::config::CameraConfig::new(id, "rtsp://127.0.0.1/x".parse().unwrap()))
             .collect();
         store.register_cameras(&cams).unwrap();
         let (to_writer, writer_rx) = crossbeam_channel::bounded(64);

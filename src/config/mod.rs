@@ -113,6 +113,23 @@ pub struct CameraConfig {
     pub calibration: Option<crate::analytics::homography::Calibration>,
 }
 
+impl CameraConfig {
+    /// Camera `id` at `url` with the `[ingest]` defaults: named by its id, `detect_fps` 10,
+    /// `decode = "auto"`, no homography, calibration or own template.
+    pub fn new(id: &str, url: url::Url) -> Self {
+        Self {
+            id: id.to_string(),
+            name: id.to_string(),
+            url,
+            detect_fps: raw::DEFAULT_DETECT_FPS,
+            decode: Decode::default(),
+            homography: None,
+            pipeline: None,
+            calibration: None,
+        }
+    }
+}
+
 /// Detector model settings; what is not set here comes from the model description file.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {

@@ -100,9 +100,9 @@ pub enum InferError {
          the device looks failed"
     )]
     DeviceFailed {
-        /// Failed frames in the run.
+        /// Failed frames in a row (none detected in between).
         failures: u64,
-        /// Seconds from the first failure of the run to the last.
+        /// Seconds from the first of them to the last.
         seconds: u64,
         /// The last frame's error.
         #[source]
@@ -112,7 +112,8 @@ pub enum InferError {
 
 impl InferError {
     /// Whether a frame failing with this error ends the detector at once instead of being
-    /// dropped: a request stuck past [`WAIT_LIMIT_MS`], or no worker left to run one.
+    /// dropped: a request stuck past [`WAIT_LIMIT_MS`], no worker left to run one, a worker
+    /// that panicked, or failures in a row past the limit.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,

@@ -83,6 +83,16 @@ impl KeyframeGate {
         }
     }
 
+    /// Whether this camera can ever drop a frame: not with `decode = "all"`, nor with `"auto"`
+    /// when `detect_fps` is 0 (every frame wanted).
+    pub fn can_skip(&self) -> bool {
+        match self.mode {
+            Decode::All => false,
+            Decode::Keyframes => true,
+            Decode::Auto => self.detect_fps > 0,
+        }
+    }
+
     /// One compressed frame on its way to the decoder; `t_ns` is its timestamp.
     pub fn admit(&mut self, key: bool, t_ns: u64) -> Verdict {
         if key {
@@ -199,6 +209,14 @@ mod tests {
         auto.admit(true, 0); // a timestamp from the past: the rate is measured again
         assert_eq!(auto.key_rate(), None);
         assert!(!auto.key_only());
+    }
+
+    #[test]
+    fn only_a_gate_that_can_skip_needs_a_probe() {
+        assert!(!KeyframeGate::new(Decode::All, 1).can_skip());
+        assert!(!KeyframeGate::new(Decode::Auto, 0).can_skip());
+        assert!(KeyframeGate::new(Decode::Auto, 1).can_skip());
+        assert!(KeyframeGate::new(Decode::Keyframes, 0).can_skip());
     }
 
     #[test]

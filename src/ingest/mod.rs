@@ -319,19 +319,17 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
 }
 
 /// Drops delta frames before the decoder while the camera decodes key frames only (counted),
-/// and logs when that starts and stops.
+/// and logs when that starts and stops. A camera that can never skip gets no probe.
 fn install_gate(decoder: &gst::Element, task: &CameraTask) {
-    let Some(pad) = decoder.static_pad("sink") else {
+    let fps = task.camera.detect_fps;
+    let gate = KeyframeGate::new(task.camera.decode, fps);
+    let Some(pad) = decoder.static_pad("sink").filter(|_| gate.can_skip()) else {
         return;
     };
     let cam = Arc::clone(&task.stats);
     let id = task.camera.id.clone();
-    let fps = task.camera.detect_fps;
     // Only the streaming thread locks it (the probe must be `Fn`).
-    let gate = Mutex::new(KeyframeGate::new(
-        task.camera.decode,
-        task.camera.detect_fps,
-    ));
+    let gate = Mutex::new(gate);
     let origin = Instant::now();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {

@@ -11,16 +11,7 @@ fn task(stats: Arc<CameraStats>) -> CameraTask {
     let (mut senders, _source) = frame_queues(1, 2);
     CameraTask {
         index: 0,
-        camera: CameraConfig {
-            id: "cam1".into(),
-            name: "cam1".into(),
-            url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
-            detect_fps: 10,
-            decode: Default::default(),
-            homography: None,
-            pipeline: None,
-            calibration: None,
-        },
+        camera: CameraConfig::new("cam1", "rtsp://127.0.0.1:1/x".parse().unwrap()),
         ingest: IngestConfig {
             pipeline: pipeline.clone(),
             latency_ms: 200,

@@ -66,8 +66,6 @@ pub struct Summary {
     pub db: PathBuf,
     /// Detector settings used.
     pub engine: EngineInfo,
-    /// Camera ids of the cameras configured at the end (as in `latency.cameras`).
-    pub camera_ids: Vec<String>,
     /// Analysed fps and frame age per camera and overall.
     pub latency: Latency,
     /// The run row opened for this run, and what its start found of earlier runs.
@@ -335,7 +333,6 @@ pub fn run(
     let latency = stats.latency(elapsed.as_secs_f64());
     Ok(Summary {
         counts: stats.snapshot(),
-        camera_ids: latency.cameras.iter().map(|c| c.id.clone()).collect(),
         latency,
         elapsed,
         db,

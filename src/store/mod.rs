@@ -369,14 +369,8 @@ mod tests {
 
     fn cams() -> Vec<CameraConfig> {
         vec![CameraConfig {
-            id: "cam1".into(),
             name: "Entrance".into(),
-            url: url::Url::parse("rtsp://admin:pw@127.0.0.1/x").unwrap(),
-            detect_fps: 10,
-            decode: Default::default(),
-            homography: None,
-            pipeline: None,
-            calibration: None,
+            ..CameraConfig::new("cam1", "rtsp://admin:pw@127.0.0.1/x".parse().unwrap())
         }]
     }
 

@@ -209,16 +209,7 @@ mod tests {
     use crate::track::PointKind;
 
     fn camera(id: &str) -> CameraConfig {
-        CameraConfig {
-            id: id.into(),
-            name: id.into(),
-            url: "rtsp://127.0.0.1:1/x".parse().unwrap(),
-            detect_fps: 10,
-            decode: Default::default(),
-            homography: None,
-            pipeline: None,
-            calibration: None,
-        }
+        CameraConfig::new(id, "rtsp://127.0.0.1:1/x".parse().unwrap())
     }
 
     fn walker(camera: CameraIndex, i: u64) -> Detections {
