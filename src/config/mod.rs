@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use crate::ingest::keyframes::Decode;
+pub use crate::ingest::gate::Decode;
 pub use raw::CountOrAuto;
 use raw::RawConfig;
 

@@ -5,8 +5,9 @@
 //! pixels) pushed into that camera's queue. A probe on the decoder's output skips frames
 //! (counted) while the queue holds fresh frames, so frames nobody will analyse are never scaled
 //! or converted ([`queue::FrameSender::wants_frame`]); the decoder gets the cores divided among
-//! the cameras as threads ([`decoder_threads`]). A probe on the decoder's input drops delta
-//! frames, counted, while the camera decodes key frames only ([`keyframes`]). The appsink
+//! the cameras as threads ([`decoder_threads`]). The camera's [`gate::FrameGate`] picks the
+//! frames analysed at `detect_fps`: a probe on the decoder's input drops, counted, the frames
+//! no analysed frame needs, and the output probe drops decoded frames it did not pick. The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
 //! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
 //! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
@@ -17,7 +18,7 @@
 
 pub mod backoff;
 pub mod clock;
-pub mod keyframes;
+pub mod gate;
 pub mod pipeline;
 pub mod queue;
 
@@ -38,7 +39,7 @@ use crate::redact;
 use crate::stats::{self, CameraStats};
 use backoff::Backoff;
 use clock::{Adjust, CaptureClock, Reading, Reference};
-use keyframes::{KeyframeGate, Verdict};
+use gate::{FrameGate, Plan, Verdict};
 pub use pipeline::{PipelineError, Template};
 use queue::{FrameSender, Pushed};
 
@@ -211,8 +212,12 @@ fn run_once(
             .decoder
             .set_property("max-threads", task.decoder_threads as i32);
     }
-    install_probe(&parts.decoder, task, &live);
-    install_gate(&parts.decoder, task);
+    let gate = FrameGate::new(task.camera.decode, task.camera.detect_fps);
+    let gate = gate.needed().then(|| Arc::new(Mutex::new(gate)));
+    install_probe(&parts.decoder, task, &live, gate.clone());
+    if let Some(gate) = gate {
+        install_gate(&parts.decoder, task, gate);
+    }
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     install_sink(&parts.sink, task, &live, seq, clock, started);
 
@@ -273,9 +278,15 @@ fn run_once(
     (ended, live.last_frame_ms.load(Ordering::Relaxed) > 0)
 }
 
-/// Counts decoded frames, skips those the camera's queue does not want (counted), and reads the
-/// source size from the decoder's output caps.
-fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
+/// Counts decoded frames, drops those the gate did not pick for analysis, skips those the
+/// camera's queue does not want (counted), and reads the source size from the decoder's output
+/// caps.
+fn install_probe(
+    decoder: &gst::Element,
+    task: &CameraTask,
+    live: &Arc<Live>,
+    gate: Option<Arc<Mutex<FrameGate>>>,
+) {
     let Some(pad) = decoder.static_pad("src") else {
         return;
     };
@@ -286,8 +297,14 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
             match &info.data {
-                Some(gst::PadProbeData::Buffer(_)) => {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
                     stats::inc(&cam.decoded);
+                    let t_ns = buffer.pts().map(|t| t.nseconds());
+                    if let Some(gate) = &gate
+                        && !gate.lock().unwrap_or_else(|p| p.into_inner()).take(t_ns)
+                    {
+                        return gst::PadProbeReturn::Drop;
+                    }
                     // Skipped here, a frame costs no rate limiting, scaling or conversion.
                     if !frames.wants_frame() {
                         stats::inc(&cam.skipped);
@@ -318,18 +335,15 @@ fn install_probe(decoder: &gst::Element, task: &CameraTask, live: &Arc<Live>) {
     );
 }
 
-/// Drops delta frames before the decoder while the camera decodes key frames only (counted),
-/// and logs when that starts and stops. A camera that can never skip gets no probe.
-fn install_gate(decoder: &gst::Element, task: &CameraTask) {
-    let fps = task.camera.detect_fps;
-    let gate = KeyframeGate::new(task.camera.decode, fps);
-    let Some(pad) = decoder.static_pad("sink").filter(|_| gate.can_skip()) else {
+/// Drops, counted, the compressed frames the gate says no analysed frame needs, and logs each
+/// change of the decoding plan.
+fn install_gate(decoder: &gst::Element, task: &CameraTask, gate: Arc<Mutex<FrameGate>>) {
+    let Some(pad) = decoder.static_pad("sink") else {
         return;
     };
+    let fps = task.camera.detect_fps;
     let cam = Arc::clone(&task.stats);
     let id = task.camera.id.clone();
-    // Only the streaming thread locks it (the probe must be `Fn`).
-    let gate = Mutex::new(gate);
     let origin = Instant::now();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
@@ -341,20 +355,12 @@ fn install_gate(decoder: &gst::Element, task: &CameraTask) {
             .or(buffer.dts())
             .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
         let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
-        let was = gate.key_only();
+        let was = gate.plan();
         let verdict = gate.admit(key, t_ns);
-        if gate.key_only() != was {
-            let rate = gate
-                .key_rate()
-                .map_or("unknown".into(), |r| format!("{r:.2}"));
-            if gate.key_only() {
-                info!(camera = %id, key_frames_per_s = %rate, detect_fps = fps,
-                      "Decoding key frames only.");
-            } else {
-                info!(camera = %id, key_frames_per_s = %rate, detect_fps = fps,
-                      "Decoding every frame.");
-            }
+        if gate.plan() != was {
+            log_plan(&id, fps, &gate);
         }
+        drop(gate);
         if verdict == Verdict::Skip {
             stats::inc(&cam.undecoded);
             // Handled, not Drop: on a sink pad, gstreamer-rs has already taken the buffer out of
@@ -366,6 +372,22 @@ fn install_gate(decoder: &gst::Element, task: &CameraTask) {
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+fn log_plan(id: &str, fps: u32, gate: &FrameGate) {
+    let rate = gate
+        .key_rate()
+        .map_or("unknown".into(), |r| format!("{r:.2}"));
+    let gop = gate.gop_frames();
+    match gate.plan() {
+        Plan::Every => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
+                             detect_fps = fps, "Decoding every frame."),
+        Plan::KeyOnly | Plan::Aligned(1) => info!(camera = %id, key_frames_per_s = %rate,
+                             detect_fps = fps, "Decoding key frames only."),
+        Plan::Aligned(k) => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
+                             detect_fps = fps, analysed_per_gop = k,
+                             "Decoding each GOP up to its last analysed frame."),
+    }
 }
 
 /// A camera's [`CaptureClock`], fed from buffers, reporting changes of its time source.

@@ -1,0 +1,124 @@
+//! Decoding each GOP only up to its last analysed frame, end to end: two simulated cameras stream
+//! the sample (10 fps, a key frame every 10 frames) at `detect_fps = 2`. cam1 uses the default
+//! `decode = "auto"`, so once the key-frame rate is measured it analyses frames 0 and 5 of each
+//! GOP and frames 6-9 never reach the decoder; cam2 decodes every frame (`decode = "all"`).
+//! Both must be analysed at the same rate, every second, and see the sample's people, while
+//! cam1's skipped frames are counted as not decoded, and GStreamer reports no CRITICAL
+//! (dropping a buffer on the decoder's sink pad the wrong way logs one per frame). Key frames
+//! only (one analysed frame per GOP) is the same path with k = 1 (unit tests in
+//! `src/ingest/gate.rs`).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gstreamer::glib;
+use rusqlite::Connection;
+use storetrack::simcam::SimCam;
+use storetrack::{Config, Decode, RunOptions};
+
+#[test]
+fn a_camera_at_twice_its_key_frame_rate_decodes_each_gop_up_to_its_second_analysed_frame() {
+    common::openvino_env();
+    let criticals = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&criticals);
+    glib::log_set_handler(
+        Some("GStreamer"),
+        glib::LogLevels::LEVEL_CRITICAL,
+        false,
+        false,
+        move |_, _, message| {
+            eprintln!("GStreamer-CRITICAL: {message}");
+            counter.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    let video = common::video();
+    let sim = SimCam::start(
+        "127.0.0.1",
+        0,
+        &[("a".into(), video.clone()), ("b".into(), video)],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = common::write_config(dir.path(), &[sim.url("a"), sim.url("b")], "");
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("[ingest]\n", "[ingest]\ndetect_fps = 2\n")
+        .replace("id = \"cam2\"\n", "id = \"cam2\"\ndecode = \"all\"\n");
+    std::fs::write(&cfg_path, text).unwrap();
+    let cfg = Config::load(&cfg_path).unwrap();
+    assert_eq!(cfg.cameras[0].decode, Decode::Auto);
+    assert_eq!(cfg.cameras[1].decode, Decode::All);
+
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(14)),
+        ..Default::default()
+    };
+    let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
+    let c = &summary.counts;
+    eprintln!(
+        "decoded {}, not decoded {}, inferred {}",
+        c.decoded, c.undecoded, c.inferred
+    );
+    assert_eq!(c.failures, 0, "no camera failed");
+    assert_eq!(
+        criticals.load(Ordering::Relaxed),
+        0,
+        "GStreamer-CRITICAL logged"
+    );
+    // cam1 decodes its first three GOPs whole (while the key-frame rate is measured), then 6 of
+    // every 10 frames: 4 a second not decoded, never more (that would be key frames only).
+    assert!(
+        c.undecoded >= 30,
+        "cam1 decoded whole GOPs: {}",
+        c.undecoded
+    );
+    assert!(
+        c.undecoded <= 4 * 14,
+        "cam1 skipped frames it analyses: {}",
+        c.undecoded
+    );
+
+    let db = Connection::open(&summary.db).unwrap();
+    let analysed = |cam: &str| -> (i64, i64) {
+        db.query_row(
+            "SELECT COALESCE(SUM(frames), 0),
+                    COALESCE(SUM(CASE WHEN persons_min > 0 THEN frames ELSE 0 END), 0)
+             FROM frames_second WHERE camera = ?1",
+            [cam],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (gop, gop_people) = analysed("cam1");
+    let (all, all_people) = analysed("cam2");
+    eprintln!("analysed: cam1 {gop} ({gop_people} with people), cam2 {all} ({all_people})");
+    assert!(all >= 16, "cam2 analysed only {all} frames");
+    assert!(
+        (gop - all).abs() <= 3,
+        "the GOP's first frames must give the same analysed rate: cam1 {gop}, cam2 {all}"
+    );
+    // Frames 0 and 5 of each GOP, not a burst and a gap: in a second with two analysed frames
+    // they are about 500 ms apart (a burst of frames 0 and 1 would be 100 ms).
+    let mut gaps: Vec<i64> = db
+        .prepare(
+            "SELECT last_ms - first_ms FROM frames_second WHERE camera = 'cam1' AND frames = 2",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    gaps.sort_unstable();
+    eprintln!("cam1: ms between a second's two frames: {gaps:?}");
+    assert!(gaps.len() >= 4, "too few seconds with two frames: {gaps:?}");
+    let median = gaps[gaps.len() / 2];
+    assert!((350..=650).contains(&median), "median gap {median} ms");
+    // The sample shows people throughout.
+    assert!(
+        gop_people * 10 >= gop * 8,
+        "cam1: people in {gop_people} of {gop}"
+    );
+}
