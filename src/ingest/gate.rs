@@ -98,6 +98,9 @@ pub struct FrameGate {
     /// Previous frame's timestamp and the stream's frame interval (ns, 0 = not known yet).
     last_t: Option<u64>,
     frame_ns: u64,
+    /// Frames arrive out of timestamp order (B-frames): a GOP's leading frames may reference
+    /// the previous GOP's tail, so no tail is skipped.
+    reordered: bool,
     /// Time of the next analysis slot (ns).
     next_slot: Option<u64>,
     /// Timestamps of frames chosen for analysis, not yet out of the decoder.
@@ -121,6 +124,7 @@ impl FrameGate {
             tail: false,
             last_t: None,
             frame_ns: 0,
+            reordered: false,
             next_slot: None,
             chosen: VecDeque::with_capacity(CHOSEN_MAX),
         }
@@ -202,6 +206,7 @@ impl FrameGate {
     }
 
     fn measure_frame(&mut self, t_ns: u64) {
+        self.reordered |= self.last_t.is_some_and(|prev| t_ns < prev);
         if let Some(prev) = self.last_t
             && t_ns > prev
             && (self.frame_ns == 0 || t_ns - prev < self.frame_ns)
@@ -246,6 +251,7 @@ impl FrameGate {
                     Plan::KeyOnly
                 } else if (k - whole).abs() <= whole * RATE_TOLERANCE
                     && (whole as u32) < self.gop_frames
+                    && (whole == 1.0 || !self.reordered)
                 {
                     Plan::Aligned(whole as u32)
                 } else {
@@ -402,6 +408,32 @@ mod tests {
         assert_eq!(gate.plan(), Plan::Aligned(4));
         assert_eq!(in_gop(&dec, 200, 40), (0..=30).collect::<Vec<_>>());
         assert_eq!(in_gop(&ana, 200, 40), vec![0, 10, 20, 30]);
+    }
+
+    #[test]
+    fn b_frames_keep_key_frames_only_but_no_other_tail_skipping() {
+        // Decode order I0 P2 B1 P4 B3 ... P8 B7 P9: timestamps go back, so a GOP's frames may
+        // reference the previous GOP's tail (open GOPs), and a GOP is not cut after its k-th
+        // analysed frame; key frames alone still serve one analysed frame per GOP.
+        let pts = |i: u64| {
+            let (gop, j) = (i - i % 10, i % 10);
+            gop + match j {
+                0 | 9 => j,
+                j if j % 2 == 1 => j + 1,
+                j => j - 1,
+            }
+        };
+        let mut gate = FrameGate::new(Decode::Auto, 2);
+        for i in 0..60 {
+            let verdict = gate.admit(i % 10 == 0, pts(i) * S / 10);
+            assert_eq!(verdict, Verdict::Decode, "frame {i}");
+        }
+        assert_eq!(gate.plan(), Plan::Every);
+        let mut keys = FrameGate::new(Decode::Auto, 1);
+        for i in 0..60 {
+            keys.admit(i % 10 == 0, pts(i) * S / 10);
+        }
+        assert_eq!(keys.plan(), Plan::Aligned(1));
     }
 
     #[test]
