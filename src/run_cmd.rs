@@ -66,7 +66,7 @@ fn print_summary(summary: &service::Summary) {
     println!("  frames decoded   {}", c.decoded);
     if c.undecoded > 0 {
         println!(
-            "  not decoded      {} (delta frames of cameras decoding key frames only)",
+            "  not decoded      {} (before the decoder: no analysed frame needed them)",
             c.undecoded
         );
     }

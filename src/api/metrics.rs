@@ -60,7 +60,7 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
     ),
     (
         "storetrack_camera_frames_undecoded",
-        "Delta frames dropped before the decoder while the camera decodes key frames only.",
+        "Compressed frames dropped before the decoder because no analysed frame needs them.",
         MetricType::Counter,
         |c| load(&c.undecoded),
     ),

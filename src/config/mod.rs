@@ -103,7 +103,8 @@ pub struct CameraConfig {
     pub url: url::Url,
     /// Frames per second sent to the detector (0 = every decoded frame).
     pub detect_fps: u32,
-    /// Which frames the camera decodes (key frames only when they serve `detect_fps`).
+    /// Which frames the camera decodes (with `auto`, each GOP only up to its last analysed
+    /// frame when that serves `detect_fps`).
     pub decode: Decode,
     /// Image → floor-plan homography (row-major 3×3), if the camera is calibrated.
     pub homography: Option<[f64; 9]>,

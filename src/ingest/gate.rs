@@ -5,8 +5,9 @@
 //! spans a whole number k of those intervals, [`FrameGate`] places the analysed frames from each
 //! key frame on and leaves the frames after the GOP's k-th analysed frame undecoded, because no
 //! analysed frame needs them: k = 1 is key frames only; with a key frame a second, 2 fps decodes
-//! frames 0–5 of 10 and 3 fps frames 0–7. Otherwise every frame is decoded and the analysed
-//! ones are picked on an even grid. The gate sees each compressed frame on its way into the
+//! frames 0–5 of 10 and 3 fps frames 0–7. Key frames faster than `detect_fps` are decoded
+//! only when analysed. Otherwise (another ratio, a GOP changing length, frames out of timestamp
+//! order) every frame is decoded and the analysed ones are picked on an even grid. The gate sees each compressed frame on its way into the
 //! decoder ([`FrameGate::admit`]: decode or drop) and each decoded frame on its way out
 //! ([`FrameGate::take`]: analyse or drop). The plan changes only at a key frame, so the decoder
 //! never gets a delta frame whose references it skipped.
@@ -31,8 +32,9 @@ pub enum Decode {
     /// Key frames only, whatever detect fps asks for.
     Keyframes,
     /// Each GOP up to its last analysed frame while detect fps (not 0) is a whole multiple of
-    /// the stream's measured key-frame rate (key frames only at or below it); every frame
-    /// otherwise.
+    /// the stream's steady key-frame rate (key frames only at that rate, only the analysed key
+    /// frames below it); every frame otherwise, and for streams with B-frames unless one
+    /// analysed frame per GOP or fewer.
     #[default]
     Auto,
 }
@@ -196,8 +198,9 @@ impl FrameGate {
             .zip(self.keys.iter().skip(1))
             .map(|(a, b)| b - a);
         let (lo, hi) = gaps.fold((u64::MAX, 0), |(lo, hi), g| (lo.min(g), hi.max(g)));
+        let span = self.keys.back()? - self.keys.front()?;
         (self.keys.len() >= 3 && lo > 0 && hi as f64 <= lo as f64 * (1.0 + RATE_TOLERANCE))
-            .then(|| 1.0 / self.key_rate().unwrap_or(f64::INFINITY))
+            .then(|| span as f64 / 1e9 / (self.keys.len() - 1) as f64)
     }
 
     /// Frames in the last complete GOP (0 before the second key frame).

@@ -305,7 +305,7 @@ fn install_probe(
                     {
                         return gst::PadProbeReturn::Drop;
                     }
-                    // Skipped here, a frame costs no rate limiting, scaling or conversion.
+                    // Skipped here, a frame costs no scaling or conversion.
                     if !frames.wants_frame() {
                         stats::inc(&cam.skipped);
                         return gst::PadProbeReturn::Drop;

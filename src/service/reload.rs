@@ -1,7 +1,7 @@
 //! Hot reload (SIGHUP, `storetrack reload`): re-reads the config file and applies the camera
 //! differences while the service runs. Added cameras start; removed ones stop and their tracks
-//! end; changed ones (URL, name, detect fps, decode, calibration, template) restart;
-//! untouched cameras keep streaming and keep their open tracks. A config that does not load, or whose new
+//! end; changed ones (URL, name, detect fps, decode, calibration, template) restart; untouched
+//! cameras keep streaming and keep their open tracks. A config that does not load, or whose new
 //! cameras' pipelines cannot be built, is refused with its errors and the running one stays.
 //! Sections other than `[[cameras]]` take effect at the next start; a reload that changes them
 //! says so.
