@@ -375,7 +375,9 @@ fn yolox_boxes(raw: &RawDescription) -> Result<YoloxBoxes, (&'static str, String
         .strides
         .clone()
         .unwrap_or_else(|| DEFAULT_YOLOX_STRIDES.to_vec());
-    let fits = |s: &u32| *s > 0 && raw.input_width % s == 0 && raw.input_height % s == 0;
+    let fits = |s: &u32| {
+        *s > 0 && raw.input_width.is_multiple_of(*s) && raw.input_height.is_multiple_of(*s)
+    };
     if strides.is_empty() || !strides.iter().all(fits) {
         return Err((
             "strides",
@@ -406,5 +408,145 @@ mod tests {
         assert!(d.ir.ends_with("models/ssdlite/ssdlite.xml"));
         assert!(d.weights().ends_with("models/ssdlite/ssdlite.bin"));
         assert_eq!(d.head.output_names()[2], "detection_scores:0");
+    }
+
+    const YOLO: &str = r#"
+name = "y"
+ir = "y.xml"
+format = "yolov8"
+input = "images"
+input_width = 640
+input_height = 480
+resize = "letterbox"
+layout = "NCHW"
+input_type = "f32"
+input_scale = 255
+person_class = 0
+[outputs]
+detections = "output0"
+"#;
+
+    fn load(text: &str) -> Result<ModelDescription, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(&p, text).unwrap();
+        ModelDescription::load(&p).map_err(|e| {
+            let s = e.to_string();
+            let prefix = format!("{}: invalid model description: ", p.display());
+            s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
+        })
+    }
+
+    #[test]
+    fn yolo_descriptions_build_their_heads_with_defaults() {
+        let d = load(YOLO).unwrap();
+        assert_eq!((d.input_type, d.input_scale), (InputType::F32, 255.0));
+        assert_eq!(
+            d.head,
+            Head::YoloV8 {
+                output: "output0".into(),
+                nms_iou: DEFAULT_NMS_IOU
+            }
+        );
+        let x = load(&YOLO.replace("yolov8", "yolox")).unwrap();
+        assert!(
+            matches!(x.head, Head::Yolox { boxes: YoloxBoxes::Grid(ref s), .. } if s == &[8, 16, 32])
+        );
+        let decoded = YOLO
+            .replace("yolov8", "yolox")
+            .replace("person_class", "decoded = true\nperson_class");
+        assert!(matches!(
+            load(&decoded).unwrap().head,
+            Head::Yolox {
+                boxes: YoloxBoxes::Decoded,
+                ..
+            }
+        ));
+        let eleven = load(
+            &YOLO
+                .replace("yolov8", "yolo11")
+                .replace("person_class", "nms_iou = 0.7\nperson_class"),
+        );
+        assert!(matches!(eleven.unwrap().head, Head::YoloV8 { nms_iou, .. } if nms_iou == 0.7));
+    }
+
+    #[test]
+    fn each_misplaced_or_bad_key_is_named() {
+        let cases = [
+            (
+                YOLO.replace("detections", "boxes"),
+                "outputs: unknown field `boxes`, expected `detections`",
+            ),
+            (
+                YOLO.replace("input_type = \"f32\"\n", ""),
+                "input_scale: 255 needs input_type = \"f32\"",
+            ),
+            (
+                YOLO.replace("input_scale = 255", "input_scale = 0"),
+                "input_scale: 0 is not a positive number",
+            ),
+            (
+                YOLO.replace("person_class", "strides = [8]\nperson_class"),
+                "strides: applies to format yolox only (this is yolov8)",
+            ),
+            (
+                YOLO.replace("yolov8", "yolox")
+                    .replace("person_class", "strides = [7]\nperson_class"),
+                "strides: [7]: each stride must divide the input size 640x480",
+            ),
+            (
+                YOLO.replace("yolov8", "yolox").replace(
+                    "person_class",
+                    "decoded = true\nstrides = [8]\nperson_class",
+                ),
+                "strides: not used with decoded = true",
+            ),
+            (
+                YOLO.replace("yolov8", "detection-output")
+                    .replace("person_class", "nms_iou = 0.5\nperson_class"),
+                "nms_iou: applies to format yolov8 or yolox only (this is detection-output)",
+            ),
+            (
+                YOLO.replace("person_class", "nms_iou = 1.5\nperson_class"),
+                "nms_iou: 1.5 is not in (0, 1]",
+            ),
+            (
+                YOLO.replace("yolov8", "ssd"),
+                "unknown variant `ssd`, expected one of `tf-ssd`, `detection-output`, `yolo11`, `yolov8`, `yolox`",
+            ),
+            (
+                YOLO.replace("yolov8", "tf-ssd"),
+                "outputs: unknown field `detections`",
+            ),
+            (
+                YOLO.replace("person_class", "colour = \"BGR\"\nperson_class"),
+                "unknown field `colour`",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = load(&text).unwrap_err();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+        }
+    }
+
+    #[test]
+    fn every_shipped_description_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let mut formats = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "toml") {
+                let d = ModelDescription::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                formats.push(d.format());
+            }
+        }
+        for f in [
+            ModelFormat::TfSsd,
+            ModelFormat::DetectionOutput,
+            ModelFormat::YoloV8,
+            ModelFormat::Yolox,
+        ] {
+            assert!(formats.contains(&f), "no shipped description of {f:?}");
+        }
     }
 }

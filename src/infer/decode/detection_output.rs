@@ -6,7 +6,7 @@
 //! image id ends the list. Output: rows of the person label with score ≥ the minimum, in source
 //! pixels. Suppression is already done by the layer.
 
-use super::{DecodeError, OutputView, check_size};
+use super::{DecodeError, OutputView, at_least, check_size};
 use crate::geometry::Detection;
 use crate::infer::resize::InputMapping;
 
@@ -39,11 +39,11 @@ pub fn parse(
     let mut dets = Vec::new();
     for row in view.data.chunks_exact(ROW) {
         // -1 (or any negative id) marks the end of the valid rows; NaN ends it too.
-        if !(row[0] >= 0.0) {
+        if !at_least(row[0], 0.0) {
             break;
         }
         let score = row[2];
-        if row[1].round() as i64 != i64::from(person_class) || !(score >= min_score) {
+        if row[1].round() as i64 != i64::from(person_class) || !at_least(score, min_score) {
             continue;
         }
         if let Some(bbox) = mapping.to_source(row[3], row[4], row[5], row[6]) {

@@ -148,6 +148,11 @@ impl Decoder {
     }
 }
 
+/// Whether `score` reaches `min` (false for NaN).
+fn at_least(score: f32, min: f32) -> bool {
+    score >= min
+}
+
 /// Number of values a shape holds (None for a negative dimension or an overflow).
 fn elements(shape: &[i64]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, d| {

@@ -16,7 +16,7 @@
 //! its best class (the first one on a tie), and suppression runs in input pixels.
 
 use super::nms::{self, Scored};
-use super::{DecodeError, OutputView, check_size};
+use super::{DecodeError, OutputView, at_least, check_size};
 use crate::geometry::{BBox, Detection};
 use crate::infer::model::YoloxBoxes;
 use crate::infer::resize::InputMapping;
@@ -133,8 +133,7 @@ pub fn v8_candidates(
     let mut found = Vec::new();
     for i in 0..n {
         let p = at(4 + pc, i);
-        // `!(p >= min)` also rejects NaN.
-        if !(p >= min_score) || !person_is_best(pc, p, l.classes, |c| at(4 + c, i)) {
+        if !at_least(p, min_score) || !person_is_best(pc, p, l.classes, |c| at(4 + c, i)) {
             continue;
         }
         if let Some(bbox) = centre_box(at(0, i), at(1, i), at(2, i), at(3, i)) {
@@ -165,7 +164,7 @@ pub fn x_candidates(
         let cell = cells.next();
         let cls = &r[5..];
         let score = r[4] * cls[pc];
-        if !(score >= min_score) || !person_is_best(pc, cls[pc], l.classes, |c| cls[c]) {
+        if !at_least(score, min_score) || !person_is_best(pc, cls[pc], l.classes, |c| cls[c]) {
             continue;
         }
         let b = match cell {
