@@ -473,3 +473,51 @@ fn a_real_yolov8_finds_the_people_ssdlite_finds() {
         "SSDLite found only {confirmed} of YOLOv8's {confident} people"
     );
 }
+
+#[test]
+fn the_u8_input_ir_from_u8_input_py_gives_the_float_originals_boxes() {
+    // scripts/u8_input.py moves the f32 conversion, the scale and the NCHW transposition into
+    // the graph; the engine then feeds the pipeline's bytes as they are (the route docs/models.md
+    // recommends for remote serving).
+    let original = common::root().join("models/human-fall-yolov8s.toml");
+    let desc = ModelDescription::load(&original).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ir = dir.path().join("u8.xml");
+    let out = Command::new(common::root().join(".venv/bin/python"))
+        .arg(common::root().join("scripts/u8_input.py"))
+        .args([&desc.ir, &ir])
+        .args(["--scale", "255"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "u8_input.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&original)
+        .unwrap()
+        .replace(
+            "human-fall-yolov8s/human-fall-yolov8s.xml",
+            &ir.display().to_string(),
+        )
+        .replace("input_type = \"f32\"", "input_type = \"u8\"")
+        .replace("layout = \"NCHW\"", "layout = \"NHWC\"")
+        .replace("input_scale = 255.0", "");
+    let u8_desc = dir.path().join("u8.toml");
+    std::fs::write(&u8_desc, text).unwrap();
+    // The same boxes, up to rounding: the graph converts in another order than the engine, and
+    // the CPU plugin may run in bf16 where the processor has it.
+    let float = sample_boxes(&original);
+    let bytes = sample_boxes(&u8_desc);
+    assert!(float.iter().map(Vec::len).sum::<usize>() >= 8, "{float:?}");
+    let same = |a: &Detection, b: &Detection| {
+        a.bbox.iou(&b.bbox) >= 0.9 && (a.score - b.score).abs() <= 0.02
+    };
+    for (f, b) in float.iter().zip(&bytes) {
+        for (one, other) in [(f, b), (b, f)] {
+            for d in one.iter().filter(|d| d.score >= 0.35) {
+                assert!(other.iter().any(|e| same(d, e)), "{d:?} not in {other:?}");
+            }
+        }
+    }
+}
