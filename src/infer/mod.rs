@@ -5,7 +5,10 @@
 //!
 //! One `Core` and one `CompiledModel` (THROUGHPUT hint by default) serve all cameras through a
 //! pool of asynchronous infer requests ([`local`]); the detector loop ([`dispatch`]) keeps every
-//! request busy, collects frames as they finish and restores each camera's order.
+//! request busy, collects frames as they finish and restores each camera's order. The model
+//! description ([`model`]) says how a frame becomes the input tensor ([`input`]) and which output
+//! adapter turns the outputs into person boxes ([`decode`]: TF SSD, OpenVINO DetectionOutput,
+//! YOLOv8/11, YOLOX); the KServe backend ([`kserve`]) uses the same two.
 
 pub mod backend;
 pub mod decode;
