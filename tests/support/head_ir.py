@@ -1,10 +1,10 @@
 """Writes a tiny OpenVINO IR whose output is known for a uniform input picture.
 
 The model-format tests (tests/model_formats.rs) run it to get a detector of any output layout
-without weights: the output is a constant tensor, except at one position ("probe"), which holds
-`factor` x the mean of the input's first channel. A uniform picture thus gives fully known
-outputs, and the probe shows that the engine filled the input as the description says (layout,
-element type, scale).
+without weights: the output is a constant tensor, plus, at one position ("probe"), `factor` x
+the mean of the input's first channel. A uniform picture thus gives fully known outputs, and the
+probe shows that the engine filled the input as the description says (layout, element type,
+scale). `null` among the values becomes NaN (JSON has no NaN).
 
     python head_ir.py OUT.xml SPEC.json
 
