@@ -80,6 +80,8 @@ fn main() {
     let pixels = picture(&root.join("data/vtest.mp4"), spec.width, spec.height);
     let mapping = spec.mapping((spec.width, spec.height), (1, 1));
     let desc = storetrack::infer::ModelDescription::load(&cfg.model.description).unwrap();
+    let packer = storetrack::infer::input::Packer::new(&desc);
+    let decoder = storetrack::infer::Decoder::new(&desc, desc.person_class, 0.15);
 
     let local_ms = mean_ms(n, || {
         local.detect(&pixels, &mapping).unwrap();
@@ -88,8 +90,8 @@ fn main() {
         remote.detect(&pixels, &mapping).unwrap();
     });
     let encode_ms = mean_ms(n, || {
-        let t = tensor::pack_input(&pixels, &desc).unwrap();
-        let msg = tensor::infer_request(&desc, model, None, "1".into(), t);
+        let t = packer.to_bytes(&pixels).unwrap();
+        let msg = tensor::infer_request(&desc, &decoder, model, None, "1".into(), t);
         std::hint::black_box(msg.encode_to_vec());
     });
     let same = local.detect(&pixels, &mapping).unwrap().len()

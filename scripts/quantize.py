@@ -65,6 +65,8 @@ def load_description(path: Path) -> Description:
         d = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         sys.exit(f"{path}: cannot read model description: {e}")
+    if d.get("format") != "tf-ssd":
+        sys.exit(f"{path}: format = {d.get('format')!r}: this script quantizes tf-ssd models only")
     ir = Path(d["ir"])
     if not ir.is_absolute():
         ir = path.parent / ir

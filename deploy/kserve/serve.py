@@ -10,8 +10,11 @@ the local engine's request pool does.
         --outputs detection_boxes:0,detection_classes:0,detection_scores:0,num_detections:0
 
 `--outputs` picks the tensor names reported in the model metadata (an OpenVINO output can carry
-several names; OVMS does the same with mapping_config.json). Once the model is compiled, one line
-`LOADED grpc=PORT http=PORT` goes to stdout; clients then poll ServerReady until the ports listen.
+several names; OVMS does the same with mapping_config.json). `--ir`, `--name` and `--outputs` may
+be repeated to serve several models from one server (the i-th of each go together; the
+model-format tests serve one IR per output format this way). Once the models are compiled, one
+line `LOADED grpc=PORT http=PORT` goes to stdout; clients then poll ServerReady until the ports
+listen.
 """
 
 import argparse
@@ -117,22 +120,27 @@ def exit_with_parent():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ir", required=True)
-    p.add_argument("--name", required=True)
+    p.add_argument("--ir", action="append", required=True)
+    p.add_argument("--name", action="append", required=True)
     p.add_argument("--grpc-port", type=int, required=True)
     p.add_argument("--http-port", type=int, required=True)
-    p.add_argument("--outputs", default="")
+    p.add_argument("--outputs", action="append", default=[])
     p.add_argument("--device", default="CPU")
     p.add_argument("--requests", type=int, default=0, help="0: OPTIMAL_NUMBER_OF_INFER_REQUESTS")
     p.add_argument("--exit-with-parent", action="store_true")
     args, _ = p.parse_known_args()
     if args.exit_with_parent:
         exit_with_parent()
-    outputs = [n for n in args.outputs.split(",") if n]
-    model = OpenVinoModel(args.name, args.ir, outputs, args.device, args.requests)
+    if len(args.name) != len(args.ir) or len(args.outputs) > len(args.ir):
+        p.error("give one --name (and at most one --outputs) per --ir")
+    outputs = args.outputs + [""] * (len(args.ir) - len(args.outputs))
+    models = [
+        OpenVinoModel(name, ir, [n for n in outs.split(",") if n], args.device, args.requests)
+        for name, ir, outs in zip(args.name, args.ir, outputs)
+    ]
     server = ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, enable_docs_url=False)
     print(f"LOADED grpc={args.grpc_port} http={args.http_port}", flush=True)
-    server.start([model])
+    server.start(models)
 
 
 if __name__ == "__main__":

@@ -5,18 +5,22 @@
 //!
 //! One `Core` and one `CompiledModel` (THROUGHPUT hint by default) serve all cameras through a
 //! pool of asynchronous infer requests ([`local`]); the detector loop ([`dispatch`]) keeps every
-//! request busy, collects frames as they finish and restores each camera's order.
+//! request busy, collects frames as they finish and restores each camera's order. The model
+//! description ([`model`]) says how a frame becomes the input tensor ([`input`]) and which output
+//! adapter turns the outputs into person boxes ([`decode`]: TF SSD, OpenVINO DetectionOutput,
+//! YOLOv8/11, YOLOX); the KServe backend ([`kserve`]) uses the same two.
 
 pub mod backend;
+pub mod decode;
 pub mod device;
 pub mod dispatch;
 pub mod failures;
+pub mod input;
 pub mod kserve;
 pub mod local;
 pub mod model;
 pub mod resize;
 pub mod runtime;
-pub mod ssd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use openvino::{
-    CompiledModel, Core, DeviceType, InferRequest, InferenceError, PropertyKey, RwPropertyKey,
+    CompiledModel, Core, DeviceType, ElementType, InferRequest, InferenceError, PropertyKey,
+    RwPropertyKey,
 };
 use tracing::{info, warn};
 
@@ -34,8 +39,9 @@ use crate::geometry::Detection;
 use crate::ingest::queue::FrameSource;
 use crate::messages::{Detections, Frame};
 use crate::stats::Stats;
+pub use decode::{DecodeError, Decoder};
 pub use device::{DeviceError, ResolvedDevice};
-pub use model::{DescriptionError, ModelDescription};
+pub use model::{DescriptionError, ModelDescription, ModelFormat};
 pub use resize::{InputMapping, InputSpec};
 
 /// Longest a single inference may take before the engine reports the device as stuck.
@@ -79,6 +85,15 @@ pub enum InferError {
         model: String,
         /// What does not match.
         message: String,
+    },
+    /// A frame's outputs could not be decoded.
+    #[error("model {model}: {source}")]
+    Decode {
+        /// Model name.
+        model: String,
+        /// Why.
+        #[source]
+        source: DecodeError,
     },
     /// A worker thread could not be started.
     #[error("cannot start an inference worker: {0}")]
@@ -155,12 +170,54 @@ pub struct EngineInfo {
     pub streams: Option<String>,
 }
 
-/// How frames go into a request and detections come out of it (shared by every request).
+/// How frames go into the model and detections come out of it (shared by every request of
+/// the local engine and by the remote backend).
 pub(crate) struct Io {
-    desc: ModelDescription,
-    person_class: u32,
-    min_score: f32,
+    pub(crate) desc: ModelDescription,
+    pub(crate) packer: input::Packer,
+    pub(crate) decoder: Decoder,
     person_score: f32,
+}
+
+impl Io {
+    /// `min_score` is the lowest score passed on; `model.score_threshold` decides what counts as
+    /// a person in the per-frame counts; `model.person_class` overrides the description's.
+    pub(crate) fn new(desc: ModelDescription, model: &ModelConfig, min_score: f32) -> Self {
+        let decoder = Decoder::new(
+            &desc,
+            model.person_class.unwrap_or(desc.person_class),
+            min_score.min(model.score_threshold),
+        );
+        Self {
+            packer: input::Packer::new(&desc),
+            desc,
+            decoder,
+            person_score: model.score_threshold,
+        }
+    }
+
+    /// Detections of one frame, with its person count.
+    pub(crate) fn detections(
+        &self,
+        camera: crate::messages::CameraIndex,
+        seq: u64,
+        captured_ms: i64,
+        mapping: &InputMapping,
+        boxes: Vec<Detection>,
+    ) -> Detections {
+        let persons = boxes
+            .iter()
+            .filter(|d| d.score >= self.person_score)
+            .count() as u32;
+        Detections {
+            camera,
+            seq,
+            captured_ms,
+            source_size: mapping.source_size(),
+            persons,
+            boxes,
+        }
+    }
 }
 
 /// The detector: compiled model plus its request pool.
@@ -236,7 +293,8 @@ impl Engine {
             "reading the model",
             core.read_model_from_file(&ir, &weights),
         )?;
-        check_io(&desc, &ov_model)?;
+        check_input(&desc, &ov_model)?;
+        let io = Io::new(desc, model, min_score);
         let mut compiled = ov(
             "compiling the model",
             core.compile_model(&ov_model, DeviceType::from(device.name.as_str())),
@@ -259,25 +317,12 @@ impl Engine {
             .get_property(&PropertyKey::Rw(RwPropertyKey::NumStreams))
             .ok()
             .map(|s| s.into_owned());
+        check_outputs(&io.desc, &io.decoder, &compiled)?;
         let requests = (0..count)
             .map(|_| ov("creating an infer request", compiled.create_infer_request()))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(first) = requests.first() {
-            let o = &desc.outputs;
-            for name in [&o.boxes, &o.classes, &o.scores, &o.count] {
-                if first.get_tensor(name).is_err() {
-                    return Err(InferError::ModelMismatch {
-                        model: desc.name.clone(),
-                        message: format!(
-                            "no output named {name:?} (see {})",
-                            model.description.display()
-                        ),
-                    });
-                }
-            }
-        }
         let info = EngineInfo {
-            model: desc.name.clone(),
+            model: io.desc.name.clone(),
             device: device.name.clone(),
             requests: count,
             streams,
@@ -288,12 +333,7 @@ impl Engine {
             requests,
             compiled,
             core,
-            io: Arc::new(Io {
-                person_class: model.person_class.unwrap_or(desc.person_class),
-                desc,
-                min_score: min_score.min(model.score_threshold),
-                person_score: model.score_threshold,
-            }),
+            io: Arc::new(io),
             info,
         })
     }
@@ -362,60 +402,33 @@ impl Io {
             return Err(InferError::Stuck);
         }
         let boxes = self.parse(req, &frame.mapping)?;
-        let persons = boxes
-            .iter()
-            .filter(|d| d.score >= self.person_score)
-            .count() as u32;
-        Ok(Detections {
-            camera: frame.camera,
-            seq: frame.seq,
-            captured_ms: frame.captured_ms,
-            source_size: frame.mapping.source_size(),
-            persons,
+        Ok(self.detections(
+            frame.camera,
+            frame.seq,
+            frame.captured_ms,
+            &frame.mapping,
             boxes,
-        })
+        ))
     }
 
-    /// Copies the packed input picture into `req`'s input tensor, removing row padding if
-    /// present and transposing to planes for an NCHW model.
-    fn fill(&self, req: &mut InferRequest, rgb: &[u8]) -> Result<(), InferError> {
-        let (w, h) = (
-            self.desc.input_width as usize,
-            self.desc.input_height as usize,
-        );
-        let nchw = self.desc.layout == resize::Layout::Nchw;
-        let row = w * 3;
+    /// Copies the packed input picture into `req`'s input tensor (row padding removed,
+    /// transposed for NCHW, converted for an `f32` input).
+    fn fill(&self, req: &mut InferRequest, pixels: &[u8]) -> Result<(), InferError> {
         let mut tensor = ov("getting the input tensor", req.get_tensor(&self.desc.input))?;
-        let dst = ov("mapping the input tensor", tensor.get_raw_data_mut())?;
-        let stride = rgb.len().checked_div(h).unwrap_or(0);
-        if dst.len() != row * h || stride < row || rgb.len() < stride * (h - 1) + row {
-            return Err(InferError::ModelMismatch {
-                model: self.desc.name.clone(),
-                message: format!(
-                    "frame of {} bytes does not fit input {w}x{h} RGB ({} bytes)",
-                    rgb.len(),
-                    dst.len()
-                ),
-            });
-        }
-        if nchw {
-            let plane = w * h;
-            for y in 0..h {
-                let src = &rgb[y * stride..y * stride + row];
-                for (x, px) in src.chunks_exact(3).enumerate() {
-                    for (c, v) in px.iter().enumerate() {
-                        dst[c * plane + y * w + x] = *v;
-                    }
-                }
+        let filled = match self.packer.input_type() {
+            model::InputType::U8 => {
+                let dst = ov("mapping the input tensor", tensor.get_raw_data_mut())?;
+                self.packer.fill_u8(pixels, dst)
             }
-        } else if stride == row {
-            dst.copy_from_slice(&rgb[..row * h]);
-        } else {
-            for y in 0..h {
-                dst[y * row..(y + 1) * row].copy_from_slice(&rgb[y * stride..y * stride + row]);
+            model::InputType::F32 => {
+                let dst = ov("mapping the input tensor", tensor.get_data_mut::<f32>())?;
+                self.packer.fill_f32(pixels, dst)
             }
-        }
-        Ok(())
+        };
+        filled.map_err(|e| InferError::ModelMismatch {
+            model: self.desc.name.clone(),
+            message: e.to_string(),
+        })
     }
 
     fn parse(
@@ -423,26 +436,32 @@ impl Io {
         r: &InferRequest,
         mapping: &InputMapping,
     ) -> Result<Vec<Detection>, InferError> {
-        let names = &self.desc.outputs;
-        let get = |name: &str| ov("reading an output", r.get_tensor(name));
-        let (boxes, classes, scores, count) = (
-            get(&names.boxes)?,
-            get(&names.classes)?,
-            get(&names.scores)?,
-            get(&names.count)?,
-        );
-        let outputs = ssd::SsdOutputs {
-            boxes: f32_data(&boxes)?,
-            classes: f32_data(&classes)?,
-            scores: f32_data(&scores)?,
-            count: f32_data(&count)?.first().copied().unwrap_or(0.0),
-        };
-        Ok(ssd::parse(
-            &outputs,
-            self.person_class,
-            self.min_score,
-            mapping,
-        ))
+        let tensors = self
+            .decoder
+            .output_names()
+            .into_iter()
+            .map(|name| ov("reading an output", r.get_tensor(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shapes = tensors
+            .iter()
+            .map(|t| ov("reading an output shape", t.get_shape()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let views = tensors
+            .iter()
+            .zip(&shapes)
+            .map(|(t, shape)| {
+                Ok(decode::OutputView {
+                    shape: shape.get_dimensions(),
+                    data: f32_data(t)?,
+                })
+            })
+            .collect::<Result<Vec<_>, InferError>>()?;
+        self.decoder
+            .decode(&views, mapping)
+            .map_err(|source| InferError::Decode {
+                model: self.desc.name.clone(),
+                source,
+            })
     }
 }
 
@@ -450,8 +469,8 @@ fn f32_data(t: &openvino::Tensor) -> Result<&[f32], InferError> {
     ov("reading output data", t.get_data::<f32>())
 }
 
-/// Checks the IR's input and outputs against the description.
-fn check_io(desc: &ModelDescription, m: &openvino::Model) -> Result<(), InferError> {
+/// Checks the IR's input against the description: one input, its shape and element type.
+fn check_input(desc: &ModelDescription, m: &openvino::Model) -> Result<(), InferError> {
     let mismatch = |message: String| InferError::ModelMismatch {
         model: desc.name.clone(),
         message,
@@ -473,6 +492,48 @@ fn check_io(desc: &ModelDescription, m: &openvino::Model) -> Result<(), InferErr
             shape.get_dimensions(),
             desc.layout
         )));
+    }
+    let found = ov("reading the input type", input.get_element_type())?;
+    let wanted = match desc.input_type {
+        model::InputType::U8 => ElementType::U8,
+        model::InputType::F32 => ElementType::F32,
+    };
+    if found != wanted {
+        return Err(mismatch(format!(
+            "input element type is {found:?} in the IR, input_type = {:?} in {}",
+            desc.input_type.name(),
+            desc.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that every output the decoder reads exists, is FP32 and has a shape it can decode.
+fn check_outputs(
+    desc: &ModelDescription,
+    decoder: &Decoder,
+    compiled: &CompiledModel,
+) -> Result<(), InferError> {
+    let mismatch = |message: String| InferError::ModelMismatch {
+        model: desc.name.clone(),
+        message: format!("{message} (see {})", desc.path.display()),
+    };
+    for name in decoder.output_names() {
+        let port = compiled
+            .get_output_by_name(name)
+            .map_err(|_| mismatch(format!("no output named {name:?}")))?;
+        let found = ov("reading an output type", port.get_element_type())?;
+        if found != ElementType::F32 {
+            return Err(mismatch(format!(
+                "output {name:?} is {found:?}, expected F32"
+            )));
+        }
+        // A dynamic shape has no static dimensions to check here; decoding checks each frame.
+        if let Ok(shape) = port.get_shape() {
+            decoder
+                .check_shape(name, shape.get_dimensions())
+                .map_err(|e| mismatch(e.to_string()))?;
+        }
     }
     Ok(())
 }

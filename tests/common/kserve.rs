@@ -17,11 +17,23 @@ pub const MODEL: &str = "ssdlite";
 /// Longest wait for a server to load the model and listen (2 shared cores, cold imports).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// One model a server serves: its name, its IR and the output names its metadata reports.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// Model name on the server.
+    pub name: String,
+    /// IR `.xml`.
+    pub ir: std::path::PathBuf,
+    /// Output names, comma-separated (empty: every output under its first name).
+    pub outputs: String,
+}
+
 /// A running server; killed on drop.
 pub struct Server {
     child: Option<Child>,
     grpc: u16,
     http: u16,
+    models: Vec<Served>,
 }
 
 /// A loopback port nothing listens on right now.
@@ -34,12 +46,23 @@ pub fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts a server on free ports and waits until it answers ServerReady.
+    /// Starts a server of the SSDLite IR on free ports and waits until it answers ServerReady.
     pub fn start() -> Server {
+        Server::start_models(vec![Served {
+            name: MODEL.into(),
+            ir: root().join("models/ssdlite/ssdlite.xml"),
+            outputs: "detection_boxes:0,detection_classes:0,detection_scores:0,num_detections:0"
+                .into(),
+        }])
+    }
+
+    /// Starts a server of these models on free ports and waits until it answers ServerReady.
+    pub fn start_models(models: Vec<Served>) -> Server {
         let mut s = Server {
             child: None,
             grpc: free_port(),
             http: free_port(),
+            models,
         };
         s.restart();
         s
@@ -67,16 +90,22 @@ impl Server {
             "{} missing: run scripts/setup.sh",
             python.display()
         );
-        let child = Command::new(python)
-            .arg(root().join("deploy/kserve/serve.py"))
-            .args(["--ir", &path(&root().join("models/ssdlite/ssdlite.xml"))])
-            .args(["--name", MODEL, "--exit-with-parent"])
+        let mut cmd = Command::new(python);
+        cmd.arg(root().join("deploy/kserve/serve.py"));
+        for m in &self.models {
+            cmd.args([
+                "--ir",
+                &path(&m.ir),
+                "--name",
+                &m.name,
+                "--outputs",
+                &m.outputs,
+            ]);
+        }
+        let child = cmd
+            .arg("--exit-with-parent")
             .args(["--grpc-port", &self.grpc.to_string()])
             .args(["--http-port", &self.http.to_string()])
-            .args([
-                "--outputs",
-                "detection_boxes:0,detection_classes:0,detection_scores:0,num_detections:0",
-            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

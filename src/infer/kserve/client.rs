@@ -2,6 +2,7 @@
 //! readiness + metadata probe, and one ModelInfer call with a deadline. Each call runs as a task
 //! on the backend's tokio runtime and reports back as an [`Event`] over a bounded channel.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -12,7 +13,8 @@ use super::proto::{
     ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ServerReadyRequest,
 };
 use super::tensor;
-use crate::infer::model::ModelDescription;
+use crate::geometry::Detection;
+use crate::infer::Io;
 
 /// Largest message accepted from a server (outputs are a few KiB; this leaves room for bigger
 /// detectors without letting a broken server exhaust memory).
@@ -64,11 +66,11 @@ pub enum Event {
         endpoint: usize,
         /// The frame it was for.
         job: super::Job,
-        /// Decoded outputs, or why not.
-        result: Result<tensor::SsdTensors, CallError>,
+        /// The frame's person boxes, or why not.
+        result: Result<Vec<Detection>, CallError>,
         /// Send to decoded response.
         round_trip: Duration,
-        /// Time spent decoding the response.
+        /// Time spent decoding the response into boxes.
         decode: Duration,
     },
     /// A probe finished.
@@ -107,11 +109,11 @@ fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 /// Server ready, then the model's metadata checked against the description.
-pub async fn probe(
+pub(crate) async fn probe(
     mut client: Client,
     model: String,
     version: Option<String>,
-    desc: ModelDescription,
+    io: Arc<Io>,
     timeout: Duration,
 ) -> Result<(), CallError> {
     with_deadline(timeout, async move {
@@ -132,33 +134,33 @@ pub async fn probe(
             ))
             .await?
             .into_inner();
-        tensor::check_metadata(&desc, &meta).map_err(CallError::Mismatch)
+        tensor::check_metadata(&io.desc, &io.decoder, &meta).map_err(CallError::Mismatch)
     })
     .await
 }
 
 /// Runs `probe` and reports it.
-pub async fn probe_and_report(
+pub(crate) async fn probe_and_report(
     endpoint: usize,
     client: Client,
     model: String,
     version: Option<String>,
-    desc: ModelDescription,
+    io: Arc<Io>,
     timeout: Duration,
     events: Sender<Event>,
 ) {
-    let result = probe(client, model, version, desc, timeout).await;
+    let result = probe(client, model, version, io, timeout).await;
     // The detector thread holds the receiver until it has collected every outstanding task.
     let _ = events.send(Event::Probe { endpoint, result });
 }
 
-/// One ModelInfer call; decodes the outputs and reports.
-pub async fn infer_and_report(
+/// One ModelInfer call; decodes the outputs into the frame's person boxes and reports.
+pub(crate) async fn infer_and_report(
     endpoint: usize,
     mut client: Client,
     msg: ModelInferRequest,
     job: super::Job,
-    desc: std::sync::Arc<ModelDescription>,
+    io: Arc<Io>,
     timeout: Duration,
     events: Sender<Event>,
 ) {
@@ -171,8 +173,12 @@ pub async fn infer_and_report(
     })
     .await;
     let decoding = Instant::now();
-    let result =
-        answer.and_then(|resp| tensor::read_outputs(&desc, &resp).map_err(CallError::Response));
+    let result = answer.and_then(|resp| {
+        let t = tensor::read_outputs(&io.decoder, &resp).map_err(CallError::Response)?;
+        io.decoder
+            .decode(&t.views(), &job.mapping)
+            .map_err(|e| CallError::Response(e.to_string()))
+    });
     let decode = decoding.elapsed();
     let _ = events.send(Event::Infer {
         endpoint,

@@ -46,9 +46,12 @@ pub enum DetectError {
     #[error("no model server is up")]
     NoEndpoint,
     /// The picture does not fit the model input.
-    #[error("picture does not fit the model input")]
-    Frame,
+    #[error(transparent)]
+    Frame(#[from] crate::infer::input::Unfit),
     /// The call failed.
     #[error(transparent)]
     Call(#[from] CallError),
+    /// The answer could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] crate::infer::DecodeError),
 }

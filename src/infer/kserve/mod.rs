@@ -35,7 +35,7 @@ use crate::config::{InferenceConfig, ModelConfig, RemoteConfig};
 use crate::geometry::Detection;
 use crate::infer::backend::{Backend, Finished};
 use crate::infer::{Engine, EngineInfo, InferError, InputMapping, InputSpec, dispatch};
-use crate::infer::{ModelDescription, ssd};
+use crate::infer::{Io, ModelDescription};
 use crate::ingest::queue::FrameSource;
 use crate::messages::{CameraIndex, Detections, Frame};
 use crate::stats::{self, Stats};
@@ -63,14 +63,11 @@ pub struct RemoteEngine {
     endpoints: Vec<String>,
     fleet: Fleet,
     cfg: RemoteConfig,
-    desc: Arc<ModelDescription>,
+    io: Arc<Io>,
     fallback: Option<Engine>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
     info: EngineInfo,
-    person_class: u32,
-    min_score: f32,
-    person_score: f32,
     next_id: u64,
 }
 
@@ -84,7 +81,11 @@ impl RemoteEngine {
         cfg: &RemoteConfig,
         min_score: f32,
     ) -> Result<Self, KserveError> {
-        let desc = ModelDescription::load(&model.description)?;
+        let io = Arc::new(Io::new(
+            ModelDescription::load(&model.description)?,
+            model,
+            min_score,
+        ));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_THREADS)
             .thread_name("kserve")
@@ -113,7 +114,7 @@ impl RemoteEngine {
                         c.clone(),
                         cfg.model.clone(),
                         cfg.version.clone(),
-                        desc.clone(),
+                        Arc::clone(&io),
                         timeout,
                     );
                     tokio::spawn(call)
@@ -164,7 +165,7 @@ impl RemoteEngine {
         // Every task sends exactly one event, and at most this many run at once.
         let (events_tx, events_rx) = bounded(clients.len() * (cfg.in_flight + 1));
         let info = EngineInfo {
-            model: format!("{} (as {:?} on the servers)", desc.name, cfg.model),
+            model: format!("{} (as {:?} on the servers)", io.desc.name, cfg.model),
             device: format!("kserve: {} endpoint(s)", clients.len()),
             requests: clients.len() * cfg.in_flight,
             streams: None,
@@ -182,10 +183,7 @@ impl RemoteEngine {
             endpoints: cfg.endpoints.clone(),
             fleet,
             cfg: cfg.clone(),
-            person_class: model.person_class.unwrap_or(desc.person_class),
-            min_score: min_score.min(model.score_threshold),
-            person_score: model.score_threshold,
-            desc: Arc::new(desc),
+            io,
             fallback,
             events_tx,
             events_rx,
@@ -201,7 +199,7 @@ impl RemoteEngine {
 
     /// What the pipeline must produce for this model.
     pub fn input_spec(&self) -> InputSpec {
-        self.desc.input_spec()
+        self.io.desc.input_spec()
     }
 
     /// Endpoints up now.
@@ -220,10 +218,11 @@ impl RemoteEngine {
         let ep = (0..self.fleet.len())
             .find(|&i| self.fleet.health(i) == fleet::Health::Up)
             .ok_or(DetectError::NoEndpoint)?;
-        let tensor = tensor::pack_input(pixels, &self.desc).ok_or(DetectError::Frame)?;
+        let tensor = self.io.packer.to_bytes(pixels)?;
         self.next_id += 1;
         let msg = tensor::infer_request(
-            &self.desc,
+            &self.io.desc,
+            &self.io.decoder,
             &self.cfg.model,
             self.cfg.version.as_deref(),
             self.next_id.to_string(),
@@ -237,14 +236,9 @@ impl RemoteEngine {
                 .map_err(|_| CallError::Timeout(timeout.as_millis() as u64))?
                 .map_err(CallError::from)
         })?;
-        let t =
-            tensor::read_outputs(&self.desc, &resp.into_inner()).map_err(CallError::Response)?;
-        Ok(ssd::parse(
-            &t.view(),
-            self.person_class,
-            self.min_score,
-            mapping,
-        ))
+        let t = tensor::read_outputs(&self.io.decoder, &resp.into_inner())
+            .map_err(CallError::Response)?;
+        Ok(self.io.decoder.decode(&t.views(), mapping)?)
     }
 
     /// Serves frames until every camera's queue is closed and `stop` is set or all senders are
@@ -274,11 +268,15 @@ impl RemoteEngine {
                 .pixels
                 .map_readable()
                 .map_err(|_| self.unfit(&frame))?;
-            tensor::pack_input(map.as_slice(), &self.desc).ok_or_else(|| self.unfit(&frame))?
+            self.io
+                .packer
+                .to_bytes(map.as_slice())
+                .map_err(|_| self.unfit(&frame))?
         };
         self.next_id += 1;
         let msg = tensor::infer_request(
-            &self.desc,
+            &self.io.desc,
+            &self.io.decoder,
             &self.cfg.model,
             self.cfg.version.as_deref(),
             self.next_id.to_string(),
@@ -298,7 +296,7 @@ impl RemoteEngine {
             self.clients[ep].clone(),
             msg,
             job,
-            Arc::clone(&self.desc),
+            Arc::clone(&self.io),
             Duration::from_millis(self.cfg.timeout_ms),
             self.events_tx.clone(),
         ));
@@ -307,10 +305,10 @@ impl RemoteEngine {
 
     fn unfit(&self, frame: &Frame) -> InferError {
         InferError::ModelMismatch {
-            model: self.desc.name.clone(),
+            model: self.io.desc.name.clone(),
             message: format!(
                 "frame of camera {} does not fit input {}x{}",
-                frame.camera, self.desc.input_width, self.desc.input_height
+                frame.camera, self.io.desc.input_width, self.io.desc.input_height
             ),
         }
     }
@@ -344,11 +342,9 @@ impl RemoteEngine {
             } => {
                 let change = self.fleet.finished(endpoint, result.is_ok(), now);
                 Some(match result {
-                    Ok(t) => {
+                    Ok(boxes) => {
                         stats::add(&stats.remote.round_trip_us, round_trip.as_micros() as u64);
                         stats::add(&stats.remote.codec_us, decode.as_micros() as u64);
-                        let boxes =
-                            ssd::parse(&t.view(), self.person_class, self.min_score, &job.mapping);
                         Finished::Detected(self.detections(&job, boxes))
                     }
                     Err(e) => {
@@ -395,7 +391,7 @@ impl RemoteEngine {
                 self.clients[i].clone(),
                 self.cfg.model.clone(),
                 self.cfg.version.clone(),
-                (*self.desc).clone(),
+                Arc::clone(&self.io),
                 Duration::from_millis(self.cfg.timeout_ms),
                 self.events_tx.clone(),
             ));
@@ -428,18 +424,8 @@ impl RemoteEngine {
     }
 
     fn detections(&self, job: &Job, boxes: Vec<Detection>) -> Detections {
-        let persons = boxes
-            .iter()
-            .filter(|d| d.score >= self.person_score)
-            .count() as u32;
-        Detections {
-            camera: job.camera,
-            seq: job.seq,
-            captured_ms: job.captured_ms,
-            source_size: job.mapping.source_size(),
-            persons,
-            boxes,
-        }
+        self.io
+            .detections(job.camera, job.seq, job.captured_ms, &job.mapping, boxes)
     }
 }
 

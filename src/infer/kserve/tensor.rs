@@ -1,19 +1,27 @@
 //! KServe v2 messages for the detector: the model metadata checked against the model
-//! description, the input picture packed as one raw UINT8 tensor, and the four SSD output
-//! tensors read back from `raw_output_contents` (little-endian FP32).
+//! description, the input picture packed as one raw UINT8 or FP32 tensor, and the head's output
+//! tensors read back from `raw_output_contents` (little-endian FP32) for the shared decoder
+//! ([`crate::infer::decode`]).
 
 use prost::bytes::Bytes;
 
 use super::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use super::proto::model_metadata_response::TensorMetadata;
 use super::proto::{ModelInferRequest, ModelInferResponse, ModelMetadataResponse};
-use crate::infer::model::ModelDescription;
+use crate::infer::decode::{Decoder, OutputView};
+use crate::infer::model::{InputType, ModelDescription};
 use crate::infer::resize::Layout;
 
-/// KServe datatype of the picture tensor.
-const INPUT_DATATYPE: &str = "UINT8";
-/// KServe datatype of the SSD outputs.
+/// KServe datatype of the outputs the decoder reads.
 const OUTPUT_DATATYPE: &str = "FP32";
+
+/// KServe datatype of the picture tensor.
+fn input_datatype(desc: &ModelDescription) -> &'static str {
+    match desc.input_type {
+        InputType::U8 => "UINT8",
+        InputType::F32 => "FP32",
+    }
+}
 
 /// The input tensor's shape for this description.
 pub fn input_shape(desc: &ModelDescription) -> [i64; 4] {
@@ -25,7 +33,11 @@ pub fn input_shape(desc: &ModelDescription) -> [i64; 4] {
 }
 
 /// Why a server's model metadata does not fit the description (one line, for the error).
-pub fn check_metadata(desc: &ModelDescription, meta: &ModelMetadataResponse) -> Result<(), String> {
+pub fn check_metadata(
+    desc: &ModelDescription,
+    decoder: &Decoder,
+    meta: &ModelMetadataResponse,
+) -> Result<(), String> {
     let [input] = meta.inputs.as_slice() else {
         let names: Vec<&str> = meta.inputs.iter().map(|t| t.name.as_str()).collect();
         return Err(format!("expected 1 input, the server has {names:?}"));
@@ -43,13 +55,15 @@ pub fn check_metadata(desc: &ModelDescription, meta: &ModelMetadataResponse) -> 
             input.shape, desc.layout
         ));
     }
-    if input.datatype != INPUT_DATATYPE {
+    let datatype = input_datatype(desc);
+    if input.datatype != datatype {
         return Err(format!(
-            "input datatype {}, expected {INPUT_DATATYPE}",
-            input.datatype
+            "input datatype {}, expected {datatype} (input_type = {:?})",
+            input.datatype,
+            desc.input_type.name()
         ));
     }
-    for name in output_names(desc) {
+    for name in decoder.output_names() {
         match meta
             .outputs
             .iter()
@@ -67,52 +81,19 @@ pub fn check_metadata(desc: &ModelDescription, meta: &ModelMetadataResponse) -> 
                     t.datatype
                 ));
             }
-            Some(_) => {}
+            Some(t) => decoder
+                .check_shape(name, &t.shape)
+                .map_err(|e| e.to_string())?,
         }
     }
     Ok(())
 }
 
-/// Output names in the order [`SsdTensors`] holds them: boxes, classes, scores, count.
-fn output_names(desc: &ModelDescription) -> [&str; 4] {
-    let o = &desc.outputs;
-    [&o.boxes, &o.classes, &o.scores, &o.count]
-}
-
-/// Copies the packed picture (`rows` rows, possibly padded to a stride) into a tight tensor in
-/// the model's layout. None if `pixels` is too short for the input size.
-pub fn pack_input(pixels: &[u8], desc: &ModelDescription) -> Option<Vec<u8>> {
-    let (w, h) = (desc.input_width as usize, desc.input_height as usize);
-    let row = w * 3;
-    let stride = pixels.len().checked_div(h)?;
-    if h == 0 || stride < row || pixels.len() < stride * (h - 1) + row {
-        return None;
-    }
-    let mut out = vec![0u8; row * h];
-    match desc.layout {
-        Layout::Nhwc => {
-            for y in 0..h {
-                out[y * row..(y + 1) * row].copy_from_slice(&pixels[y * stride..y * stride + row]);
-            }
-        }
-        Layout::Nchw => {
-            let plane = w * h;
-            for y in 0..h {
-                let src = &pixels[y * stride..y * stride + row];
-                for (x, px) in src.chunks_exact(3).enumerate() {
-                    for (c, v) in px.iter().enumerate() {
-                        out[c * plane + y * w + x] = *v;
-                    }
-                }
-            }
-        }
-    }
-    Some(out)
-}
-
-/// One ModelInfer request carrying `tensor` as raw contents and asking for the four outputs.
+/// One ModelInfer request carrying `tensor` (from [`crate::infer::input::Packer::to_bytes`]) as
+/// raw contents and asking for the outputs the decoder reads.
 pub fn infer_request(
     desc: &ModelDescription,
+    decoder: &Decoder,
     model: &str,
     version: Option<&str>,
     id: String,
@@ -125,12 +106,13 @@ pub fn infer_request(
         parameters: Default::default(),
         inputs: vec![InferInputTensor {
             name: desc.input.clone(),
-            datatype: INPUT_DATATYPE.into(),
+            datatype: input_datatype(desc).into(),
             shape: input_shape(desc).to_vec(),
             parameters: Default::default(),
             contents: None,
         }],
-        outputs: output_names(desc)
+        outputs: decoder
+            .output_names()
             .iter()
             .map(|n| InferRequestedOutputTensor {
                 name: (*n).to_string(),
@@ -141,36 +123,25 @@ pub fn infer_request(
     }
 }
 
-/// The four SSD outputs of one response, decoded.
+/// The outputs of one response the decoder reads, in its order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SsdTensors {
-    /// `N × 4` normalized ymin, xmin, ymax, xmax.
-    pub boxes: Vec<f32>,
-    /// `N` class ids.
-    pub classes: Vec<f32>,
-    /// `N` scores.
-    pub scores: Vec<f32>,
-    /// Valid rows.
-    pub count: f32,
+pub struct OutputTensors {
+    /// Shape and values of each.
+    tensors: Vec<(Vec<i64>, Vec<f32>)>,
 }
 
-impl SsdTensors {
-    /// Borrowed view for [`crate::infer::ssd::parse`].
-    pub fn view(&self) -> crate::infer::ssd::SsdOutputs<'_> {
-        crate::infer::ssd::SsdOutputs {
-            boxes: &self.boxes,
-            classes: &self.classes,
-            scores: &self.scores,
-            count: self.count,
-        }
+impl OutputTensors {
+    /// Borrowed views for [`Decoder::decode`].
+    pub fn views(&self) -> Vec<OutputView<'_>> {
+        self.tensors
+            .iter()
+            .map(|(shape, data)| OutputView { shape, data })
+            .collect()
     }
 }
 
-/// Reads the four outputs (by name) from a response's raw contents.
-pub fn read_outputs(
-    desc: &ModelDescription,
-    resp: &ModelInferResponse,
-) -> Result<SsdTensors, String> {
+/// Reads the decoder's outputs (by name) from a response's raw contents.
+pub fn read_outputs(decoder: &Decoder, resp: &ModelInferResponse) -> Result<OutputTensors, String> {
     if resp.raw_output_contents.len() != resp.outputs.len() {
         return Err(format!(
             "{} outputs but {} raw contents (the server must answer raw inputs with raw outputs)",
@@ -178,7 +149,7 @@ pub fn read_outputs(
             resp.raw_output_contents.len()
         ));
     }
-    let get = |name: &str| -> Result<Vec<f32>, String> {
+    let get = |name: &str| -> Result<(Vec<i64>, Vec<f32>), String> {
         let i = resp
             .outputs
             .iter()
@@ -197,18 +168,18 @@ pub fn read_outputs(
                 t.shape
             ));
         }
-        Ok(raw
+        let data = raw
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+            .collect();
+        Ok((t.shape.clone(), data))
     };
-    let [boxes, classes, scores, count] = output_names(desc);
-    Ok(SsdTensors {
-        boxes: get(boxes)?,
-        classes: get(classes)?,
-        scores: get(scores)?,
-        count: get(count)?.first().copied().unwrap_or(0.0),
-    })
+    let tensors = decoder
+        .output_names()
+        .into_iter()
+        .map(get)
+        .collect::<Result<_, _>>()?;
+    Ok(OutputTensors { tensors })
 }
 
 #[cfg(test)]
@@ -220,6 +191,10 @@ mod tests {
     fn desc() -> ModelDescription {
         ModelDescription::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ssdlite.toml"))
             .unwrap()
+    }
+
+    fn decoder(d: &ModelDescription) -> Decoder {
+        Decoder::new(d, d.person_class, 0.1)
     }
 
     fn tensor(name: &str, datatype: &str, shape: &[i64]) -> TensorMetadata {
@@ -247,56 +222,41 @@ mod tests {
     #[test]
     fn metadata_matching_the_description_passes_and_each_mismatch_is_named() {
         let d = desc();
-        assert_eq!(check_metadata(&d, &good_meta()), Ok(()));
+        assert_eq!(check_metadata(&d, &decoder(&d), &good_meta()), Ok(()));
         let mut m = good_meta();
         m.inputs[0].shape = vec![1, 320, 320, 3];
         assert_eq!(
-            check_metadata(&d, &m).unwrap_err(),
+            check_metadata(&d, &decoder(&d), &m).unwrap_err(),
             "input shape [1, 320, 320, 3], the description says [1, 300, 300, 3] (Nhwc)"
         );
         let mut m = good_meta();
         m.inputs[0].name = "images".into();
-        assert!(check_metadata(&d, &m).unwrap_err().contains("\"images\""));
+        assert!(
+            check_metadata(&d, &decoder(&d), &m)
+                .unwrap_err()
+                .contains("\"images\"")
+        );
         let mut m = good_meta();
         m.inputs[0].datatype = "FP32".into();
         assert!(
-            check_metadata(&d, &m)
+            check_metadata(&d, &decoder(&d), &m)
                 .unwrap_err()
                 .contains("datatype FP32")
         );
         let mut m = good_meta();
         m.outputs[2].name = "Identity:0".into();
         assert!(
-            check_metadata(&d, &m)
+            check_metadata(&d, &decoder(&d), &m)
                 .unwrap_err()
                 .starts_with("no output named \"detection_scores:0\"")
         );
         let mut m = good_meta();
         m.inputs.push(tensor("extra", "UINT8", &[1]));
         assert!(
-            check_metadata(&d, &m)
+            check_metadata(&d, &decoder(&d), &m)
                 .unwrap_err()
                 .starts_with("expected 1 input")
         );
-    }
-
-    #[test]
-    fn packing_removes_row_padding_and_transposes_for_nchw() {
-        let mut d = desc();
-        d.input_width = 2;
-        d.input_height = 2;
-        // Rows of 6 bytes padded to a stride of 8 (as GStreamer pads video rows).
-        let px = [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0];
-        assert_eq!(
-            pack_input(&px, &d).unwrap(),
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
-        );
-        d.layout = Layout::Nchw;
-        assert_eq!(
-            pack_input(&px, &d).unwrap(),
-            [1, 4, 7, 10, 2, 5, 8, 11, 3, 6, 9, 12]
-        );
-        assert_eq!(pack_input(&px[..11], &d), None);
     }
 
     #[test]
@@ -325,20 +285,27 @@ mod tests {
             ],
             ..Default::default()
         };
-        let t = read_outputs(&d, &resp).unwrap();
-        assert_eq!(t.count, 1.0);
-        assert_eq!(t.scores, [0.9, 0.1]);
-        assert_eq!(t.classes, [1.0, 3.0]);
-        assert_eq!(t.boxes[..4], [0.1, 0.2, 0.3, 0.4]);
+        let t = read_outputs(&decoder(&d), &resp).unwrap();
+        let v = t.views();
+        // Boxes, classes, scores, count: the decoder's order, not the response's.
+        assert_eq!(v[0].data[..4], [0.1, 0.2, 0.3, 0.4]);
+        assert_eq!(v[0].shape, [1, 2, 4]);
+        assert_eq!(v[1].data, [1.0, 3.0]);
+        assert_eq!(v[2].data, [0.9, 0.1]);
+        assert_eq!(v[3].data, [1.0]);
         let mut short = resp.clone();
         short.raw_output_contents[1] = le(&[0.9]);
         assert!(
-            read_outputs(&d, &short)
+            read_outputs(&decoder(&d), &short)
                 .unwrap_err()
                 .contains("4 bytes for shape [1, 2]")
         );
         let mut typed = resp;
         typed.raw_output_contents.clear();
-        assert!(read_outputs(&d, &typed).unwrap_err().contains("raw"));
+        assert!(
+            read_outputs(&decoder(&d), &typed)
+                .unwrap_err()
+                .contains("raw")
+        );
     }
 }

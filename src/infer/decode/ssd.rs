@@ -4,8 +4,8 @@
 //! floats; scores; valid count) and the frame's [`InputMapping`]. Output: person
 //! [`Detection`]s in source pixels (the input resize inverted, non-finite rows rejected).
 
-use super::resize::InputMapping;
 use crate::geometry::Detection;
+use crate::infer::resize::InputMapping;
 
 /// The raw output tensors of one inference, borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -58,9 +58,9 @@ pub fn parse(
 
 #[cfg(test)]
 mod tests {
-    use super::super::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
     use super::*;
     use crate::geometry::BBox;
+    use crate::infer::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
 
     fn stretch(size: (u32, u32)) -> InputMapping {
         InputSpec {
