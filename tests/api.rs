@@ -292,6 +292,8 @@ fn a_configured_token_is_required_except_for_healthz() {
         listen: "127.0.0.1:0".parse().unwrap(),
         token: Some("letmein".into()),
         token_env: Some("T".into()),
+        hosts: Vec::new(),
+        tls: None,
     };
     let state = ApiState::new(stats, dir.path().join("none.db"), cfg.token.clone());
     let server = Server::start(&cfg, state).unwrap();

@@ -69,6 +69,28 @@ pub enum StoreError {
         /// DB path.
         path: PathBuf,
     },
+    /// The file was written by a newer storetrack (readers do not guess at its tables).
+    #[error(
+        "{}: database schema version {found} is newer than this storetrack reads ({}); use the storetrack that wrote it (or a newer one)",
+        path.display(),
+        schema::CURRENT_VERSION
+    )]
+    TooNew {
+        /// DB path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+    },
+    /// The folder is not writable by this user while a service writes the file: SQLite needs
+    /// to create `<db>-shm` to read a database in WAL mode.
+    #[error(
+        "{}: cannot read while the service writes it: this user cannot create files in its folder (SQLite needs <db>-shm); run as the service's user or read a copy",
+        path.display()
+    )]
+    ReadOnlyFolder {
+        /// DB path.
+        path: PathBuf,
+    },
     /// The file's schema is older than this build reads (readers do not migrate).
     #[error(
         "{}: database schema version {found} is older than this storetrack reads ({}); start `storetrack run` on it once to migrate it",
@@ -130,25 +152,61 @@ fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Opens `path` read-only for queries.
+/// Opens `path` read-only for queries. In a folder this user cannot write (a copy on read-only
+/// media, another user's folder), where SQLite cannot create the `-shm` file a WAL database
+/// needs, the file is opened immutable instead, provided no service writes it.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.is_file() {
         return Err(StoreError::Missing {
             path: path.to_path_buf(),
         });
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let open = |target: &str, flags| {
+        Connection::open_with_flags(target, flags).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let conn = open(&path.to_string_lossy(), flags)?;
     let _ = conn.busy_timeout(BUSY_TIMEOUT);
-    // Readers never migrate: a file the service has not brought up to date yet is named as such
-    // rather than failing later on a missing table or column.
-    let found = schema::version(&conn).map_err(|source| match source.sqlite_error_code() {
+    let found = match schema::version(&conn) {
+        Err(e) if cannot_create_shm(&e) => {
+            if runs::writer_alive(path) {
+                return Err(StoreError::ReadOnlyFolder {
+                    path: path.to_path_buf(),
+                });
+            }
+            let conn = open(&immutable_uri(path)?, flags | OpenFlags::SQLITE_OPEN_URI)?;
+            let found = schema::version(&conn).map_err(|e| read_error(path, e))?;
+            return checked_version(path, conn, found);
+        }
+        other => other.map_err(|e| read_error(path, e))?,
+    };
+    checked_version(path, conn, found)
+}
+
+/// Whether a failed first read means SQLite could not create or open the `-shm` file.
+fn cannot_create_shm(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+    )
+}
+
+/// `file:` URI of `path` with `immutable=1` (SQLite reads it without locks or `-shm`).
+fn immutable_uri(path: &Path) -> Result<String, StoreError> {
+    let abs = std::fs::canonicalize(path).map_err(|_| StoreError::Missing {
+        path: path.to_path_buf(),
+    })?;
+    let url = url::Url::from_file_path(&abs).map_err(|()| StoreError::Missing {
+        path: path.to_path_buf(),
+    })?;
+    Ok(format!("{url}?immutable=1"))
+}
+
+fn read_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
             path: path.to_path_buf(),
         },
@@ -156,19 +214,19 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
             path: path.to_path_buf(),
             source,
         },
-    })?;
-    if found == 0 {
-        return Err(StoreError::NotStoretrack {
-            path: path.to_path_buf(),
-        });
     }
-    if found < schema::CURRENT_VERSION {
-        return Err(StoreError::Outdated {
-            path: path.to_path_buf(),
-            found,
-        });
+}
+
+/// Readers never migrate: a file the service has not brought up to date yet, or one written
+/// by a newer storetrack, is named as such rather than failing later on a missing table.
+fn checked_version(path: &Path, conn: Connection, found: i64) -> Result<Connection, StoreError> {
+    let path = path.to_path_buf();
+    match found {
+        0 => Err(StoreError::NotStoretrack { path }),
+        v if v < schema::CURRENT_VERSION => Err(StoreError::Outdated { path, found }),
+        v if v > schema::CURRENT_VERSION => Err(StoreError::TooNew { path, found }),
+        _ => Ok(conn),
     }
-    Ok(conn)
 }
 
 impl Store {
@@ -252,10 +310,12 @@ impl Store {
                 "An earlier run did not end cleanly (crash or kill); closed it."
             );
         }
-        if start.interrupted_tracks > 0 {
+        if start.interrupted_tracks + start.interrupted_store_tracks > 0 {
             warn!(
                 tracks = start.interrupted_tracks,
-                "Tracks left open by a dead run were ended and marked interrupted."
+                store_tracks = start.interrupted_store_tracks,
+                "Tracks and store trajectories left open by a dead run were ended and marked \
+                 interrupted."
             );
         }
         self.run = Some(start.id);
