@@ -84,6 +84,30 @@ pub enum ApiError {
     Start(#[source] std::io::Error),
 }
 
+/// The API's time and size limits (the constants above; tests shorten them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`DATA_TIMEOUT`].
+    pub data_timeout: Duration,
+    /// See [`DATA_BODY_DEADLINE`].
+    pub data_body_deadline: Duration,
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`MAX_CONNECTIONS`].
+    pub max_connections: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            data_timeout: DATA_TIMEOUT,
+            data_body_deadline: DATA_BODY_DEADLINE,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
 /// What the handlers read.
 pub struct ApiState {
     /// Shared counters of the running service.
@@ -98,6 +122,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// The API's own counters (also in `/metrics`).
     pub counters: Arc<ApiCounters>,
+    /// Time and size limits.
+    pub limits: Limits,
     queries: stream::QueryPool,
 }
 
@@ -127,6 +153,7 @@ impl ApiState {
             token,
             hosts: Vec::new(),
             counters,
+            limits: Limits::default(),
         }
     }
 }
@@ -159,6 +186,7 @@ impl Server {
             .map_err(ApiError::Start)?;
         state.hosts = cfg.hosts.clone();
         let counters = Arc::clone(&state.counters);
+        let limits = state.limits;
         let (tx, rx) = oneshot::channel::<()>();
         let app = router(Arc::new(state));
         let thread = std::thread::Builder::new()
@@ -166,7 +194,7 @@ impl Server {
             .spawn(move || {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => serve::serve(l, app, tls, counters, rx).await,
+                        Ok(l) => serve::serve(l, app, tls, (counters, limits), rx).await,
                         Err(e) => error!(error = %e, "HTTP API could not start."),
                     }
                 });
@@ -230,12 +258,13 @@ fn lower_priority() {
 /// health and metrics have their own limit and timeout, so they never wait behind data; every
 /// route has a request body limit and the host check; all but `/healthz` the token.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let limits = state.limits;
     let data = v1::routes().layer(
         ServiceBuilder::new()
-            .layer(ResponseBodyDeadlineLayer::new(DATA_BODY_DEADLINE))
+            .layer(ResponseBodyDeadlineLayer::new(limits.data_body_deadline))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
-                DATA_TIMEOUT,
+                limits.data_timeout,
             ))
             .layer(GlobalConcurrencyLimitLayer::new(DATA_IN_FLIGHT)),
     );

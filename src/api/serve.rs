@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
+use super::Limits;
 use super::counters::ApiCounters;
 use super::tls::Tls;
 
@@ -35,19 +36,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (out of file descriptors) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `app` on `listener` until `shutdown` fires (or its sender is dropped).
+/// Serves `app` on `listener` within `limits` until `shutdown` fires (or its sender is
+/// dropped).
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Tls>,
-    counters: Arc<ApiCounters>,
+    (counters, limits): (Arc<ApiCounters>, Limits),
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_BUF_BYTES)
         .keep_alive(true);
     loop {
@@ -62,7 +64,7 @@ pub(super) async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        if counters.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+        if counters.connections.load(Ordering::Relaxed) >= limits.max_connections {
             ApiCounters::inc(&counters.connections_refused);
             debug!(peer = %peer, "HTTP API: connection limit reached; closed.");
             continue;
@@ -75,7 +77,7 @@ pub(super) async fn serve(
             let _open = open;
             match tls {
                 None => connection(&builder, stream, app, watcher).await,
-                Some(tls) => match tls.accept(stream, HEADER_READ_TIMEOUT).await {
+                Some(tls) => match tls.accept(stream, limits.header_read_timeout).await {
                     Some(s) => connection(&builder, s, app, watcher).await,
                     None => debug!(peer = %peer, "HTTP API: TLS handshake failed."),
                 },

@@ -53,11 +53,15 @@ pub(super) fn model(
             Err(e) => p.at(&m.description, format!("model.description: {e}")),
             Ok(d) if local_engine => {
                 let ir = cfg.ir.clone().unwrap_or(d.ir);
-                for file in [ir.clone(), ir.with_extension("bin")] {
-                    if !file.is_file() {
-                        let at = m.ir.as_ref().unwrap_or(&m.description);
-                        p.at(at, format!("model: {} is not a file", file.display()));
-                    }
+                let missing = [ir.clone(), ir.with_extension("bin")]
+                    .into_iter()
+                    .find(|f| !f.is_file());
+                if let Some(file) = missing {
+                    let at = m.ir.as_ref().unwrap_or(&m.description);
+                    p.at(
+                        at,
+                        format!("model: {} is missing: run scripts/setup.sh", file.display()),
+                    );
                 }
             }
             Ok(_) => {}
