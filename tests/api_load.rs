@@ -217,7 +217,7 @@ fn idle_connections(addr: SocketAddr, stop: Arc<AtomicBool>, load: Arc<Load>) {
     nice_this_thread();
     let open = |i: usize| {
         let mut s = TcpStream::connect(addr).ok()?;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let _ = s.write_all(b"GET /api/v1/tracks HTTP/1.1\r\n");
         }
         s.set_nonblocking(true).ok()?;
@@ -227,7 +227,7 @@ fn idle_connections(addr: SocketAddr, stop: Arc<AtomicBool>, load: Arc<Load>) {
     while !stop.load(Ordering::Relaxed) {
         for (i, c) in conns.iter_mut().enumerate() {
             let closed = match c {
-                Some(s) => matches!(s.read(&mut [0u8; 256]), Ok(_)),
+                Some(s) => s.read(&mut [0u8; 256]).is_ok(),
                 None => true,
             };
             if closed {

@@ -1,11 +1,14 @@
-//! The HTTP API: `/healthz`, `/readyz`, `/metrics` and `/api/v1/*`, served by axum on its own
-//! thread with a single-threaded tokio runtime (the pipeline stages keep their own threads).
+//! The HTTP API: `/healthz`, `/readyz`, `/metrics` and `/api/v1/*`, served by axum over hyper's
+//! HTTP/1.1 (optionally TLS) on its own thread with a single-threaded tokio runtime (the
+//! pipeline stages keep their own threads; queries run on a few low-priority threads).
 //!
-//! Input: an [`ApiConfig`] and an [`ApiState`] (shared counters, cameras, database path).
-//! Output: answers to HTTP requests; database questions go through [`crate::query`] on a fresh
-//! read-only connection each. A bearer token, when configured, is required on every route but
-//! `/healthz`. The server stops with the service ([`Server::stop`], also on drop) after the
-//! requests in progress are answered.
+//! Input: an [`ApiConfig`] and an [`ApiState`] (shared counters, cameras, database path,
+//! limits). Output: answers to HTTP requests; database questions go through [`crate::query`]
+//! on a fresh read-only connection each, streamed. Every limit is a layer or a setting of the
+//! accept loop ([`router`], [`serve`]); requests must name an allowed `Host`, and carry the
+//! bearer token when one is configured (every route but `/healthz`). The server stops with the
+//! service ([`Server::stop`], also on drop) after the requests in progress are answered, for a
+//! few seconds at most.
 
 pub mod counters;
 mod guard;

@@ -269,7 +269,7 @@ fn delete_tracks_before(
         }
         for (id, points) in old {
             if points > left {
-                let n = trim_track(tx, id, i64::MAX, left)?;
+                let n = trim(tx, Trail::Track, id, i64::MAX, left)?;
                 d.points += n as u64;
                 return Ok(budget - (left - n.max(1)));
             }
@@ -291,22 +291,47 @@ fn delete_tracks_before(
     Ok(budget - left)
 }
 
-/// Deletes at most `budget` of the oldest points of track `id` before `before_ms` and brings
-/// its count and first time up to date; returns the points deleted.
-fn trim_track(tx: &Transaction<'_>, id: i64, before_ms: i64, budget: i64) -> rusqlite::Result<i64> {
+/// What has points to trim: a camera track (`tracks`, `points`) or a store trajectory
+/// (`store_tracks`, `store_points`).
+#[derive(Debug, Clone, Copy)]
+enum Trail {
+    Track,
+    Store,
+}
+
+impl Trail {
+    /// (row table, points table, the points' key column).
+    fn tables(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Trail::Track => ("tracks", "points", "track"),
+            Trail::Store => ("store_tracks", "store_points", "store_track"),
+        }
+    }
+}
+
+/// Deletes at most `budget` of the oldest points of track or store trajectory `id` before
+/// `before_ms` and brings its count and first time up to date; returns the points deleted.
+fn trim(
+    tx: &Transaction<'_>,
+    trail: Trail,
+    id: i64,
+    before_ms: i64,
+    budget: i64,
+) -> rusqlite::Result<i64> {
+    let (rows, points, key) = trail.tables();
     let n = tx
-        .prepare_cached(
-            "DELETE FROM points WHERE track = ?1 AND ts_ms IN
-               (SELECT ts_ms FROM points WHERE track = ?1 AND ts_ms < ?2
-                ORDER BY ts_ms LIMIT ?3)",
-        )?
+        .prepare_cached(&format!(
+            "DELETE FROM {points} WHERE {key} = ?1 AND ts_ms IN
+               (SELECT ts_ms FROM {points} WHERE {key} = ?1 AND ts_ms < ?2
+                ORDER BY ts_ms LIMIT ?3)"
+        ))?
         .execute(params![id, before_ms, budget])? as i64;
-    tx.prepare_cached(
-        "UPDATE tracks SET points = points - ?2,
-            first_ms = COALESCE((SELECT MIN(ts_ms) FROM points WHERE track = ?1),
+    tx.prepare_cached(&format!(
+        "UPDATE {rows} SET points = points - ?2,
+            first_ms = COALESCE((SELECT MIN(ts_ms) FROM {points} WHERE {key} = ?1),
                                 MAX(first_ms, MIN(?3, last_ms)))
-         WHERE id = ?1",
-    )?
+         WHERE id = ?1"
+    ))?
     .execute(params![id, n, before_ms])?;
     Ok(n)
 }
@@ -360,7 +385,7 @@ fn trim_before(
         if left <= 0 {
             return Ok(budget);
         }
-        let n = trim_track(tx, id, cutoff_ms, left)?;
+        let n = trim(tx, Trail::Track, id, cutoff_ms, left)?;
         d.points += n as u64;
         left -= n;
     }
@@ -375,7 +400,7 @@ fn trim_before(
         if left <= 0 {
             return Ok(budget);
         }
-        let n = trim_store_track(tx, id, cutoff_ms, left)?;
+        let n = trim(tx, Trail::Store, id, cutoff_ms, left)?;
         d.store += n as u64;
         left -= n;
     }
@@ -421,7 +446,7 @@ fn delete_store_tracks_before(
     let mut left = budget;
     for (id, rows) in old {
         if rows > left {
-            left -= trim_store_track(tx, id, i64::MAX, left)?.max(1);
+            left -= trim(tx, Trail::Store, id, i64::MAX, left)?.max(1);
             break;
         }
         for sql in [
@@ -437,31 +462,6 @@ fn delete_store_tracks_before(
         }
     }
     Ok(budget - left)
-}
-
-/// Deletes at most `budget` of the oldest fused points of store trajectory `id` before
-/// `before_ms` and brings its count and first time up to date; returns the points deleted.
-fn trim_store_track(
-    tx: &Transaction<'_>,
-    id: i64,
-    before_ms: i64,
-    budget: i64,
-) -> rusqlite::Result<i64> {
-    let n = tx
-        .prepare_cached(
-            "DELETE FROM store_points WHERE store_track = ?1 AND ts_ms IN
-               (SELECT ts_ms FROM store_points WHERE store_track = ?1 AND ts_ms < ?2
-                ORDER BY ts_ms LIMIT ?3)",
-        )?
-        .execute(params![id, before_ms, budget])? as i64;
-    tx.prepare_cached(
-        "UPDATE store_tracks SET points = points - ?2,
-            first_ms = COALESCE((SELECT MIN(ts_ms) FROM store_points WHERE store_track = ?1),
-                                MAX(first_ms, MIN(?3, last_ms)))
-         WHERE id = ?1",
-    )?
-    .execute(params![id, n, before_ms])?;
-    Ok(n)
 }
 
 #[cfg(test)]
