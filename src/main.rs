@@ -2,16 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use storetrack::analytics::cli::{AnalyticsQuery, Request};
+use storetrack::analytics::cli::AnalyticsQuery;
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
-use storetrack::query::{self, Format, TrackFilter};
+use storetrack::query::Format;
 use storetrack::simcam::{self, SimCam};
-use storetrack::{mot, redact, store, synth};
+use storetrack::{mot, redact, synth};
 
+mod query_cmd;
 mod render_cmd;
 mod run_cmd;
 use render_cmd::render;
@@ -152,7 +153,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum QueryWhat {
+pub(crate) enum QueryWhat {
     /// Tracks in a time range and/or camera, newest first.
     Tracks {
         /// Only this camera id.
@@ -168,7 +169,7 @@ enum QueryWhat {
         #[arg(long, default_value_t = 0)]
         min_points: i64,
         /// At most this many rows.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
     },
     /// The points of one track.
@@ -186,7 +187,7 @@ enum QueryWhat {
         #[arg(long)]
         to: Option<String>,
         /// At most this many rows.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
     },
     /// Per-camera totals, and the latest service runs in the range.
@@ -272,6 +273,9 @@ fn run(cli: Cli) -> Result<()> {
                     f.height_m,
                     cfg.zones.len()
                 );
+            }
+            if let Some(api) = &cfg.api {
+                println!("  api: {}", query_cmd::describe_api(api));
             }
             Ok(())
         }
@@ -391,56 +395,7 @@ fn run(cli: Cli) -> Result<()> {
             config,
             format,
             what,
-        } => {
-            let db = match db {
-                Some(p) => p,
-                None => Config::load(&config)?.storage.db,
-            };
-            let conn = store::open_read_only(&db)?;
-            let alive = store::runs::writer_alive(&db);
-            let now = SystemTime::now();
-            let time =
-                |s: &Option<String>| s.as_deref().map(|s| query::parse_time(s, now)).transpose();
-            let out = match what {
-                QueryWhat::Tracks {
-                    camera,
-                    from,
-                    to,
-                    min_points,
-                    limit,
-                } => {
-                    let f = TrackFilter {
-                        camera,
-                        from_ms: time(&from)?,
-                        to_ms: time(&to)?,
-                        min_points,
-                        limit,
-                    };
-                    query::tracks(&conn, &f).map(|t| query::render(&t, format))
-                }
-                QueryWhat::Points { track } => {
-                    query::points(&conn, track).map(|t| query::render(&t, format))
-                }
-                QueryWhat::Runs { from, to, limit } => {
-                    query::runs(&conn, time(&from)?, time(&to)?, limit, alive)
-                        .map(|t| query::render(&t, format))
-                }
-                QueryWhat::Summary { from, to } => {
-                    let (from, to) = (time(&from)?, time(&to)?);
-                    query::summary(&conn, from, to).and_then(|cams| {
-                        let runs = query::runs(&conn, from, to, query::SUMMARY_RUNS, alive)?;
-                        let sections = [("cameras", &cams), ("runs", &runs)];
-                        Ok(query::render_sections(&sections, format))
-                    })
-                }
-                QueryWhat::Analytics(q) => Request::new(q, now)?
-                    .run(&conn)
-                    .map(|t| query::render(&t, format)),
-            }
-            .with_context(|| format!("{}: query failed", db.display()))?;
-            print!("{out}");
-            Ok(())
-        }
+        } => query_cmd::query(db, &config, format, what),
     }
 }
 

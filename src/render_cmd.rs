@@ -1,14 +1,15 @@
 //! The `storetrack render` subcommand: the floor plan (or one camera's view) with the heatmap
 //! and trajectories of a time range, written as a PNG.
 //!
-//! Input: the config (floor, zones, camera homographies), the database and a time range.
-//! Output: the picture file and a one-line description on stdout.
+//! Input: the config (floor, zones, camera homographies: no camera secret unless a frame is
+//! grabbed from the camera), the database and a time range. Output: the picture file (written
+//! atomically, never over a file that is not a PNG) and a one-line description on stdout.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Result, bail};
-use storetrack::config::Config;
+use storetrack::config::ReadConfig;
 use storetrack::{query, store};
 
 /// Draws the picture of `from`..`to` (or one camera's view with `camera`) into `out`.
@@ -21,7 +22,8 @@ pub fn render(
     frame: Option<PathBuf>,
 ) -> Result<()> {
     use storetrack::analytics::{render, snapshot};
-    let cfg = Config::load(config)?;
+    let cfg = ReadConfig::load(config)?;
+    render::check_output(out)?;
     let db = db.unwrap_or_else(|| cfg.storage.db.clone());
     let conn = store::open_read_only(&db)?;
     let now = SystemTime::now();
@@ -37,7 +39,7 @@ pub fn render(
             };
             let picture = match frame {
                 Some(f) => render::load_frame(&f)?,
-                None => snapshot::grab(&cam.url)?,
+                None => snapshot::grab(&cam.url(config)?)?,
             };
             render::camera_picture(
                 &conn,

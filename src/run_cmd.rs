@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use storetrack::config::Config;
+use storetrack::config::{Config, ReadConfig};
 use storetrack::notify::NotifyTarget;
 use storetrack::service::{self, RunOptions, reload};
 
@@ -30,10 +30,12 @@ pub fn run(config: &Path, duration: Option<Duration>, progress: Duration) -> Res
     Ok(())
 }
 
-/// Checks `config` and signals the service running with its database to reload it.
+/// Checks `config` (all but the values of `${NAME}` variables, which live in the service's
+/// environment) and signals the service running with its database to reload it.
 pub fn reload(config: &Path) -> Result<()> {
-    let cfg = Config::load(config)?;
-    let pid = reload::signal_running(&cfg.storage.db)?;
+    let cfg = Config::load_without_secrets(config)?;
+    let db = ReadConfig::load(config)?.storage.db;
+    let pid = reload::signal_running(&db)?;
     println!(
         "{}: ok ({} cameras); asked the service (pid {pid}) to reload it: its log says what it applied",
         config.display(),
@@ -135,9 +137,10 @@ fn print_summary(summary: &service::Summary) {
     );
     if !summary.run.dead.is_empty() {
         println!(
-            "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
+            "  recovered        {} run(s) that had not ended cleanly, {} open track(s) and {} store trajectories marked interrupted",
             summary.run.dead.len(),
-            summary.run.interrupted_tracks
+            summary.run.interrupted_tracks,
+            summary.run.interrupted_store_tracks
         );
     }
 }

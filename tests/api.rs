@@ -5,6 +5,8 @@
 //! manager. No credential may appear in any answer, in the metrics or in the database.
 
 mod common;
+#[path = "api/limits.rs"]
+mod limits;
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
@@ -232,13 +234,14 @@ fn metrics_health_and_queries_while_two_cameras_run() {
         None,
     );
     assert_eq!(code, 200, "{body}");
-    let tracks: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let tracks = &page["items"];
     assert!(tracks.as_array().unwrap().len() <= 3);
     if let Some(id) = tracks[0]["track"].as_i64() {
         let (code, body) = get(&http, &format!("{base}/api/v1/tracks/{id}/points"), None);
         assert_eq!(code, 200);
         let pts: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert!(pts[0]["ts_ms"].as_i64().is_some(), "{body}");
+        assert!(pts["items"][0]["ts_ms"].as_i64().is_some(), "{body}");
     }
     // The CLI's validation: a time it does not understand, an unknown or mistyped parameter.
     for bad in [
@@ -292,6 +295,8 @@ fn a_configured_token_is_required_except_for_healthz() {
         listen: "127.0.0.1:0".parse().unwrap(),
         token: Some("letmein".into()),
         token_env: Some("T".into()),
+        hosts: Vec::new(),
+        tls: None,
     };
     let state = ApiState::new(stats, dir.path().join("none.db"), cfg.token.clone());
     let server = Server::start(&cfg, state).unwrap();

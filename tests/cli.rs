@@ -3,6 +3,8 @@
 //! database untouched.
 
 mod common;
+#[path = "cli/safety.rs"]
+mod safety;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 
-use super::query::{self as aq, Range};
+use super::query::{self as aq, QueryError, Range};
 use crate::query::{Table, TimeError, parse_time};
 
 /// Shortest time bucket.
@@ -38,7 +38,7 @@ pub enum AnalyticsQuery {
         #[arg(long, default_value_t = 0)]
         min_points: i64,
         /// At most this many rows.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
     },
     /// Zone visits (enter, leave, dwell, previous zone) that began in the range.
@@ -49,7 +49,7 @@ pub enum AnalyticsQuery {
         #[arg(long)]
         zone: Option<String>,
         /// At most this many rows.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
     },
     /// Per zone: visits, median, p90, mean and total dwell.
@@ -142,20 +142,20 @@ impl Request {
     }
 
     /// Runs the query.
-    pub fn run(&self, conn: &Connection) -> rusqlite::Result<Table> {
+    pub fn run(&self, conn: &Connection) -> Result<Table, QueryError> {
         let (r, b) = (&self.range, self.bucket_ms);
         match &self.what {
             AnalyticsQuery::Stores {
                 min_points, limit, ..
-            } => aq::stores(conn, r, *min_points, *limit),
+            } => Ok(aq::stores(conn, r, *min_points, *limit)?),
             AnalyticsQuery::Visits { zone, limit, .. } => {
-                aq::visits(conn, r, zone.as_deref(), *limit)
+                Ok(aq::visits(conn, r, zone.as_deref(), *limit)?)
             }
-            AnalyticsQuery::Dwell { .. } => aq::dwell(conn, r),
-            AnalyticsQuery::Flows { .. } => aq::flows(conn, r),
+            AnalyticsQuery::Dwell { .. } => Ok(aq::dwell(conn, r)?),
+            AnalyticsQuery::Flows { .. } => Ok(aq::flows(conn, r)?),
             AnalyticsQuery::Visitors { zone, .. } => aq::visitors(conn, r, b, zone.as_deref()),
             AnalyticsQuery::Occupancy { zone, .. } => aq::occupancy(conn, r, b, zone.as_deref()),
-            AnalyticsQuery::Path { store_track } => aq::path(conn, *store_track),
+            AnalyticsQuery::Path { store_track } => Ok(aq::path(conn, *store_track)?),
         }
     }
 }

@@ -16,6 +16,34 @@ use crate::query::{Cell, Table, run};
 const MAX_VISIT_MS: i64 = 12 * 3_600_000;
 /// Longest a store trajectory can last, for the same reason.
 const MAX_STORE_TRACK_MS: i64 = 24 * 3_600_000;
+/// Most time buckets one answer may have (a year of hours is 8,760; a week of minutes 10,080).
+pub const MAX_BUCKETS: i64 = 100_000;
+
+/// Why an analytics query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// SQLite failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// The range holds more buckets than one answer may have.
+    #[error(
+        "{from} .. {to} in buckets of {bucket} is {buckets} buckets; at most {MAX_BUCKETS}: \
+         use a longer --bucket or a shorter range",
+        from = crate::query::format_time(*from_ms),
+        to = crate::query::format_time(*to_ms),
+        bucket = humantime::format_duration(std::time::Duration::from_millis(*bucket_ms as u64))
+    )]
+    TooManyBuckets {
+        /// Range start, Unix ms.
+        from_ms: i64,
+        /// Range end, Unix ms.
+        to_ms: i64,
+        /// Bucket length, ms.
+        bucket_ms: i64,
+        /// Buckets the range would hold.
+        buckets: i64,
+    },
+}
 
 /// A time range, Unix ms; `None` ends are open.
 #[derive(Debug, Clone, Copy, Default)]
@@ -157,13 +185,23 @@ pub fn flows(conn: &Connection, r: &Range) -> rusqlite::Result<Table> {
     )
 }
 
-/// Buckets of `bucket_ms` covering the range (aligned to the epoch).
-fn buckets(from: i64, to: i64, bucket_ms: i64) -> Vec<i64> {
+/// Buckets of `bucket_ms` (≥ 1) covering the range (aligned to the epoch); at most
+/// [`MAX_BUCKETS`].
+fn buckets(from: i64, to: i64, bucket_ms: i64) -> Result<Vec<i64>, QueryError> {
     let first = from.div_euclid(bucket_ms) * bucket_ms;
-    (0..)
-        .map(|i| first + i * bucket_ms)
-        .take_while(|b| *b <= to)
-        .collect()
+    let count = to
+        .saturating_sub(first)
+        .div_euclid(bucket_ms)
+        .saturating_add(1);
+    if count > MAX_BUCKETS {
+        return Err(QueryError::TooManyBuckets {
+            from_ms: from,
+            to_ms: to,
+            bucket_ms,
+            buckets: count,
+        });
+    }
+    Ok((0..count.max(0)).map(|i| first + i * bucket_ms).collect())
 }
 
 /// Range ends when open: the data's own extent.
@@ -192,7 +230,7 @@ pub fn visitors(
     r: &Range,
     bucket_ms: i64,
     zone: Option<&str>,
-) -> rusqlite::Result<Table> {
+) -> Result<Table, QueryError> {
     let table = if zone.is_some() {
         Extent::Visits
     } else {
@@ -200,7 +238,7 @@ pub fn visitors(
     };
     let mut counts: BTreeMap<i64, HashSet<i64>> = BTreeMap::new();
     if let Some((from, to)) = extent(conn, r, table)? {
-        for b in buckets(from, to, bucket_ms) {
+        for b in buckets(from, to, bucket_ms)? {
             counts.insert(b, Default::default());
         }
         let spans = match zone {
@@ -248,7 +286,7 @@ pub fn occupancy(
     r: &Range,
     bucket_ms: i64,
     zone: Option<&str>,
-) -> rusqlite::Result<Table> {
+) -> Result<Table, QueryError> {
     let mut rows = Vec::new();
     let Some((from, to)) = extent(conn, r, Extent::Visits)? else {
         return Ok(occupancy_table(rows));
@@ -268,8 +306,9 @@ pub fn occupancy(
         let (z, a, b) = row?;
         by_zone.entry(z).or_default().push((a, b));
     }
+    let buckets = buckets(from, to, bucket_ms)?;
     for (z, visits) in by_zone {
-        for b in buckets(from, to, bucket_ms) {
+        for &b in &buckets {
             let end = b + bucket_ms;
             let inside: Vec<(i64, i64)> = visits
                 .iter()

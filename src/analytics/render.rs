@@ -6,30 +6,39 @@
 //! PNG. Drawing is done with the `image` crate (PNG/JPEG I/O) and `ab_glyph` (labels from a
 //! system TrueType font); lines and polygons are drawn here.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
-use image::{Rgb, RgbImage};
+use ab_glyph::FontVec;
+use image::{ImageEncoder, Rgb, RgbImage};
 use rusqlite::{Connection, params};
+
+mod draw;
 
 use super::Zone;
 use crate::config::FloorConfig;
+use draw::{box_blur, heat_colour, label, palette, polyline};
 
 /// Fonts tried for labels, in order (Debian `fonts-dejavu-core`, installed by setup).
 pub const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
 ];
+/// Largest picture side, pixels (plan images read, drawn plans and camera frames): 8192² RGB
+/// is 192 MiB, what a box can spare for a moment.
+pub const MAX_PICTURE_PX: u32 = 8192;
+/// Most bytes the image decoder may allocate for one picture read.
+const MAX_DECODE_BYTES: u64 = 512 << 20;
 /// Margin around a drawn plan, pixels.
 const MARGIN_PX: u32 = 30;
-/// Heatmap cell size, metres.
+/// Heatmap cell size, metres (larger on floors wider than this many cells)...
 const HEAT_CELL_M: f64 = 0.25;
+/// ...so the heatmap has at most this many cells a side.
+const MAX_HEAT_CELLS: f64 = 2048.0;
 /// Box-blur passes over the heatmap (≈ a Gaussian of a few cells).
 const HEAT_BLUR_PASSES: usize = 3;
 /// Strongest heatmap opacity.
 const HEAT_ALPHA: f64 = 0.75;
-/// Label size, pixels.
-const LABEL_PX: f32 = 16.0;
 /// Longest a store trajectory can last (bounds the range lookup, as in the queries).
 const MAX_TRACK_MS: i64 = 24 * 3_600_000;
 
@@ -51,6 +60,38 @@ pub enum RenderError {
     /// No font for the labels.
     #[error("no label font found (install fonts-dejavu-core; tried {})", FONT_PATHS.join(", "))]
     NoFont,
+    /// The picture asked for would be larger than [`MAX_PICTURE_PX`] a side.
+    #[error("{what}: the picture would be {w:.0} x {h:.0} px; at most {MAX_PICTURE_PX} px a side")]
+    TooLarge {
+        /// What asked for it.
+        what: String,
+        /// Width asked for.
+        w: f64,
+        /// Height asked for.
+        h: f64,
+    },
+    /// The output path is not a file a picture may replace.
+    #[error("{}: {reason}; nothing written", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// Writing the output failed.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The output path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Side of a drawn plan in pixels: `metres` at `scale` plus the margins.
+pub fn drawn_side_px(metres: f64, scale: f64) -> f64 {
+    (metres * scale).ceil() + f64::from(2 * MARGIN_PX)
 }
 
 /// What was drawn.
@@ -92,19 +133,14 @@ pub fn floor_picture(
     let font = load_font()?;
     let (mut img, view) = match &floor.plan {
         Some(p) => {
-            let img = image::open(p)
-                .map_err(|source| RenderError::Image {
-                    path: p.clone(),
-                    source,
-                })?
-                .to_rgb8();
+            let img = load_frame(p)?;
             let view = View {
                 scale: floor.scale_px_per_m,
                 origin: floor.origin_px,
             };
             (img, view)
         }
-        None => drawn_plan(floor, &font),
+        None => drawn_plan(floor, &font)?,
     };
     let tracks = store_paths(conn, from_ms, to_ms)?;
     heatmap(&mut img, &view, floor, &tracks);
@@ -201,22 +237,93 @@ pub fn camera_picture(
     })
 }
 
-/// Reads a PNG or JPEG snapshot.
+/// Reads a PNG or JPEG picture of at most [`MAX_PICTURE_PX`] a side (the decoder refuses a
+/// larger one before allocating it).
 pub fn load_frame(path: &Path) -> Result<RgbImage, RenderError> {
-    image::open(path)
-        .map(|i| i.to_rgb8())
-        .map_err(|source| RenderError::Image {
-            path: path.to_path_buf(),
-            source,
-        })
+    let image = |source| RenderError::Image {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| image(image::ImageError::IoError(e)))?
+        .with_guessed_format()
+        .map_err(|e| image(image::ImageError::IoError(e)))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PICTURE_PX);
+    limits.max_image_height = Some(MAX_PICTURE_PX);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    Ok(reader.decode().map_err(image)?.to_rgb8())
 }
 
-fn save(img: &RgbImage, out: &Path) -> Result<(), RenderError> {
-    img.save_with_format(out, image::ImageFormat::Png)
-        .map_err(|source| RenderError::Image {
-            path: out.to_path_buf(),
-            source,
-        })
+/// The eight bytes every PNG file starts with.
+const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
+
+/// Writes `img` as a PNG at `out` atomically: into a new file (mode 0600: the picture shows
+/// where people walked) in the same folder, renamed over `out` once complete. An existing
+/// `out` is replaced only if it is a PNG file; a symbolic link or any other file is refused.
+pub fn save(img: &RgbImage, out: &Path) -> Result<(), RenderError> {
+    check_output(out)?;
+    let write = |source| RenderError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".storetrack-")
+        .suffix(".png.tmp")
+        .tempfile_in(dir)
+        .map_err(write)?;
+    {
+        let mut buf = std::io::BufWriter::new(tmp.as_file_mut());
+        image::codecs::png::PngEncoder::new(&mut buf)
+            .write_image(
+                img,
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(|source| RenderError::Image {
+                path: out.to_path_buf(),
+                source,
+            })?;
+        buf.flush().map_err(write)?;
+    }
+    tmp.as_file().sync_all().map_err(write)?;
+    tmp.persist(out).map_err(|e| write(e.error))?;
+    Ok(())
+}
+
+/// Whether a picture may be written at `out`: nothing there, or a PNG file (not a link).
+pub fn check_output(out: &Path) -> Result<(), RenderError> {
+    let refuse = |reason| RenderError::Output {
+        path: out.to_path_buf(),
+        reason,
+    };
+    match std::fs::symlink_metadata(out) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("is a symbolic link")),
+        Ok(m) if !m.is_file() => return Err(refuse("exists and is not a file")),
+        Ok(_) => {
+            let mut head = [0u8; 8];
+            let is_png = std::fs::File::open(out)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .is_ok_and(|()| &head == PNG_SIGNATURE);
+            if !is_png {
+                return Err(refuse("exists and is not a PNG file"));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(RenderError::Write {
+                path: out.to_path_buf(),
+                source: e,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn load_font() -> Result<FontVec, RenderError> {
@@ -255,11 +362,23 @@ fn group(rows: Vec<(i64, f64, f64)>) -> Vec<Path2> {
     out
 }
 
-/// A white canvas with a 1 m grid (5 m lines darker), the floor's outline and a scale note.
-fn drawn_plan(floor: &FloorConfig, font: &FontVec) -> (RgbImage, View) {
+/// A white canvas with a 1 m grid (5 m lines darker), the floor's outline and a scale note;
+/// refused when larger than [`MAX_PICTURE_PX`] a side.
+fn drawn_plan(floor: &FloorConfig, font: &FontVec) -> Result<(RgbImage, View), RenderError> {
     let s = floor.scale_px_per_m;
-    let w = (floor.width_m * s).ceil() as u32 + 2 * MARGIN_PX;
-    let h = (floor.height_m * s).ceil() as u32 + 2 * MARGIN_PX;
+    let (w, h) = (
+        drawn_side_px(floor.width_m, s),
+        drawn_side_px(floor.height_m, s),
+    );
+    let max = f64::from(MAX_PICTURE_PX);
+    if !(w.is_finite() && h.is_finite() && w <= max && h <= max) {
+        return Err(RenderError::TooLarge {
+            what: format!("floor {} x {} m at {s} px/m", floor.width_m, floor.height_m),
+            w,
+            h,
+        });
+    }
+    let (w, h) = (w as u32, h as u32);
     let mut img = RgbImage::from_pixel(w, h, Rgb([250, 250, 247]));
     let view = View {
         scale: s,
@@ -304,7 +423,7 @@ fn drawn_plan(floor: &FloorConfig, font: &FontVec) -> (RgbImage, View) {
         (f64::from(w) / 2.0, f64::from(h) - 12.0),
         Rgb([90, 90, 90]),
     );
-    (img, view)
+    Ok((img, view))
 }
 
 /// Time spent per floor cell, blurred, coloured and blended over the picture.
@@ -314,14 +433,15 @@ fn heatmap(
     floor: &FloorConfig,
     tracks: &[(i64, Vec<(f64, f64)>)],
 ) {
+    let cell = HEAT_CELL_M.max(floor.width_m.max(floor.height_m) / MAX_HEAT_CELLS);
     let (gw, gh) = (
-        (floor.width_m / HEAT_CELL_M).ceil() as usize + 1,
-        (floor.height_m / HEAT_CELL_M).ceil() as usize + 1,
+        (floor.width_m / cell).ceil() as usize + 1,
+        (floor.height_m / cell).ceil() as usize + 1,
     );
     let mut grid = vec![0.0f64; gw * gh];
     for (_, pts) in tracks {
         for &(x, y) in pts {
-            let (i, j) = ((x / HEAT_CELL_M).floor(), (y / HEAT_CELL_M).floor());
+            let (i, j) = ((x / cell).floor(), (y / cell).floor());
             if i >= 0.0 && j >= 0.0 && (i as usize) < gw && (j as usize) < gh {
                 grid[j as usize * gw + i as usize] += 1.0;
             }
@@ -342,7 +462,7 @@ fn heatmap(
             if x < 0.0 || y < 0.0 || x > floor.width_m || y > floor.height_m {
                 continue;
             }
-            let (i, j) = ((x / HEAT_CELL_M) as usize, (y / HEAT_CELL_M) as usize);
+            let (i, j) = ((x / cell) as usize, (y / cell) as usize);
             let v = (grid[j.min(gh - 1) * gw + i.min(gw - 1)] / max).sqrt();
             if v < 0.02 {
                 continue;
@@ -354,120 +474,6 @@ fn heatmap(
                 *ch = (f64::from(*ch) * (1.0 - a) + f64::from(target) * a).round() as u8;
             }
         }
-    }
-}
-
-fn box_blur(g: &[f64], w: usize, h: usize) -> Vec<f64> {
-    let mut out = vec![0.0; g.len()];
-    for j in 0..h {
-        for i in 0..w {
-            let (mut s, mut n) = (0.0, 0.0);
-            for dj in j.saturating_sub(1)..=(j + 1).min(h - 1) {
-                for di in i.saturating_sub(1)..=(i + 1).min(w - 1) {
-                    s += g[dj * w + di];
-                    n += 1.0;
-                }
-            }
-            out[j * w + i] = s / n;
-        }
-    }
-    out
-}
-
-/// Blue → green → yellow → red.
-fn heat_colour(v: f64) -> [u8; 3] {
-    let stops = [
-        (0.0, [40.0, 60.0, 220.0]),
-        (0.35, [40.0, 200.0, 120.0]),
-        (0.7, [250.0, 220.0, 40.0]),
-        (1.0, [230.0, 30.0, 30.0]),
-    ];
-    for w in stops.windows(2) {
-        let ((a, ca), (b, cb)) = (w[0], w[1]);
-        if v <= b {
-            let f = ((v - a) / (b - a)).clamp(0.0, 1.0);
-            return std::array::from_fn(|k| (ca[k] + f * (cb[k] - ca[k])) as u8);
-        }
-    }
-    [230, 30, 30]
-}
-
-fn palette(i: usize) -> Rgb<u8> {
-    const P: [[u8; 3]; 8] = [
-        [214, 39, 40],
-        [31, 119, 180],
-        [44, 160, 44],
-        [148, 103, 189],
-        [255, 127, 14],
-        [140, 86, 75],
-        [227, 119, 194],
-        [23, 190, 207],
-    ];
-    Rgb(P[i % P.len()])
-}
-
-/// Lines through `pts`, `radius` pixels either side.
-fn polyline(img: &mut RgbImage, pts: &[(f64, f64)], c: Rgb<u8>, radius: i64) {
-    for w in pts.windows(2) {
-        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-        let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as i64;
-        for s in 0..=steps {
-            let f = s as f64 / steps as f64;
-            let (x, y) = (
-                (x0 + f * (x1 - x0)).round() as i64,
-                (y0 + f * (y1 - y0)).round() as i64,
-            );
-            for dy in -radius + 1..radius {
-                for dx in -radius + 1..radius {
-                    put(img, x + dx, y + dy, c);
-                }
-            }
-            if radius == 1 {
-                put(img, x, y, c);
-            }
-        }
-    }
-}
-
-fn put(img: &mut RgbImage, x: i64, y: i64, c: Rgb<u8>) {
-    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-        img.put_pixel(x as u32, y as u32, c);
-    }
-}
-
-/// Text centred on `at`.
-fn label(img: &mut RgbImage, font: &FontVec, text: &str, at: (f64, f64), c: Rgb<u8>) {
-    let scaled = font.as_scaled(PxScale::from(LABEL_PX));
-    let width: f32 = text
-        .chars()
-        .map(|ch| scaled.h_advance(scaled.glyph_id(ch)))
-        .sum();
-    let mut x = at.0 as f32 - width / 2.0;
-    let baseline = at.1 as f32 + LABEL_PX / 3.0;
-    for ch in text.chars() {
-        let id = scaled.glyph_id(ch);
-        let g = id.with_scale_and_position(PxScale::from(LABEL_PX), ab_glyph::point(x, baseline));
-        x += scaled.h_advance(id);
-        let Some(outline) = font.outline_glyph(g) else {
-            continue;
-        };
-        let b = outline.px_bounds();
-        outline.draw(|gx, gy, cov| {
-            if cov < 0.05 {
-                return;
-            }
-            let (px, py) = (
-                b.min.x as i64 + i64::from(gx),
-                b.min.y as i64 + i64::from(gy),
-            );
-            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                let p = img.get_pixel_mut(px as u32, py as u32);
-                let a = f64::from(cov);
-                for k in 0..3 {
-                    p.0[k] = (f64::from(p.0[k]) * (1.0 - a) + f64::from(c.0[k]) * a) as u8;
-                }
-            }
-        });
     }
 }
 

@@ -33,6 +33,11 @@ impl Metrics {
         Self { registry }
     }
 
+    /// Adds a collector (the HTTP API's own counters).
+    pub fn register(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
+    }
+
     /// The exposition text.
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut out = String::new();

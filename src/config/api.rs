@@ -1,18 +1,24 @@
-//! Checks of the `[api]` section: the listen address parses, and an address other machines can
-//! reach comes with a bearer token (named by `token_env`, read from the environment).
+//! Checks of the `[api]` section: the listen address parses, an address other machines can
+//! reach comes with a bearer token (named by `token_env`, read from the environment), the host
+//! names requests may use are names, and HTTPS gets a certificate and a key that load.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use super::ApiConfig;
+use toml::Spanned;
+
 use super::raw::RawApi;
 use super::validate::Problems;
+use super::{ApiConfig, TlsFiles};
 
 /// The validated `[api]` section, or None after recording its problems.
 pub(super) fn validate(
     raw: &RawApi,
     env: &dyn Fn(&str) -> Option<String>,
+    resolve: &dyn Fn(&str) -> PathBuf,
     p: &mut Problems<'_>,
 ) -> Option<ApiConfig> {
+    let before = p.len();
     let listen = match raw.listen.get_ref().trim().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -26,26 +32,11 @@ pub(super) fn validate(
             None
         }
     };
-    let mut token_ok = true;
-    let token = match &raw.token_env {
-        None => None,
-        Some(name) => match env(name.get_ref()).filter(|t| !t.trim().is_empty()) {
-            Some(t) => Some(t.trim().to_string()),
-            None => {
-                p.at(
-                    name,
-                    format!(
-                        "api.token_env: environment variable {} is not set or empty",
-                        name.get_ref()
-                    ),
-                );
-                token_ok = false;
-                None
-            }
-        },
-    };
-    let listen = listen?;
-    if !listen.ip().is_loopback() && raw.token_env.is_none() {
+    let token = raw.token_env.as_ref().and_then(|name| token(name, env, p));
+    if let Some(listen) = listen
+        && !listen.ip().is_loopback()
+        && raw.token_env.is_none()
+    {
         p.at(
             &raw.listen,
             format!(
@@ -53,13 +44,92 @@ pub(super) fn validate(
                  the name of an environment variable holding a bearer token"
             ),
         );
-        return None;
     }
-    token_ok.then(|| ApiConfig {
+    let hosts = raw.hosts.as_ref().map_or_else(Vec::new, |h| hosts(h, p));
+    let tls = tls(raw, resolve, p);
+    let listen = listen?;
+    (p.len() == before).then(|| ApiConfig {
         listen,
         token,
         token_env: raw.token_env.as_ref().map(|n| n.get_ref().clone()),
+        hosts,
+        tls,
     })
+}
+
+/// The token from the variable `name` names (trimmed, not empty).
+fn token(
+    name: &Spanned<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems<'_>,
+) -> Option<String> {
+    let t = env(name.get_ref()).filter(|t| !t.trim().is_empty());
+    if t.is_none() {
+        p.at(
+            name,
+            format!(
+                "api.token_env: environment variable {} is not set or empty",
+                name.get_ref()
+            ),
+        );
+    }
+    t.map(|t| t.trim().to_string())
+}
+
+/// Host names (lower case) from `api.hosts`.
+fn hosts(list: &Spanned<Vec<Spanned<String>>>, p: &mut Problems<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in list.get_ref() {
+        let name = h.get_ref().trim().to_ascii_lowercase();
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if valid {
+            out.push(name);
+        } else {
+            p.at(
+                h,
+                format!(
+                    "api.hosts: {:?} is not a host name (letters, digits, '-' and '.')",
+                    h.get_ref()
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// `tls_cert` and `tls_key`: both or neither, each a file.
+fn tls(raw: &RawApi, resolve: &dyn Fn(&str) -> PathBuf, p: &mut Problems<'_>) -> Option<TlsFiles> {
+    match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => None,
+        (Some(c), None) | (None, Some(c)) => {
+            p.at(c, "api.tls_cert and api.tls_key go together".into());
+            None
+        }
+        (Some(cert), Some(key)) => {
+            let files = TlsFiles {
+                cert: resolve(cert.get_ref()),
+                key: resolve(key.get_ref()),
+            };
+            let mut found = true;
+            for (at, name, path) in [
+                (cert, "tls_cert", &files.cert),
+                (key, "tls_key", &files.key),
+            ] {
+                if !path.is_file() {
+                    p.at(at, format!("api.{name}: {} is not a file", path.display()));
+                    found = false;
+                }
+            }
+            if found && let Err(e) = crate::api::tls::Tls::load(&files) {
+                p.at(cert, format!("api.tls_cert: {e}"));
+            }
+            Some(files)
+        }
+    }
 }
 
 #[cfg(test)]

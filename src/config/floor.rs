@@ -10,9 +10,10 @@ use toml::Spanned;
 
 use super::FloorConfig;
 use super::raw::{RawFloor, RawZone, SpannedRows};
-use super::validate::{Problems, line_col};
+use super::validate::Problems;
 use crate::analytics::Zone;
 use crate::analytics::homography::{self, CalibError, Calibration, PointPair};
+use crate::analytics::render::{MAX_PICTURE_PX, drawn_side_px};
 
 /// Plan pixels per metre when there is no plan image (the drawn plan's scale).
 pub(super) const DEFAULT_FLOOR_SCALE: f64 = 40.0;
@@ -66,7 +67,7 @@ pub(super) fn calibration(
 pub(super) fn floor(
     raw: &Spanned<RawFloor>,
     p: &mut Problems<'_>,
-    resolve: impl Fn(&str) -> PathBuf,
+    resolve: &dyn Fn(&str) -> PathBuf,
 ) -> Option<FloorConfig> {
     let f = raw.get_ref();
     let mut ok = true;
@@ -81,11 +82,8 @@ pub(super) fn floor(
         }
     }
     let plan = f.plan.as_ref().map(|s| (s, resolve(s.get_ref())));
-    if let Some((s, path)) = &plan
-        && !path.is_file()
-    {
-        p.at(*s, format!("floor.plan: {} is not a file", path.display()));
-        ok = false;
+    if let Some((s, path)) = &plan {
+        ok &= plan_fits(s, path, p);
     }
     let scale = match (&f.scale, &plan) {
         (Some(s), _) if !(*s.get_ref() > 0.0 && s.get_ref().is_finite()) => {
@@ -118,6 +116,9 @@ pub(super) fn floor(
             }
         },
     };
+    if ok && plan.is_none() {
+        ok = drawn_plan_fits(raw, scale, p);
+    }
     ok.then(|| FloorConfig {
         width_m: *f.width.get_ref(),
         height_m: *f.height.get_ref(),
@@ -125,6 +126,59 @@ pub(super) fn floor(
         scale_px_per_m: scale,
         origin_px: origin,
     })
+}
+
+/// A plan image that exists, is a PNG or JPEG and is at most [`MAX_PICTURE_PX`] a side (its
+/// header only is read).
+fn plan_fits(at: &Spanned<String>, path: &std::path::Path, p: &mut Problems<'_>) -> bool {
+    if !path.is_file() {
+        p.at(at, format!("floor.plan: {} is not a file", path.display()));
+        return false;
+    }
+    match image::image_dimensions(path) {
+        Ok((w, h)) if w <= MAX_PICTURE_PX && h <= MAX_PICTURE_PX => true,
+        Ok((w, h)) => {
+            p.at(
+                at,
+                format!(
+                    "floor.plan: {} is {w} x {h} px; pictures are at most {MAX_PICTURE_PX} px a side",
+                    path.display()
+                ),
+            );
+            false
+        }
+        Err(e) => {
+            p.at(
+                at,
+                format!("floor.plan: {}: not a PNG or JPEG ({e})", path.display()),
+            );
+            false
+        }
+    }
+}
+
+/// Without a plan image, the drawn plan is the floor at `scale` plus margins: at most
+/// [`MAX_PICTURE_PX`] a side, so `render` can never be asked for a picture that does not fit
+/// in memory.
+fn drawn_plan_fits(raw: &Spanned<RawFloor>, scale: f64, p: &mut Problems<'_>) -> bool {
+    let f = raw.get_ref();
+    let mut ok = true;
+    for (name, v) in [("width", &f.width), ("height", &f.height)] {
+        let px = drawn_side_px(*v.get_ref(), scale);
+        if px > f64::from(MAX_PICTURE_PX) {
+            let at = f.scale.as_ref().map_or(v, |s| s);
+            p.at(
+                at,
+                format!(
+                    "floor.{name} x floor.scale = {} m x {scale} px/m: the drawn plan would be \
+                     {px:.0} px; at most {MAX_PICTURE_PX} px a side (lower floor.scale)",
+                    v.get_ref()
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// Checks `[[zones]]` (inside the floor when there is one).
@@ -149,27 +203,13 @@ fn zone(
     p: &mut Problems<'_>,
     seen: &mut HashMap<String, (usize, usize)>,
 ) -> Option<Zone> {
-    let id = z.id.get_ref().trim().to_string();
-    let mut ok = true;
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        p.at(
-            &z.id,
-            format!("zone id {id:?}: use letters, digits, '-', '_' or '.'"),
-        );
-        ok = false;
-    } else if let Some((line, col)) = seen.get(&id) {
-        p.at(
-            &z.id,
-            format!("duplicate zone id {id:?} (first defined at {line}:{col})"),
-        );
-        ok = false;
-    } else {
-        seen.insert(id.clone(), line_col(p.text, z.id.span().start));
-    }
+    let id = super::camera::id("zone", &z.id, p, seen);
+    let shown = id
+        .clone()
+        .unwrap_or_else(|| z.id.get_ref().trim().to_string());
+    let name = super::camera::name(&format!("zone {shown:?}"), z.name.as_ref(), p);
+    let mut ok = id.is_some() && name.is_some();
+    let id = shown;
     let mut poly = Vec::new();
     for v in z.polygon.get_ref() {
         match v.get_ref().as_slice() {
@@ -224,7 +264,7 @@ fn zone(
         return None;
     }
     Some(Zone {
-        name: z.name.clone().unwrap_or_else(|| id.clone()),
+        name: name.flatten().unwrap_or_else(|| id.clone()),
         id: Arc::from(id.as_str()),
         polygon: poly,
     })

@@ -6,10 +6,13 @@
 //! `file:line:col`.
 
 mod api;
+mod camera;
 mod floor;
 mod raw;
+mod read;
 mod remote;
 mod secrets;
+mod sections;
 mod validate;
 
 use std::fmt;
@@ -21,6 +24,7 @@ use serde::Deserialize;
 pub use crate::ingest::gate::Decode;
 pub use raw::CountOrAuto;
 use raw::RawConfig;
+pub use read::{ReadCamera, ReadConfig};
 
 /// Default config path used by the CLI.
 pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
@@ -79,6 +83,20 @@ pub struct ApiConfig {
     pub token: Option<String>,
     /// Name of the environment variable the token came from (for messages).
     pub token_env: Option<String>,
+    /// Host names requests may be addressed to besides IP addresses and `localhost` (a
+    /// request for any other name is refused: DNS rebinding).
+    pub hosts: Vec<String>,
+    /// HTTPS: the certificate chain and key files (PEM), checked at load.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 impl fmt::Debug for ApiConfig {
@@ -88,6 +106,8 @@ impl fmt::Debug for ApiConfig {
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("token_env", &self.token_env)
+            .field("hosts", &self.hosts)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -254,6 +274,70 @@ pub enum ConfigError {
     },
 }
 
+/// Whether validation also looks at the files a config names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checks {
+    /// The text only (and the floor plan).
+    Text,
+    /// Also the model description and IR files.
+    Files,
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The problem of a TOML syntax or type error, its message masked of values from the
+/// environment.
+fn toml_problem(text: &str, e: &toml::de::Error, subst: &secrets::Substituted) -> Problem {
+    let pos = e.span().map(|s| s.start);
+    let (line, col) = pos.map_or((0, 0), |p| validate::line_col(text, p));
+    Problem {
+        line,
+        col,
+        message: subst.mask(e.message().trim(), pos),
+    }
+}
+
+fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    checks: Checks,
+) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let no_subst = secrets::Substituted::default();
+    let mut doc = toml::de::DeTable::parse(text)
+        .map_err(|e| invalid(vec![toml_problem(text, &e, &no_subst)]))?;
+    let subst = secrets::substitute(&mut doc, text, env, None);
+    if !subst.problems.is_empty() {
+        return Err(invalid(subst.problems));
+    }
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc))
+        .map_err(|e| invalid(vec![toml_problem(text, &e, &subst)]))?;
+    let mut cfg = validate::validate(raw, text, path, env, checks).map_err(|mut problems| {
+        for p in &mut problems {
+            subst.mask_problem(text, p);
+        }
+        invalid(problems)
+    })?;
+    cfg.sha256 = crate::store::runs::sha256_hex(text.as_bytes());
+    Ok(cfg)
+}
+
+/// The folder relative paths of the config at `path` are resolved against.
+fn base_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 struct ProblemList<'a> {
     path: &'a Path,
     problems: &'a [Problem],
@@ -283,17 +367,25 @@ impl fmt::Display for ProblemList<'_> {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file, including that the files it names (model
+    /// description and IR) exist.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_str_at(&text, path)
+        let text = read(path)?;
+        parse(&text, path, &|name| std::env::var(name).ok(), Checks::Files)
+    }
+
+    /// Like [`Config::load`], but a variable `${NAME}` that is not set in this environment
+    /// stands for a placeholder: every check but the secrets' values, for a command that runs
+    /// outside the service's environment (`storetrack reload`).
+    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+        let text = read(path)?;
+        let env = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| "unset".into()));
+        parse(&text, path, &env, Checks::Files)
     }
 
     /// Parses and validates config text as if it were read from `path` (relative paths in it
     /// are resolved against `path`'s folder); `${NAME}` is taken from the process environment.
+    /// Files it names are not looked at (but the floor plan's).
     pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Self::from_str_with_env(text, path, &|name| std::env::var(name).ok())
     }
@@ -304,34 +396,7 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let invalid = |problems| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        };
-        let toml_problem = |e: toml::de::Error| {
-            let (line, col) = e
-                .span()
-                .map_or((0, 0), |s| validate::line_col(text, s.start));
-            invalid(vec![Problem {
-                line,
-                col,
-                message: e.message().trim().to_string(),
-            }])
-        };
-        let mut doc = toml::de::DeTable::parse(text).map_err(toml_problem)?;
-        let problems = secrets::substitute(&mut doc, text, env);
-        if !problems.is_empty() {
-            return Err(invalid(problems));
-        }
-        let raw =
-            RawConfig::deserialize(toml::de::Deserializer::from(doc)).map_err(toml_problem)?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut cfg = validate::validate(raw, text, path, base, env).map_err(invalid)?;
-        cfg.sha256 = crate::store::runs::sha256_hex(text.as_bytes());
-        Ok(cfg)
+        parse(text, path, env, Checks::Text)
     }
 
     /// The camera with this id.

@@ -95,7 +95,7 @@ pub(super) struct RawFloor {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawZone {
     pub id: Spanned<String>,
-    pub name: Option<String>,
+    pub name: Option<Spanned<String>>,
     pub polygon: SpannedRows,
 }
 
@@ -104,13 +104,16 @@ pub(super) struct RawZone {
 pub(super) struct RawApi {
     pub listen: Spanned<String>,
     pub token_env: Option<Spanned<String>>,
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCamera {
     pub id: Spanned<String>,
-    pub name: Option<String>,
+    pub name: Option<Spanned<String>>,
     pub url: Spanned<String>,
     pub detect_fps: Option<Spanned<u32>>,
     pub decode: Option<Spanned<String>>,
@@ -190,7 +193,7 @@ pub(super) struct RawIngest {
     #[serde(default = "default_pipeline")]
     pub pipeline: Spanned<String>,
     #[serde(default = "default_latency_ms")]
-    pub latency_ms: u32,
+    pub latency_ms: Spanned<u32>,
     #[serde(default = "default_protocols")]
     pub protocols: Spanned<String>,
     #[serde(default = "default_queue_frames")]
@@ -211,7 +214,7 @@ impl Default for RawIngest {
     fn default() -> Self {
         Self {
             pipeline: default_pipeline(),
-            latency_ms: DEFAULT_LATENCY_MS,
+            latency_ms: default_latency_ms(),
             protocols: default_protocols(),
             queue_frames: default_queue_frames(),
             retry_interval_ms: default_retry_interval_ms(),
@@ -274,8 +277,8 @@ fn default_remote_in_flight() -> Spanned<usize> {
 fn default_pipeline() -> Spanned<String> {
     unspanned(DEFAULT_PIPELINE.into())
 }
-fn default_latency_ms() -> u32 {
-    DEFAULT_LATENCY_MS
+fn default_latency_ms() -> Spanned<u32> {
+    unspanned(DEFAULT_LATENCY_MS)
 }
 fn default_protocols() -> Spanned<String> {
     unspanned(DEFAULT_PROTOCOLS.into())

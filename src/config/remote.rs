@@ -50,7 +50,10 @@ pub(super) fn validate(inf: &RawInference, p: &mut Problems<'_>) -> Option<Remot
             for e in list.get_ref() {
                 match endpoint(e.get_ref()) {
                     Ok(hp) => endpoints.push(hp),
-                    Err(why) => p.at(e, format!("inference.endpoints: {:?}: {why}", e.get_ref())),
+                    Err(why) => p.at(
+                        e,
+                        format!("inference.endpoints: {:?}: {why}", shown(e.get_ref())),
+                    ),
                 }
             }
         }
@@ -124,6 +127,14 @@ pub(super) fn validate(inf: &RawInference, p: &mut Problems<'_>) -> Option<Remot
         in_flight,
         fallback_local,
     })
+}
+
+/// An endpoint as it may be shown in a message: credentials masked.
+fn shown(s: &str) -> String {
+    match url::Url::parse(s.trim()) {
+        Ok(u) => crate::redact::text(&u, s).into_owned(),
+        Err(_) => crate::redact::scrub(s).into_owned(),
+    }
 }
 
 /// `grpc://host:port` → `host:port`.

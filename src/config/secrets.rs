@@ -4,6 +4,10 @@
 //! Input: the parsed TOML document (every value with its span) and a variable lookup. Output: the
 //! same document with every string's `${NAME}` replaced, or one [`Problem`] per missing or
 //! malformed reference, at the position of the string that holds it. `$${` writes a literal `${`.
+//! The values put in are remembered ([`Substituted`]) so that no later message about the file
+//! can echo one: a value is a secret as far as messages go.
+
+use std::ops::Range;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -11,50 +15,109 @@ use toml::de::{DeTable, DeValue};
 use super::Problem;
 use super::validate::line_col;
 
-/// Replaces `${NAME}` in every string of `doc` using `lookup`; collects every problem.
+/// What the environment put into the document.
+#[derive(Debug, Default)]
+pub(super) struct Substituted {
+    /// Missing or malformed references.
+    pub problems: Vec<Problem>,
+    /// Each string that held a reference: its span in the file and the values put in it.
+    values: Vec<(Range<usize>, Vec<String>)>,
+}
+
+/// Values at least this long are masked in every message; shorter ones only in messages about
+/// the string they were put in (a value such as `1` would otherwise mask unrelated text).
+const MASK_EVERYWHERE_LEN: usize = 4;
+
+impl Substituted {
+    /// `message` with every value from the environment that may appear in it replaced by
+    /// `***`: all long values, and the short ones of the string at `pos` (byte offset).
+    pub fn mask(&self, message: &str, pos: Option<usize>) -> String {
+        let mut out = message.to_string();
+        for (span, values) in &self.values {
+            let here = pos.is_some_and(|p| span.contains(&p));
+            for v in values {
+                if !v.is_empty() && (here || v.len() >= MASK_EVERYWHERE_LEN) {
+                    out = out.replace(v.as_str(), "***");
+                }
+            }
+        }
+        out
+    }
+
+    /// Masks a problem's message (its position finds the string it is about).
+    pub fn mask_problem(&self, text: &str, p: &mut Problem) {
+        let pos = (p.line > 0).then(|| offset(text, p.line, p.col));
+        p.message = self.mask(&p.message, pos);
+    }
+}
+
+/// Byte offset of 1-based `line`, `col` in `text`.
+fn offset(text: &str, line: usize, col: usize) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    start + col - 1
+}
+
+/// Replaces `${NAME}` in every string of `doc` using `lookup`; collects every problem. With
+/// `only`, just the top-level tables and arrays named there are expanded (the read commands
+/// need no camera secret).
 pub(super) fn substitute(
     doc: &mut Spanned<DeTable<'_>>,
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    for (_, value) in doc.get_mut().iter_mut() {
-        walk(value, text, lookup, &mut problems);
+    only: Option<&[&str]>,
+) -> Substituted {
+    let mut out = Substituted::default();
+    for (key, value) in doc.get_mut().iter_mut() {
+        if only.is_none_or(|keys| keys.contains(&key.get_ref().as_ref())) {
+            walk(value, text, lookup, &mut out);
+        }
     }
-    problems
+    out
 }
 
 fn walk(
     value: &mut Spanned<DeValue<'_>>,
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
-    problems: &mut Vec<Problem>,
+    out: &mut Substituted,
 ) {
     let span = value.span();
     match value.get_mut() {
         DeValue::String(s) if s.contains('$') => match expand(s, lookup) {
-            Ok(out) => *s = out.into(),
+            Ok((expanded, values)) => {
+                *s = expanded.into();
+                out.values.push((span, values));
+            }
             Err(message) => {
                 let (line, col) = line_col(text, span.start);
-                problems.push(Problem { line, col, message });
+                out.problems.push(Problem { line, col, message });
             }
         },
         DeValue::Array(items) => {
             for item in items.iter_mut() {
-                walk(item, text, lookup, problems);
+                walk(item, text, lookup, out);
             }
         }
         DeValue::Table(table) => {
             for (_, v) in table.iter_mut() {
-                walk(v, text, lookup, problems);
+                walk(v, text, lookup, out);
             }
         }
         _ => {}
     }
 }
 
-/// `s` with every `${NAME}` replaced; the error names the first variable that is missing.
-fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// `s` with every `${NAME}` replaced, and the values put in; the error names the first
+/// variable that is missing.
+pub(super) fn expand(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<String>), String> {
+    let mut values = Vec::new();
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find('$') {
@@ -74,7 +137,10 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
                 ));
             }
             match lookup(name) {
-                Some(v) => out.push_str(&v),
+                Some(v) => {
+                    out.push_str(&v);
+                    values.push(v);
+                }
                 None => return Err(format!("environment variable {name} is not set")),
             }
             rest = &after[end + 1..];
@@ -84,7 +150,7 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok((out, values))
 }
 
 fn is_name(name: &str) -> bool {
@@ -105,6 +171,7 @@ mod tests {
         match name {
             "CAM_PW" => Some("s3cret_pw".into()),
             "USER_1" => Some("viewer".into()),
+            "SHORT" => Some("zq".into()),
             _ => None,
         }
     }
@@ -113,9 +180,15 @@ mod tests {
     fn names_are_replaced_and_dollar_dollar_escapes() {
         assert_eq!(
             expand("rtsp://${USER_1}:${CAM_PW}@cam/x", &env).unwrap(),
-            "rtsp://viewer:s3cret_pw@cam/x"
+            (
+                "rtsp://viewer:s3cret_pw@cam/x".to_string(),
+                vec!["viewer".to_string(), "s3cret_pw".to_string()]
+            )
         );
-        assert_eq!(expand("cost $5 $${HOME}", &env).unwrap(), "cost $5 ${HOME}");
+        assert_eq!(
+            expand("cost $5 $${HOME}", &env).unwrap().0,
+            "cost $5 ${HOME}"
+        );
     }
 
     #[test]
@@ -149,5 +222,41 @@ mod tests {
         let ok = text.replace("${MISSING}", "t.db");
         let c = Config::from_str_with_env(&ok, Path::new("/c.toml"), &env).unwrap();
         assert_eq!(c.cameras[0].url.password(), Some("s3cret_pw"));
+    }
+
+    fn problems_of(text: &str) -> Vec<String> {
+        match Config::from_str_with_env(text, Path::new("/c.toml"), &env) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| p.message).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A value from the environment in a key of the wrong type was echoed by the type error,
+    /// and a password in the userinfo of a model-server endpoint by its check.
+    #[test]
+    fn values_from_the_environment_are_never_echoed() {
+        let cam = "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n";
+        let typed = format!("{cam}[ingest]\nlatency_ms = \"${{CAM_PW}}\"\n");
+        let p = problems_of(&typed);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("invalid type"), "{p:?}");
+        assert!(!p[0].contains("s3cret_pw"), "{p:?}");
+        let short = format!("{cam}[ingest]\nprotocols = \"${{SHORT}}\"\n");
+        let p = problems_of(&short);
+        assert!(p[0].starts_with("ingest.protocols = \"***\""), "{p:?}");
+        let endpoint = format!(
+            "{cam}[inference]\nbackend = \"kserve\"\nmodel = \"m\"\n\
+             endpoints = [\"grpc://u:${{CAM_PW}}@h:1\", \"grpc://u:literalpw@h:2\"]\n"
+        );
+        let p = problems_of(&endpoint);
+        assert_eq!(p.len(), 2, "{p:?}");
+        for m in &p {
+            assert!(
+                !m.contains("s3cret_pw") && !m.contains("literalpw"),
+                "{p:?}"
+            );
+        }
     }
 }

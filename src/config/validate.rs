@@ -2,25 +2,14 @@
 //! with the position of the offending value.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::Spanned;
 
-use super::raw::{RawCamera, RawConfig};
-use super::{
-    CameraConfig, Config, Decode, InferenceConfig, IngestConfig, ModelConfig, Problem,
-    StorageConfig,
-};
+use super::raw::{RawConfig, RawInference};
+use super::{Checks, Config, InferenceConfig, Problem, camera, sections};
 
 const HINTS: &[&str] = &["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"];
-const PROTOCOLS: &[&str] = &["tcp", "udp", "tcp+udp", "udp+tcp"];
-const MAX_DETECT_FPS: u32 = 120;
-/// 100 years: more is a typo.
-const MAX_KEEP_DAYS: u32 = 36_500;
-/// A smaller cap would be filled by one WAL's worth of data and make retention thrash.
-const MIN_MAX_SIZE_MB: u64 = 16;
-/// 1 PiB: more is a typo.
-const MAX_MAX_SIZE_MB: u64 = 1 << 30;
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
@@ -39,6 +28,29 @@ pub(super) struct Problems<'a> {
 }
 
 impl Problems<'_> {
+    /// Records a problem that has no position (a missing table, a default value).
+    pub(super) fn nowhere(&mut self, message: String) {
+        self.list.push((
+            0,
+            Problem {
+                line: 0,
+                col: 0,
+                message,
+            },
+        ));
+    }
+
+    /// Every problem in file order (those without a position last), or nothing when there
+    /// were none.
+    pub(super) fn finish(self) -> Result<(), Vec<Problem>> {
+        if self.list.is_empty() {
+            return Ok(());
+        }
+        let mut list = self.list;
+        list.sort_by_key(|(pos, prob)| (prob.line == 0, *pos));
+        Err(list.into_iter().map(|(_, prob)| prob).collect())
+    }
+
     /// Problems found so far.
     pub(super) fn len(&self) -> usize {
         self.list.len()
@@ -60,34 +72,23 @@ pub(super) fn validate(
     raw: RawConfig,
     text: &str,
     path: &Path,
-    base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    checks: Checks,
 ) -> Result<Config, Vec<Problem>> {
     let mut p = Problems {
         text,
         list: Vec::new(),
     };
-    let resolve = |s: &str| -> PathBuf {
-        let pb = PathBuf::from(s);
-        if pb.is_absolute() { pb } else { base.join(pb) }
-    };
-
+    let resolve = sections::resolver(super::base_dir(path));
     if raw.cameras.is_empty() {
-        p.list.push((
-            0,
-            Problem {
-                line: 0,
-                col: 0,
-                message: "no cameras: add at least one [[cameras]] table with id and url".into(),
-            },
-        ));
+        p.nowhere("no cameras: add at least one [[cameras]] table with id and url".into());
     }
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     let mut cameras = Vec::new();
-    let decode = decode_mode(&raw.ingest.decode, "ingest.decode", &mut p).unwrap_or_default();
+    let decode = camera::decode_mode(&raw.ingest.decode, "ingest.decode", &mut p);
     for cam in &raw.cameras {
-        let defaults = (raw.ingest.detect_fps, decode);
-        if let Some(mut c) = camera(cam.get_ref(), defaults, &mut p, &mut seen) {
+        let defaults = (raw.ingest.detect_fps, decode.unwrap_or_default());
+        if let Some(mut c) = camera::camera(cam.get_ref(), defaults, &mut p, &mut seen) {
             c.pipeline = cam
                 .get_ref()
                 .pipeline
@@ -96,17 +97,60 @@ pub(super) fn validate(
             cameras.push(c);
         }
     }
-
-    let m = &raw.model;
-    let score = *m.score_threshold.get_ref();
-    if !(0.0..=1.0).contains(&score) || score.is_nan() {
-        p.at(
-            &m.score_threshold,
-            format!("model.score_threshold = {score}: must be between 0 and 1"),
-        );
+    if raw.ingest.detect_fps > camera::MAX_DETECT_FPS {
+        p.nowhere(format!(
+            "ingest.detect_fps must be from 0 to {}",
+            camera::MAX_DETECT_FPS
+        ));
     }
-
     let inf = &raw.inference;
+    let (device, hint) = device_and_hint(inf, &mut p);
+    let remote = super::remote::validate(inf, &mut p);
+    let local_engine = remote.as_ref().is_none_or(|r| r.fallback_local);
+    let model = sections::model(&raw.model, &resolve, (checks, local_engine), &mut p);
+    let ingest = sections::ingest(&raw.ingest, &resolve, &mut p);
+    for problem in raw.tracker.problems() {
+        p.nowhere(format!("tracker.{problem}"));
+    }
+    let floor = raw
+        .floor
+        .as_ref()
+        .and_then(|f| super::floor::floor(f, &mut p, &resolve));
+    let zones = super::floor::zones(&raw.zones, floor.as_ref(), &mut p);
+    for problem in raw.analytics.problems() {
+        p.nowhere(format!("analytics.{problem}"));
+    }
+    let storage = sections::storage(&raw.storage, &resolve, &mut p);
+    let api = raw
+        .api
+        .as_ref()
+        .and_then(|a| super::api::validate(a, env, &resolve, &mut p));
+    p.finish()?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        sha256: String::new(), // set by the caller, which has the file's bytes
+        cameras,
+        model,
+        inference: InferenceConfig {
+            device,
+            hint,
+            requests: inf.requests,
+            streams: inf.streams,
+            runtime: inf.runtime.as_ref().map(|r| resolve(r.get_ref())),
+            remote,
+        },
+        ingest,
+        tracker: raw.tracker,
+        storage,
+        floor,
+        zones,
+        analytics: raw.analytics,
+        api,
+    })
+}
+
+/// `[inference] device` and `hint` (upper case).
+fn device_and_hint(inf: &RawInference, p: &mut Problems<'_>) -> (String, String) {
     let device = inf.device.get_ref().trim().to_string();
     if device.is_empty() {
         p.at(
@@ -125,283 +169,7 @@ pub(super) fn validate(
             ),
         );
     }
-
-    let remote = super::remote::validate(inf, &mut p);
-
-    let ing = &raw.ingest;
-    let protocols = ing.protocols.get_ref().to_ascii_lowercase();
-    if !PROTOCOLS.contains(&protocols.as_str()) {
-        p.at(
-            &ing.protocols,
-            format!(
-                "ingest.protocols = {:?}: expected one of {}",
-                ing.protocols.get_ref(),
-                PROTOCOLS.join(", ")
-            ),
-        );
-    }
-    if !(1..=64).contains(ing.queue_frames.get_ref()) {
-        p.at(
-            &ing.queue_frames,
-            "ingest.queue_frames must be from 1 to 64".into(),
-        );
-    }
-    if *ing.retry_interval_ms.get_ref() < 100 {
-        p.at(
-            &ing.retry_interval_ms,
-            "ingest.retry_interval_ms must be at least 100".into(),
-        );
-    }
-    if ing.retry_max_ms.get_ref() < ing.retry_interval_ms.get_ref() {
-        p.at(
-            &ing.retry_max_ms,
-            "ingest.retry_max_ms must be at least ingest.retry_interval_ms".into(),
-        );
-    }
-    if *ing.stall_timeout_ms.get_ref() < 1_000 {
-        p.at(
-            &ing.stall_timeout_ms,
-            "ingest.stall_timeout_ms must be at least 1000".into(),
-        );
-    }
-    if raw.ingest.detect_fps > MAX_DETECT_FPS {
-        p.list.push((
-            0,
-            Problem {
-                line: 0,
-                col: 0,
-                message: format!("ingest.detect_fps must be from 0 to {MAX_DETECT_FPS}"),
-            },
-        ));
-    }
-    for problem in raw.tracker.problems() {
-        p.list.push((
-            0,
-            Problem {
-                line: 0,
-                col: 0,
-                message: format!("tracker.{problem}"),
-            },
-        ));
-    }
-
-    let floor = raw
-        .floor
-        .as_ref()
-        .and_then(|f| super::floor::floor(f, &mut p, resolve));
-    let zones = super::floor::zones(&raw.zones, floor.as_ref(), &mut p);
-    for problem in raw.analytics.problems() {
-        p.list.push((
-            0,
-            Problem {
-                line: 0,
-                col: 0,
-                message: format!("analytics.{problem}"),
-            },
-        ));
-    }
-
-    let st = &raw.storage;
-    if st.db.get_ref().trim().is_empty() {
-        p.at(&st.db, "storage.db is empty".into());
-    }
-    if !(10..=60_000).contains(st.flush_interval_ms.get_ref()) {
-        p.at(
-            &st.flush_interval_ms,
-            "storage.flush_interval_ms must be from 10 to 60000".into(),
-        );
-    }
-    if *st.keep_days.get_ref() > MAX_KEEP_DAYS {
-        p.at(
-            &st.keep_days,
-            format!("storage.keep_days must be from 0 (keep all) to {MAX_KEEP_DAYS}"),
-        );
-    }
-    let mb = *st.max_size_mb.get_ref();
-    if mb != 0 && !(MIN_MAX_SIZE_MB..=MAX_MAX_SIZE_MB).contains(&mb) {
-        p.at(
-            &st.max_size_mb,
-            format!(
-                "storage.max_size_mb must be 0 (no cap) or from {MIN_MAX_SIZE_MB} to {MAX_MAX_SIZE_MB}"
-            ),
-        );
-    }
-
-    let api = raw
-        .api
-        .as_ref()
-        .and_then(|a| super::api::validate(a, env, &mut p));
-
-    if !p.list.is_empty() {
-        let mut list = p.list;
-        list.sort_by_key(|(pos, prob)| (prob.line == 0, *pos));
-        return Err(list.into_iter().map(|(_, prob)| prob).collect());
-    }
-
-    Ok(Config {
-        path: path.to_path_buf(),
-        sha256: String::new(), // set by the caller, which has the file's bytes
-        cameras,
-        model: ModelConfig {
-            description: resolve(m.description.get_ref()),
-            ir: m.ir.as_ref().map(|s| resolve(s.get_ref())),
-            score_threshold: score,
-            person_class: m.person_class,
-        },
-        inference: InferenceConfig {
-            device,
-            hint,
-            requests: inf.requests,
-            streams: inf.streams,
-            runtime: inf.runtime.as_ref().map(|r| resolve(r.get_ref())),
-            remote,
-        },
-        ingest: IngestConfig {
-            pipeline: resolve(ing.pipeline.get_ref()),
-            latency_ms: ing.latency_ms,
-            protocols,
-            queue_frames: *ing.queue_frames.get_ref(),
-            retry_interval_ms: *ing.retry_interval_ms.get_ref(),
-            retry_max_ms: *ing.retry_max_ms.get_ref(),
-            stall_timeout_ms: *ing.stall_timeout_ms.get_ref(),
-        },
-        tracker: raw.tracker,
-        storage: StorageConfig {
-            db: resolve(st.db.get_ref()),
-            flush_interval_ms: *st.flush_interval_ms.get_ref(),
-            keep_days: *st.keep_days.get_ref(),
-            max_size_mb: mb,
-        },
-        floor,
-        zones,
-        analytics: raw.analytics,
-        api,
-    })
-}
-
-/// `decode = "auto" | "all" | "keyframes"` at `key`; None (reported) when it is none of them.
-fn decode_mode(value: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> Option<Decode> {
-    let parsed = value
-        .get_ref()
-        .trim()
-        .to_ascii_lowercase()
-        .parse::<Decode>();
-    parsed.map_err(|e| p.at(value, format!("{key}: {e}"))).ok()
-}
-
-/// One camera table; `(default_fps, default_decode)` come from `[ingest]`.
-fn camera(
-    cam: &RawCamera,
-    (default_fps, default_decode): (u32, Decode),
-    p: &mut Problems<'_>,
-    seen: &mut HashMap<String, (usize, usize)>,
-) -> Option<CameraConfig> {
-    let mut ok = true;
-    let id = cam.id.get_ref().trim().to_string();
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        p.at(
-            &cam.id,
-            format!("camera id {id:?}: use letters, digits, '-', '_' or '.'"),
-        );
-        ok = false;
-    } else {
-        let here = line_col(p.text, cam.id.span().start);
-        if let Some((line, col)) = seen.get(&id) {
-            p.at(
-                &cam.id,
-                format!("duplicate camera id {id:?} (first defined at {line}:{col})"),
-            );
-            ok = false;
-        } else {
-            seen.insert(id.clone(), here);
-        }
-    }
-
-    let url = match url::Url::parse(cam.url.get_ref().trim()) {
-        Ok(u) if matches!(u.scheme(), "rtsp" | "rtsps" | "rtspt") && u.host_str().is_some() => {
-            Some(u)
-        }
-        Ok(u) => {
-            p.at(
-                &cam.url,
-                format!(
-                    "camera {id:?}: url {} must be rtsp://host[:port]/path",
-                    crate::redact::url(&u)
-                ),
-            );
-            None
-        }
-        Err(e) => {
-            p.at(&cam.url, format!("camera {id:?}: malformed url ({e})"));
-            None
-        }
-    };
-
-    let detect_fps = cam
-        .detect_fps
-        .as_ref()
-        .map_or(default_fps, |f| *f.get_ref());
-    if let Some(f) = &cam.detect_fps
-        && *f.get_ref() > MAX_DETECT_FPS
-    {
-        p.at(
-            f,
-            format!("camera {id:?}: detect_fps must be from 0 to {MAX_DETECT_FPS}"),
-        );
-        ok = false;
-    }
-
-    let decode = match &cam.decode {
-        None => Some(default_decode),
-        Some(d) => decode_mode(d, &format!("camera {id:?}: decode"), p),
-    };
-    ok &= decode.is_some();
-
-    let homography = match &cam.homography {
-        None => None,
-        Some(h) => match <[f64; 9]>::try_from(h.get_ref().as_slice()) {
-            Ok(m) if m.iter().all(|v| v.is_finite()) => Some(m),
-            _ => {
-                p.at(
-                    h,
-                    format!("camera {id:?}: homography must be 9 finite numbers (row-major 3x3)"),
-                );
-                ok = false;
-                None
-            }
-        },
-    };
-
-    let mut calibration = None;
-    if let Some(rows) = &cam.calibration {
-        if cam.homography.is_some() {
-            p.at(
-                rows,
-                format!("camera {id:?}: give either homography or calibration, not both"),
-            );
-            ok = false;
-        } else {
-            calibration = super::floor::calibration(&id, rows, p);
-            ok &= calibration.is_some();
-        }
-    }
-    let homography = homography.or_else(|| calibration.as_ref().map(|c| c.homography));
-
-    let url = url?;
-    ok.then(|| CameraConfig {
-        name: cam.name.clone().unwrap_or_else(|| id.clone()),
-        id,
-        url,
-        detect_fps,
-        decode: decode.unwrap_or_default(),
-        homography,
-        pipeline: None,
-        calibration,
-    })
+    (device, hint)
 }
 
 #[cfg(test)]

@@ -35,6 +35,29 @@ pub fn last_frame_ms(conn: &Connection, camera: &str) -> rusqlite::Result<Option
     )
 }
 
+/// Deletes at most `budget` per-frame rows captured before `cutoff_ms` (retention: they are
+/// older than what is kept, folded or not); returns the rows deleted.
+pub fn delete_before(conn: &Connection, cutoff_ms: i64, budget: i64) -> rusqlite::Result<i64> {
+    let cameras: Vec<String> = conn
+        .prepare_cached("SELECT id FROM cameras")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut left = budget;
+    for cam in cameras {
+        if left <= 0 {
+            break;
+        }
+        // The (camera, ts_ms) index of the old table serves both statements.
+        left -= conn
+            .prepare_cached(&format!(
+                "DELETE FROM {TABLE} WHERE rowid IN (SELECT rowid FROM {TABLE}
+                   WHERE camera = ?1 AND ts_ms < ?2 LIMIT ?3)"
+            ))?
+            .execute(params![cam, cutoff_ms, left])? as i64;
+    }
+    Ok(budget - left)
+}
+
 /// Counts of one camera-second being folded.
 #[derive(Debug, Clone, Copy)]
 struct Second {

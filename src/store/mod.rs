@@ -8,6 +8,7 @@
 mod analytics;
 mod batch;
 pub mod legacy;
+mod reader;
 pub mod retention;
 pub mod runs;
 pub mod schema;
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tracing::warn;
 
 use crate::config::CameraConfig;
@@ -28,6 +29,7 @@ use crate::ingest::wall_ms;
 use crate::messages::StoreMsg;
 use crate::redact;
 use crate::stats::Stats;
+pub use reader::open_read_only;
 pub use retention::Policy as RetentionPolicy;
 pub use runs::{LockError, RunInfo, RunStart};
 pub use schema::MigrateError;
@@ -66,6 +68,28 @@ pub enum StoreError {
     /// A SQLite file without a storetrack schema (read-only opens only).
     #[error("{}: not a storetrack database (no schema version; wrong --db?)", path.display())]
     NotStoretrack {
+        /// DB path.
+        path: PathBuf,
+    },
+    /// The file was written by a newer storetrack (readers do not guess at its tables).
+    #[error(
+        "{}: database schema version {found} is newer than this storetrack reads ({}); use the storetrack that wrote it (or a newer one)",
+        path.display(),
+        schema::CURRENT_VERSION
+    )]
+    TooNew {
+        /// DB path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+    },
+    /// The folder is not writable by this user while a service writes the file: SQLite needs
+    /// to create `<db>-shm` to read a database in WAL mode.
+    #[error(
+        "{}: cannot read while the service writes it: this user cannot create files in its folder (SQLite needs <db>-shm); run as the service's user or read a copy",
+        path.display()
+    )]
+    ReadOnlyFolder {
         /// DB path.
         path: PathBuf,
     },
@@ -128,47 +152,6 @@ pub struct Store {
 fn rfc3339(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// Opens `path` read-only for queries.
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    if !path.is_file() {
-        return Err(StoreError::Missing {
-            path: path.to_path_buf(),
-        });
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let _ = conn.busy_timeout(BUSY_TIMEOUT);
-    // Readers never migrate: a file the service has not brought up to date yet is named as such
-    // rather than failing later on a missing table or column.
-    let found = schema::version(&conn).map_err(|source| match source.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
-            path: path.to_path_buf(),
-        },
-        _ => StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        },
-    })?;
-    if found == 0 {
-        return Err(StoreError::NotStoretrack {
-            path: path.to_path_buf(),
-        });
-    }
-    if found < schema::CURRENT_VERSION {
-        return Err(StoreError::Outdated {
-            path: path.to_path_buf(),
-            found,
-        });
-    }
-    Ok(conn)
 }
 
 impl Store {
@@ -252,10 +235,12 @@ impl Store {
                 "An earlier run did not end cleanly (crash or kill); closed it."
             );
         }
-        if start.interrupted_tracks > 0 {
+        if start.interrupted_tracks + start.interrupted_store_tracks > 0 {
             warn!(
                 tracks = start.interrupted_tracks,
-                "Tracks left open by a dead run were ended and marked interrupted."
+                store_tracks = start.interrupted_store_tracks,
+                "Tracks and store trajectories left open by a dead run were ended and marked \
+                 interrupted."
             );
         }
         self.run = Some(start.id);

@@ -75,6 +75,8 @@ pub struct RunStart {
     pub dead: Vec<DeadRun>,
     /// Open tracks of dead runs (or of files written before runs existed), now interrupted.
     pub interrupted_tracks: usize,
+    /// Open store trajectories of dead runs, now ended and interrupted.
+    pub interrupted_store_tracks: usize,
 }
 
 /// SHA-256 of `bytes`, lowercase hex.
@@ -235,11 +237,18 @@ pub fn begin(conn: &mut Connection, info: &RunInfo, now_ms: i64) -> rusqlite::Re
         "UPDATE tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
         [],
     )?;
+    // Store trajectories have no run column: every open one is a dead process's too. Ended,
+    // retention can delete them (it keeps what is open).
+    let interrupted_store = tx.execute(
+        "UPDATE store_tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
+        [],
+    )?;
     tx.commit()?;
     Ok(RunStart {
         id,
         dead,
         interrupted_tracks: interrupted,
+        interrupted_store_tracks: interrupted_store,
     })
 }
 
@@ -251,8 +260,9 @@ pub fn heartbeat(tx: &Transaction<'_>, id: i64, now_ms: i64) -> rusqlite::Result
 }
 
 /// Closes run `id` at `now_ms`. Tracks of it still open (their end never reached the writer)
-/// are ended and marked interrupted; the run is clean only if `orderly` and there were none.
-/// Returns the number of such tracks.
+/// are ended and marked interrupted, and so are store trajectories still open (this process
+/// holds the run lock: they are its own); the run is clean only if `orderly` and there were
+/// none. Returns the number of such tracks and trajectories.
 pub fn finish(
     conn: &mut Connection,
     id: i64,
@@ -263,6 +273,9 @@ pub fn finish(
     let open = tx.execute(
         "UPDATE tracks SET ended = 1, interrupted = 1 WHERE ended = 0 AND run = ?1",
         params![id],
+    )? + tx.execute(
+        "UPDATE store_tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
+        [],
     )?;
     let clean = orderly && open == 0;
     tx.execute(
@@ -366,12 +379,28 @@ mod tests {
         camera(&c);
         let first = begin(&mut c, &info(), 1_000).unwrap().id;
         open_track(&c, Some(first), 4_000);
+        c.execute_batch(
+            "INSERT INTO store_tracks(first_ms, last_ms, points) VALUES (1000, 4000, 3);
+             INSERT INTO store_tracks(first_ms, last_ms, points, ended) VALUES (900, 950, 1, 1);",
+        )
+        .unwrap();
         let tx = c.transaction().unwrap();
         heartbeat(&tx, first, 5_000).unwrap();
         tx.commit().unwrap();
         // The process dies here: no finish().
         let second = begin(&mut c, &info(), 9_000).unwrap();
         assert_eq!(second.interrupted_tracks, 1);
+        // Its store trajectory left open (it never ended, so retention never deleted it) is
+        // ended and marked; the one that had ended is untouched.
+        assert_eq!(second.interrupted_store_tracks, 1);
+        let store: Vec<(i64, i64)> = c
+            .prepare("SELECT ended, interrupted FROM store_tracks ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(store, vec![(1, 1), (1, 0)]);
         assert_eq!(
             second.dead,
             vec![DeadRun {

@@ -117,6 +117,15 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE frames RENAME TO frames_legacy;
     "#,
+    // v5: store trajectories left open by a dead run are ended and marked like camera tracks;
+    // indexes for the API's newest-first pages (and their cursors) over all cameras, and for
+    // retention's oldest-first walk over store trajectories.
+    r#"
+    ALTER TABLE store_tracks ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tracks_first ON tracks(first_ms);
+    CREATE INDEX store_tracks_last ON store_tracks(last_ms);
+    CREATE INDEX store_tracks_open ON store_tracks(ended) WHERE ended = 0;
+    "#,
 ];
 
 /// The version this build writes.

@@ -160,8 +160,13 @@ pub fn read_outputs(decoder: &Decoder, resp: &ModelInferResponse) -> Result<Outp
             return Err(format!("output {name:?} is {}, expected FP32", t.datatype));
         }
         let raw = &resp.raw_output_contents[i];
-        let elems: i64 = t.shape.iter().product();
-        if elems < 0 || raw.len() != elems as usize * 4 {
+        // Checked: a server's shape can be any numbers (a product overflowing i64 panicked).
+        let bytes = t
+            .shape
+            .iter()
+            .try_fold(1i64, |n, &d| (d >= 0).then(|| n.checked_mul(d)).flatten())
+            .and_then(|n| usize::try_from(n).ok()?.checked_mul(4));
+        if bytes != Some(raw.len()) {
             return Err(format!(
                 "output {name:?}: {} bytes for shape {:?}",
                 raw.len(),
