@@ -17,16 +17,29 @@ use std::sync::Arc;
 
 pub use settings::{DEFAULT_COUNTS_INTERVAL_MS, FootfallSettings, SettingsError};
 
+use serde::Serialize;
+
 use crate::analytics::events::{
     CameraChange, CameraStatus, Counts, EventBody, LineCount, LineCrossing, LiveEvent, QueueCount,
     QueueLength, QueueWait, ZoneCount, ZoneEnter, ZoneLeave,
 };
 use crate::analytics::lines::{Crossing, Direction, LineCounter, LineSettings, PERSON_HEIGHT_M};
-use crate::analytics::occupancy::{Occupancy, StoreChange};
+use crate::analytics::occupancy::{Occupancy, StoreChange, StoreOccupancy};
 use crate::analytics::queues::{QueueChange, QueueTracker};
 use crate::analytics::rules::{Alert, BUCKET_SETTLE_MS, RuleEngine};
 use crate::analytics::stitch::{Event, StorePoint};
 use crate::analytics::zones::{Visit, VisitRules, Zone, ZoneTracker};
+
+/// Occupancy now, for `query occupancy --now` and the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Now {
+    /// The store.
+    pub store: StoreOccupancy,
+    /// Per zone.
+    pub zones: Vec<ZoneCount>,
+    /// Queue id and people waiting.
+    pub queues: Vec<(String, u32)>,
+}
 
 struct FloorLine {
     id: Arc<str>,
@@ -123,6 +136,26 @@ impl Footfall {
             now: i64::MIN,
             out: Vec::new(),
         })
+    }
+
+    /// Occupancy now: the store, every zone entered so far, every queue's length.
+    pub fn now(&self) -> Now {
+        Now {
+            store: self.occupancy.store(),
+            zones: self
+                .occupancy
+                .zones()
+                .map(|(z, n)| ZoneCount {
+                    zone: z.to_string(),
+                    occupancy: n,
+                })
+                .collect(),
+            queues: self
+                .queues
+                .iter()
+                .map(|q| (q.id().to_string(), q.length()))
+                .collect(),
+        }
     }
 
     /// Events since the last call.

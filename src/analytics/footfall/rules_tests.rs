@@ -170,8 +170,19 @@ fn run(tick_ms: i64) -> Vec<LiveEvent> {
         if t % tick_ms == 0 {
             ff.tick(T0 + t);
         }
+        if t == 30_000 {
+            // Five waiting, one in the jewellery zone, six people seen.
+            let now = ff.now();
+            assert_eq!(now.queues, [("queue".to_string(), 5)]);
+            let zone = |id: &str| now.zones.iter().find(|z| z.zone == id).map(|z| z.occupancy);
+            assert_eq!((zone("queue"), zone("jewels")), (Some(5), Some(1)));
+            assert_eq!(now.store.estimate, 6);
+        }
         out.extend(ff.drain());
     }
+    let now = ff.now();
+    assert_eq!(now.queues, [("queue".to_string(), 0)]);
+    assert!(now.zones.iter().all(|z| z.occupancy == 0), "{now:?}");
     ff.finish();
     out.extend(ff.drain());
     out
