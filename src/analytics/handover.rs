@@ -6,6 +6,21 @@
 //! Input: where and when a new trajectory was first seen, and where and when the candidates
 //! were last seen. Output: the candidate that is most likely the same person.
 
+/// Default longest gap between a trajectory vanishing and another taking over.
+pub const DEFAULT_HANDOVER_MS: i64 = 4_000;
+/// Default farthest distance between where one vanished and the other appeared, metres.
+pub const DEFAULT_HANDOVER_M: f64 = 1.5;
+
+/// Serde default of `handover_ms` (lines, queues).
+pub(super) fn default_handover_ms() -> i64 {
+    DEFAULT_HANDOVER_MS
+}
+
+/// Serde default of `handover_m` (lines, queues).
+pub(super) fn default_handover_m() -> f64 {
+    DEFAULT_HANDOVER_M
+}
+
 /// A candidate must have been seen last no later than this after the new trajectory's first
 /// position: one detection makes one track, so a trajectory still seen after another appeared
 /// is someone else (two people passing, a newcomer beside one about to be lost). Zero; named

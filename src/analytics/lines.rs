@@ -23,16 +23,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::handover::{self, Handover, OVERLAP_MS, Seen};
+use super::handover::{self, DEFAULT_HANDOVER_M, DEFAULT_HANDOVER_MS, Handover, OVERLAP_MS, Seen};
 
 /// Default half-width of the band around a line, metres.
 pub const DEFAULT_BAND_M: f64 = 0.4;
 /// Default time a trajectory must stay beyond the band before it counts as on that side.
 pub const DEFAULT_CONFIRM_MS: i64 = 200;
-/// Default longest gap between a trajectory vanishing and another taking over.
-pub const DEFAULT_HANDOVER_MS: i64 = 4_000;
-/// Default farthest distance between where one vanished and the other appeared, metres.
-pub const DEFAULT_HANDOVER_M: f64 = 1.5;
 /// Height of a standing person: converts metres to pixels on a camera's line (box height).
 pub const PERSON_HEIGHT_M: f64 = 1.7;
 /// A trajectory that began near the line looks for its predecessor this long after its first
@@ -50,12 +46,6 @@ fn default_band() -> f64 {
 }
 fn default_confirm() -> i64 {
     DEFAULT_CONFIRM_MS
-}
-fn default_handover_ms() -> i64 {
-    DEFAULT_HANDOVER_MS
-}
-fn default_handover_m() -> f64 {
-    DEFAULT_HANDOVER_M
 }
 
 /// One `[[lines]]` entry.
@@ -86,10 +76,10 @@ pub struct LineSettings {
     #[serde(default = "default_confirm")]
     pub confirm_ms: i64,
     /// Longest gap of an ID switch taken over, ms.
-    #[serde(default = "default_handover_ms")]
+    #[serde(default = "super::handover::default_handover_ms")]
     pub handover_ms: i64,
     /// Farthest jump of an ID switch taken over, metres.
-    #[serde(default = "default_handover_m")]
+    #[serde(default = "super::handover::default_handover_m")]
     pub handover_m: f64,
 }
 

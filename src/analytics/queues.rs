@@ -20,21 +20,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::handover::{Handover, OVERLAP_MS, Seen};
-use super::lines::{DEFAULT_HANDOVER_M, DEFAULT_HANDOVER_MS};
+use super::handover::{DEFAULT_HANDOVER_M, DEFAULT_HANDOVER_MS, Handover, OVERLAP_MS, Seen};
 use super::zones::{Visit, Zone, ZoneTracker};
 
 /// A trajectory whose visit to the queue (or its service zone) begins within this of its
 /// first position appeared there (rather than walked in) and may take over the wait of one
 /// that vanished.
 const APPEAR_MS: i64 = 1_500;
-
-fn default_handover_ms() -> i64 {
-    DEFAULT_HANDOVER_MS
-}
-fn default_handover_m() -> f64 {
-    DEFAULT_HANDOVER_M
-}
 
 /// A queue: `[[zones]] queue = true` with an optional `service` zone.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -46,10 +38,10 @@ pub struct QueueSettings {
     #[serde(default)]
     pub service: Option<String>,
     /// Longest gap of an ID switch taken over, ms.
-    #[serde(default = "default_handover_ms")]
+    #[serde(default = "super::handover::default_handover_ms")]
     pub handover_ms: i64,
     /// Farthest jump of an ID switch taken over, metres.
-    #[serde(default = "default_handover_m")]
+    #[serde(default = "super::handover::default_handover_m")]
     pub handover_m: f64,
 }
 

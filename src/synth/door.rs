@@ -7,7 +7,7 @@
 
 use super::camera::Camera;
 use super::rng::Rng;
-use super::tracks::Walker;
+use super::tracks::{Walker, step_towards};
 
 /// The door line on the floor, metres: west to east along y = 3, so its left (y < 3, up on
 /// the plan) is the street and crossing to its right (into the shop) is `in`.
@@ -151,17 +151,10 @@ fn sample(
     for leg in legs {
         match *leg {
             Leg::Walk(x, y, speed) => loop {
-                let (dx, dy) = (x - pos.0, y - pos.1);
-                let d = (dx * dx + dy * dy).sqrt();
-                let step = speed * dt;
-                pos = if d <= step {
-                    (x, y)
-                } else {
-                    (pos.0 + dx / d * step, pos.1 + dy / d * step)
-                };
+                let there = step_towards(&mut pos, (x, y), speed, dt);
                 t += frame_ms;
                 path.push((t, pos.0, pos.1));
-                if d <= step {
+                if there {
                     break;
                 }
             },

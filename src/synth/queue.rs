@@ -9,7 +9,7 @@
 use super::camera::Camera;
 use super::door::T0_MS;
 use super::rng::Rng;
-use super::tracks::Walker;
+use super::tracks::{Walker, step_towards};
 
 /// The queue lane (x0, y0, x1, y1), metres; the head is at the low-x end.
 pub const QUEUE_ZONE: [f64; 4] = [2.0, 1.0, 10.0, 2.4];
@@ -187,7 +187,7 @@ fn step(c: &mut Customer, line: &mut Vec<u32>, till_busy: &mut bool, now: i64, d
             } else {
                 SHUFFLE_SPEED
             };
-            let arrived = walk(&mut c.pos, slot, speed, dt);
+            let arrived = step_towards(&mut c.pos, slot, speed, dt);
             if k == 0 && arrived && !*till_busy {
                 *till_busy = true;
                 line.remove(0);
@@ -198,7 +198,7 @@ fn step(c: &mut Customer, line: &mut Vec<u32>, till_busy: &mut bool, now: i64, d
             }
         }
         Phase::ToTill => {
-            if walk(&mut c.pos, TILL, SHUFFLE_SPEED, dt) {
+            if step_towards(&mut c.pos, TILL, SHUFFLE_SPEED, dt) {
                 c.phase = Phase::Service(now + c.service_ms);
             }
         }
@@ -210,28 +210,14 @@ fn step(c: &mut Customer, line: &mut Vec<u32>, till_busy: &mut bool, now: i64, d
         }
         Phase::Leaving(false) => {
             let out = (c.pos.0, EXIT_Y);
-            if walk(&mut c.pos, out, SPEED, dt) {
+            if step_towards(&mut c.pos, out, SPEED, dt) {
                 c.phase = Phase::Leaving(true);
             }
         }
         Phase::Leaving(true) => {
             let x = if c.pos.0 < 5.0 { -1.0 } else { ENTRANCE.0 };
-            walk(&mut c.pos, (x, EXIT_Y), SPEED, dt);
+            step_towards(&mut c.pos, (x, EXIT_Y), SPEED, dt);
         }
-    }
-}
-
-/// Moves `pos` towards `to`; true when there.
-fn walk(pos: &mut (f64, f64), to: (f64, f64), speed: f64, dt: f64) -> bool {
-    let (dx, dy) = (to.0 - pos.0, to.1 - pos.1);
-    let d = (dx * dx + dy * dy).sqrt();
-    let step = speed * dt;
-    if d <= step {
-        *pos = to;
-        true
-    } else {
-        *pos = (pos.0 + dx / d * step, pos.1 + dy / d * step);
-        false
     }
 }
 

@@ -27,6 +27,20 @@ pub struct Walker {
     pub path: Vec<(i64, f64, f64)>,
 }
 
+/// Moves `pos` towards `to` at `speed` m/s for `dt` s; true when there.
+pub fn step_towards(pos: &mut (f64, f64), to: (f64, f64), speed: f64, dt: f64) -> bool {
+    let (dx, dy) = (to.0 - pos.0, to.1 - pos.1);
+    let d = (dx * dx + dy * dy).sqrt();
+    let step = speed * dt;
+    if d <= step {
+        *pos = to;
+        true
+    } else {
+        *pos = (pos.0 + dx / d * step, pos.1 + dy / d * step);
+        false
+    }
+}
+
 /// What goes wrong in tracking.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackFaults {
