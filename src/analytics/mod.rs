@@ -1,15 +1,25 @@
 //! Store analytics, pure Rust like the tracker: floor calibration ([`homography`]), store-wide
 //! trajectories joined across cameras ([`stitch`]), zones and visits ([`zones`]), the service
 //! stage that runs them between the tracker and the store ([`stage`]), the pictures
-//! ([`render`]) and the queries on their tables ([`query`]).
+//! ([`render`]) and the queries on their tables ([`query`]). Live footfall on the stitched
+//! trajectories ([`footfall`]): counting lines ([`lines`]), queues ([`queues`]), occupancy
+//! ([`occupancy`]), rules ([`rules`], [`hysteresis`]), as typed events ([`events`]).
 //!
 //! Time is always an input (the points' capture times); nothing here reads a clock.
 
 pub mod cli;
 pub mod eval;
+pub mod events;
+pub mod footfall;
+pub mod handover;
 pub mod homography;
+pub mod hysteresis;
+pub mod lines;
+pub mod occupancy;
 pub mod query;
+pub mod queues;
 pub mod render;
+pub mod rules;
 pub mod snapshot;
 pub mod stage;
 pub mod stitch;
@@ -17,8 +27,18 @@ pub mod zones;
 
 use serde::Deserialize;
 
+pub use events::{EventBody, LiveEvent};
+pub use footfall::{Footfall, FootfallSettings};
 pub use stitch::{Event, Stitcher, StorePoint};
 pub use zones::{Visit, VisitRules, Zone};
+
+/// True for an id made of letters, digits, `-`, `_` or `.` (zones, lines, rules).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
 
 /// Default floor distance under which two cameras' positions are the same person, metres.
 pub const DEFAULT_JOIN_DISTANCE_M: f64 = 1.0;

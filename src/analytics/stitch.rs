@@ -264,6 +264,11 @@ impl Stitcher {
         if ct.store.is_some() {
             return;
         }
+        let first = ct.first_ms;
+        self.decide_older_views(key, first);
+        let Some(ct) = self.tracks.get(key) else {
+            return;
+        };
         let choice = self.best_store(key, ct);
         let first_ms = ct.first_ms;
         let points: Vec<(i64, f64, f64)> = ct.hist.iter().copied().collect();
@@ -346,6 +351,29 @@ impl Stitcher {
             }
         }
         best.map(|(_, s, h)| (s, h))
+    }
+
+    /// Decides first the undecided tracks of other cameras that began before `key` (at
+    /// `first_ms`; ties broken by key) and were still seen then: `key` can then join one of
+    /// them (the same person seen at the same moments) instead of taking a hand-off from
+    /// someone who left a moment ago.
+    fn decide_older_views(&mut self, key: &TrackKey, first_ms: i64) {
+        let mine = (first_ms, key);
+        let mut older: Vec<(i64, TrackKey)> = self
+            .tracks
+            .iter()
+            .filter(|(k, t)| {
+                k.0 != key.0
+                    && t.store.is_none()
+                    && (t.first_ms, *k) < mine
+                    && t.last_ms >= first_ms
+            })
+            .map(|(k, t)| (t.first_ms, k.clone()))
+            .collect();
+        older.sort();
+        for (_, k) in older {
+            self.decide(&k);
+        }
     }
 
     /// A store trajectory that has a track on the same camera at the same time is someone else.

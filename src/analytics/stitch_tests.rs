@@ -185,6 +185,28 @@ fn scripted_walk_through_two_cameras_gives_the_scripted_visits() {
 
 const DEFAULT_BIN: i64 = crate::analytics::DEFAULT_BIN_MS;
 
+/// P walks off at x = 5 and camera c loses them at 5 s; Q stands at x = 6.5, seen by camera b
+/// from 4 s and by camera a from 6 s to 8 s (a short track, decided when it ends, while b's is still
+/// undecided). Q's track on a belongs with b's, not with P who left 1.5 m away a second before.
+#[test]
+fn a_track_joins_another_camera_seeing_the_person_rather_than_a_handoff_from_someone_who_left() {
+    let mut ev = Vec::new();
+    for i in 0..=40i64 {
+        ev.push(("c", 1, 1_000 + i * 100, 3.0 + i as f64 * 0.05, 1.0));
+    }
+    for i in 0..60i64 {
+        ev.push(("b", 2, 4_000 + i * 100, 6.5, 1.0));
+    }
+    for i in 0..=20i64 {
+        ev.push(("a", 3, 6_000 + i * 100, 6.55, 1.0));
+    }
+    ev.sort_by_key(|e| e.2);
+    let m = members(&run(&ev, &[("c", 1, 5_200), ("a", 3, 8_100)]));
+    let store_of = |c: &str, id: u64| m.iter().find(|x| x.1 == c && x.2 == id).unwrap().0;
+    assert_eq!(store_of("a", 3), store_of("b", 2));
+    assert_ne!(store_of("a", 3), store_of("c", 1));
+}
+
 /// The service ends a run in which no camera delivered a frame: the clock never moved.
 #[test]
 fn finish_without_any_input_does_not_overflow() {

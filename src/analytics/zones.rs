@@ -108,10 +108,13 @@ impl Visit {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Open {
-    enter_ms: i64,
-    last_in_ms: i64,
+/// A visit in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Open {
+    /// First time seen inside.
+    pub enter_ms: i64,
+    /// Last time seen inside.
+    pub last_in_ms: i64,
 }
 
 /// Zone state of one store trajectory.
@@ -129,6 +132,11 @@ impl ZoneTracker {
             open: vec![None; zones],
             done: Vec::new(),
         }
+    }
+
+    /// The visit to zone `i` in progress (it may still turn out shorter than `min_dwell_ms`).
+    pub fn open(&self, i: usize) -> Option<Open> {
+        self.open.get(i).copied().flatten()
     }
 
     /// Feeds the position at `ts_ms`; returns visits that ended.

@@ -6,11 +6,17 @@
 //! bursts), low scores for partly hidden people, boxes cut to the visible part, jitter, random
 //! false positives and a mannequin that looks like a person. Output per camera is a
 //! MOTChallenge sequence: `gt/gt.txt`, `det/det.txt`, `seqinfo.ini`.
+//!
+//! For footfall analytics, [`door`] and [`queue`] are scenes with known crossings and waits,
+//! and [`tracks`] turns their true paths into camera tracks with a tracker's faults.
 
 pub mod camera;
 pub mod detector;
+pub mod door;
+pub mod queue;
 pub mod replay;
 pub mod rng;
+pub mod tracks;
 pub mod world;
 
 use std::collections::HashMap;
