@@ -1,14 +1,13 @@
 //! A KServe v2 server's answers as the detector reads them: any bytes decoded as a
 //! `ModelInferResponse`, and well-formed responses with any names, types, shapes and contents,
-//! go through `read_outputs` and the SSD parser; any metadata through `check_metadata`.
+//! go through `read_outputs` and the decoder; any metadata through `check_metadata`.
 
 use proptest::prelude::*;
-use storetrack::infer::ModelDescription;
 use storetrack::infer::kserve::proto::model_infer_response::InferOutputTensor;
 use storetrack::infer::kserve::proto::model_metadata_response::TensorMetadata;
 use storetrack::infer::kserve::proto::{ModelInferResponse, ModelMetadataResponse};
 use storetrack::infer::kserve::tensor::{check_metadata, read_outputs};
-use storetrack::infer::ssd;
+use storetrack::infer::{Decoder, ModelDescription};
 
 fn desc() -> ModelDescription {
     ModelDescription::load(&super::common::root().join("models/ssdlite.toml")).unwrap()
@@ -60,10 +59,13 @@ fn output() -> impl Strategy<Value = (InferOutputTensor, Vec<u8>)> {
 }
 
 fn parse_all(d: &ModelDescription, resp: &ModelInferResponse) {
-    if let Ok(t) = read_outputs(d, resp) {
+    let decoder = Decoder::new(d, d.person_class, 0.1);
+    if let Ok(t) = read_outputs(&decoder, resp) {
         let mapping = d.input_spec().mapping((640, 480), (1, 1));
-        for det in ssd::parse(&t.view(), d.person_class, 0.1, &mapping) {
-            assert!(det.bbox.w.is_finite() && det.bbox.h.is_finite());
+        if let Ok(dets) = decoder.decode(&t.views(), &mapping) {
+            for det in dets {
+                assert!(det.bbox.w.is_finite() && det.bbox.h.is_finite());
+            }
         }
     }
 }
@@ -109,7 +111,8 @@ proptest! {
             outputs: outputs.into_iter().map(tensor).collect(),
             ..Default::default()
         };
-        let _ = check_metadata(&desc(), &meta);
+        let d = desc();
+        let _ = check_metadata(&d, &Decoder::new(&d, d.person_class, 0.1), &meta);
     }
 }
 
@@ -138,6 +141,6 @@ fn a_shape_too_large_to_multiply_is_refused() {
         ],
         ..Default::default()
     };
-    let err = read_outputs(&d, &resp).unwrap_err();
+    let err = read_outputs(&Decoder::new(&d, d.person_class, 0.1), &resp).unwrap_err();
     assert!(err.contains("16 bytes for shape"), "{err}");
 }
