@@ -205,7 +205,7 @@ pub fn runs(
 ) -> rusqlite::Result<Table> {
     run(
         conn,
-        "SELECT r.id, r.started_ms, r.ended_ms, r.last_ms,
+        &"SELECT r.id, r.started_ms, r.ended_ms, r.last_ms,
                 ROUND((COALESCE(r.ended_ms, r.last_ms) - r.started_ms) / 1000.0, 1),
                 CASE WHEN r.ended_ms IS NULL AND ?4 THEN 'running'
                      WHEN r.ended_ms IS NULL THEN 'dead'
@@ -213,12 +213,18 @@ pub fn runs(
                 (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id),
                 (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id AND t.interrupted = 1),
                 (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.run = r.id),
-                r.cameras, r.version, r.host, r.pid, r.config_path, r.config_sha256, r.closed_by
+                r.cameras,
+                (SELECT SUM(analysed) FROM run_cameras c WHERE c.run = r.id),
+                (SELECT COUNT(*) FROM run_cameras c WHERE c.run = r.id
+                   AND c.analysed < {SHORTFALL} * c.slots),
+                (SELECT SUM(clock_jumps) FROM run_cameras c WHERE c.run = r.id),
+                r.version, r.host, r.pid, r.config_path, r.config_sha256, r.closed_by
          FROM runs r
          WHERE (?1 IS NULL OR COALESCE(r.ended_ms, r.last_ms, r.started_ms) >= ?1)
            AND (?2 IS NULL OR r.started_ms <= ?2)
          ORDER BY r.id DESC
-         LIMIT ?3",
+         LIMIT ?3"
+            .replace("{SHORTFALL}", &crate::stats::SHORTFALL.to_string()),
         params![from_ms, to_ms, limit, writer_alive],
         vec![
             "run",
@@ -231,6 +237,9 @@ pub fn runs(
             "interrupted",
             "points",
             "cameras",
+            "analysed",
+            "below_rate",
+            "clock_jumps",
             "version",
             "host",
             "pid",
@@ -239,6 +248,45 @@ pub fn runs(
             "closed_by",
         ],
         &["started", "ended", "last_commit"],
+    )
+}
+
+/// Per camera, run `run` (the latest when None): the analysed and possible rates, where its
+/// frames went (decoded = analysed + not picked + skipped + dropped + failed) and what its
+/// clock did: the camera's RTCP clock offset from the capture-time reference, the capture
+/// delay subtracted (clock in step), jumps of its clock, corrections of the capture times.
+pub fn cameras(conn: &Connection, run_id: Option<i64>) -> rusqlite::Result<Table> {
+    run(
+        conn,
+        "SELECT c.run, c.camera, c.streamed_s,
+                ROUND(c.analysed / MAX(c.streamed_s, 0.001), 2),
+                ROUND(c.slots / MAX(c.streamed_s, 0.001), 2),
+                c.decoded, c.analysed, c.not_picked, c.skipped, c.dropped, c.failed, c.undecoded,
+                ROUND(c.clock_offset_ms / 1000.0, 3), c.capture_delay_ms, c.clock_jumps,
+                c.clock_corrections
+         FROM run_cameras c
+         WHERE c.run = COALESCE(?1, (SELECT MAX(run) FROM run_cameras))
+         ORDER BY c.camera",
+        params![run_id],
+        vec![
+            "run",
+            "camera",
+            "streamed_s",
+            "analysed_fps",
+            "possible_fps",
+            "decoded",
+            "analysed",
+            "not_picked",
+            "skipped",
+            "dropped",
+            "failed",
+            "not_decoded",
+            "clock_offset_s",
+            "capture_delay_ms",
+            "clock_jumps",
+            "corrections",
+        ],
+        &[],
     )
 }
 

@@ -60,6 +60,8 @@ pub struct Template {
 pub struct CameraPipeline {
     /// The pipeline.
     pub pipeline: gst::Pipeline,
+    /// The source (rtspsrc).
+    pub src: gst::Element,
     /// The decoder (probe point).
     pub decoder: gst::Element,
     /// The appsink.
@@ -135,6 +137,7 @@ impl Template {
             .ok_or_else(|| missing("sink", "appsink"))?;
         Ok(CameraPipeline {
             pipeline,
+            src,
             decoder,
             sink,
         })

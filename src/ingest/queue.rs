@@ -6,6 +6,9 @@
 //! it) it takes the newest frame and drops the older ones (counted), so under overload the
 //! newest frame wins, while a queue with room is read in order.
 //!
+//! Frames left in a queue when its camera stops ([`FrameSender::discard_queued`]) or when the
+//! detector stops (the source is dropped) are counted as dropped too.
+//!
 //! Before a decoded frame is scaled and converted, the camera asks [`FrameSender::wants_frame`]:
 //! while the queue is full of frames younger than [`FRESH_MS`], a new frame would only push out
 //! a picture that is still fresh, so it is skipped before any conversion work is spent on it.
@@ -56,6 +59,12 @@ impl FrameSender {
     pub fn wants_frame_at(&self, now_ms: i64) -> bool {
         self.tx.len() < self.capacity
             || now_ms - self.last_push_ms.load(Ordering::Relaxed) >= FRESH_MS
+    }
+
+    /// Takes every frame still queued (the camera stopped: nobody will analyse them) and says
+    /// how many there were.
+    pub fn discard_queued(&self) -> u64 {
+        std::iter::from_fn(|| self.evict.try_recv().ok()).count() as u64
     }
 
     /// Queues `frame`, evicting the oldest queued frame if the queue is full. Never blocks.
@@ -152,6 +161,19 @@ pub fn frame_queues(cameras: usize, capacity: usize) -> (Vec<FrameSender>, Frame
     let (maker, source) = growing_queues(capacity);
     let senders = (0..cameras).map(|i| maker.add(i)).collect();
     (senders, source)
+}
+
+impl Drop for FrameSource {
+    /// Frames still queued when the detector stops are never analysed: counted as dropped.
+    fn drop(&mut self) {
+        self.take_added();
+        let Some(stats) = &self.stats else {
+            return;
+        };
+        for (i, rx) in self.rx.iter().enumerate() {
+            stats::add(&stats.camera(i).dropped, rx.try_iter().count() as u64);
+        }
+    }
 }
 
 impl FrameSource {
@@ -352,6 +374,30 @@ mod tests {
             source.next(Duration::from_millis(10)),
             Next::Closed
         ));
+    }
+
+    #[test]
+    fn frames_left_behind_when_camera_or_detector_stops_are_counted_dropped() {
+        let stats = Arc::new(Stats::new(2));
+        let (senders, mut source) = frame_queues(2, 2);
+        source.count_drops(Arc::clone(&stats));
+        senders[0].push(frame(0, 1));
+        senders[0].push(frame(0, 2));
+        senders[1].push(frame(1, 1));
+        assert_eq!(senders[1].discard_queued(), 1, "camera 1 stopped");
+        assert_eq!(
+            source.try_next().map(|f| f.seq),
+            Some(2),
+            "the newest of a full queue"
+        );
+        senders[0].push(frame(0, 3));
+        drop(source);
+        let dropped = |i| stats.camera(i).dropped.load(Ordering::Relaxed);
+        assert_eq!(
+            (dropped(0), dropped(1)),
+            (2, 0),
+            "seq 1 passed over, seq 3 left"
+        );
     }
 
     #[test]

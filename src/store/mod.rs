@@ -9,6 +9,7 @@ mod analytics;
 mod batch;
 pub mod legacy;
 pub mod retention;
+mod run_cameras;
 pub mod runs;
 pub mod schema;
 mod upkeep;
