@@ -63,27 +63,7 @@ fn print_summary(summary: &service::Summary) {
         summary.engine.requests,
         summary.engine.streams.as_deref().unwrap_or("?")
     );
-    println!(
-        "  frames decoded   {} = {} analysed + {} not picked + {} skipped + {} dropped + {} failed",
-        c.decoded, c.inferred, c.not_picked, c.skipped, c.dropped, c.failed
-    );
-    println!(
-        "                   (not picked: above detect_fps; skipped: before conversion, the \
-         detector's queue held a fresher frame; dropped: on the way to the detector; failed: in it)"
-    );
-    if c.undecoded > 0 {
-        println!(
-            "  not decoded      {} (before the decoder: no analysed frame needed them)",
-            c.undecoded
-        );
-    }
-    println!("  frames inferred  {}", c.inferred);
-    if c.infer_errors > 0 {
-        println!(
-            "  failed frames    {} (inference failed; dropped)",
-            c.infer_errors
-        );
-    }
+    print_frames(c);
     if c.endpoints > 0 {
         println!(
             "  remote           {} requests ({} failed), {}/{} endpoints up at end, \
@@ -138,6 +118,31 @@ fn print_summary(summary: &service::Summary) {
             "  recovered        {} run(s) that had not ended cleanly, {} open track(s) marked interrupted",
             summary.run.dead.len(),
             summary.run.interrupted_tracks
+        );
+    }
+}
+
+/// Where the frames went (all cameras).
+fn print_frames(c: &storetrack::stats::Snapshot) {
+    println!(
+        "  frames decoded   {} = {} analysed + {} not picked + {} skipped + {} dropped + {} failed",
+        c.decoded, c.inferred, c.not_picked, c.skipped, c.dropped, c.failed
+    );
+    println!(
+        "                   (not picked: above detect_fps; skipped: before conversion, the \
+         detector's queue held a fresher frame; dropped: on the way to the detector; failed: in it)"
+    );
+    if c.undecoded > 0 {
+        println!(
+            "  not decoded      {} (before the decoder: no analysed frame needed them)",
+            c.undecoded
+        );
+    }
+    println!("  frames inferred  {}", c.inferred);
+    if c.infer_errors > 0 {
+        println!(
+            "  failed frames    {} (inference failed; dropped)",
+            c.infer_errors
         );
     }
 }

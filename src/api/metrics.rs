@@ -108,7 +108,7 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
     ),
     (
         "storetrack_camera_capture_time_corrections",
-        "Times the capture times were corrected towards their reference (trimmed, stepped, slewed).",
+        "Times the capture times were corrected towards their reference (trimmed from > 20 ms, stepped, slewed).",
         MetricType::Counter,
         |c| load(&c.clock.corrections),
     ),

@@ -16,6 +16,10 @@ use super::clock::{self, Adjust, CaptureClock, Reading};
 use super::wall_ms;
 use crate::stats::{self, ClockStats};
 
+/// A trim of the stamps towards their reference is counted as a correction when it starts
+/// this far away (closer ones only follow the arrival envelope's millisecond noise).
+const COUNTED_TRIM_MS: i64 = 20;
+
 /// One camera's capture clock with its logging state.
 pub(super) struct CameraClock {
     clock: CaptureClock,
@@ -127,7 +131,7 @@ impl CameraClock {
                 info!(camera = %camera, ahead_ms = ms,
                       "Capture clock ahead of its reference; slowing down.");
             }
-            Adjust::Trim(ms) if begins => {
+            Adjust::Trim(ms) if begins && ms.abs() > COUNTED_TRIM_MS => {
                 stats::inc(&stats.corrections);
                 debug!(camera = %camera, off_ms = ms, "Capture clock trimmed towards its reference.");
             }

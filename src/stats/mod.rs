@@ -127,7 +127,8 @@ pub struct ClockStats {
     pub delay_ms: AtomicI64,
     /// Times the camera's clock offset moved by more than `CAMERA_JUMP_MS` (jumps, drift).
     pub jumps: AtomicU64,
-    /// Times the stamps were corrected towards the reference (trims, steps, slews begun).
+    /// Times the stamps were corrected towards the reference (trims begun more than 20 ms away,
+    /// steps, slews begun).
     pub corrections: AtomicU64,
 }
 
