@@ -9,7 +9,8 @@
 #   2. issue 16's table: two cameras serving the sample re-encoded with x264 B-frames (main
 #      profile defaults, 1 s GOP) at detect_fps 10 and 5, and the sample without B-frames at
 #      10, for this build and each binary given (e.g. one built from an earlier commit), served
-#      by this build's simulator: frames decoded and inferred, per-camera analysed fps, the gaps
+#      by this build's simulator sending each frame once it and those before it were captured
+#      (as the simulator did when the issue was measured): frames decoded and inferred, per-camera analysed fps, the gaps
 #      between a track's consecutive points, and how often the log says the capture clock slows.
 # Usage: scripts/streams.sh [seconds per run, default 20] [other storetrack binaries ...]
 # (SKIP_KINDS=1 runs section 2 only.)
@@ -68,6 +69,7 @@ KINDS=(
   "H.264 10 fps, GOP 1 s, no B-frames (the sample as it is)||10|camera.pipeline"
   "H.264 B-frames (3, pyramid), open GOP, 10 fps, GOP 1 s|--bframes 3 --open-gop --seconds 20|10|camera.pipeline"
   "H.264 B-frames (3), closed GOP, 10 fps, GOP 1 s|--bframes 3 --seconds 20|5|camera.pipeline"
+  "H.264 B-frames (3) sent in bursts (software encoder), 10 fps, GOP 1 s|--bframes 3 --open-gop --burst --seconds 20|10|camera.pipeline"
   "H.265 B-frames (3), open GOP, 25 fps, GOP 2 s|--codec h265 --bframes 3 --open-gop --fps 25 --gop 2 --seconds 20|10|camera-h265.pipeline"
   "H.264 15 fps, GOP 2 s (GOP-limited decoding)|--fps 15 --gop 2 --seconds 20|2|camera.pipeline"
   "H.264 25 fps, GOP 2 s, 2 B-frames|--fps 25 --gop 2 --bframes 2 --seconds 20|4|camera.pipeline"
@@ -127,7 +129,7 @@ issue_table() {
   gst-launch-1.0 -q filesrc location=data/vtest.mp4 ! qtdemux ! h264parse ! avdec_h264 ! videoconvert \
     ! x264enc bframes=3 key-int-max=10 bitrate=1500 ! video/x-h264,profile=main ! h264parse \
     ! mp4mux ! filesink location="$WORK/vtest-b.mp4"
-  start_sim --mount b1="$WORK/vtest-b.mp4" --mount b2="$WORK/vtest-b.mp4" \
+  start_sim --burst --mount b1="$WORK/vtest-b.mp4" --mount b2="$WORK/vtest-b.mp4" \
     --mount p1=data/vtest.mp4 --mount p2=data/vtest.mp4
   echo "| build | stream | frames decoded | frames inferred | per-camera analysed fps | gap between a track's points, median / p95 | 'slowing down' lines |"
   echo "|---|---|---|---|---|---|---|"

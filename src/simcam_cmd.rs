@@ -61,6 +61,10 @@ struct KindArgs {
     /// Switch to another picture size after SECONDS, as SECONDS:WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_resize, help_heading = "Camera")]
     resize_after: Option<(f64, (u32, u32))>,
+    /// Send frames in bursts, as a software encoder does (a reference frame and the B-frames
+    /// before it back to back), instead of one per frame interval.
+    #[arg(long, help_heading = "Camera")]
+    burst: bool,
     /// Also send an audio track (G.711 A-law).
     #[arg(long, help_heading = "Camera")]
     audio: bool,
@@ -115,6 +119,7 @@ impl KindArgs {
         Ok(Variant {
             encoding,
             resize_after: self.resize_after,
+            burst: self.burst,
             audio: self.audio,
             auth: self.auth.clone(),
             clock: ClockFault {

@@ -22,7 +22,6 @@ use tracing::info;
 
 use super::CameraTask;
 use super::gate::{FrameGate, Plan, Verdict};
-use super::queue::Pushed;
 use super::stamping::CameraClock;
 use crate::messages::Frame;
 use crate::stats;
@@ -248,9 +247,7 @@ pub(super) fn install_sink(
                     pixels: buffer,
                 };
                 stats::inc(&cam.delivered);
-                if frames.push(frame) == Pushed::DroppedOldest {
-                    stats::inc(&cam.dropped);
-                }
+                stats::add(&cam.dropped, frames.push(frame));
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),

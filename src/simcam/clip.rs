@@ -5,8 +5,10 @@
 //! A camera encoding B-frames sends its frames in decode order, one per frame interval, after
 //! holding them for the reordering delay: unit `i` is sent at its decode time plus the largest
 //! (presentation − decode) gap of the clip, so no frame is sent before it was captured and the
-//! least delayed ones are sent as soon as they are captured. Without decode times (an encoder
-//! that gives none), a unit is sent once every frame before it in decode order was captured.
+//! least delayed ones are sent as soon as they are captured (a hardware encoder). Without decode
+//! times (an encoder that gives none), a unit is sent once every frame before it in decode
+//! order was captured, as a software encoder sends in bursts ([`super::Variant::burst`] asks
+//! for that whatever the decode times).
 
 use std::path::Path;
 

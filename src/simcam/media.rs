@@ -88,6 +88,8 @@ struct Feeder {
     clips: Vec<Arc<Clip>>,
     /// Switch to `clips[1]` once this much of the stream was sent (ns).
     switch_at_ns: Option<u64>,
+    /// Send each unit once it and every unit before it were captured (not at its send time).
+    burst: bool,
     current: usize,
     index: usize,
     /// Added to a unit's clip times to get stream times.
@@ -97,11 +99,12 @@ struct Feeder {
 }
 
 impl Feeder {
-    fn new(clips: Vec<Arc<Clip>>, switch_at_ns: Option<u64>, start: usize) -> Self {
+    fn new(clips: Vec<Arc<Clip>>, switch_at_ns: Option<u64>, start: usize, burst: bool) -> Self {
         let origin = clips[0].origin_ns(start) as i64;
         Self {
             clips,
             switch_at_ns,
+            burst,
             current: 0,
             index: start,
             base_ns: -origin,
@@ -131,7 +134,12 @@ impl Feeder {
         let unit = &clip.units()[self.index];
         self.index += 1;
         let pts = (self.base_ns + unit.pts_ns as i64).max(0) as u64;
-        let send = ((self.base_ns + unit.send_ns as i64).max(0) as u64).max(self.last_send_ns);
+        let send = if self.burst {
+            pts
+        } else {
+            (self.base_ns + unit.send_ns as i64).max(0) as u64
+        }
+        .max(self.last_send_ns);
         self.last_send_ns = send;
         self.last_pts_ns = self.last_pts_ns.max(pts);
         let mut buf = unit.data.copy();
@@ -152,6 +160,8 @@ pub struct MediaSpec {
     pub switch_at_ns: Option<u64>,
     /// Unit it starts at.
     pub start: usize,
+    /// Frames sent in bursts (see [`super::variant::Variant::burst`]).
+    pub burst: bool,
     /// Also an audio track.
     pub audio: bool,
     /// Its clock's fault.
@@ -195,6 +205,7 @@ fn configure(media: &rtsp::RTSPMedia, spec: &Arc<MediaSpec>) {
         spec.clips.clone(),
         spec.switch_at_ns,
         spec.start,
+        spec.burst,
     ));
     let state = Arc::clone(&spec.state);
     src.set_callbacks(

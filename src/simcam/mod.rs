@@ -3,8 +3,8 @@
 //!
 //! Input: [`Mount`]s: a name, a file and a [`Variant`] (the file's H.264/H.265 stream as it is,
 //! or re-encoded with another codec, frame rate, GOP, B-frames, open GOPs, a variable frame
-//! rate or a resolution change; an audio track; digest authentication; a wrong, jumping or
-//! drifting RTCP clock). Output: an RTSP server (gst-rtsp-server) whose URLs the service and
+//! rate or a resolution change; frames sent in bursts; an audio track; digest authentication; a
+//! wrong, jumping or drifting RTCP clock). Output: an RTSP server (gst-rtsp-server) whose URLs the service and
 //! the tests use, and the true capture time of every frame it sent ([`SimCam::capture_ms`],
 //! [`SimCam::sent_ms`]), so tests can check the times the service stores. Each (file,
 //! encoding) is loaded once into memory ([`clip`]); each mount's media feeds it with times
@@ -224,6 +224,7 @@ fn media_spec(mounts: &[Mount], k: usize, clips: &mut Clips) -> Result<MediaSpec
         start: list[0].start_index(nth, sharing),
         clips: list,
         switch_at_ns: v.resize_after.map(|(s, _)| (s * 1e9) as u64),
+        burst: v.burst,
         audio: v.audio,
         clock: v.clock,
         state: Arc::new(MountState::new(

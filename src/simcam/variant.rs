@@ -172,6 +172,10 @@ pub struct Variant {
     /// After this many seconds the camera switches to this picture size (same codec and
     /// timing, new parameter sets at a key frame), as a camera reconfigured while connected.
     pub resize_after: Option<(f64, (u32, u32))>,
+    /// Send each frame as soon as it and every frame before it in decode order are captured
+    /// (a software encoder: a reference frame and the B-frames before it go out back to back),
+    /// instead of one frame per frame interval after the reordering delay (a hardware encoder).
+    pub burst: bool,
     /// Also send an audio track (G.711 A-law, as many cameras do).
     pub audio: bool,
     /// Ask clients for these credentials (digest authentication; the simulator then asks on
