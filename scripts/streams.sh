@@ -8,11 +8,12 @@
 #      the service's CPU (% of one core over the run, simulator not included).
 #   2. issue 16's table: two cameras serving the sample re-encoded with x264 B-frames (main
 #      profile defaults, 1 s GOP) at detect_fps 10 and 5, and the sample without B-frames at
-#      10, for this build and each binary given (e.g. one built from an earlier commit), served
+#      10, for this build and each other source tree given (its target/release/storetrack run
+#      with its own pipelines/camera.pipeline, e.g. a checkout of an earlier commit), served
 #      by this build's simulator sending each frame once it and those before it were captured
 #      (as the simulator did when the issue was measured): frames decoded and inferred, per-camera analysed fps, the gaps
 #      between a track's consecutive points, and how often the log says the capture clock slows.
-# Usage: scripts/streams.sh [seconds per run, default 20] [other storetrack binaries ...]
+# Usage: scripts/streams.sh [seconds per run, default 20] [other source trees, built, ...]
 # (SKIP_KINDS=1 runs section 2 only.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,8 +44,10 @@ start_sim() {
 stop_sim() { kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true; }
 
 # config NAME DETECT_FPS PIPELINE URL... -> path of a config with one camera per URL
+# (PIPELINE: a file name in this tree's pipelines/, or a path)
 config() {
   local name=$1 fps=$2 pipeline=$3 cfg="$WORK/$1.toml" i=0
+  [[ "$pipeline" == /* ]] || pipeline="$PWD/pipelines/$pipeline"
   shift 3
   : > "$cfg"
   for url in "$@"; do
@@ -52,7 +55,7 @@ config() {
     printf '[[cameras]]\nid = "cam%s"\nurl = "%s"\n\n' "$i" "$url" >> "$cfg"
   done
   printf '[model]\ndescription = "%s"\n[ingest]\npipeline = "%s"\ndetect_fps = %s\n[storage]\ndb = "%s"\n' \
-    "$PWD/models/ssdlite.toml" "$PWD/pipelines/$pipeline" "$fps" "$WORK/$name.db" >> "$cfg"
+    "$PWD/models/ssdlite.toml" "$pipeline" "$fps" "$WORK/$name.db" >> "$cfg"
   echo "$cfg"
 }
 
@@ -134,17 +137,20 @@ issue_table() {
   echo "| build | stream | frames decoded | frames inferred | per-camera analysed fps | gap between a track's points, median / p95 | 'slowing down' lines |"
   echo "|---|---|---|---|---|---|---|"
   local n=0
-  for bin in "$BIN" "$@"; do
+  for tree in "$PWD" "$@"; do
+    local bin="$tree/target/release/storetrack" label
+    label="$(git -C "$tree" log -1 --format=%h 2>/dev/null || basename "$tree")"
+    [ "$tree" = "$PWD" ] && label="this build ($label)"
     for case in "with B-frames, detect_fps 10|b|10" "with B-frames, detect_fps 5|b|5" "without B-frames, detect_fps 10|p|10"; do
-      IFS='|' read -r label mount fps <<< "$case"
+      IFS='|' read -r text mount fps <<< "$case"
       n=$((n + 1))
-      step "issue table: $bin, $label, ${RUN_S} s"
+      step "issue table: $label, $text, ${RUN_S} s"
       local cfg out
-      cfg=$(config "issue$n" "$fps" camera.pipeline "rtsp://127.0.0.1:$PORT/${mount}1" "rtsp://127.0.0.1:$PORT/${mount}2")
+      cfg=$(config "issue$n" "$fps" "$tree/pipelines/camera.pipeline" \
+        "rtsp://127.0.0.1:$PORT/${mount}1" "rtsp://127.0.0.1:$PORT/${mount}2")
       run "$bin" "$cfg"
       out="${cfg%.toml}"
-      awk -v build="$( [ "$bin" = "$BIN" ] && echo "this build" || basename "$(dirname "$(dirname "$bin")")")" \
-          -v label="$label" -v gaps="$(gaps "$WORK/issue$n.db")" \
+      awk -v build="$label" -v label="$text" -v gaps="$(gaps "$WORK/issue$n.db")" \
           -v slow="$(grep -c 'slowing down' "$out.log" || true)" '
         /frames decoded/ { dec = $3 }
         /frames inferred/ { inf = $3 }
