@@ -9,12 +9,12 @@ use clap::{Parser, Subcommand};
 use storetrack::analytics::cli::AnalyticsQuery;
 use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use storetrack::query::Format;
-use storetrack::simcam::{self, SimCam};
 use storetrack::{mot, redact, synth};
 
 mod query_cmd;
 mod render_cmd;
 mod run_cmd;
+mod simcam_cmd;
 use render_cmd::render;
 
 #[derive(Parser)]
@@ -55,24 +55,10 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
-    /// Serve video files as RTSP cameras on 127.0.0.1 (for demos and tests).
-    Simcam {
-        /// A camera as NAME=FILE (repeatable).
-        #[arg(long = "mount", value_name = "NAME=FILE")]
-        mounts: Vec<String>,
-        /// Serve FILE as cameras cam1..camN (with --cameras).
-        #[arg(long)]
-        video: Option<PathBuf>,
-        /// How many cameras to make from --video.
-        #[arg(long, default_value_t = 1)]
-        cameras: usize,
-        /// Port (0: any free port).
-        #[arg(long, default_value_t = simcam::DEFAULT_PORT)]
-        port: u16,
-        /// Stop after this long; runs until Ctrl-C otherwise.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Option<Duration>,
-    },
+    /// Serve video files as RTSP cameras on 127.0.0.1 (for demos and tests), each as a kind of
+    /// camera stores have: B-frames, H.265, other frame rates and GOPs, variable frame rate, a
+    /// resolution change, audio, digest authentication, a wrong RTCP clock.
+    Simcam(simcam_cmd::SimcamArgs),
     /// Track a MOTChallenge detection file and write MOTChallenge results.
     Track {
         /// Detections: frame,-1,x,y,w,h,score,... (1-based frames).
@@ -178,7 +164,8 @@ pub(crate) enum QueryWhat {
         track: i64,
     },
     /// Service runs, newest first: start, end, status (clean, crashed, running, dead), tracks,
-    /// version, host, pid, config hash.
+    /// frames analysed, cameras analysed below 90 % of their rate, camera clock jumps, version,
+    /// host, pid, config hash.
     Runs {
         /// From: RFC 3339, an age (15m, 2h) or Unix ms.
         #[arg(long)]
@@ -189,6 +176,13 @@ pub(crate) enum QueryWhat {
         /// At most this many rows.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
+    },
+    /// Per camera, one service run (the latest by default): analysed and possible frame rates,
+    /// where its frames went, and its clock (offset, capture delay, jumps, corrections).
+    Cameras {
+        /// Run id (from `query runs`).
+        #[arg(long)]
+        run: Option<i64>,
     },
     /// Per-camera totals, and the latest service runs in the range.
     Summary {
@@ -279,39 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Simcam {
-            mounts,
-            video,
-            cameras,
-            port,
-            duration,
-        } => {
-            let mut list: Vec<(String, PathBuf)> = Vec::new();
-            for m in &mounts {
-                let Some((name, file)) = m.split_once('=') else {
-                    bail!("--mount {m:?}: expected NAME=FILE");
-                };
-                list.push((name.to_string(), PathBuf::from(file)));
-            }
-            if let Some(v) = video {
-                list.extend((1..=cameras).map(|i| (format!("cam{i}"), v.clone())));
-            }
-            if list.is_empty() {
-                bail!("nothing to serve: give --mount NAME=FILE or --video FILE [--cameras N]");
-            }
-            let sim = SimCam::start(simcam::DEFAULT_ADDRESS, port, &list)?;
-            for m in sim.mounts() {
-                println!("{}", sim.url(m));
-            }
-            let stop = run_cmd::stop_flag()?;
-            let start = std::time::Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && duration.is_none_or(|d| start.elapsed() < d)
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Ok(())
-        }
+        Command::Simcam(args) => simcam_cmd::simcam(args),
         Command::Track {
             detections,
             output,

@@ -20,8 +20,9 @@ pub struct Frame {
     pub camera: CameraIndex,
     /// Per-camera sequence number of frames delivered to the detector.
     pub seq: u64,
-    /// Capture time, Unix milliseconds: strictly increasing per camera, from the camera's RTCP
-    /// sender reports when it sends them, else arrival-anchored (see [`crate::ingest::clock`]).
+    /// Capture time, Unix milliseconds: strictly increasing per camera, the camera's own spacing
+    /// anchored on unqueued arrival, less the capture delay its RTCP clock shows when that is in
+    /// step with the host's (see [`crate::ingest::clock`]).
     pub captured_ms: i64,
     /// How the source picture was fitted to the model input (and so how detections map back
     /// to source pixels); carries the decoded source size.

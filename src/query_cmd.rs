@@ -51,6 +51,7 @@ pub fn query(db: Option<PathBuf>, config: &Path, format: Format, what: QueryWhat
             query::runs(&conn, time(&from)?, time(&to)?, limit, alive)
                 .map(|t| query::render(&t, format))
         }
+        QueryWhat::Cameras { run } => query::cameras(&conn, run).map(|t| query::render(&t, format)),
         QueryWhat::Summary { from, to } => {
             let (from, to) = (time(&from)?, time(&to)?);
             query::summary(&conn, from, to).and_then(|cams| {

@@ -65,27 +65,7 @@ fn print_summary(summary: &service::Summary) {
         summary.engine.requests,
         summary.engine.streams.as_deref().unwrap_or("?")
     );
-    println!("  frames decoded   {}", c.decoded);
-    if c.undecoded > 0 {
-        println!(
-            "  not decoded      {} (before the decoder: no analysed frame needed them)",
-            c.undecoded
-        );
-    }
-    println!(
-        "  frames skipped   {} (before scaling/conversion: the camera's queue held a fresh frame)",
-        c.skipped
-    );
-    println!(
-        "  frames inferred  {} (dropped before inference: {})",
-        c.inferred, c.dropped
-    );
-    if c.infer_errors > 0 {
-        println!(
-            "  failed frames    {} (inference failed; dropped)",
-            c.infer_errors
-        );
-    }
+    print_frames(c);
     if c.endpoints > 0 {
         println!(
             "  remote           {} requests ({} failed), {}/{} endpoints up at end, \
@@ -145,6 +125,47 @@ fn print_summary(summary: &service::Summary) {
     }
 }
 
+/// Where the frames went (all cameras).
+fn print_frames(c: &storetrack::stats::Snapshot) {
+    println!(
+        "  frames decoded   {} = {} analysed + {} not picked + {} skipped + {} dropped + {} failed",
+        c.decoded, c.inferred, c.not_picked, c.skipped, c.dropped, c.failed
+    );
+    println!(
+        "                   (not picked: above detect_fps; skipped: before conversion, the \
+         detector's queue held a fresher frame; dropped: on the way to the detector; failed: in it)"
+    );
+    if c.undecoded > 0 {
+        println!(
+            "  not decoded      {} (before the decoder: no analysed frame needed them)",
+            c.undecoded
+        );
+    }
+    println!("  frames inferred  {}", c.inferred);
+    if c.infer_errors > 0 {
+        println!(
+            "  failed frames    {} (inference failed; dropped)",
+            c.infer_errors
+        );
+    }
+}
+
+/// What a camera's clock did, in words.
+fn clock_line(c: &storetrack::stats::ClockFigures) -> String {
+    let source = match (c.offset_ms, c.delay_ms) {
+        (None, _) => "no RTCP sender reports, capture time from arrival".to_string(),
+        (Some(_), Some(d)) => format!("in step with this host, capture delay {d} ms"),
+        (Some(o), None) => format!(
+            "{:+.3} s off this host (not followed), capture time from arrival",
+            o as f64 / 1000.0
+        ),
+    };
+    format!(
+        "{source}; {} jumps of the camera's clock, {} corrections",
+        c.jumps, c.corrections
+    )
+}
+
 /// Frame age and per-camera analysed rate (the fairness spread) of a run summary.
 fn print_latency(summary: &service::Summary) {
     let l = &summary.latency;
@@ -164,12 +185,37 @@ fn print_latency(summary: &service::Summary) {
         );
     }
     for c in &l.cameras {
+        let possible = summary
+            .accounts
+            .iter()
+            .find(|a| a.id == c.id)
+            .map_or(String::new(), |a| {
+                format!(
+                    "  ({:.2} of {:.2} possible while streaming)",
+                    a.analysed_fps(),
+                    a.possible_fps()
+                )
+            });
         println!(
-            "    {:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}",
+            "    {:<14} {:>6.2} fps  age p50 {:>7}  p95 {:>7}{possible}",
             c.id,
             c.fps,
             ms(c.age_p50_ms),
             ms(c.age_p95_ms)
         );
+        if let Some((_, clock)) = summary.clocks.iter().find(|(id, _)| *id == c.id) {
+            println!("                   clock: {}", clock_line(clock));
+        }
+    }
+    for a in &summary.accounts {
+        if let Some(why) = a.shortfall() {
+            println!(
+                "  warning: {} analysed {:.2} fps, {:.0} % of the {:.2} it could be: {why}",
+                a.id,
+                a.analysed_fps(),
+                100.0 * a.analysed as f64 / a.slots.max(1) as f64,
+                a.possible_fps()
+            );
+        }
     }
 }

@@ -374,3 +374,53 @@ fn replay_of_ground_truth_writes_a_sequence_and_names_bad_input() {
     let e = error_lines(&args(&gt, "640"));
     assert!(e.len() == 1 && e[0].contains("WIDTHxHEIGHT"), "{e:?}");
 }
+
+#[test]
+fn simcam_flags_name_their_errors_and_its_urls_mask_the_password() {
+    let video = common::video();
+    let video = video.to_str().unwrap();
+    let fails = |extra: &[&str], what: &str| {
+        let mut args = vec![
+            "simcam",
+            "--video",
+            video,
+            "--port",
+            "0",
+            "--duration",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        let e = error_lines(&storetrack(&args));
+        assert!(e.len() == 1 && e[0].contains(what), "{extra:?}: {e:?}");
+    };
+    fails(&["--fps", "0"], "--fps 0");
+    fails(&["--vfr", "12"], "--vfr");
+    fails(&["--clock-jump", "5"], "AFTER");
+    fails(&["--resize-after", "3:641x480"], "even");
+    let missing = storetrack(&["simcam", "--mount", "a=/nonexistent/cam.mp4", "--port", "0"]);
+    let e = error_lines(&missing);
+    assert!(
+        e.len() == 1 && e[0].contains("/nonexistent/cam.mp4"),
+        "{e:?}"
+    );
+    // A camera with B-frames that asks for credentials: its URL is printed without them.
+    let ok = storetrack(&[
+        "simcam",
+        "--video",
+        video,
+        "--bframes",
+        "2",
+        "--seconds",
+        "2",
+        "--auth",
+        "admin:Pw-zz9",
+        "--port",
+        "0",
+        "--duration",
+        "1s",
+    ]);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(out.starts_with("rtsp://admin:***@127.0.0.1:"), "{out}");
+    assert!(!out.contains("Pw-zz9") && !stderr(&ok).contains("Pw-zz9"));
+}

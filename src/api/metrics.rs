@@ -70,6 +70,18 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.undecoded),
     ),
     (
+        "storetrack_camera_frame_slots",
+        "Detection slots (1/detect_fps) in which the camera sent a frame: the most it could have analysed.",
+        MetricType::Counter,
+        |c| load(&c.slots),
+    ),
+    (
+        "storetrack_camera_frames_not_picked",
+        "Decoded frames the frame gate did not pick for analysis (above detect_fps).",
+        MetricType::Counter,
+        |c| load(&c.not_picked),
+    ),
+    (
         "storetrack_camera_frames_skipped",
         "Decoded frames discarded before conversion because a fresher frame was waiting.",
         MetricType::Counter,
@@ -83,9 +95,27 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
     ),
     (
         "storetrack_camera_frames_dropped",
-        "Frames dropped because the detector queue was full (oldest first).",
+        "Frames dropped on the way to the detector (queue full, or in flight when stopping).",
         MetricType::Counter,
         |c| load(&c.dropped),
+    ),
+    (
+        "storetrack_camera_frames_failed",
+        "Frames the detector could not analyse (inference failed, no model server up).",
+        MetricType::Counter,
+        |c| load(&c.failed),
+    ),
+    (
+        "storetrack_camera_clock_jumps",
+        "Times the camera's RTCP clock moved by more than 100 ms against this host's (never followed).",
+        MetricType::Counter,
+        |c| load(&c.clock.jumps),
+    ),
+    (
+        "storetrack_camera_capture_time_corrections",
+        "Times the capture times were corrected towards their reference (trimmed from > 20 ms, stepped, slewed).",
+        MetricType::Counter,
+        |c| load(&c.clock.corrections),
     ),
     (
         "storetrack_camera_persons",
@@ -122,6 +152,22 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         "Frames inferred per second over the last seconds.",
         MetricType::Gauge,
         CameraStats::fps,
+    ),
+];
+
+type KnownValue = fn(&CameraStats) -> Option<f64>;
+
+/// Per-camera gauges present only for cameras where they are known.
+const PER_CAMERA_KNOWN: &[(&str, &str, KnownValue)] = &[
+    (
+        "storetrack_camera_clock_offset_seconds",
+        "The camera's RTCP clock minus its capture-time reference (for cameras sending sender reports).",
+        |c| c.clock.offset().map(|ms| ms as f64 / 1000.0),
+    ),
+    (
+        "storetrack_camera_capture_delay_seconds",
+        "Capture-to-arrival delay measured from the camera's clock and subtracted (clock in step with this host's).",
+        |c| c.clock.delay().map(|ms| ms as f64 / 1000.0),
     ),
 ];
 
@@ -170,6 +216,15 @@ impl Collector for StatsCollector {
                 match kind {
                     MetricType::Counter => ConstCounter::new(v as u64).encode(family)?,
                     _ => ConstGauge::new(v).encode(family)?,
+                }
+            }
+        }
+        for (name, help, value) in PER_CAMERA_KNOWN {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for cam in &cameras {
+                if let Some(v) = value(cam) {
+                    let labels = [("camera", cam.id.as_str())];
+                    ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
                 }
             }
         }

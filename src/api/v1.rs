@@ -127,7 +127,17 @@ async fn cameras(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> 
                 "fps": c.fps(),
                 "frames_decoded": c.decoded.load(Ordering::Relaxed),
                 "frames_inferred": c.inferred.load(Ordering::Relaxed),
+                "frames_not_picked": c.not_picked.load(Ordering::Relaxed),
+                "frames_skipped": c.skipped.load(Ordering::Relaxed),
                 "frames_dropped": c.dropped.load(Ordering::Relaxed),
+                "frames_failed": c.failed.load(Ordering::Relaxed),
+                "frame_slots": c.slots.load(Ordering::Relaxed),
+                "clock": {
+                    "offset_ms": c.clock.offset(),
+                    "capture_delay_ms": c.clock.delay(),
+                    "jumps": c.clock.jumps.load(Ordering::Relaxed),
+                    "corrections": c.clock.corrections.load(Ordering::Relaxed),
+                },
                 "reconnects": c.reconnects(),
             })
         })

@@ -6,8 +6,9 @@
 //! slot that is refilled *before* its results are sent on, so the device never idles while the
 //! tracker stage is slow to accept. A frame that finishes early waits in its camera's reorder
 //! buffer only for the same camera's earlier frames; other cameras are not held back. A frame
-//! whose inference failed is counted (`infer_errors`) and leaves a gap like a dropped one; the
-//! loop goes on until the failures are fatal ([`crate::infer::failures`]).
+//! whose inference failed is counted (`infer_errors`); it and a frame no model server took
+//! count as their camera's `failed` and leave a gap like a dropped one; the loop goes on until
+//! the failures are fatal ([`crate::infer::failures`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -190,14 +191,20 @@ fn account(
     match finished {
         Finished::Failed { camera, seq, error } => {
             stats::inc(&stats.infer_errors);
-            failures.failed(camera, &stats.camera(camera).id, error, Instant::now())?;
+            let cam = stats.camera(camera);
+            stats::inc(&cam.failed);
+            failures.failed(camera, &cam.id, error, Instant::now())?;
             Ok(Finished::Dropped { camera, seq })
         }
         Finished::Detected(d) => {
             failures.detected(d.camera, || stats.camera(d.camera).id.clone());
             Ok(Finished::Detected(d))
         }
-        dropped @ Finished::Dropped { .. } => Ok(dropped),
+        Finished::Dropped { camera, seq } => {
+            // Not analysed (no model server up): a frame the detector could not do.
+            stats::inc(&stats.camera(camera).failed);
+            Ok(Finished::Dropped { camera, seq })
+        }
     }
 }
 

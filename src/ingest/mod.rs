@@ -2,46 +2,51 @@
 //!
 //! Input: a camera's config, the pipeline template and the model's input spec. Output:
 //! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
-//! pixels) pushed into that camera's queue. A probe on the decoder's output skips frames
-//! (counted) while the queue holds fresh frames, so frames nobody will analyse are never scaled
-//! or converted ([`queue::FrameSender::wants_frame`]); the decoder gets the cores divided among
-//! the cameras as threads ([`decoder_threads`]). The camera's [`gate::FrameGate`] picks the
-//! frames analysed at `detect_fps`: a probe on the decoder's input drops, counted, the frames
-//! no analysed frame needs, and the output probe drops decoded frames it did not pick. The appsink
-//! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that errors,
-//! ends or stalls is torn down, counted, and rebuilt after a backoff delay ([`backoff`]: from
-//! `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered); other cameras are
-//! unaffected. A camera logs one line when it goes down and when it comes back, and a reminder
-//! every [`DOWN_REMINDER`] while it stays down. Capture times come from the camera's
-//! [`clock`]: strictly increasing across reconnections, from the camera's RTCP sender reports
-//! when it sends them, else from arrival on the host clock.
+//! pixels) pushed into that camera's queue. Packets get their presentation time from their RTP
+//! timestamps ([`rtp_time`]: exact, in capture order, whatever the encoder's frame order). The
+//! camera's [`gate::FrameGate`] picks the frames analysed at `detect_fps` in presentation order
+//! at the decoder's output, and drops at its input the compressed frames no analysed frame
+//! needs; frames not picked, or arriving while the camera's queue holds fresh ones, are dropped
+//! before any scaling or conversion ([`queue::FrameSender::wants_frame`]); every frame is
+//! counted where it ends ([`probes`]). The decoder gets the cores divided among the cameras as
+//! threads ([`decoder_threads`]). The appsink callback never blocks: a full queue drops its
+//! oldest frame (counted). A pipeline that errors, ends or stalls is torn down, counted, and
+//! rebuilt after a backoff delay ([`backoff`]: from `retry_interval_ms`, doubling, capped at
+//! `retry_max_ms`, jittered); other cameras are unaffected. A camera logs one line when it
+//! goes down and when it comes back, and a reminder every [`DOWN_REMINDER`] while it stays
+//! down. Capture times come from the camera's [`clock`]: strictly increasing across
+//! reconnections, from arrival (reordering and queueing left out) corrected by the camera's
+//! RTCP clock when that is in step with the host's.
 
 pub mod backoff;
 pub mod clock;
 pub mod gate;
 pub mod pipeline;
+mod probes;
 pub mod queue;
+pub mod rtp_time;
+mod stamping;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
 use crate::config::{CameraConfig, IngestConfig};
 use crate::infer::InputSpec;
-use crate::messages::{CameraIndex, Frame};
+use crate::messages::CameraIndex;
 use crate::redact;
 use crate::stats::{self, CameraStats};
 use backoff::Backoff;
-use clock::{Adjust, CaptureClock, Reading, Reference};
-use gate::{FrameGate, Plan, Verdict};
+use gate::FrameGate;
 pub use pipeline::{PipelineError, Template};
-use queue::{FrameSender, Pushed};
+use probes::Live;
+use queue::FrameSender;
+use stamping::CameraClock;
 
 /// How often the supervisor wakes to check for stop and stalls.
 const BUS_POLL: Duration = Duration::from_millis(250);
@@ -86,18 +91,6 @@ enum Ended {
     Failed(String),
 }
 
-/// State shared between the supervisor and the streaming-thread callbacks of one run.
-#[derive(Default)]
-struct Live {
-    width: AtomicU32,
-    height: AtomicU32,
-    /// Pixel aspect ratio of the decoded frames (letterboxing keeps the display aspect).
-    par_n: AtomicU32,
-    par_d: AtomicU32,
-    /// Milliseconds since the run started at which the last frame arrived (0 = none yet).
-    last_frame_ms: AtomicU64,
-}
-
 /// Decoder threads per camera when `cameras` share the machine: the cores divided among the
 /// cameras, at least one. (A decoder's default of one thread per core oversubscribes the CPU
 /// many times over with tens of cameras; a single camera still gets every core.)
@@ -124,6 +117,8 @@ fn supervise(task: CameraTask) {
     // One clock for the camera's life: stamps keep increasing across reconnections.
     let clock = Arc::new(Mutex::new(CameraClock::new(task.resume_after_ms)));
     supervise_with(&task, |task| run_once(task, &seq, &clock));
+    // Frames still queued when the camera stops are never analysed.
+    stats::add(&task.stats.dropped, task.frames.discard_queued());
 }
 
 /// Runs `run` (one pipeline run: how it ended, and whether any frame arrived) until it ends
@@ -205,6 +200,7 @@ fn run_once(
         Ok(p) => p,
         Err(e) => return (Ended::Failed(e.to_string()), false),
     };
+    rtp_time::install(&parts.src);
     let live = Arc::new(Live::default());
     let started = Instant::now();
     if parts.decoder.has_property("max-threads") {
@@ -214,12 +210,10 @@ fn run_once(
     }
     let gate = FrameGate::new(task.camera.decode, task.camera.detect_fps);
     let gate = gate.needed().then(|| Arc::new(Mutex::new(gate)));
-    install_probe(&parts.decoder, task, &live, gate.clone());
-    if let Some(gate) = gate {
-        install_gate(&parts.decoder, task, gate);
-    }
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
-    install_sink(&parts.sink, task, &live, seq, clock, started);
+    probes::install_input(&parts.decoder, task, gate.clone(), clock);
+    probes::install_output(&parts.decoder, task, &live, gate);
+    probes::install_sink(&parts.sink, task, &live, seq, clock, started);
 
     let pipeline = parts.pipeline;
     let ended = (|| {
@@ -260,9 +254,8 @@ fn run_once(
             let last = live.last_frame_ms.load(Ordering::Relaxed);
             if last > 0 && !announced {
                 announced = true;
-                info!(camera = %task.camera.id,
-                      width = live.width.load(Ordering::Relaxed),
-                      height = live.height.load(Ordering::Relaxed), "Camera streaming.");
+                let (width, height) = live.size();
+                info!(camera = %task.camera.id, width, height, "Camera streaming.");
             }
             let since = started
                 .elapsed()
@@ -275,275 +268,19 @@ fn run_once(
     if let Err(e) = pipeline.set_state(gst::State::Null) {
         warn!(camera = %task.camera.id, error = %e, "Pipeline did not shut down cleanly.");
     }
-    (ended, live.last_frame_ms.load(Ordering::Relaxed) > 0)
-}
-
-/// Counts decoded frames, drops those the gate did not pick for analysis, skips those the
-/// camera's queue does not want (counted), and reads the source size from the decoder's output
-/// caps.
-fn install_probe(
-    decoder: &gst::Element,
-    task: &CameraTask,
-    live: &Arc<Live>,
-    gate: Option<Arc<Mutex<FrameGate>>>,
-) {
-    let Some(pad) = decoder.static_pad("src") else {
-        return;
-    };
-    let live = Arc::clone(live);
-    let cam = Arc::clone(&task.stats);
-    let frames = task.frames.clone();
-    pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-        move |_, info| {
-            match &info.data {
-                Some(gst::PadProbeData::Buffer(buffer)) => {
-                    stats::inc(&cam.decoded);
-                    let t_ns = buffer.pts().map(|t| t.nseconds());
-                    if let Some(gate) = &gate
-                        && !gate.lock().unwrap_or_else(|p| p.into_inner()).take(t_ns)
-                    {
-                        return gst::PadProbeReturn::Drop;
-                    }
-                    // Skipped here, a frame costs no scaling or conversion.
-                    if !frames.wants_frame() {
-                        stats::inc(&cam.skipped);
-                        return gst::PadProbeReturn::Drop;
-                    }
-                }
-                Some(gst::PadProbeData::Event(ev)) => {
-                    if let gst::EventView::Caps(c) = ev.view()
-                        && let Some(s) = c.caps().structure(0)
-                    {
-                        let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
-                        let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
-                        let par = s
-                            .get::<gst::Fraction>("pixel-aspect-ratio")
-                            .map_or((1, 1), |f| {
-                                (f.numer().max(1) as u32, f.denom().max(1) as u32)
-                            });
-                        live.width.store(w, Ordering::Relaxed);
-                        live.height.store(h, Ordering::Relaxed);
-                        live.par_n.store(par.0, Ordering::Relaxed);
-                        live.par_d.store(par.1, Ordering::Relaxed);
-                    }
-                }
-                _ => {}
-            }
-            gst::PadProbeReturn::Ok
-        },
+    let cam = &task.stats;
+    stats::add(&cam.dropped, live.lost_in_transit());
+    let (first, last) = (
+        live.first_frame_ms.load(Ordering::Relaxed),
+        live.last_frame_ms.load(Ordering::Relaxed),
     );
-}
-
-/// Drops, counted, the compressed frames the gate says no analysed frame needs, and logs each
-/// change of the decoding plan.
-fn install_gate(decoder: &gst::Element, task: &CameraTask, gate: Arc<Mutex<FrameGate>>) {
-    let Some(pad) = decoder.static_pad("sink") else {
-        return;
-    };
-    let fps = task.camera.detect_fps;
-    let cam = Arc::clone(&task.stats);
-    let id = task.camera.id.clone();
-    let origin = Instant::now();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let t_ns = buffer
-            .pts()
-            .or(buffer.dts())
-            .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
-        let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
-        let was = gate.plan();
-        let verdict = gate.admit(key, t_ns);
-        if gate.plan() != was {
-            log_plan(&id, fps, &gate);
-        }
-        drop(gate);
-        if verdict == Verdict::Skip {
-            stats::inc(&cam.undecoded);
-            // Handled, not Drop: on a sink pad, gstreamer-rs has already taken the buffer out of
-            // the probe info, and GStreamer would unref the emptied pointer after a Drop
-            // (a GStreamer-CRITICAL per frame). Handled consumes it with flow OK.
-            drop(info.take_buffer());
-            info.flow_res = Ok(gst::FlowSuccess::Ok);
-            return gst::PadProbeReturn::Handled;
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-fn log_plan(id: &str, fps: u32, gate: &FrameGate) {
-    let rate = gate
-        .key_rate()
-        .map_or("unknown".into(), |r| format!("{r:.2}"));
-    let gop = gate.gop_frames();
-    match gate.plan() {
-        Plan::Every => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
-                             detect_fps = fps, "Decoding every frame."),
-        Plan::KeyOnly | Plan::Aligned(1) => info!(camera = %id, key_frames_per_s = %rate,
-                             detect_fps = fps, "Decoding key frames only."),
-        Plan::Aligned(k) => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
-                             detect_fps = fps, analysed_per_gop = k,
-                             "Decoding each GOP up to its last analysed frame."),
+    if first > 0 {
+        stats::add(
+            &cam.streamed_ms,
+            started.elapsed().as_millis() as u64 - first,
+        );
     }
-}
-
-/// A camera's [`CaptureClock`], fed from buffers, reporting changes of its time source.
-struct CameraClock {
-    clock: CaptureClock,
-    origin: Instant,
-    /// Logged once per connection: the camera's sender reports are in use.
-    ntp_announced: bool,
-    ntp_refused_logged: bool,
-    slewing: bool,
-}
-
-impl CameraClock {
-    fn new(resume_after_ms: Option<i64>) -> Self {
-        Self {
-            clock: CaptureClock::resuming_after(resume_after_ms),
-            origin: Instant::now(),
-            ntp_announced: false,
-            ntp_refused_logged: false,
-            slewing: false,
-        }
-    }
-
-    fn restart(&mut self) {
-        self.clock.restart();
-        self.ntp_announced = false;
-    }
-
-    /// The capture time of `buffer`, Unix ms; logs (rarely) what the clock does.
-    fn stamp(&mut self, camera: &str, buffer: &gst::BufferRef) -> i64 {
-        let s = self.clock.stamp(Reading {
-            pts_ms: buffer.pts().map(|p| p.mseconds() as i64),
-            ntp_ms: ntp_capture_ms(buffer),
-            wall_ms: wall_ms(),
-            mono_ms: self.origin.elapsed().as_millis() as i64,
-        });
-        if s.reference == Reference::Ntp && !self.ntp_announced {
-            self.ntp_announced = true;
-            info!(
-                camera = %camera,
-                "Capture time from the camera's RTCP sender reports (NTP)."
-            );
-        }
-        if s.resume_ignored {
-            warn!(
-                camera = %camera,
-                max_ahead_ms = clock::MAX_RESUME_AHEAD_MS,
-                "The camera's last stored time is far ahead of this host's clock; \
-                   new times start from the clock and are earlier than stored ones."
-            );
-        }
-        if s.ntp_refused && !self.ntp_refused_logged {
-            self.ntp_refused_logged = true;
-            warn!(
-                camera = %camera,
-                max_skew_ms = clock::MAX_NTP_SKEW_MS,
-                "The camera's NTP time is far from this host's clock; using arrival time."
-            );
-        }
-        match s.adjust {
-            Adjust::StepForward(ms) => {
-                info!(camera = %camera, by_ms = ms, "Capture clock stepped forward.")
-            }
-            Adjust::Slew(ms) if !self.slewing => {
-                info!(
-                    camera = %camera,
-                    ahead_ms = ms,
-                    "Capture clock ahead of its reference; slowing down."
-                )
-            }
-            Adjust::PtsJump => {
-                debug!(camera = %camera, "Stream timestamps jumped; using arrival spacing.")
-            }
-            _ => {}
-        }
-        self.slewing = matches!(s.adjust, Adjust::Slew(_));
-        s.ms
-    }
-}
-
-/// The camera's capture time attached by rtspsrc (`add-reference-timestamp-meta=true`) once
-/// an RTCP sender report has mapped RTP time to the camera's NTP clock.
-fn ntp_capture_ms(buffer: &gst::BufferRef) -> Option<i64> {
-    buffer
-        .iter_meta::<gst::ReferenceTimestampMeta>()
-        .find(|m| {
-            m.reference()
-                .structure(0)
-                .is_some_and(|s| s.name() == "timestamp/x-ntp")
-        })
-        .map(|m| clock::ntp_ns_to_unix_ms(m.timestamp().nseconds()))
-}
-
-/// The appsink callback: stamp, wrap and queue each frame without blocking.
-fn install_sink(
-    sink: &gst_app::AppSink,
-    task: &CameraTask,
-    live: &Arc<Live>,
-    seq: &Arc<AtomicU64>,
-    clock: &Arc<Mutex<CameraClock>>,
-    started: Instant,
-) {
-    let live = Arc::clone(live);
-    let seq = Arc::clone(seq);
-    let cam = Arc::clone(&task.stats);
-    let frames = task.frames.clone();
-    let index = task.index;
-    let input = task.input;
-    let clock = Arc::clone(clock);
-    let camera = task.camera.id.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(buffer) = sample.buffer_owned() else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let size = (
-                    live.width.load(Ordering::Relaxed),
-                    live.height.load(Ordering::Relaxed),
-                );
-                if size.0 == 0 || size.1 == 0 {
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-                live.last_frame_ms.store(
-                    started.elapsed().as_millis().max(1) as u64,
-                    Ordering::Relaxed,
-                );
-                // The clock is plain data: still valid after a panic elsewhere poisoned it.
-                let captured_ms = clock
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .stamp(&camera, &buffer);
-                cam.up.store(true, Ordering::Relaxed);
-                let par = (
-                    live.par_n.load(Ordering::Relaxed),
-                    live.par_d.load(Ordering::Relaxed),
-                );
-                let frame = Frame {
-                    camera: index,
-                    seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
-                    captured_ms,
-                    mapping: input.mapping(size, par),
-                    pixels: buffer,
-                };
-                match frames.push(frame) {
-                    Pushed::Queued => stats::inc(&cam.delivered),
-                    Pushed::DroppedOldest => {
-                        stats::inc(&cam.delivered);
-                        stats::inc(&cam.dropped);
-                    }
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    (ended, last > 0)
 }
 
 #[cfg(test)]

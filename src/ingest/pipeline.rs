@@ -14,6 +14,10 @@ use crate::infer::InputSpec;
 
 /// Frame rate used when a camera sends every decoded frame (`detect_fps = 0`).
 const UNLIMITED_FPS: u32 = 1000;
+/// Stream time the packets waiting for the decoder may span before the oldest are dropped
+/// (`{packet_queue_ns}`), at least: a B-frame stream's packets come up to several frames out of
+/// presentation order, so a burst spans more than `latency_ms` of it.
+const PACKET_QUEUE_MIN_MS: u64 = 1_000;
 
 /// Why a pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,8 @@ pub struct Template {
 pub struct CameraPipeline {
     /// The pipeline.
     pub pipeline: gst::Pipeline,
+    /// The source (rtspsrc).
+    pub src: gst::Element,
     /// The decoder (probe point).
     pub decoder: gst::Element,
     /// The appsink.
@@ -91,8 +97,10 @@ impl Template {
         } else {
             cam.detect_fps
         };
+        let queue_ns = u64::from(ingest.latency_ms).max(PACKET_QUEUE_MIN_MS) * 1_000_000;
         self.text
             .replace("{latency_ms}", &ingest.latency_ms.to_string())
+            .replace("{packet_queue_ns}", &queue_ns.to_string())
             .replace("{protocols}", &ingest.protocols)
             .replace("{fps}", &fps.to_string())
             .replace("{width}", &spec.width.to_string())
@@ -135,6 +143,7 @@ impl Template {
             .ok_or_else(|| missing("sink", "appsink"))?;
         Ok(CameraPipeline {
             pipeline,
+            src,
             decoder,
             sink,
         })

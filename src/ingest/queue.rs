@@ -1,14 +1,23 @@
 //! The buffer between cameras and the detector: one bounded channel per camera.
 //!
-//! Policy when full: drop the *oldest* frame (the detector should see the freshest picture),
-//! counted by the caller. The consumer side takes frames round-robin across cameras so one busy
-//! camera cannot starve the others; from a camera whose queue is full (the detector is behind on
-//! it) it takes the newest frame and drops the older ones (counted), so under overload the
-//! newest frame wins, while a queue with room is read in order.
+//! Depth: `queue_frames` frames, and up to [`BURST_FRAMES`] more while frames come in a burst
+//! (each pushed less than [`BURST_MS`] after the previous one): an encoder with B-frames may send
+//! a reference frame and the B-frames before it back to back, and the decoder then gives them
+//! out within milliseconds, faster than the detector picks up one frame; held briefly, they are
+//! all analysed. Outside a burst a push that finds the queue at its depth drops the *oldest*
+//! frames down to it (the detector should see the freshest picture; counted by the caller). The
+//! consumer side takes frames round-robin across cameras so one busy camera cannot starve the
+//! others, in order from each camera's queue, except that a frame that waited [`FRESH_MS`] or
+//! more with a newer one behind it is dropped (counted): the detector is behind on that camera,
+//! so under overload the newest frame wins.
+//!
+//! Frames left in a queue when its camera stops ([`FrameSender::discard_queued`]) or when the
+//! detector stops (the source is dropped) are counted as dropped too.
 //!
 //! Before a decoded frame is scaled and converted, the camera asks [`FrameSender::wants_frame`]:
-//! while the queue is full of frames younger than [`FRESH_MS`], a new frame would only push out
-//! a picture that is still fresh, so it is skipped before any conversion work is spent on it.
+//! while the queue is at its depth with frames younger than [`FRESH_MS`] and no burst is on, a
+//! new frame would only push out a picture that is still fresh, so it is skipped before any
+//! conversion work is spent on it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -24,54 +33,82 @@ use crate::stats::{self, Stats};
 /// overload a camera then converts at most about 1000 / FRESH_MS frames a second instead of
 /// every decoded frame, and the frame the detector takes is at most about two of these old.
 pub const FRESH_MS: i64 = 250;
+/// Frames pushed less than this after the previous one are a burst (ms).
+pub const BURST_MS: i64 = 50;
+/// Frames a queue holds beyond its depth during a burst.
+pub const BURST_FRAMES: usize = 4;
 
-/// What happened to a pushed frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
-    /// Queued.
-    Queued,
-    /// Queued after dropping the oldest queued frame.
-    DroppedOldest,
+/// A queued frame and when it was pushed (Unix ms).
+#[derive(Debug)]
+struct Queued {
+    pushed_ms: i64,
+    frame: Frame,
 }
 
 /// Producer side for one camera. Never blocks.
 #[derive(Debug, Clone)]
 pub struct FrameSender {
-    tx: Sender<Frame>,
+    tx: Sender<Queued>,
     // A receiver clone lets the producer evict the oldest frame itself.
-    evict: Receiver<Frame>,
+    evict: Receiver<Queued>,
+    /// Depth outside bursts.
     capacity: usize,
     /// Wall time of the last push, Unix ms.
     last_push_ms: Arc<AtomicI64>,
 }
 
 impl FrameSender {
-    /// Whether a frame decoded now should be converted and pushed: the queue has room, or its
-    /// newest frame is [`FRESH_MS`] old or older.
+    /// Whether a frame decoded now should be converted and pushed: the queue is below its
+    /// depth, or a burst is on and it has room, or its newest frame is [`FRESH_MS`] old.
     pub fn wants_frame(&self) -> bool {
         self.wants_frame_at(wall_ms())
     }
 
     /// [`FrameSender::wants_frame`] at wall time `now_ms`.
     pub fn wants_frame_at(&self, now_ms: i64) -> bool {
-        self.tx.len() < self.capacity
-            || now_ms - self.last_push_ms.load(Ordering::Relaxed) >= FRESH_MS
+        let since = now_ms - self.last_push_ms.load(Ordering::Relaxed);
+        let len = self.tx.len();
+        len < self.capacity
+            || (since < BURST_MS && len < self.capacity + BURST_FRAMES)
+            || since >= FRESH_MS
     }
 
-    /// Queues `frame`, evicting the oldest queued frame if the queue is full. Never blocks.
-    /// (The sender's own receiver keeps the channel open, so there is no "closed" outcome: if
-    /// the detector stops, frames are simply dropped until the service shuts the camera down.)
-    pub fn push(&self, frame: Frame) -> Pushed {
-        self.last_push_ms.store(wall_ms(), Ordering::Relaxed);
-        let mut frame = frame;
-        let mut dropped = false;
+    /// Takes every frame still queued (the camera stopped: nobody will analyse them) and says
+    /// how many there were.
+    pub fn discard_queued(&self) -> u64 {
+        std::iter::from_fn(|| self.evict.try_recv().ok()).count() as u64
+    }
+
+    /// Queues `frame`, first dropping the oldest frames down to the queue's depth (outside a
+    /// burst) or its room (in one); returns how many were dropped. Never blocks. (The sender's
+    /// own receiver keeps the channel open, so there is no "closed" outcome: if the detector
+    /// stops, frames are simply dropped until the service shuts the camera down.)
+    pub fn push(&self, frame: Frame) -> u64 {
+        self.push_at(frame, wall_ms())
+    }
+
+    /// [`FrameSender::push`] at wall time `now_ms`.
+    pub fn push_at(&self, frame: Frame, now_ms: i64) -> u64 {
+        let burst = now_ms - self.last_push_ms.swap(now_ms, Ordering::Relaxed) < BURST_MS;
+        let depth = if burst {
+            self.capacity + BURST_FRAMES
+        } else {
+            self.capacity
+        };
+        let mut dropped = 0;
+        while self.tx.len() >= depth && self.evict.try_recv().is_ok() {
+            dropped += 1;
+        }
+        let mut item = Queued {
+            pushed_ms: now_ms,
+            frame,
+        };
         loop {
-            match self.tx.try_send(frame) {
-                Ok(()) if dropped => return Pushed::DroppedOldest,
-                Ok(()) => return Pushed::Queued,
+            match self.tx.try_send(item) {
+                Ok(()) => return dropped,
                 Err(TrySendError::Full(f) | TrySendError::Disconnected(f)) => {
-                    frame = f;
-                    dropped |= self.evict.try_recv().is_ok();
+                    item = f;
+                    dropped += u64::from(self.evict.try_recv().is_ok());
                 }
             }
         }
@@ -93,13 +130,13 @@ pub enum Next {
 #[derive(Debug)]
 pub struct FrameSource {
     /// Indexed by camera slot; a slot not (yet) added holds a receiver that never yields.
-    rx: Vec<Receiver<Frame>>,
+    rx: Vec<Receiver<Queued>>,
     open: Vec<bool>,
     next_camera: usize,
     /// Where frames passed over for a newer one are counted (`dropped` per camera).
     stats: Option<Arc<Stats>>,
     /// Queues of cameras started after the source was made (see [`QueueMaker`]).
-    added: Receiver<(CameraIndex, Receiver<Frame>)>,
+    added: Receiver<(CameraIndex, Receiver<Queued>)>,
     /// False once every [`QueueMaker`] is gone: no camera can be added any more.
     can_grow: bool,
 }
@@ -108,7 +145,7 @@ pub struct FrameSource {
 #[derive(Debug, Clone)]
 pub struct QueueMaker {
     capacity: usize,
-    tx: Sender<(CameraIndex, Receiver<Frame>)>,
+    tx: Sender<(CameraIndex, Receiver<Queued>)>,
 }
 
 impl QueueMaker {
@@ -121,8 +158,8 @@ impl QueueMaker {
     }
 }
 
-fn one_queue(capacity: usize) -> (FrameSender, Receiver<Frame>) {
-    let (tx, rx) = bounded(capacity);
+fn one_queue(capacity: usize) -> (FrameSender, Receiver<Queued>) {
+    let (tx, rx) = bounded(capacity + BURST_FRAMES);
     let sender = FrameSender {
         tx,
         evict: rx.clone(),
@@ -132,7 +169,7 @@ fn one_queue(capacity: usize) -> (FrameSender, Receiver<Frame>) {
     (sender, rx)
 }
 
-/// Queues of `capacity` frames: a source with no camera yet and the maker of each camera's
+/// Queues of depth `capacity` (plus [`BURST_FRAMES`] in a burst): a source with no camera yet and the maker of each camera's
 /// queue. The source reports [`Next::Closed`] once every maker and sender is gone.
 pub fn growing_queues(capacity: usize) -> (QueueMaker, FrameSource) {
     let (tx, added) = unbounded();
@@ -147,11 +184,24 @@ pub fn growing_queues(capacity: usize) -> (QueueMaker, FrameSource) {
     (QueueMaker { capacity, tx }, source)
 }
 
-/// One queue per camera (slots 0..cameras), `capacity` frames each, and no way to add more.
+/// One queue per camera (slots 0..cameras), depth `capacity` each, and no way to add more.
 pub fn frame_queues(cameras: usize, capacity: usize) -> (Vec<FrameSender>, FrameSource) {
     let (maker, source) = growing_queues(capacity);
     let senders = (0..cameras).map(|i| maker.add(i)).collect();
     (senders, source)
+}
+
+impl Drop for FrameSource {
+    /// Frames still queued when the detector stops are never analysed: counted as dropped.
+    fn drop(&mut self) {
+        self.take_added();
+        let Some(stats) = &self.stats else {
+            return;
+        };
+        for (i, rx) in self.rx.iter().enumerate() {
+            stats::add(&stats.camera(i).dropped, rx.try_iter().count() as u64);
+        }
+    }
 }
 
 impl FrameSource {
@@ -186,9 +236,14 @@ impl FrameSource {
         self.stats = Some(stats);
     }
 
-    /// The next frame in round-robin order, without waiting: the oldest of a camera's queue, or
-    /// its newest when the queue is full.
+    /// The next frame in round-robin order, without waiting: the oldest of a camera's queue,
+    /// passing over (counted) frames that waited [`FRESH_MS`] or more with a newer one behind.
     pub fn try_next(&mut self) -> Option<Frame> {
+        self.try_next_at(wall_ms())
+    }
+
+    /// [`FrameSource::try_next`] at wall time `now_ms`.
+    pub fn try_next_at(&mut self, now_ms: i64) -> Option<Frame> {
         self.take_added();
         let n = self.rx.len();
         for k in 0..n {
@@ -196,17 +251,18 @@ impl FrameSource {
             if !self.open[i] {
                 continue;
             }
-            let full = self.rx[i].capacity().is_some_and(|c| self.rx[i].len() >= c);
             match self.rx[i].try_recv() {
-                Ok(mut f) => {
+                Ok(mut q) => {
                     self.next_camera = (i + 1) % n;
-                    while full && let Ok(newer) = self.rx[i].try_recv() {
+                    while now_ms - q.pushed_ms >= FRESH_MS
+                        && let Ok(newer) = self.rx[i].try_recv()
+                    {
                         if let Some(s) = &self.stats {
                             stats::inc(&s.camera(i).dropped);
                         }
-                        f = newer;
+                        q = newer;
                     }
-                    return Some(f);
+                    return Some(q.frame);
                 }
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => self.open[i] = false,
@@ -264,38 +320,80 @@ mod tests {
         }
     }
 
+    /// Wall time of the tests' pushes.
+    const T: i64 = 1_795_648_030_000;
+
     #[test]
-    fn full_queue_drops_the_oldest_frame_and_is_read_newest_first() {
+    fn outside_a_burst_a_full_queue_drops_its_oldest_frame() {
         let (senders, mut source) = frame_queues(1, 2);
-        assert_eq!(senders[0].push(frame(0, 1)), Pushed::Queued);
-        assert_eq!(senders[0].push(frame(0, 2)), Pushed::Queued);
-        assert_eq!(senders[0].push(frame(0, 3)), Pushed::DroppedOldest);
-        // Full: the detector is behind on this camera and takes the newest (2 is dropped).
         let stats = Arc::new(Stats::new(1));
         source.count_drops(Arc::clone(&stats));
-        let seqs: Vec<u64> = std::iter::from_fn(|| source.try_next())
+        // Frames 100 ms apart (no burst): the queue keeps its depth of 2.
+        assert_eq!(senders[0].push_at(frame(0, 1), T), 0);
+        assert_eq!(senders[0].push_at(frame(0, 2), T + 100), 0);
+        assert_eq!(senders[0].push_at(frame(0, 3), T + 200), 1, "1 dropped");
+        let seqs: Vec<u64> = std::iter::from_fn(|| source.try_next_at(T + 210))
             .map(|f| f.seq)
             .collect();
-        assert_eq!(seqs, vec![3]);
-        assert_eq!(stats.camera(0).dropped.load(Ordering::Relaxed), 1);
-        // With room left, frames come in order.
-        senders[0].push(frame(0, 4));
-        assert_eq!(source.try_next().map(|f| f.seq), Some(4));
+        assert_eq!(seqs, vec![2, 3], "read in order while fresh");
+        assert_eq!(stats.camera(0).dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_burst_is_held_whole_and_read_in_order() {
+        // Depth 1: a reference frame and three B-frames decoded within 6 ms.
+        let (senders, mut source) = frame_queues(1, 1);
+        let tx = &senders[0];
+        assert_eq!(tx.push_at(frame(0, 1), T), 0);
+        for (i, seq) in (2..=4).enumerate() {
+            let at = T + 2 * (i as i64 + 1);
+            assert!(tx.wants_frame_at(at), "burst frame {seq}");
+            assert_eq!(tx.push_at(frame(0, seq), at), 0);
+        }
+        let seqs: Vec<u64> = std::iter::from_fn(|| source.try_next_at(T + 30))
+            .map(|f| f.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        // A burst longer than the allowance drops its oldest.
+        for seq in 0..=BURST_FRAMES as u64 + 1 {
+            tx.push_at(frame(0, 10 + seq), T + 1_000 + seq as i64);
+        }
+        assert_eq!(tx.tx.len(), 1 + BURST_FRAMES);
+    }
+
+    #[test]
+    fn a_detector_behind_on_a_camera_takes_its_newest_frame() {
+        let (senders, mut source) = frame_queues(1, 1);
+        let stats = Arc::new(Stats::new(1));
+        source.count_drops(Arc::clone(&stats));
+        for seq in 1..=3 {
+            senders[0].push_at(frame(0, seq), T + seq as i64);
+        }
+        // 300 ms later the first two have waited too long behind a newer one.
+        assert_eq!(source.try_next_at(T + 302).map(|f| f.seq), Some(3));
+        assert_eq!(stats.camera(0).dropped.load(Ordering::Relaxed), 2);
+        // A lone frame is taken however old.
+        senders[0].push_at(frame(0, 4), T + 400);
+        assert_eq!(source.try_next_at(T + 2_000).map(|f| f.seq), Some(4));
     }
 
     #[test]
     fn a_full_queue_of_fresh_frames_wants_no_new_frame() {
         let (senders, mut source) = frame_queues(1, 2);
         let tx = &senders[0];
-        assert!(tx.wants_frame(), "empty queue");
-        tx.push(frame(0, 1));
-        assert!(tx.wants_frame(), "room left");
-        tx.push(frame(0, 2));
-        let pushed = tx.last_push_ms.load(Ordering::Relaxed);
-        assert!(!tx.wants_frame_at(pushed + FRESH_MS - 1), "full and fresh");
-        assert!(tx.wants_frame_at(pushed + FRESH_MS), "full but stale");
-        source.try_next();
-        assert!(tx.wants_frame_at(pushed + 1), "the detector took one");
+        assert!(tx.wants_frame_at(T), "empty queue");
+        tx.push_at(frame(0, 1), T);
+        assert!(tx.wants_frame_at(T + 100), "room left");
+        tx.push_at(frame(0, 2), T + 100);
+        assert!(
+            tx.wants_frame_at(T + 100 + BURST_MS - 1),
+            "a burst may go on"
+        );
+        assert!(!tx.wants_frame_at(T + 100 + BURST_MS), "full and fresh");
+        assert!(!tx.wants_frame_at(T + 100 + FRESH_MS - 1), "full and fresh");
+        assert!(tx.wants_frame_at(T + 100 + FRESH_MS), "full but stale");
+        source.try_next_at(T + 150);
+        assert!(tx.wants_frame_at(T + 160), "the detector took one");
     }
 
     #[test]
@@ -355,6 +453,27 @@ mod tests {
     }
 
     #[test]
+    fn frames_left_behind_when_camera_or_detector_stops_are_counted_dropped() {
+        let stats = Arc::new(Stats::new(2));
+        let (senders, mut source) = frame_queues(2, 2);
+        source.count_drops(Arc::clone(&stats));
+        senders[0].push_at(frame(0, 1), T);
+        senders[0].push_at(frame(0, 2), T + 100);
+        senders[1].push_at(frame(1, 1), T);
+        assert_eq!(senders[1].discard_queued(), 1, "camera 1 stopped");
+        let next = source.try_next_at(T + 400).map(|f| f.seq);
+        assert_eq!(next, Some(2), "1 waited too long behind 2");
+        senders[0].push_at(frame(0, 3), T + 500);
+        drop(source);
+        let dropped = |i| stats.camera(i).dropped.load(Ordering::Relaxed);
+        assert_eq!(
+            (dropped(0), dropped(1)),
+            (2, 0),
+            "seq 1 passed over, seq 3 left"
+        );
+    }
+
+    #[test]
     fn idle_when_nothing_arrives() {
         let (_senders, mut source) = frame_queues(2, 2);
         assert!(matches!(source.next(Duration::from_millis(10)), Next::Idle));
@@ -364,7 +483,7 @@ mod tests {
     fn producer_never_blocks_when_the_detector_is_gone() {
         let (senders, source) = frame_queues(1, 1);
         drop(source);
-        assert_eq!(senders[0].push(frame(0, 1)), Pushed::Queued);
-        assert_eq!(senders[0].push(frame(0, 2)), Pushed::DroppedOldest);
+        assert_eq!(senders[0].push_at(frame(0, 1), T), 0);
+        assert_eq!(senders[0].push_at(frame(0, 2), T + 100), 1);
     }
 }

@@ -4,6 +4,7 @@
 //! one at a time ([`Query::for_each`]) for answers streamed as they are read. Parameters are
 //! always bound; time ranges and cursors are bound as ranges the indexes can use.
 
+mod cameras;
 mod format;
 mod time;
 
@@ -15,6 +16,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
 use crate::track::PointKind;
+pub use cameras::cameras;
 pub use format::{json_row, render, render_sections};
 pub use time::{MAX_MS, MIN_MS, TimeError, format_time, parse_time};
 
@@ -340,7 +342,7 @@ pub fn runs(
 ) -> rusqlite::Result<Table> {
     run(
         conn,
-        "SELECT r.id, r.started_ms, r.ended_ms, r.last_ms,
+        &"SELECT r.id, r.started_ms, r.ended_ms, r.last_ms,
                 ROUND((COALESCE(r.ended_ms, r.last_ms) - r.started_ms) / 1000.0, 1),
                 CASE WHEN r.ended_ms IS NULL AND ?4 THEN 'running'
                      WHEN r.ended_ms IS NULL THEN 'dead'
@@ -348,12 +350,18 @@ pub fn runs(
                 (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id),
                 (SELECT COUNT(*) FROM tracks t WHERE t.run = r.id AND t.interrupted = 1),
                 (SELECT COALESCE(SUM(points), 0) FROM tracks t WHERE t.run = r.id),
-                r.cameras, r.version, r.host, r.pid, r.config_path, r.config_sha256, r.closed_by
+                r.cameras,
+                (SELECT SUM(analysed) FROM run_cameras c WHERE c.run = r.id),
+                (SELECT COUNT(*) FROM run_cameras c WHERE c.run = r.id
+                   AND c.analysed < {SHORTFALL} * c.slots),
+                (SELECT SUM(clock_jumps) FROM run_cameras c WHERE c.run = r.id),
+                r.version, r.host, r.pid, r.config_path, r.config_sha256, r.closed_by
          FROM runs r
          WHERE (?1 IS NULL OR COALESCE(r.ended_ms, r.last_ms, r.started_ms) >= ?1)
            AND (?2 IS NULL OR r.started_ms <= ?2)
          ORDER BY r.id DESC
-         LIMIT ?3",
+         LIMIT ?3"
+            .replace("{SHORTFALL}", &crate::stats::SHORTFALL.to_string()),
         params![from_ms, to_ms, limit, writer_alive],
         vec![
             "run",
@@ -366,6 +374,9 @@ pub fn runs(
             "interrupted",
             "points",
             "cameras",
+            "analysed",
+            "below_rate",
+            "clock_jumps",
             "version",
             "host",
             "pid",

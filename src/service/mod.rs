@@ -26,7 +26,7 @@ use crate::ingest::queue::{FrameSource, growing_queues};
 use crate::ingest::{PipelineError, Template};
 use crate::messages::Detections;
 use crate::notify::{Heartbeat, NotifyTarget};
-use crate::stats::{Latency, Snapshot, Stats};
+use crate::stats::{ClockFigures, FrameAccount, Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
 use crate::track::stage as track_stage;
 
@@ -68,6 +68,10 @@ pub struct Summary {
     pub engine: EngineInfo,
     /// Analysed fps and frame age per camera and overall.
     pub latency: Latency,
+    /// Where each camera's frames went.
+    pub accounts: Vec<FrameAccount>,
+    /// What each camera's clock did, by camera id.
+    pub clocks: Vec<(String, ClockFigures)>,
     /// The run row opened for this run, and what its start found of earlier runs.
     pub run: RunStart,
 }
@@ -180,11 +184,12 @@ pub fn progress_line(s: &Snapshot, elapsed: Duration) -> String {
         String::new()
     };
     format!(
-        "[{:>5.0}s] cameras {}/{} up | decoded {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}{remote}",
+        "[{:>5.0}s] cameras {}/{} up | decoded {} | not picked {} | skipped {} | inferred {} ({:.1} fps) | dropped {} | persons {} | tracks {} | points {}{remote}",
         elapsed.as_secs_f64(),
         s.cameras_up,
         s.cameras,
         s.decoded,
+        s.not_picked,
         s.skipped,
         s.inferred,
         s.inferred as f64 / secs,
@@ -334,6 +339,8 @@ pub fn run(
     Ok(Summary {
         counts: stats.snapshot(),
         latency,
+        accounts: stats.accounts(),
+        clocks: stats.clocks(),
         elapsed,
         db,
         engine: engine_info,

@@ -2,7 +2,7 @@
 //! progress line, the end-of-run summary, the notify status line and `/metrics` (see
 //! [`crate::api::metrics`]). Labels stay low-cardinality: camera yes, track id never.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,8 +11,10 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use crate::messages::CameraIndex;
 
+mod accounts;
 mod latency;
 
+pub use accounts::{ClockFigures, FrameAccount, SHORTFALL, Shortfall};
 pub use latency::{AGE_BUCKET_MS, AGE_MAX_MS, AgeHistogram, CameraFigures, Latency, quantile_ms};
 
 /// Frame age histogram buckets (seconds from capture to detections ready).
@@ -36,19 +38,32 @@ pub struct CameraStats {
     pub url: String,
     /// False once the camera was removed by a reload (its counters stay in the totals).
     pub active: AtomicBool,
-    /// Frames out of the decoder.
+    /// Frames out of the decoder. Once the camera and the detector have stopped, `decoded =
+    /// inferred + not_picked + skipped + dropped + failed` exactly.
     pub decoded: AtomicU64,
-    /// Delta frames dropped before the decoder while the camera decodes key frames only.
+    /// Compressed frames dropped before the decoder because no analysed frame needs them.
     pub undecoded: AtomicU64,
+    /// Detection slots (1/detect_fps; each frame with detect_fps = 0) in which the camera sent
+    /// a frame: how many frames could be analysed at most.
+    pub slots: AtomicU64,
+    /// Decoded frames the frame gate did not pick for analysis (more than detect_fps).
+    pub not_picked: AtomicU64,
     /// Decoded frames discarded before scaling and colour conversion because the camera's
     /// queue already held a fresh frame (never converted).
     pub skipped: AtomicU64,
     /// Frames handed to the detector queue.
     pub delivered: AtomicU64,
-    /// Frames dropped because the detector queue was full (oldest first).
+    /// Frames dropped between the decoder and the detector: the queue was full (oldest first),
+    /// or the camera or the service stopped with them on the way.
     pub dropped: AtomicU64,
     /// Frames the detector finished.
     pub inferred: AtomicU64,
+    /// Frames the detector could not analyse (inference failed, no model server up).
+    pub failed: AtomicU64,
+    /// Milliseconds the camera streamed (from its first frame to the end of each connection).
+    pub streamed_ms: AtomicU64,
+    /// The camera clock: see [`ClockStats`].
+    pub clock: ClockStats,
     /// Person detections (score ≥ model.score_threshold).
     pub persons: AtomicU64,
     /// Pipeline failures (error, EOS, stall, failed start).
@@ -79,10 +94,15 @@ impl CameraStats {
             active: AtomicBool::new(true),
             decoded: AtomicU64::new(0),
             undecoded: AtomicU64::new(0),
+            slots: AtomicU64::new(0),
+            not_picked: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             inferred: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            streamed_ms: AtomicU64::new(0),
+            clock: ClockStats::default(),
             persons: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             starts: AtomicU64::new(0),
@@ -93,6 +113,48 @@ impl CameraStats {
             fps_milli: AtomicU64::new(0),
             frame_age: Histogram::new(FRAME_AGE_BUCKETS),
         }
+    }
+}
+
+/// What a camera's capture clock found (see [`crate::ingest::clock`]).
+#[derive(Debug)]
+pub struct ClockStats {
+    /// The camera's RTCP clock minus the capture-time reference, ms ([`ClockStats::UNKNOWN`]
+    /// until it sends sender reports).
+    pub offset_ms: AtomicI64,
+    /// Capture-to-arrival delay measured from the camera's clock and subtracted, ms (UNKNOWN
+    /// while not measured, or when its clock is not in step with the host's).
+    pub delay_ms: AtomicI64,
+    /// Times the camera's clock offset moved by more than `CAMERA_JUMP_MS` (jumps, drift).
+    pub jumps: AtomicU64,
+    /// Times the stamps were corrected towards the reference (trims begun more than 20 ms away,
+    /// steps, slews begun).
+    pub corrections: AtomicU64,
+}
+
+impl Default for ClockStats {
+    fn default() -> Self {
+        Self {
+            offset_ms: AtomicI64::new(Self::UNKNOWN),
+            delay_ms: AtomicI64::new(Self::UNKNOWN),
+            jumps: AtomicU64::new(0),
+            corrections: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ClockStats {
+    /// Stored in `offset_ms` / `delay_ms` when not known.
+    pub const UNKNOWN: i64 = i64::MIN;
+
+    /// The camera clock's offset, ms, once known.
+    pub fn offset(&self) -> Option<i64> {
+        Some(self.offset_ms.load(Ordering::Relaxed)).filter(|v| *v != Self::UNKNOWN)
+    }
+
+    /// The capture delay subtracted, ms, when the camera's clock is in step with ours.
+    pub fn delay(&self) -> Option<i64> {
+        Some(self.delay_ms.load(Ordering::Relaxed)).filter(|v| *v != Self::UNKNOWN)
     }
 }
 
@@ -225,6 +287,10 @@ pub struct Snapshot {
     /// Sum over cameras (removed ones included).
     pub undecoded: u64,
     /// Sum over cameras (removed ones included).
+    pub slots: u64,
+    /// Sum over cameras (removed ones included).
+    pub not_picked: u64,
+    /// Sum over cameras (removed ones included).
     pub skipped: u64,
     /// Sum over cameras (removed ones included).
     pub delivered: u64,
@@ -232,6 +298,8 @@ pub struct Snapshot {
     pub dropped: u64,
     /// Sum over cameras (removed ones included).
     pub inferred: u64,
+    /// Sum over cameras (removed ones included).
+    pub failed: u64,
     /// Sum over cameras (removed ones included).
     pub persons: u64,
     /// Sum over cameras (removed ones included).
@@ -401,10 +469,13 @@ impl Stats {
                 .count(),
             decoded: sum(|c| &c.decoded),
             undecoded: sum(|c| &c.undecoded),
+            slots: sum(|c| &c.slots),
+            not_picked: sum(|c| &c.not_picked),
             skipped: sum(|c| &c.skipped),
             delivered: sum(|c| &c.delivered),
             dropped: sum(|c| &c.dropped),
             inferred: sum(|c| &c.inferred),
+            failed: sum(|c| &c.failed),
             persons: sum(|c| &c.persons),
             failures: sum(|c| &c.failures),
             tracks: self.tracks.load(Ordering::Relaxed),

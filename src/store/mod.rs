@@ -10,6 +10,7 @@ mod batch;
 pub mod legacy;
 mod reader;
 pub mod retention;
+mod run_cameras;
 pub mod runs;
 pub mod schema;
 mod upkeep;

@@ -231,19 +231,25 @@ fn delete_before(
         left -= trim_before(&tx, cutoff_ms, left, &mut d)?;
     }
     if by_age && left > 0 {
+        // A run's per-camera figures (`run_cameras`) go with it, first (foreign key).
+        tx.prepare_cached(&format!(
+            "DELETE FROM run_cameras WHERE run IN ({OLD_RUNS})"
+        ))?
+        .execute(params![cutoff_ms, left])?;
         d.runs = tx
-            .prepare_cached(
-                "DELETE FROM runs WHERE id IN (
-                   SELECT id FROM runs r WHERE ended_ms IS NOT NULL AND ended_ms < ?1
-                     AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.run = r.id)
-                     AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.closed_by = r.id)
-                   LIMIT ?2)",
-            )?
+            .prepare_cached(&format!("DELETE FROM runs WHERE id IN ({OLD_RUNS})"))?
             .execute(params![cutoff_ms, left])? as u64;
     }
     tx.commit()?;
     Ok(d)
 }
+
+/// Finished runs that ended before ?1 with no track left and closing no other run, the first
+/// ?2 by id.
+const OLD_RUNS: &str = "SELECT id FROM runs r WHERE ended_ms IS NOT NULL AND ended_ms < ?1
+       AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.run = r.id)
+       AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.closed_by = r.id)
+     ORDER BY id LIMIT ?2";
 
 /// Ended tracks whose last point is before `cutoff_ms`, oldest first, with their points (the
 /// last one perhaps only in part); returns the rows deleted.

@@ -126,6 +126,28 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX store_tracks_last ON store_tracks(last_ms);
     CREATE INDEX store_tracks_open ON store_tracks(ended) WHERE ended = 0;
     "#,
+    // v6: per run and camera, where its frames went and what its clock did (written with the
+    // run's heartbeat and at its end; `query cameras`).
+    r#"
+    CREATE TABLE run_cameras (
+        run          INTEGER NOT NULL REFERENCES runs(id),
+        camera       TEXT NOT NULL REFERENCES cameras(id),
+        streamed_s   REAL NOT NULL,      -- seconds the camera streamed
+        slots        INTEGER NOT NULL,   -- detection slots with a frame: most it could analyse
+        decoded      INTEGER NOT NULL,   -- = analysed + not_picked + skipped + dropped + failed
+        analysed     INTEGER NOT NULL,
+        not_picked   INTEGER NOT NULL,
+        skipped      INTEGER NOT NULL,
+        dropped      INTEGER NOT NULL,
+        failed       INTEGER NOT NULL,
+        undecoded    INTEGER NOT NULL,   -- compressed frames no analysed frame needed
+        clock_offset_ms  INTEGER,        -- camera RTCP clock - capture reference; NULL: no reports
+        capture_delay_ms INTEGER,        -- subtracted (camera clock in step); NULL otherwise
+        clock_jumps      INTEGER NOT NULL,
+        clock_corrections INTEGER NOT NULL,
+        PRIMARY KEY (run, camera)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The version this build writes.

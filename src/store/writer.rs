@@ -2,7 +2,8 @@
 //! between flushes runs retention (see [`super::retention`]).
 //!
 //! Input: frames, track points and track ends from the tracker stage. Output: rows in
-//! `frames_second`, `tracks` and `points`, and the run's liveness time. A point is never
+//! `frames_second`, `tracks` and `points`, the run's liveness time, and with it each camera's
+//! figures for the run (`run_cameras`). A point is never
 //! overwritten: a second point for the same (track, time) is not written and is counted
 //! (`Stats::points_duplicate`), so `tracks.points` is exactly the number of stored rows. A point
 //! with a non-finite number is refused and counted (`Stats::points_rejected`).
@@ -26,7 +27,7 @@ use super::analytics::AnalyticsRows;
 use super::batch::{self, Applied, Mode};
 use super::retention::Policy;
 use super::upkeep::Upkeep;
-use super::{Store, StoreError, runs};
+use super::{Store, StoreError, run_cameras, runs};
 use crate::ingest::wall_ms;
 use crate::messages::StoreMsg;
 use crate::stats::{self, Stats};
@@ -84,6 +85,8 @@ pub(super) struct Writer {
     upkeep: Upkeep,
     /// Store trajectory rows of this run.
     analytics: AnalyticsRows,
+    /// The run is closing: the next flush writes the heartbeat and cameras' figures.
+    closing: bool,
 }
 
 impl Writer {
@@ -100,6 +103,7 @@ impl Writer {
             max_pending: MAX_PENDING,
             upkeep: Upkeep::new(retention),
             analytics: AnalyticsRows::default(),
+            closing: false,
         }
     }
 
@@ -125,6 +129,8 @@ impl Writer {
             // Retention runs on its own schedule, in slices short enough not to hold writes up.
             self.upkeep.tick(&mut self.store.conn, stats);
         }
+        // The last flush also writes the cameras' final figures.
+        self.closing = true;
         let result = self.flush(stats);
         if let Err(e) = &result {
             stats::inc(&stats.store_errors);
@@ -235,7 +241,8 @@ impl Writer {
     /// written again row by row without it. On a failure of the whole database nothing is lost
     /// from `pending`.
     fn flush(&mut self, stats: &Stats) -> Result<(), StoreError> {
-        let heartbeat_due = self.store.run.is_some() && self.last_commit.elapsed() >= HEARTBEAT;
+        let heartbeat_due =
+            self.store.run.is_some() && (self.closing || self.last_commit.elapsed() >= HEARTBEAT);
         if self.pending.is_empty() && !heartbeat_due {
             return Ok(());
         }
@@ -248,8 +255,9 @@ impl Writer {
                 _ => None,
             })
             .min();
-        let applied = match self.write(Mode::Whole) {
-            Err(e) if !batch::is_transient(&e) => self.write(Mode::Isolate),
+        let cameras = heartbeat_due.then_some(stats);
+        let applied = match self.write(Mode::Whole, cameras) {
+            Err(e) if !batch::is_transient(&e) => self.write(Mode::Isolate, cameras),
             other => other,
         }
         .map_err(|source| StoreError::Sql {
@@ -266,9 +274,9 @@ impl Writer {
 
     /// One attempt; the analytics rows created by a transaction that did not commit are
     /// forgotten with it.
-    fn write(&mut self, mode: Mode) -> rusqlite::Result<Applied> {
+    fn write(&mut self, mode: Mode, cameras: Option<&Stats>) -> rusqlite::Result<Applied> {
         let before = self.analytics.snapshot();
-        let result = self.write_once(mode);
+        let result = self.write_once(mode, cameras);
         match &result {
             Ok(_) => self.analytics.committed(),
             Err(_) => self.analytics.rolled_back(&before),
@@ -276,7 +284,9 @@ impl Writer {
         result
     }
 
-    fn write_once(&mut self, mode: Mode) -> rusqlite::Result<Applied> {
+    /// One transaction: the batch, the run's liveness time, and with `cameras` (heartbeat) the
+    /// cameras' figures for the run.
+    fn write_once(&mut self, mode: Mode, cameras: Option<&Stats>) -> rusqlite::Result<Applied> {
         let run = self.store.run;
         let tx = self.store.conn.transaction()?;
         let applied = batch::apply(
@@ -290,6 +300,9 @@ impl Writer {
         )?;
         if let Some(run) = run {
             runs::heartbeat(&tx, run, wall_ms())?;
+            if let Some(stats) = cameras {
+                run_cameras::write(&tx, run, stats)?;
+            }
         }
         tx.commit()?;
         Ok(applied)

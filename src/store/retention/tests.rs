@@ -267,6 +267,8 @@ const ROW_TIME: &[(&str, Option<&str>)] = &[
     // The camera list (id, name, masked URL) and the service's runs (host, pid, config).
     ("cameras", None),
     ("runs", None),
+    // Per run and camera: frame counters and the camera clock's figures; deleted with its run.
+    ("run_cameras", None),
 ];
 
 /// Rows about people at `t` (Unix ms): a camera track with 3 points from `t`, a store
@@ -385,4 +387,28 @@ fn no_row_about_a_person_survives_past_keep_days() {
          WHERE t.points != (SELECT COUNT(*) FROM store_points p WHERE p.store_track = t.id)",
     );
     assert_eq!(off, 0, "store_tracks.points differs from the stored rows");
+}
+
+/// A finished run with per-camera figures (`run_cameras`, a foreign key to `runs`) is deleted
+/// with them: deleting the run alone failed the whole retention step.
+#[test]
+fn an_old_run_goes_with_its_per_camera_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = store(&dir);
+    let conn = &mut st.conn;
+    conn.execute_batch(
+        "INSERT INTO runs(id, started_ms, ended_ms, clean, version, config_path,
+                          config_sha256, host, pid, cameras)
+         VALUES (1, 0, 1000, 1, 'v', 'c', 'h', 'host', 1, 1);
+         INSERT INTO run_cameras VALUES (1, 'cam1', 1.0, 10, 10, 10, 0, 0, 0, 0, 0,
+                                         NULL, NULL, 0, 0);",
+    )
+    .unwrap();
+    let mut r = Retention::new(Policy {
+        keep_ms: Some(DAY),
+        max_bytes: None,
+    });
+    run_out(&mut r, conn, 10 * DAY, 100);
+    assert_eq!(count(conn, "SELECT COUNT(*) FROM runs"), 0);
+    assert_eq!(count(conn, "SELECT COUNT(*) FROM run_cameras"), 0);
 }

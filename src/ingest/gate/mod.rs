@@ -1,0 +1,410 @@
+//! Which of a camera's frames are decoded, and which decoded frames are analysed.
+//!
+//! Input: each compressed frame on its way into the decoder, in decode order, with its key-frame
+//! flag and presentation time ([`FrameGate::admit`]: decode or skip); each decoded frame on its
+//! way out, in presentation order ([`FrameGate::take`]: analyse or not). Output: those
+//! verdicts. Pure: times are inputs.
+//!
+//! The analysed frames are picked at the decoder's output, where frames come in presentation
+//! order whatever the encoder did (B-frames send frames in decode order, their times going back
+//! and forth): one per 1/`detect_fps` on an even grid, a frame half a frame early filling its
+//! slot, the grid restarting at a frame after a gap (a camera that stopped, or a smart codec
+//! that slowed down) instead of catching up. A camera slower than `detect_fps` has every frame
+//! analysed.
+//!
+//! Skipping at the input saves decoding. A key frame decodes on its own; a delta frame needs
+//! every frame since the last key frame. When a steady GOP spans a whole number k of detection
+//! intervals, [`FrameGate`] places the analysed frames from each key frame on and leaves the
+//! frames after the GOP's k-th analysed frame undecoded (k = 1: key frames only; with a key
+//! frame a second, 2 fps decodes frames 0–5 of 10 and 3 fps frames 0–7); the output grid
+//! restarts at each such key frame, so it picks exactly the frames decoded for it. Key frames
+//! faster than `detect_fps` are decoded only when analysed. A stream with frames out of
+//! presentation order (B-frames) is cut only to key frames (k = 1 or key frames faster than
+//! detect fps): a GOP's later frames are referenced by frames sent after them, and an open GOP's
+//! leading B-frames by the previous GOP's tail; so after a skipped tail the next GOP's leading
+//! frames (earlier than its key frame) are skipped too. A gap in the frames (a "smart codec"
+//! slowing down on a still scene, a lost frame) means a GOP may last longer than planned: no
+//! tail is cut in a GOP with a gap before its tail, nor planned while the measured key frames
+//! reach back to a gap. Otherwise (another ratio, a GOP changing length) every frame is
+//! decoded. The plan changes only at a key frame, so the
+//! decoder never gets a delta frame whose references it skipped.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+
+/// Key frames remembered to measure the key-frame rate (the rate is known from the third).
+const KEYS_MEASURED: usize = 4;
+/// Relative slack when comparing detect fps with a multiple of the key-frame rate.
+const RATE_TOLERANCE: f64 = 0.02;
+/// Key frames where the output grid restarts, not yet out of the decoder, at most.
+const ANCHORS_MAX: usize = 8;
+/// Detection slots remembered to count each once (frames arrive out of order by a few).
+const SLOTS_KEPT: u64 = 64;
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// Which frames a camera decodes (`decode` in `[ingest]` or per camera).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decode {
+    /// Every frame.
+    All,
+    /// Key frames only, whatever detect fps asks for.
+    Keyframes,
+    /// Each GOP up to its last analysed frame while detect fps (not 0) is a whole multiple of
+    /// the stream's steady key-frame rate (key frames only at that rate, only the analysed key
+    /// frames below it); every frame otherwise, and for streams with B-frames unless one
+    /// analysed frame per GOP or fewer.
+    #[default]
+    Auto,
+}
+impl FromStr for Decode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Self::All),
+            "keyframes" => Ok(Self::Keyframes),
+            "auto" => Ok(Self::Auto),
+            other => Err(format!(
+                "expected \"auto\", \"all\" or \"keyframes\", not {other:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Decode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::All => "all",
+            Self::Keyframes => "keyframes",
+            Self::Auto => "auto",
+        })
+    }
+}
+
+/// What to do with one compressed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Decode,
+    /// Not needed by any analysed frame.
+    Skip,
+}
+
+/// How the current GOP is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Every frame; the analysed ones on an even grid.
+    Every,
+    /// Key frames only, those the grid wants (key frames come faster than detect fps).
+    KeyOnly,
+    /// Frames up to the GOP's k-th analysed one, analysed frames placed from the key frame
+    /// (k = 1: the key frame only).
+    Aligned(u32),
+}
+
+/// Per-connection state of one camera's decoder input and output.
+#[derive(Debug)]
+pub struct FrameGate {
+    mode: Decode,
+    detect_fps: u32,
+    /// Timestamps (ns) of the last key frames, oldest first.
+    keys: VecDeque<u64>,
+    plan: Plan,
+    /// Frames (decode order) of the last complete GOP, and since the current GOP's key frame.
+    gop_frames: u32,
+    in_gop: u32,
+    /// Analysed frames foreseen in the current GOP; with `Aligned`, the rest of it is skipped.
+    chosen_in_gop: u32,
+    tail: bool,
+    /// Frames of this GOP were skipped: the next GOP's leading B-frames lack their references.
+    skipped_in_gop: bool,
+    /// The current GOP's key frame time, while its leading frames (earlier ones) are skipped.
+    skip_before: Option<u64>,
+    /// Previous input frame's timestamp and the stream's frame interval (ns, 0 = not known).
+    last_in: Option<u64>,
+    frame_ns: u64,
+    /// Frames arrive out of timestamp order (B-frames).
+    reordered: bool,
+    /// Time of the last gap in the frames (a camera slowing down, a frame lost).
+    last_gap: Option<u64>,
+    /// A gap came in the current GOP before its tail: the GOP may run longer than planned.
+    gap_in_gop: bool,
+    /// Input side: the next slot an analysed frame is foreseen for (Aligned, KeyOnly).
+    in_slot: Option<u64>,
+    /// Output side: the next analysis slot.
+    out_slot: Option<u64>,
+    /// Key frames where the output grid restarts (Aligned plan), oldest first.
+    anchors: VecDeque<u64>,
+    /// Recent detection slots (pts / interval) that had a frame.
+    slots: BTreeSet<u64>,
+}
+
+impl FrameGate {
+    pub fn new(mode: Decode, detect_fps: u32) -> Self {
+        Self {
+            mode,
+            detect_fps,
+            keys: VecDeque::with_capacity(KEYS_MEASURED),
+            plan: if mode == Decode::Keyframes {
+                Plan::KeyOnly
+            } else {
+                Plan::Every
+            },
+            gop_frames: 0,
+            in_gop: 0,
+            chosen_in_gop: 0,
+            tail: false,
+            skipped_in_gop: false,
+            skip_before: None,
+            last_in: None,
+            frame_ns: 0,
+            reordered: false,
+            last_gap: None,
+            gap_in_gop: false,
+            in_slot: None,
+            out_slot: None,
+            anchors: VecDeque::with_capacity(ANCHORS_MAX),
+            slots: BTreeSet::new(),
+        }
+    }
+
+    /// A frame with presentation time `t_ns` reached the decoder: whether it is the first in
+    /// its detection slot (1/detect_fps), so the count of such frames is how many could be
+    /// analysed at most: min(detect_fps, the camera's rate), slot by slot.
+    pub fn new_slot(&mut self, t_ns: u64) -> bool {
+        if self.detect_fps == 0 {
+            return true;
+        }
+        let slot = t_ns / self.interval_ns();
+        if self
+            .slots
+            .last()
+            .is_some_and(|&last| slot + SLOTS_KEPT < last)
+        {
+            self.slots.clear(); // timestamps restarted
+        }
+        let new = self.slots.insert(slot);
+        while self
+            .slots
+            .first()
+            .is_some_and(|&first| first + SLOTS_KEPT < slot)
+        {
+            self.slots.pop_first();
+        }
+        new
+    }
+
+    /// Whether the gate has anything to do: not with `detect_fps = 0` (every frame analysed)
+    /// unless `decode = "keyframes"`.
+    pub fn needed(&self) -> bool {
+        self.detect_fps > 0 || self.mode == Decode::Keyframes
+    }
+
+    /// One compressed frame on its way to the decoder (decode order); `t_ns` is its
+    /// presentation time.
+    pub fn admit(&mut self, key: bool, t_ns: u64) -> Verdict {
+        self.measure_frame(t_ns);
+        let verdict = if key {
+            self.key_frame(t_ns)
+        } else {
+            self.delta_frame(t_ns)
+        };
+        if verdict == Verdict::Skip {
+            self.skipped_in_gop = true;
+        }
+        verdict
+    }
+
+    /// One decoded frame (presentation order) with timestamp `t_ns`: whether it is analysed.
+    pub fn take(&mut self, t_ns: Option<u64>) -> bool {
+        let Some(t) = t_ns.filter(|_| self.detect_fps > 0) else {
+            return true;
+        };
+        // The grid restarts at a key frame decoded for an aligned plan.
+        while let Some(&a) = self.anchors.front() {
+            if a > t {
+                break;
+            }
+            self.anchors.pop_front();
+            self.out_slot = Some(a);
+        }
+        let early = self.early_ns();
+        let interval = self.interval_ns();
+        on_grid(&mut self.out_slot, t, interval, early)
+    }
+
+    /// The current GOP's plan.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    /// Whether frames came out of presentation order (B-frames) on this connection.
+    pub fn reordered(&self) -> bool {
+        self.reordered
+    }
+
+    /// Key frames per second over the remembered ones (None before the third key frame).
+    pub fn key_rate(&self) -> Option<f64> {
+        let (first, last) = (*self.keys.front()?, *self.keys.back()?);
+        (self.keys.len() >= 3 && last > first)
+            .then(|| (self.keys.len() - 1) as f64 * 1e9 / (last - first) as f64)
+    }
+
+    /// Frames in the last complete GOP (0 before the second key frame).
+    pub fn gop_frames(&self) -> u32 {
+        self.gop_frames
+    }
+
+    fn interval_ns(&self) -> u64 {
+        NS_PER_S / u64::from(self.detect_fps.max(1))
+    }
+
+    /// How early a frame may be and still fill a slot: half a frame (and half a slot).
+    fn early_ns(&self) -> u64 {
+        (self.frame_ns / 2).min(self.interval_ns() / 2)
+    }
+
+    /// The key-frame interval (s) while the remembered key frames are evenly spaced (a GOP
+    /// that just grew or shrank gives None until it is steady again).
+    fn steady_gop_s(&self) -> Option<f64> {
+        let gaps = self
+            .keys
+            .iter()
+            .zip(self.keys.iter().skip(1))
+            .map(|(a, b)| b - a);
+        let (lo, hi) = gaps.fold((u64::MAX, 0), |(lo, hi), g| (lo.min(g), hi.max(g)));
+        let span = self.keys.back()? - self.keys.front()?;
+        (self.keys.len() >= 3 && lo > 0 && hi as f64 <= lo as f64 * (1.0 + RATE_TOLERANCE))
+            .then(|| span as f64 / 1e9 / (self.keys.len() - 1) as f64)
+    }
+
+    fn measure_frame(&mut self, t_ns: u64) {
+        if let Some(prev) = self.last_in {
+            self.reordered |= t_ns < prev;
+            if !self.reordered && self.frame_ns > 0 && t_ns > prev + self.frame_ns * 3 / 2 {
+                self.last_gap = Some(t_ns);
+                self.gap_in_gop = true;
+            }
+            if t_ns > prev && (self.frame_ns == 0 || t_ns - prev < self.frame_ns) {
+                self.frame_ns = t_ns - prev;
+            }
+        }
+        self.last_in = Some(t_ns);
+    }
+
+    fn key_frame(&mut self, t_ns: u64) -> Verdict {
+        if self.keys.back().is_some_and(|&prev| t_ns <= prev) {
+            // Timestamps restarted: measure again.
+            self.keys.clear();
+            self.in_slot = None;
+            self.out_slot = None;
+            self.anchors.clear();
+            self.frame_ns = 0;
+        }
+        if !self.keys.is_empty() {
+            self.gop_frames = self.in_gop + 1;
+        }
+        if self.keys.len() == KEYS_MEASURED {
+            self.keys.pop_front();
+        }
+        self.keys.push_back(t_ns);
+        self.skip_before = (self.skipped_in_gop && self.reordered).then_some(t_ns);
+        (self.in_gop, self.chosen_in_gop, self.tail) = (0, 0, false);
+        (self.skipped_in_gop, self.gap_in_gop) = (false, false);
+        self.plan = self.plan_for_gop();
+        match self.plan {
+            Plan::Every => Verdict::Decode,
+            Plan::KeyOnly => {
+                // A key frame the grid does not want is needed by nothing.
+                let (interval, early) = (self.interval_ns(), self.early_ns());
+                if self.detect_fps == 0 || on_grid(&mut self.in_slot, t_ns, interval, early) {
+                    Verdict::Decode
+                } else {
+                    Verdict::Skip
+                }
+            }
+            Plan::Aligned(k) => {
+                self.in_slot = Some(t_ns);
+                if self.anchors.len() == ANCHORS_MAX {
+                    self.anchors.pop_front();
+                }
+                self.anchors.push_back(t_ns);
+                self.foresee(t_ns, k);
+                Verdict::Decode
+            }
+        }
+    }
+
+    fn delta_frame(&mut self, t_ns: u64) -> Verdict {
+        self.in_gop += 1;
+        if self.skip_before.is_some_and(|key| t_ns < key) {
+            return Verdict::Skip; // an open GOP's leading frame: its references were skipped
+        }
+        match self.plan {
+            Plan::KeyOnly => Verdict::Skip,
+            _ if self.tail => Verdict::Skip,
+            Plan::Aligned(k) => {
+                self.foresee(t_ns, k);
+                Verdict::Decode
+            }
+            Plan::Every => Verdict::Decode,
+        }
+    }
+
+    /// Counts the frame at `t_ns` if the output grid will pick it; after the GOP's k-th, the
+    /// rest of the GOP is not needed.
+    fn foresee(&mut self, t_ns: u64, k: u32) {
+        let (interval, early) = (self.interval_ns(), self.early_ns());
+        if on_grid(&mut self.in_slot, t_ns, interval, early) {
+            self.chosen_in_gop += 1;
+            // After a gap the GOP may last longer than k intervals: nothing is cut.
+            self.tail = self.chosen_in_gop >= k && !self.gap_in_gop;
+        }
+    }
+
+    fn plan_for_gop(&self) -> Plan {
+        match self.mode {
+            Decode::All => Plan::Every,
+            Decode::Keyframes => Plan::KeyOnly,
+            Decode::Auto => {
+                let Some(gop_s) = self.steady_gop_s().filter(|_| self.detect_fps > 0) else {
+                    return Plan::Every;
+                };
+                let k = f64::from(self.detect_fps) * gop_s;
+                let whole = k.round();
+                if k < 1.0 - RATE_TOLERANCE {
+                    Plan::KeyOnly
+                } else if (k - whole).abs() <= whole * RATE_TOLERANCE
+                    && (whole as u32) < self.gop_frames
+                    && (whole == 1.0 || !self.reordered)
+                    && self
+                        .last_gap
+                        .is_none_or(|g| self.keys.front().is_some_and(|&f| g < f))
+                {
+                    Plan::Aligned(whole as u32)
+                } else {
+                    Plan::Every
+                }
+            }
+        }
+    }
+}
+
+/// Whether a frame at `t` fills the grid's next slot (`slot`, set at the first frame), and if
+/// so moves the slot on by `interval`: after a gap the grid restarts at this frame instead of
+/// catching up.
+fn on_grid(slot: &mut Option<u64>, t: u64, interval: u64, early: u64) -> bool {
+    let s = *slot.get_or_insert(t);
+    if t + early < s {
+        return false;
+    }
+    let next = s + interval;
+    *slot = Some(if next + early <= t {
+        t + interval
+    } else {
+        next
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! The probes of one camera pipeline run: on the decoder's input, its output, and the appsink.
+//!
+//! Decoder input (decode order): each compressed frame's arrival is told to the capture clock
+//! (its arrival envelope), its detection slot counted (`slots`), and the frame gate says
+//! whether it is decoded (not: `undecoded`). Decoder output (presentation order): every frame
+//! is counted (`decoded`), and dropped if the gate does not pick it (`not_picked`) or the
+//! camera's queue holds a fresh frame (`skipped`), so such frames are never scaled or
+//! converted; the output caps give the source size. Appsink: each frame is stamped and queued
+//! without blocking (`delivered`; a full queue drops its oldest, `dropped`). A frame that
+//! passed the decoder's output but never reached the appsink (the pipeline torn down, no
+//! size known yet) is counted `dropped` too, so `decoded = inferred + not_picked + skipped +
+//! dropped + failed` holds exactly once everything has stopped.
+
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tracing::info;
+
+use super::CameraTask;
+use super::gate::{FrameGate, Plan, Verdict};
+use super::stamping::CameraClock;
+use crate::messages::Frame;
+use crate::stats;
+
+/// State shared between the supervisor and the streaming-thread callbacks of one run.
+#[derive(Debug, Default)]
+pub(super) struct Live {
+    width: AtomicU32,
+    height: AtomicU32,
+    /// Pixel aspect ratio of the decoded frames (letterboxing keeps the display aspect).
+    par_n: AtomicU32,
+    par_d: AtomicU32,
+    /// Milliseconds since the run started at which the first and the last frame arrived
+    /// (0 = none yet).
+    pub first_frame_ms: AtomicU64,
+    pub last_frame_ms: AtomicU64,
+    /// Frames past the decoder's output, not yet at the appsink.
+    in_transit: AtomicI64,
+}
+
+impl Live {
+    /// The source picture size once known.
+    pub fn size(&self) -> (u32, u32) {
+        (
+            self.width.load(Ordering::Relaxed),
+            self.height.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Frames that left the decoder and never reached the appsink (call once it has stopped).
+    pub fn lost_in_transit(&self) -> u64 {
+        self.in_transit.load(Ordering::Relaxed).max(0) as u64
+    }
+}
+
+/// Locks a mutex, taking the data of one poisoned by a panic elsewhere (it stays valid).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame
+/// needs dropped (counted); each change of the decoding plan is logged.
+pub(super) fn install_input(
+    decoder: &gst::Element,
+    task: &CameraTask,
+    gate: Option<Arc<Mutex<FrameGate>>>,
+    clock: &Arc<Mutex<CameraClock>>,
+) {
+    let Some(pad) = decoder.static_pad("sink") else {
+        return;
+    };
+    let fps = task.camera.detect_fps;
+    let cam = Arc::clone(&task.stats);
+    let id = task.camera.id.clone();
+    let clock = Arc::clone(clock);
+    let origin = Instant::now();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        lock(&clock).arrived(buffer);
+        let Some(gate) = &gate else {
+            stats::inc(&cam.slots);
+            return gst::PadProbeReturn::Ok;
+        };
+        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let t_ns = buffer
+            .pts()
+            .or(buffer.dts())
+            .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
+        let mut gate = lock(gate);
+        if gate.new_slot(t_ns) {
+            stats::inc(&cam.slots);
+        }
+        let was = gate.plan();
+        let verdict = gate.admit(key, t_ns);
+        if gate.plan() != was {
+            log_plan(&id, fps, &gate);
+        }
+        drop(gate);
+        if verdict == Verdict::Skip {
+            stats::inc(&cam.undecoded);
+            // Handled, not Drop: on a sink pad, gstreamer-rs has already taken the buffer out of
+            // the probe info, and GStreamer would unref the emptied pointer after a Drop
+            // (a GStreamer-CRITICAL per frame). Handled consumes it with flow OK.
+            drop(info.take_buffer());
+            info.flow_res = Ok(gst::FlowSuccess::Ok);
+            return gst::PadProbeReturn::Handled;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+fn log_plan(id: &str, fps: u32, gate: &FrameGate) {
+    let rate = gate
+        .key_rate()
+        .map_or("unknown".into(), |r| format!("{r:.2}"));
+    let gop = gate.gop_frames();
+    let b_frames = gate.reordered();
+    match gate.plan() {
+        Plan::Every => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
+                             b_frames, detect_fps = fps, "Decoding every frame."),
+        Plan::KeyOnly | Plan::Aligned(1) => info!(camera = %id, key_frames_per_s = %rate,
+                             b_frames, detect_fps = fps, "Decoding key frames only."),
+        Plan::Aligned(k) => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
+                             detect_fps = fps, analysed_per_gop = k,
+                             "Decoding each GOP up to its last analysed frame."),
+    }
+}
+
+/// The decoder's output: counts decoded frames, drops those the gate does not pick and those
+/// the camera's queue does not want (each counted), and reads the source size from the caps.
+pub(super) fn install_output(
+    decoder: &gst::Element,
+    task: &CameraTask,
+    live: &Arc<Live>,
+    gate: Option<Arc<Mutex<FrameGate>>>,
+) {
+    let Some(pad) = decoder.static_pad("src") else {
+        return;
+    };
+    let live = Arc::clone(live);
+    let cam = Arc::clone(&task.stats);
+    let frames = task.frames.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    stats::inc(&cam.decoded);
+                    let t_ns = buffer.pts().map(|t| t.nseconds());
+                    if let Some(gate) = &gate
+                        && !lock(gate).take(t_ns)
+                    {
+                        stats::inc(&cam.not_picked);
+                        return gst::PadProbeReturn::Drop;
+                    }
+                    // Skipped here, a frame costs no scaling or conversion.
+                    if !frames.wants_frame() {
+                        stats::inc(&cam.skipped);
+                        return gst::PadProbeReturn::Drop;
+                    }
+                    live.in_transit.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(gst::PadProbeData::Event(ev)) => {
+                    if let gst::EventView::Caps(c) = ev.view()
+                        && let Some(s) = c.caps().structure(0)
+                    {
+                        read_size(&live, s);
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+fn read_size(live: &Live, s: &gst::StructureRef) {
+    let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
+    let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+    let par = s
+        .get::<gst::Fraction>("pixel-aspect-ratio")
+        .map_or((1, 1), |f| {
+            (f.numer().max(1) as u32, f.denom().max(1) as u32)
+        });
+    live.width.store(w, Ordering::Relaxed);
+    live.height.store(h, Ordering::Relaxed);
+    live.par_n.store(par.0, Ordering::Relaxed);
+    live.par_d.store(par.1, Ordering::Relaxed);
+}
+
+/// The appsink callback: stamp, wrap and queue each frame without blocking.
+pub(super) fn install_sink(
+    sink: &gst_app::AppSink,
+    task: &CameraTask,
+    live: &Arc<Live>,
+    seq: &Arc<AtomicU64>,
+    clock: &Arc<Mutex<CameraClock>>,
+    started: Instant,
+) {
+    let live = Arc::clone(live);
+    let seq = Arc::clone(seq);
+    let cam = Arc::clone(&task.stats);
+    let frames = task.frames.clone();
+    let index = task.index;
+    let input = task.input;
+    let clock = Arc::clone(clock);
+    let camera = task.camera.id.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                live.in_transit.fetch_sub(1, Ordering::Relaxed);
+                let Some(buffer) = sample.buffer_owned() else {
+                    stats::inc(&cam.dropped);
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let size = live.size();
+                if size.0 == 0 || size.1 == 0 {
+                    stats::inc(&cam.dropped);
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                let now_ms = started.elapsed().as_millis().max(1) as u64;
+                let _ = live.first_frame_ms.compare_exchange(
+                    0,
+                    now_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                live.last_frame_ms.store(now_ms, Ordering::Relaxed);
+                let captured_ms = lock(&clock).stamp(&camera, &buffer, &cam.clock);
+                cam.up.store(true, Ordering::Relaxed);
+                let par = (
+                    live.par_n.load(Ordering::Relaxed),
+                    live.par_d.load(Ordering::Relaxed),
+                );
+                let frame = Frame {
+                    camera: index,
+                    seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    captured_ms,
+                    mapping: input.mapping(size, par),
+                    pixels: buffer,
+                };
+                stats::inc(&cam.delivered);
+                stats::add(&cam.dropped, frames.push(frame));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
