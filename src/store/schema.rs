@@ -148,6 +148,78 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, camera)
     ) WITHOUT ROWID;
     "#,
+    // v7 (footfall and live events): line crossings, queue waits and lengths, alerts, and the
+    // events outbox with one delivery cursor per sink. Every row about a person is written in
+    // the same transaction as its outbox event; senders deliver outbox rows in `seq` order and
+    // move their cursor. Zone visits are written when they begin (`ended = 0`) so a crash
+    // cannot lose one in progress: crash recovery ends them (`interrupted = 1`).
+    r#"
+    CREATE TABLE line_crossings (
+        id           INTEGER PRIMARY KEY,
+        line         TEXT NOT NULL,
+        direction    TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        ts_ms        INTEGER NOT NULL,    -- far side reached (the event's time)
+        crossed_ms   INTEGER NOT NULL,    -- the path crossed the line itself
+        store_track  INTEGER REFERENCES store_tracks(id),  -- lines on the floor plan
+        camera       TEXT,                -- lines drawn on a camera's picture
+        camera_track INTEGER,
+        event_id     TEXT NOT NULL
+    );
+    CREATE INDEX line_crossings_line_ts ON line_crossings(line, ts_ms);
+    CREATE INDEX line_crossings_ts ON line_crossings(ts_ms);
+    CREATE INDEX line_crossings_store ON line_crossings(store_track);
+    CREATE TABLE queue_waits (
+        id           INTEGER PRIMARY KEY,
+        queue        TEXT NOT NULL,       -- the queue zone's id
+        store_track  INTEGER REFERENCES store_tracks(id),
+        enter_ms     INTEGER NOT NULL,
+        end_ms       INTEGER NOT NULL,
+        wait_ms      INTEGER NOT NULL,
+        outcome      TEXT NOT NULL CHECK (outcome IN ('served', 'abandoned', 'left')),
+        event_id     TEXT NOT NULL
+    );
+    CREATE INDEX queue_waits_queue_end ON queue_waits(queue, end_ms);
+    CREATE INDEX queue_waits_end ON queue_waits(end_ms);
+    CREATE INDEX queue_waits_store ON queue_waits(store_track);
+    CREATE TABLE queue_lengths (          -- one row per change of a queue's length
+        queue        TEXT NOT NULL,
+        ts_ms        INTEGER NOT NULL,
+        length       INTEGER NOT NULL,
+        PRIMARY KEY (queue, ts_ms)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_lengths_ts ON queue_lengths(ts_ms);
+    CREATE TABLE alerts (
+        id           INTEGER PRIMARY KEY,
+        rule         TEXT NOT NULL,
+        rule_kind    TEXT NOT NULL,       -- occupancy, queue_length, dwell, crossings, camera
+        subject      TEXT NOT NULL,       -- zone, line or camera id; '' for the whole store
+        raised_ms    INTEGER NOT NULL,
+        cleared_ms   INTEGER,             -- NULL while active
+        value        REAL NOT NULL,       -- when raised
+        threshold    REAL NOT NULL,
+        cleared_value REAL,
+        event_id     TEXT NOT NULL        -- of the raise
+    );
+    CREATE INDEX alerts_raised ON alerts(raised_ms);
+    CREATE INDEX alerts_active ON alerts(rule, subject) WHERE cleared_ms IS NULL;
+    CREATE TABLE events_outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- delivery order
+        event_id     TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        ts_ms        INTEGER NOT NULL,
+        written_ms   INTEGER NOT NULL,    -- wall time of the transaction that wrote it
+        json         TEXT NOT NULL        -- docs/events.md, one line
+    );
+    CREATE INDEX events_outbox_ts ON events_outbox(ts_ms);
+    CREATE TABLE outbox_cursors (         -- per sink (e.g. 'mqtt', 'webhook:<id>'): last seq delivered
+        sink         TEXT PRIMARY KEY,
+        seq          INTEGER NOT NULL,
+        updated_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE zone_visits ADD COLUMN ended INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE zone_visits ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX zone_visits_open ON zone_visits(ended) WHERE ended = 0;
+    "#,
 ];
 
 /// The version this build writes.
