@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use storetrack::analytics::query::{self as aq, Range};
+use storetrack::query::analytics::{self as aq, Range};
 use storetrack::store::Store;
 
 const TRACKS: i64 = 16_000;

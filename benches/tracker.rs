@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use storetrack::geometry::{BBox, Detection};
-use storetrack::synth::rng::Rng;
+use storetrack::rng::Rng;
 use storetrack::track::{Tracker, TrackerParams};
 
 const FRAMES: usize = 3_000;

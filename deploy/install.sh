@@ -80,6 +80,11 @@ put 0644 "$ROOT/models/ssdlite/ssdlite.xml" "$share_dir/models/ssdlite/ssdlite.x
 put 0644 "$ROOT/models/ssdlite/ssdlite.bin" "$share_dir/models/ssdlite/ssdlite.bin"
 put 0644 "$ROOT/pipelines/camera.pipeline" "$share_dir/pipelines/camera.pipeline"
 put 0644 "$ROOT/README.md" "$DESTDIR$PREFIX/share/doc/storetrack/README.md"
+# The pages the README links to, beside it.
+(cd "$ROOT" && find docs -type f) | while read -r doc; do
+  mkdir -p "$(dirname "$DESTDIR$PREFIX/share/doc/storetrack/$doc")"
+  put 0644 "$ROOT/$doc" "$DESTDIR$PREFIX/share/doc/storetrack/$doc"
+done
 
 mkdir -p "$etc_dir"
 if [ ! -f "$etc_dir/config.toml" ]; then

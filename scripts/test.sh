@@ -8,6 +8,9 @@ bash scripts/setup.sh
 source .venv/storetrack.env
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+# Imports follow the data path (docs/architecture.md): no new back-edges.
+python3 scripts/check_layers.py --self-test
+python3 scripts/check_layers.py
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 cargo test --locked -- --test-threads=2 2>&1 | tee "$LOG"

@@ -1,10 +1,13 @@
 //! storetrack: person trajectories from store RTSP cameras.
 //!
-//! Data path: [`config`] → per camera [`ingest`] (GStreamer) → [`infer`] (OpenVINO, async
-//! request pool) → [`track`] (per-camera tracker) → [`store`] (SQLite writer). [`query`] reads
-//! the database; [`api`] serves health, metrics and queries over HTTP; [`simcam`] serves video
-//! files as RTSP cameras for demos and tests; [`service`] wires the stages together and speaks
-//! the service manager's [`notify`] protocol.
+//! Data path: [`config`] → per camera [`ingest`] (GStreamer) → [`infer`] (the detector: the
+//! local OpenVINO engine or a KServe v2 model-server fleet) → [`track`] (per-camera tracker) →
+//! [`analytics`] (floor positions, store-wide trajectories, zone visits) → [`store`] (SQLite
+//! writer). [`query`] reads the database (tables, pictures); [`api`] serves health, metrics and
+//! the camera-level queries over HTTP; [`service`] wires the stages together and speaks the
+//! service manager's [`notify`] protocol. Shared types sit below every stage: [`messages`],
+//! [`geometry`], [`resize`], [`time`], [`rng`], [`stats`]. Development tools: [`synth`], [`mot`],
+//! [`simcam`]. The layers and what may import what: `docs/architecture.md`.
 
 pub mod analytics;
 pub mod api;
@@ -18,11 +21,14 @@ pub mod mot;
 pub mod notify;
 pub mod query;
 pub mod redact;
+pub mod resize;
+pub mod rng;
 pub mod service;
 pub mod simcam;
 pub mod stats;
 pub mod store;
 pub mod synth;
+pub mod time;
 pub mod track;
 
 pub use config::{Config, Decode};

@@ -4,18 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use storetrack::analytics::cli::AnalyticsQuery;
-use storetrack::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use storetrack::config::{ConfigError, DEFAULT_CONFIG_PATH};
 use storetrack::query::Format;
-use storetrack::{mot, redact, synth};
+use storetrack::query::analytics_cli::AnalyticsQuery;
+use storetrack::redact;
 
-mod query_cmd;
-mod render_cmd;
-mod run_cmd;
-mod simcam_cmd;
-use render_cmd::render;
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +54,7 @@ enum Command {
     /// Serve video files as RTSP cameras on 127.0.0.1 (for demos and tests), each as a kind of
     /// camera stores have: B-frames, H.265, other frame rates and GOPs, variable frame rate, a
     /// resolution change, audio, digest authentication, a wrong RTCP clock.
-    Simcam(simcam_cmd::SimcamArgs),
+    Simcam(cli::simcam::SimcamArgs),
     /// Track a MOTChallenge detection file and write MOTChallenge results.
     Track {
         /// Detections: frame,-1,x,y,w,h,score,... (1-based frames).
@@ -241,58 +237,16 @@ fn run(cli: Cli) -> Result<()> {
             config,
             duration,
             progress,
-        } => run_cmd::run(&config, duration, progress),
-        Command::Reload { config } => run_cmd::reload(&config),
-        Command::CheckConfig { config } => {
-            let cfg = Config::load(&config)?;
-            println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
-            for cam in &cfg.cameras {
-                match (&cam.calibration, &cam.homography) {
-                    (Some(c), _) => println!(
-                        "  {}: calibrated from {} point pairs, reprojection error rms {:.3} m, max {:.3} m (pair {})",
-                        cam.id,
-                        c.pairs,
-                        c.rms_m,
-                        c.max_m,
-                        c.worst + 1
-                    ),
-                    (None, Some(_)) => println!("  {}: homography given", cam.id),
-                    (None, None) => println!("  {}: not calibrated (no floor positions)", cam.id),
-                }
-            }
-            if let Some(f) = &cfg.floor {
-                println!(
-                    "  floor: {} x {} m, {} zones",
-                    f.width_m,
-                    f.height_m,
-                    cfg.zones.len()
-                );
-            }
-            if let Some(api) = &cfg.api {
-                println!("  api: {}", query_cmd::describe_api(api));
-            }
-            Ok(())
-        }
-        Command::Simcam(args) => simcam_cmd::simcam(args),
+        } => cli::run::run(&config, duration, progress),
+        Command::Reload { config } => cli::run::reload(&config),
+        Command::CheckConfig { config } => cli::check::check_config(&config),
+        Command::Simcam(args) => cli::simcam::simcam(args),
         Command::Track {
             detections,
             output,
             fps,
             params,
-        } => {
-            if !(fps > 0.0 && fps <= 1000.0) {
-                bail!("--fps {fps}: must be between 0 and 1000");
-            }
-            let params = match params {
-                Some(p) => storetrack::track::TrackerParams::load(&p)?,
-                None => storetrack::track::TrackerParams::default(),
-            };
-            let dets = mot::read_detections(&detections)?;
-            let rows = mot::track_sequence(&dets, &params, fps);
-            std::fs::write(&output, mot::format_results(&rows))
-                .with_context(|| format!("{}: cannot write results", output.display()))?;
-            Ok(())
-        }
+        } => cli::tools::track(&detections, &output, fps, params.as_deref()),
         Command::Synth {
             out,
             seeds,
@@ -301,47 +255,8 @@ fn run(cli: Cli) -> Result<()> {
             from_gt,
             size,
         } => {
-            if !(fps > 0.0 && fps <= 1000.0) {
-                bail!("--fps {fps}: must be between 0 and 1000");
-            }
-            let replayed = match (&from_gt, size) {
-                (Some(path), Some(size)) => {
-                    Some((replay_name(path), mot::read_ground_truth(path)?, size))
-                }
-                _ => None,
-            };
-            if let Some((_, gt, _)) = &replayed
-                && gt.is_empty()
-            {
-                bail!(
-                    "{}: no ground-truth rows",
-                    from_gt.unwrap_or_default().display()
-                );
-            }
-            for seed in seeds {
-                let seqs = match &replayed {
-                    Some((name, gt, size)) => {
-                        let p = synth::replay::ReplayParams {
-                            seed,
-                            fps,
-                            size: *size,
-                        };
-                        vec![synth::replay::replay(name, gt, &p)]
-                    }
-                    None => synth::generate(&synth::SceneParams {
-                        seed,
-                        duration_s: duration,
-                        fps,
-                        ..Default::default()
-                    }),
-                };
-                for dir in synth::write(&seqs, &out)
-                    .with_context(|| format!("{}: cannot write", out.display()))?
-                {
-                    println!("{}", dir.display());
-                }
-            }
-            Ok(())
+            let replay = from_gt.zip(size);
+            cli::tools::synth(&out, &seeds, duration, fps, replay)
         }
         Command::Render {
             config,
@@ -351,13 +266,13 @@ fn run(cli: Cli) -> Result<()> {
             out,
             camera,
             frame,
-        } => render(&config, db, (&from, to.as_deref()), &out, camera, frame),
+        } => cli::render::render(&config, db, (&from, to.as_deref()), &out, camera, frame),
         Command::Query {
             db,
             config,
             format,
             what,
-        } => query_cmd::query(db, &config, format, what),
+        } => cli::query::query(db, &config, format, what),
     }
 }
 
@@ -369,18 +284,4 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
         (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
         _ => Err(bad()),
     }
-}
-
-/// A replay's name: the sequence folder of a MOTChallenge `SEQ/gt/gt.txt`, else the folder
-/// holding the file (`TUD-Campus/gt.txt` → `TUD-Campus`).
-fn replay_name(gt: &std::path::Path) -> String {
-    let dir = gt.parent();
-    let dir = match dir {
-        Some(d) if d.file_name().is_some_and(|n| n == "gt") => d.parent(),
-        d => d,
-    };
-    dir.and_then(|d| d.file_name()).map_or_else(
-        || "replay".to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }

@@ -5,7 +5,7 @@
 //! threads. glibc gives threads their own arenas (up to 8 per core) and raises its mmap threshold
 //! to the largest block freed, so frame-sized buffers end up carved from many heaps that stay
 //! resident after the pipeline is gone. Measured with 16 cameras all reconnecting every 45 s
-//! (README, "Memory"): RSS 305 → 434 MB over 9 waves and still rising with glibc's defaults;
+//! (docs/measurements/memory.md): RSS 305 → 434 MB over 9 waves and still rising with glibc's defaults;
 //! 300 → 316 MB, back to ~270 MB whenever the cameras are down, with the settings below (303 →
 //! 300 MB over 8 waves with the final binary), at the same analysed frame rate. GStreamer objects themselves do not leak (the `leaks` tracer counts
 //! the same live objects after 2 and after 9 rebuilds).

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use crate::geometry::{BBox, Detection};
-use crate::infer::InputMapping;
-use crate::track::PointKind;
+use crate::resize::InputMapping;
 
 /// Index of a camera in the config's camera list (cheap to copy, used on the hot path).
 pub type CameraIndex = usize;
@@ -92,4 +91,36 @@ pub enum StoreMsg {
     },
     /// Store-wide trajectories and zone visits from the analytics stage.
     Analytics(crate::analytics::Event),
+}
+
+/// How a track point came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PointKind {
+    /// A detection matched the track in this frame (the box is the filtered estimate).
+    #[default]
+    Observed,
+    /// Filled in between two observations after a track was recovered from a short gap.
+    Interpolated,
+    /// The motion model's estimate while the person was not detected.
+    Predicted,
+}
+
+impl PointKind {
+    /// The value stored in the database (`points.kind`).
+    pub fn code(self) -> i64 {
+        match self {
+            PointKind::Observed => 0,
+            PointKind::Interpolated => 1,
+            PointKind::Predicted => 2,
+        }
+    }
+
+    /// The name shown to analysts.
+    pub fn name(self) -> &'static str {
+        match self {
+            PointKind::Observed => "observed",
+            PointKind::Interpolated => "interpolated",
+            PointKind::Predicted => "predicted",
+        }
+    }
 }

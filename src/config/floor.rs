@@ -13,7 +13,7 @@ use super::raw::{RawFloor, RawZone, SpannedRows};
 use super::validate::Problems;
 use crate::analytics::Zone;
 use crate::analytics::homography::{self, CalibError, Calibration, PointPair};
-use crate::analytics::render::{MAX_PICTURE_PX, drawn_side_px};
+use crate::query::picture::{MAX_PICTURE_PX, drawn_side_px};
 
 /// Plan pixels per metre when there is no plan image (the drawn plan's scale).
 pub(super) const DEFAULT_FLOOR_SCALE: f64 = 40.0;
@@ -326,7 +326,7 @@ mod tests {
             "9:8: floor.plan needs floor.scale (plan pixels per metre)",
             "12:11: zone \"a\": polygon needs at least 3 vertices",
             "14:6: duplicate zone id \"a\" (first defined at 11:6)",
-            "0:0: analytics.bin_ms must be from 20 to 10000",
+            "17:10: analytics.bin_ms must be from 20 to 10000",
         ];
         assert_eq!(p.len(), want.len(), "{p:#?}");
         for (got, want) in p.iter().zip(want) {

@@ -8,6 +8,7 @@
 mod api;
 mod camera;
 mod floor;
+mod position;
 mod raw;
 mod read;
 mod remote;
@@ -158,7 +159,9 @@ pub struct ModelConfig {
     pub description: PathBuf,
     /// Overrides the description's OpenVINO IR `.xml` (the `.bin` sits beside it).
     pub ir: Option<PathBuf>,
-    /// Detections below this score are discarded before tracking.
+    /// What counts as a person in the per-frame counts (`frames_second.persons_*`, the persons
+    /// counter). Tracking does not depend on it: detections down to the lower of this and the
+    /// tracker's `low_score` reach the tracker, which ignores those below `low_score`.
     pub score_threshold: f32,
     /// Overrides the description's class id for "person".
     pub person_class: Option<u32>,
@@ -171,7 +174,8 @@ pub struct InferenceConfig {
     pub device: String,
     /// `PERFORMANCE_HINT`: `THROUGHPUT`, `LATENCY` or `CUMULATIVE_THROUGHPUT`.
     pub hint: String,
-    /// Number of asynchronous infer requests, or auto (`OPTIMAL_NUMBER_OF_INFER_REQUESTS`).
+    /// Number of asynchronous infer requests, or auto: twice `OPTIMAL_NUMBER_OF_INFER_REQUESTS`
+    /// with the THROUGHPUT hints, that number with LATENCY.
     pub requests: CountOrAuto,
     /// Number of CPU throughput streams, or auto (chosen by the hint).
     pub streams: CountOrAuto,

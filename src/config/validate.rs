@@ -98,10 +98,8 @@ pub(super) fn validate(
         }
     }
     if raw.ingest.detect_fps > camera::MAX_DETECT_FPS {
-        p.nowhere(format!(
-            "ingest.detect_fps must be from 0 to {}",
-            camera::MAX_DETECT_FPS
-        ));
+        let max = camera::MAX_DETECT_FPS;
+        p.in_table("ingest", format!("detect_fps must be from 0 to {max}"));
     }
     let inf = &raw.inference;
     let (device, hint) = device_and_hint(inf, &mut p);
@@ -110,7 +108,7 @@ pub(super) fn validate(
     let model = sections::model(&raw.model, &resolve, (checks, local_engine), &mut p);
     let ingest = sections::ingest(&raw.ingest, &resolve, &mut p);
     for problem in raw.tracker.problems() {
-        p.nowhere(format!("tracker.{problem}"));
+        p.in_table("tracker", problem);
     }
     let floor = raw
         .floor
@@ -118,7 +116,7 @@ pub(super) fn validate(
         .and_then(|f| super::floor::floor(f, &mut p, &resolve));
     let zones = super::floor::zones(&raw.zones, floor.as_ref(), &mut p);
     for problem in raw.analytics.problems() {
-        p.nowhere(format!("analytics.{problem}"));
+        p.in_table("analytics", problem);
     }
     let storage = sections::storage(&raw.storage, &resolve, &mut p);
     let api = raw

@@ -22,9 +22,9 @@ use crate::infer::InferError;
 use crate::infer::backend::{Backend, Finished};
 use crate::infer::failures::{FailLimit, Failures};
 use crate::ingest::queue::{FrameSource, Next};
-use crate::ingest::wall_ms;
 use crate::messages::{CameraIndex, Detections};
 use crate::stats::{self, Stats};
+use crate::time::wall_ms;
 
 /// How long the loop waits for a frame or a result before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(200);

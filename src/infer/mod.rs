@@ -1,9 +1,10 @@
-//! Person detection with OpenVINO.
+//! Person detection: the detector boundary, frames in, detections out, with the local OpenVINO
+//! engine or a KServe v2 model-server fleet ([`kserve`]) behind it.
 //!
 //! Input: [`Frame`]s from every camera (round-robin, see [`crate::ingest::queue`]). Output:
 //! [`Detections`] per frame, in source-image pixels.
 //!
-//! One `Core` and one `CompiledModel` (THROUGHPUT hint by default) serve all cameras through a
+//! Locally, one `Core` and one `CompiledModel` (THROUGHPUT hint by default) serve all cameras through a
 //! pool of asynchronous infer requests ([`local`]); the detector loop ([`dispatch`]) keeps every
 //! request busy, collects frames as they finish and restores each camera's order. The model
 //! description ([`model`]) says how a frame becomes the input tensor ([`input`]) and which output
@@ -19,7 +20,6 @@ pub mod input;
 pub mod kserve;
 pub mod local;
 pub mod model;
-pub mod resize;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -42,7 +42,8 @@ use crate::stats::Stats;
 pub use decode::{DecodeError, Decoder};
 pub use device::{DeviceError, ResolvedDevice};
 pub use model::{DescriptionError, ModelDescription, ModelFormat};
-pub use resize::{InputMapping, InputSpec};
+// How a picture is fitted to the model input is a shared type (ingest uses it too).
+pub use crate::resize::{self, InputMapping, InputSpec};
 
 /// Longest a single inference may take before the engine reports the device as stuck.
 const WAIT_LIMIT_MS: i64 = 30_000;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::synth::rng::Rng;
+use crate::rng::Rng;
 
 /// Each delay is the nominal one times a factor drawn from `1 ± JITTER`, so cameras that fail
 /// together (a switch restarting) do not retry in lockstep.

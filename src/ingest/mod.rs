@@ -30,16 +30,16 @@ mod stamping;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use tracing::{debug, info, warn};
 
 use crate::config::{CameraConfig, IngestConfig};
-use crate::infer::InputSpec;
 use crate::messages::CameraIndex;
 use crate::redact;
+use crate::resize::InputSpec;
 use crate::stats::{self, CameraStats};
 use backoff::Backoff;
 use gate::FrameGate;
@@ -53,12 +53,8 @@ const BUS_POLL: Duration = Duration::from_millis(250);
 /// While a camera stays down, a reminder is logged this often (failures in between go to DEBUG).
 pub const DOWN_REMINDER: Duration = Duration::from_secs(600);
 
-/// Unix time in milliseconds.
-pub fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// Unix time in milliseconds (moved to [`crate::time`]; this path stays for older callers).
+pub use crate::time::wall_ms;
 
 /// Everything a camera thread needs.
 pub struct CameraTask {
@@ -130,7 +126,7 @@ fn supervise_with(task: &CameraTask, mut run: impl FnMut(&CameraTask) -> (Ended,
     let mut backoff = Backoff::new(
         task.ingest.retry_interval_ms,
         task.ingest.retry_max_ms,
-        wall_ms() as u64 ^ task.index as u64,
+        crate::rng::mix(crate::rng::box_seed(), task.index as u64),
     );
     let mut down: Option<Down> = None;
     info!(camera = %id, url = %redact::url(&task.camera.url), "Camera starting.");

@@ -10,7 +10,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::config::{CameraConfig, IngestConfig};
-use crate::infer::InputSpec;
+use crate::resize::InputSpec;
 
 /// Frame rate used when a camera sends every decoded frame (`detect_fps = 0`).
 const UNLIMITED_FPS: u32 = 1000;

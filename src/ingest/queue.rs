@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError, bounded, unbounded};
 
-use crate::ingest::wall_ms;
 use crate::messages::{CameraIndex, Frame};
 use crate::stats::{self, Stats};
+use crate::time::wall_ms;
 
 /// A full queue whose newest frame is younger than this needs no new frame yet (ms). Under
 /// overload a camera then converts at most about 1000 / FRESH_MS frames a second instead of

@@ -13,8 +13,8 @@ use gstreamer as gst;
 use tracing::{debug, info, trace, warn};
 
 use super::clock::{self, Adjust, CaptureClock, Reading};
-use super::wall_ms;
 use crate::stats::{self, ClockStats};
+use crate::time::wall_ms;
 
 /// A trim of the stamps towards their reference is counted as a correction when it starts
 /// this far away (closer ones only follow the arrival envelope's millisecond noise).

@@ -4,8 +4,12 @@
 //! one at a time ([`Query::for_each`]) for answers streamed as they are read. Parameters are
 //! always bound; time ranges and cursors are bound as ranges the indexes can use.
 
+pub mod analytics;
+pub mod analytics_cli;
 mod cameras;
 mod format;
+pub mod picture;
+pub mod snapshot;
 mod time;
 
 use std::fmt;

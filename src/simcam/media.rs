@@ -238,7 +238,7 @@ fn note_anchor(appsrc: &gst_app::AppSrc, state: &MountState) {
     };
     let now = clock.time();
     let running = now.nseconds() as i64 - base.nseconds() as i64;
-    *lock(&state.anchor_ns) = Some(crate::ingest::wall_ms() * 1_000_000 - running);
+    *lock(&state.anchor_ns) = Some(crate::time::wall_ms() * 1_000_000 - running);
 }
 
 /// Makes the media's RTCP sender reports carry what a camera clock with `fault` reads.

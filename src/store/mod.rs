@@ -1,6 +1,8 @@
-//! SQLite storage of frames, tracks and points.
+//! SQLite storage of per-second frame counts, camera tracks and points, store trajectories and
+//! zone visits (and, from schema 7, the footfall tables and the events outbox).
 //!
-//! Input: [`StoreMsg`]s from the tracker stage. Output: rows in a WAL-mode SQLite file, written by
+//! Input: [`StoreMsg`]s from the analytics stage (the tracker's messages and the analytics
+//! events). Output: rows in a WAL-mode SQLite file, written by
 //! one writer thread in batched transactions every `flush_interval_ms`; between its writes the
 //! same thread deletes what `storage.keep_days` / `storage.max_size_mb` no longer keep
 //! ([`retention`]). Readers (query CLI, HTTP) open their own read-only connections.
@@ -26,10 +28,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tracing::warn;
 
 use crate::config::CameraConfig;
-use crate::ingest::wall_ms;
 use crate::messages::StoreMsg;
 use crate::redact;
 use crate::stats::Stats;
+use crate::time::wall_ms;
 pub use reader::open_read_only;
 pub use retention::Policy as RetentionPolicy;
 pub use runs::{LockError, RunInfo, RunStart};
@@ -207,7 +209,7 @@ impl Store {
         if auto_vacuum != 2 {
             tracing::info!(db = %p.display(),
                 "Database file created without incremental vacuum: space freed by retention is \
-                 reused, but the file does not shrink (see README, Retention).");
+                 reused, but the file does not shrink (see docs/operations.md, Retention).");
         }
         Ok(Store {
             conn,

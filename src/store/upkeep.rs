@@ -13,8 +13,8 @@ use tracing::{debug, info, warn};
 
 use super::legacy;
 use super::retention::{Pages, Policy, Retention, vacuum_step};
-use crate::ingest::wall_ms;
 use crate::stats::{self, Stats};
+use crate::time::wall_ms;
 
 /// Rows deleted per step (one transaction, a few milliseconds).
 const STEP_ROWS: u64 = 2_000;

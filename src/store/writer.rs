@@ -28,9 +28,9 @@ use super::batch::{self, Applied, Mode};
 use super::retention::Policy;
 use super::upkeep::Upkeep;
 use super::{Store, StoreError, run_cameras, runs};
-use crate::ingest::wall_ms;
 use crate::messages::StoreMsg;
 use crate::stats::{self, Stats};
+use crate::time::wall_ms;
 
 /// A batch is committed early once it holds this many messages.
 const MAX_BATCH: usize = 20_000;

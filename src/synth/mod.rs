@@ -15,7 +15,8 @@ pub mod detector;
 pub mod door;
 pub mod queue;
 pub mod replay;
-pub mod rng;
+#[doc(hidden)]
+pub use crate::rng;
 pub mod tracks;
 pub mod world;
 

@@ -191,37 +191,8 @@ pub enum TrackPhase {
     Lost,
 }
 
-/// How a track point came about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PointKind {
-    /// A detection matched the track in this frame (the box is the filtered estimate).
-    #[default]
-    Observed,
-    /// Filled in between two observations after a track was recovered from a short gap.
-    Interpolated,
-    /// The motion model's estimate while the person was not detected.
-    Predicted,
-}
-
-impl PointKind {
-    /// The value stored in the database (`points.kind`).
-    pub fn code(self) -> i64 {
-        match self {
-            PointKind::Observed => 0,
-            PointKind::Interpolated => 1,
-            PointKind::Predicted => 2,
-        }
-    }
-
-    /// The name shown to analysts.
-    pub fn name(self) -> &'static str {
-        match self {
-            PointKind::Observed => "observed",
-            PointKind::Interpolated => "interpolated",
-            PointKind::Predicted => "predicted",
-        }
-    }
-}
+// How a track point came about: a shared type (the store and queries read it too).
+pub use crate::messages::PointKind;
 
 /// A confirmed track's state at one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,8 +2,9 @@
 //! with [`CameraChange`]s (start-up and reloads).
 //!
 //! Input: [`Detections`] from the detector. Output: [`StoreMsg`]s (a frame row with its person
-//! count, a point per confirmed track, an end marker per finished track) to the store. Floor
-//! positions are computed here from the camera's homography, if it has one.
+//! count, a point per confirmed track, an end marker per finished track) to the analytics stage,
+//! which passes them on to the store with its own. Floor positions are computed here from the
+//! camera's homography, if it has one.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;

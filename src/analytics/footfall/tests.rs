@@ -7,10 +7,10 @@ use super::*;
 use crate::analytics::AnalyticsParams;
 use crate::analytics::lines::Polyline;
 use crate::analytics::queues::{self, Outcome, QueueSettings};
+use crate::rng::Rng;
 use crate::synth::camera::Camera;
 use crate::synth::door::{self, DOOR_LINE, DoorParams};
 use crate::synth::queue::{self, QUEUE_ZONE, QueueParams, TILL_ZONE};
-use crate::synth::rng::Rng;
 use crate::synth::tracks::{self, TrackFaults};
 
 /// A tracker having a bad day near the door: box jitter of 3 % of its height, one box in 20

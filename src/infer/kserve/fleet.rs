@@ -1,11 +1,14 @@
 //! Which endpoint gets the next request: least outstanding requests among the endpoints that are
 //! up and below their in-flight limit. An endpoint whose request fails or times out is taken out
 //! and probed again after a backoff that doubles up to a cap (with jitter, so a fleet of boxes
-//! does not probe a recovering server in lockstep).
+//! does not probe a recovering server in lockstep: each endpoint draws its jitter from its own
+//! generator, seeded per box — host, machine id, process, start time — and per endpoint).
 //!
-//! Pure bookkeeping: time is an input, nothing here touches the network.
+//! Pure bookkeeping: time and the seed are inputs, nothing here touches the network.
 
 use std::time::{Duration, Instant};
+
+use crate::rng::{self, Rng};
 
 /// First wait before probing an endpoint that went down.
 pub const PROBE_BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -32,6 +35,8 @@ pub enum Health {
 struct Slot {
     health: Health,
     outstanding: usize,
+    /// This endpoint's probe jitter.
+    jitter: Rng,
 }
 
 /// The endpoints' health and outstanding requests.
@@ -39,7 +44,6 @@ struct Slot {
 pub struct Fleet {
     slots: Vec<Slot>,
     in_flight: usize,
-    jitter: u64,
 }
 
 /// What a state change means for the logs.
@@ -54,18 +58,24 @@ pub enum Change {
 }
 
 impl Fleet {
-    /// `endpoints` endpoints, all up, at most `in_flight` requests each.
+    /// `endpoints` endpoints, all up, at most `in_flight` requests each; probe jitter seeded
+    /// for this box ([`rng::box_seed`]).
     pub fn new(endpoints: usize, in_flight: usize) -> Self {
+        Self::with_seed(endpoints, in_flight, rng::box_seed())
+    }
+
+    /// [`Fleet::new`] with a given box seed: endpoint `i` draws its jitter from
+    /// `mix(seed, i)`.
+    pub fn with_seed(endpoints: usize, in_flight: usize, seed: u64) -> Self {
         Self {
-            slots: vec![
-                Slot {
+            slots: (0..endpoints)
+                .map(|i| Slot {
                     health: Health::Up,
                     outstanding: 0,
-                };
-                endpoints
-            ],
+                    jitter: Rng::new(rng::mix(seed, i as u64)),
+                })
+                .collect(),
             in_flight: in_flight.max(1),
-            jitter: 0x9e37_79b9_7f4a_7c15,
         }
     }
 
@@ -139,7 +149,7 @@ impl Fleet {
     }
 
     fn schedule(&mut self, i: usize, backoff: Duration, now: Instant) {
-        let next_probe = now + self.jittered(backoff);
+        let next_probe = now + jittered(&mut self.slots[i].jitter, backoff);
         self.slots[i].health = Health::Down {
             next_probe,
             backoff,
@@ -173,15 +183,12 @@ impl Fleet {
         self.slots[i].health = Health::Up;
         Change::CameBack
     }
+}
 
-    /// ±20 % jitter, deterministic per fleet (xorshift).
-    fn jittered(&mut self, d: Duration) -> Duration {
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let permille = 800 + self.jitter % 401;
-        d * permille as u32 / 1000
-    }
+/// `d` ±20 %, drawn from `rng`.
+fn jittered(rng: &mut Rng, d: Duration) -> Duration {
+    let permille = 800 + rng.next_u64() % 401;
+    d * permille as u32 / 1000
 }
 
 #[cfg(test)]
@@ -254,6 +261,44 @@ mod tests {
         assert_eq!(f.probe_ok(0), Change::CameBack);
         assert_eq!(f.up(), 2);
         assert_eq!(f.pick(), Some(0));
+    }
+
+    /// The probe waits of endpoint `i` over `n` failed probes.
+    fn probe_waits(f: &mut Fleet, i: usize, n: usize) -> Vec<Duration> {
+        let mut t = Instant::now();
+        f.failed(i, t);
+        let mut waits = Vec::new();
+        for _ in 0..n {
+            let Health::Down { next_probe, .. } = f.health(i) else {
+                panic!("endpoint {i} should be down")
+            };
+            waits.push(next_probe - t);
+            t = next_probe;
+            f.probe_failed(i, t);
+        }
+        waits
+    }
+
+    #[test]
+    fn boxes_and_endpoints_probe_a_recovering_server_at_different_times() {
+        // Two boxes (different host names) sharing one server: different probe schedules.
+        let box_a = rng::box_seed_from("till-1", "machine-a", 4242, 1_000);
+        let box_b = rng::box_seed_from("till-2", "machine-b", 4242, 1_000);
+        let a = probe_waits(&mut Fleet::with_seed(2, 1, box_a), 0, 8);
+        let b = probe_waits(&mut Fleet::with_seed(2, 1, box_b), 0, 8);
+        assert_ne!(a, b, "two boxes probe in lockstep: {a:?}");
+        // Two endpoints of one box that went down together are not probed in lockstep either.
+        let mut f = Fleet::with_seed(2, 1, box_a);
+        let e0 = probe_waits(&mut f, 0, 8);
+        let e1 = probe_waits(&mut f, 1, 8);
+        assert_ne!(e0, e1, "two endpoints probe in lockstep: {e0:?}");
+        // The seed decides it all: the same box seed gives the same schedule.
+        assert_eq!(a, probe_waits(&mut Fleet::with_seed(2, 1, box_a), 0, 8));
+        // Boxes seeded by `Fleet::new` (box seed from the time too) differ run to run.
+        let n1 = probe_waits(&mut Fleet::new(1, 1), 0, 8);
+        std::thread::sleep(Duration::from_millis(2));
+        let n2 = probe_waits(&mut Fleet::new(1, 1), 0, 8);
+        assert_ne!(n1, n2);
     }
 
     #[test]

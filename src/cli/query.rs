@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use storetrack::analytics::cli::Request;
 use storetrack::config::{ApiConfig, ReadConfig};
+use storetrack::query::analytics_cli::Request;
 use storetrack::query::{self, Format, TrackFilter};
 use storetrack::store;
 

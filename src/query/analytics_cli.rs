@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 
-use super::query::{self as aq, QueryError, Range};
+use super::analytics::{self as aq, QueryError, Range};
 use crate::query::{Table, TimeError, parse_time};
 
 /// Shortest time bucket.

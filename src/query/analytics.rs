@@ -4,7 +4,7 @@
 //! Input: a read-only connection and a [`Range`]. Output: a [`Table`] like every other query.
 //! Parameters are always bound. Time ranges are bound as concrete numbers (never
 //! `?1 IS NULL OR …`) so SQLite can use the range indexes; the indexes are the ones the plans
-//! of these statements ask for (see the README's measurements).
+//! of these statements ask for (see docs/analytics.md, Query speed).
 
 use std::collections::{BTreeMap, HashSet};
 

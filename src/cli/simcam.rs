@@ -214,7 +214,7 @@ pub fn simcam(args: SimcamArgs) -> Result<()> {
                 .map_or(url.clone(), |u| storetrack::redact::url(&u))
         );
     }
-    let stop = crate::run_cmd::stop_flag()?;
+    let stop = super::run::stop_flag()?;
     let start = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed)
         && args.duration.is_none_or(|d| start.elapsed() < d)

@@ -21,7 +21,7 @@ pub fn render(
     camera: Option<String>,
     frame: Option<PathBuf>,
 ) -> Result<()> {
-    use storetrack::analytics::{render, snapshot};
+    use storetrack::query::{picture as render, snapshot};
     let cfg = ReadConfig::load(config)?;
     render::check_output(out)?;
     let db = db.unwrap_or_else(|| cfg.storage.db.clone());

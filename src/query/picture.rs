@@ -15,7 +15,7 @@ use rusqlite::{Connection, params};
 
 mod draw;
 
-use super::Zone;
+use crate::analytics::Zone;
 use crate::config::FloorConfig;
 use draw::{box_blur, heat_colour, label, palette, polyline};
 
