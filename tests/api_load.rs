@@ -10,6 +10,7 @@
 //! The load generator runs on the same 2 cores at nice 19 (on a real site the clients are
 //! other machines); the `/healthz` prober at normal priority, as a monitor would see it.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};
@@ -44,14 +45,6 @@ impl Drop for Service {
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// 20 days of history for the 8 cameras: tracks, long tracks with points, per-second rows.
@@ -267,7 +260,7 @@ fn analysis_keeps_its_rate_and_health_stays_fast_while_the_api_is_hammered() {
     let sim = SimCam::start("127.0.0.1", 0, &mounts).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = (1..=CAMERAS).map(|i| sim.url(&format!("cam{i}"))).collect();
-    let port = free_port();
+    let port = common::free_port();
     let cfg = common::write_config(
         dir.path(),
         &urls,

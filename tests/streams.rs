@@ -16,6 +16,7 @@
 //! - decoded = analysed + not picked + skipped + dropped + failed, exactly;
 //! - what its clock did, in the summary, `query cameras` and (one run) `/metrics`.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeSet, HashMap};

@@ -8,7 +8,7 @@
 //! when the tracker last changed, minus a small tolerance; a real improvement should raise the
 //! recorded values.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! find the people of the sample scene in the stored frames, while an H.264 camera on the same
 //! service keeps working with the default template.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! each person is the detector's own box on the original frame, stretched to the model input the
 //! way this SSD was trained, so the test measures the pipeline's geometry, not the detector.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

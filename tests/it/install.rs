@@ -5,12 +5,10 @@
 //! (`../lib/storetrack/openvino`), and stores points. A second install replaces every file by
 //! a rename, never in place, so a running service keeps the libraries it has mapped.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
-
-use storetrack::simcam::SimCam;
 
 fn install(stage: &Path) {
     let out = Command::new("bash")
@@ -91,7 +89,6 @@ fn a_second_install_replaces_files_by_rename_and_keeps_the_token() {
 
 #[test]
 fn the_staged_install_checks_its_config_and_runs_without_an_environment_file() {
-    let video = common::video();
     let stage = tempfile::tempdir().unwrap();
     install(stage.path());
     let bin = stage.path().join("usr/local/bin/storetrack");
@@ -108,12 +105,7 @@ fn the_staged_install_checks_its_config_and_runs_without_an_environment_file() {
 
     // The installed config with its absolute paths moved into the staging tree and its
     // cameras pointed at the simulator.
-    let sim = SimCam::start(
-        "127.0.0.1",
-        0,
-        &[("cam1".into(), video.clone()), ("cam2".into(), video)],
-    )
-    .unwrap();
+    let sim = common::two_cameras();
     let installed =
         std::fs::read_to_string(stage.path().join("etc/storetrack/config.toml")).unwrap();
     let root = stage.path().display().to_string();

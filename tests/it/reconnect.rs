@@ -1,7 +1,7 @@
 //! A camera that goes away mid-run (the simulator stops) and comes back on the same address is
 //! reconnected by the service without a restart, and frames from after its return are stored.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

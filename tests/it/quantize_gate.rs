@@ -2,7 +2,7 @@
 //! a copy of the FP32 IR with every weight tensor scaled by N(1, 0.1) noise fails it, while the
 //! FP32 IR itself (same frames, same run) passes with F1 = 1.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

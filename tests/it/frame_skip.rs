@@ -3,7 +3,7 @@
 //! queue nobody reads: once the queue is full of fresh frames, decoded frames are skipped, and
 //! only about one frame per `FRESH_MS` reaches the appsink (is converted).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

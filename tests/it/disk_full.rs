@@ -4,7 +4,7 @@
 //! runs (`prlimit --pid`). Detection must go on meanwhile, retries must back off (one error
 //! line, few failed transactions), and every point kept in memory must reach the database.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

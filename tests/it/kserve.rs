@@ -4,7 +4,7 @@
 //! or the local fallback), the whole service end to end, and a server killed and restarted
 //! while the service runs.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -261,13 +261,7 @@ fn service_config(dir: &std::path::Path, urls: &[String], endpoints: &[String]) 
 #[test]
 fn service_runs_end_to_end_on_the_remote_backend() {
     let server = shared_server();
-    let video = common::video();
-    let sim = SimCam::start(
-        "127.0.0.1",
-        0,
-        &[("cam1".into(), video.clone()), ("cam2".into(), video)],
-    )
-    .unwrap();
+    let sim = common::two_cameras();
     let dir = tempfile::tempdir().unwrap();
     let cfg = service_config(
         dir.path(),

@@ -5,14 +5,13 @@
 //! load is then refused (by `storetrack reload`, and by the service on a raw SIGHUP) and the
 //! running cameras stay.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
 use storetrack::simcam::SimCam;
 
 /// Model load, RTSP connection and first tracks.
@@ -56,14 +55,6 @@ fn config(dir: &Path, cams: &[(&str, String)], port: u16) -> std::path::PathBuf 
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `frames_inferred` per camera from `/api/v1/cameras`.
 fn inferred(port: u16) -> HashMap<String, u64> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -91,15 +82,9 @@ fn inferred(port: u16) -> HashMap<String, u64> {
         .collect()
 }
 
-fn read_only(db: &Path) -> Option<Connection> {
-    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    c.busy_timeout(Duration::from_secs(5)).ok()?;
-    Some(c)
-}
-
 /// Ids of cam1's tracks open now with a point in the last 500 ms, as committed.
 fn open_tracks(db: &Path, camera: &str, now_ms: i64) -> Vec<i64> {
-    let Some(c) = read_only(db) else {
+    let Some(c) = common::try_read_only(db) else {
         return Vec::new();
     };
     let Ok(mut st) = c.prepare(
@@ -148,7 +133,7 @@ fn reload_adds_and_removes_cameras_without_touching_the_others() {
         .collect();
     let sim = SimCam::start("127.0.0.1", 0, &mounts).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let cfg = config(
         dir.path(),
         &[("cam1", sim.url("cam1")), ("cam2", sim.url("cam2"))],
@@ -251,7 +236,7 @@ fn reload_adds_and_removes_cameras_without_touching_the_others() {
     let status = svc.child.wait().unwrap();
     assert!(status.success(), "{}", svc.log());
     drop(sim);
-    let c = read_only(&db).unwrap();
+    let c = common::try_read_only(&db).unwrap();
     let continued: i64 = c
         .query_row(
             &format!(

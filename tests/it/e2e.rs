@@ -4,14 +4,13 @@
 //! long as people take to walk through the scene. A third, unreachable camera must not disturb
 //! the other two.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use storetrack::simcam::SimCam;
 use storetrack::{Config, RunOptions};
 
 const RUN_SECONDS: u64 = 20;
@@ -20,13 +19,7 @@ const DAY_MS: i64 = 86_400_000;
 #[test]
 fn two_simulated_cameras_yield_plausible_tracks_in_sqlite() {
     common::openvino_env();
-    let video = common::video();
-    let sim = SimCam::start(
-        "127.0.0.1",
-        0,
-        &[("cam1".into(), video.clone()), ("cam2".into(), video)],
-    )
-    .unwrap();
+    let sim = common::two_cameras();
     // Nothing listens on port 1: this camera fails to connect and is retried.
     let dead = "rtsp://viewer:hunter2@127.0.0.1:1/none".to_string();
     let dir = tempfile::tempdir().unwrap();

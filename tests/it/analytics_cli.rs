@@ -3,10 +3,9 @@
 //! (size, and pixels that change exactly where people walked), the camera view over a stored
 //! snapshot, and calibration problems reported by `check-config` with their positions.
 
-mod common;
+use crate::common::{self, storetrack};
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +17,6 @@ use storetrack::messages::{StoreMsg, TrackUpdate};
 use storetrack::stats::Stats;
 use storetrack::store::Store;
 use storetrack::track::PointKind;
-
-fn storetrack(args: &[&str]) -> Output {
-    common::openvino_env();
-    Command::new(env!("CARGO_BIN_EXE_storetrack"))
-        .args(args)
-        .env("STORETRACK_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn ok_stdout(args: &[&str]) -> String {
     let o = storetrack(args);

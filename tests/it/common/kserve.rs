@@ -2,7 +2,6 @@
 //! ModelServer from PyPI, installed by scripts/setup.sh) serving the same OpenVINO IR as the local
 //! engine, on free loopback ports. The server exits with the test process.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +9,7 @@ use std::time::{Duration, Instant};
 use storetrack::infer::kserve::proto::ServerReadyRequest;
 use storetrack::infer::kserve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 
+pub use super::free_port;
 use super::root;
 
 /// Model name the test servers use.
@@ -34,15 +34,6 @@ pub struct Server {
     grpc: u16,
     http: u16,
     models: Vec<Served>,
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Server {

@@ -1,9 +1,16 @@
 //! Shared helpers for the integration tests: paths of the real model and video produced by
-//! `scripts/setup.sh`, and config files written into a temporary folder.
+//! `scripts/setup.sh`, config files written into a temporary folder, the binary, two simulated
+//! cameras, free ports and read-only connections.
 
 #![allow(dead_code)]
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use storetrack::simcam::SimCam;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -20,16 +27,27 @@ pub fn video() -> PathBuf {
 
 /// Makes the OpenVINO runtime from the project's venv findable when the caller did not source
 /// `.venv/storetrack.env` (plain `cargo test` after setup). The openvino crate's finder reads
-/// `LD_LIBRARY_PATH` itself, and child processes inherit it.
+/// `LD_LIBRARY_PATH` itself, and child processes inherit it. Panics (fails the test) if setup
+/// has not run.
 pub fn openvino_env() {
+    set_openvino_path();
+    let libs = root().join(".venv/openvino-libs");
+    assert!(
+        libs.is_dir(),
+        "{} missing: run scripts/setup.sh",
+        libs.display()
+    );
+}
+
+/// The environment change of [`openvino_env`], made once per process (nothing when setup has
+/// not made the folder); `tests/it` makes it before `main`.
+pub fn set_openvino_path() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let libs = root().join(".venv/openvino-libs");
-        assert!(
-            libs.is_dir(),
-            "{} missing: run scripts/setup.sh",
-            libs.display()
-        );
+        if !libs.is_dir() {
+            return;
+        }
         let current = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
         let already = std::env::split_paths(&current).any(|p| p == libs);
         if !already {
@@ -37,7 +55,7 @@ pub fn openvino_env() {
                 std::env::join_paths(std::iter::once(libs).chain(std::env::split_paths(&current)))
                     .unwrap();
             // SAFETY: called once per test binary, before OpenVINO is loaded or any child is
-            // spawned; no other thread of ours reads the environment concurrently.
+            // spawned; in `tests/it` before `main` (its `INIT`), so no other thread exists.
             unsafe { std::env::set_var("LD_LIBRARY_PATH", joined) };
         }
     });
@@ -59,6 +77,44 @@ pub fn write_config(dir: &Path, urls: &[String], extra: &str) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The `storetrack` binary run with `args` (warnings and errors logged only).
+pub fn storetrack(args: &[&str]) -> Output {
+    openvino_env();
+    Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(args)
+        .env("STORETRACK_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The sample video served as two RTSP cameras, `cam1` and `cam2`, on a free port.
+pub fn two_cameras() -> SimCam {
+    let video = video();
+    SimCam::start(
+        "127.0.0.1",
+        0,
+        &[("cam1".into(), video.clone()), ("cam2".into(), video)],
+    )
+    .unwrap()
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A read-only connection to `db` that waits up to 5 s for the writer; None when it cannot be
+/// opened (not created yet).
+pub fn try_read_only(db: &Path) -> Option<Connection> {
+    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    c.busy_timeout(Duration::from_secs(5)).ok()?;
+    Some(c)
 }
 
 pub mod clip;

@@ -2,7 +2,7 @@
 //! one-line error naming the file, key or URL (never a password), and leave an existing
 //! database untouched.
 
-mod common;
+use crate::common::{self, storetrack};
 #[path = "cli/safety.rs"]
 mod safety;
 
@@ -10,15 +10,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use rusqlite::Connection;
-
-fn storetrack(args: &[&str]) -> Output {
-    common::openvino_env();
-    Command::new(env!("CARGO_BIN_EXE_storetrack"))
-        .args(args)
-        .env("STORETRACK_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

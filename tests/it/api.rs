@@ -4,7 +4,7 @@
 //! exposition; `/healthz`, `/readyz`, `/api/v1/*` are asked; a test socket plays the service
 //! manager. No credential may appear in any answer, in the metrics or in the database.
 
-mod common;
+use crate::common;
 #[path = "api/limits.rs"]
 mod limits;
 
@@ -19,7 +19,6 @@ use storetrack::RunOptions;
 use storetrack::api::{ApiState, Server};
 use storetrack::config::{ApiConfig, Config};
 use storetrack::notify::NotifyTarget;
-use storetrack::simcam::SimCam;
 use storetrack::stats::Stats;
 
 const PASSWORD: &str = "hunter2pw";
@@ -99,13 +98,7 @@ fn metric(m: &HashMap<(String, String), f64>, name: &str, cam: &str) -> f64 {
 #[test]
 fn metrics_health_and_queries_while_two_cameras_run() {
     common::openvino_env();
-    let video = common::video();
-    let sim = SimCam::start(
-        "127.0.0.1",
-        0,
-        &[("cam1".into(), video.clone()), ("cam2".into(), video)],
-    )
-    .unwrap();
+    let sim = common::two_cameras();
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = common::write_config(
         dir.path(),

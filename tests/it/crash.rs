@@ -4,13 +4,13 @@
 //! its open tracks as interrupted, keep every point the dead run had committed, and leave a
 //! database that passes `PRAGMA integrity_check`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use storetrack::simcam::SimCam;
 
 /// How long the first run may take to commit points of an open track (model load included).
@@ -30,9 +30,7 @@ fn start(cfg: &Path, log: &Path, extra: &[&str]) -> Child {
 }
 
 fn read_only(db: &Path) -> Connection {
-    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    c.busy_timeout(Duration::from_secs(5)).unwrap();
-    c
+    common::try_read_only(db).unwrap()
 }
 
 /// (open tracks with points, points) of run 1 as committed now; (0, 0) before the run exists.

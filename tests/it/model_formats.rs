@@ -8,7 +8,7 @@
 //! through the remote backend's decoding. Mismatches between a description and its IR are
 //! refused at start with the file named.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! promises (a config error with positions, a time in 1970..9999, a 2xx/4xx answer, stamps
 //! strictly increasing).
 
-mod common;
+use crate::common;
 
 #[path = "properties/api.rs"]
 mod api;

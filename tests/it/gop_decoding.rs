@@ -8,7 +8,7 @@
 //! only (one analysed frame per GOP) is the same path with k = 1 (unit tests in
 //! `src/ingest/gate.rs`).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -4,7 +4,7 @@
 //! that strictly increase at the source's 10 fps spacing. (Cameras of every kind, their clocks
 //! wrong, against the simulator's true capture times: `tests/streams.rs`.)
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
