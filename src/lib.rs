@@ -9,6 +9,8 @@
 //! [`geometry`], [`resize`], [`time`], [`rng`], [`stats`]. Development tools: [`synth`], [`mot`],
 //! [`simcam`]. The layers and what may import what: `docs/architecture.md`.
 
+#![warn(missing_docs)]
+
 pub mod analytics;
 pub mod api;
 pub mod config;
@@ -17,6 +19,9 @@ pub mod infer;
 pub mod ingest;
 pub mod malloc;
 pub mod messages;
+// Development tools (synthetic scenes, MOTChallenge files, the camera simulator): public for the
+// binary's `synth`/`track`/`simcam` subcommands, the tests and the benches, not part of the API.
+#[doc(hidden)]
 pub mod mot;
 pub mod notify;
 pub mod query;
@@ -24,9 +29,11 @@ pub mod redact;
 pub mod resize;
 pub mod rng;
 pub mod service;
+#[doc(hidden)]
 pub mod simcam;
 pub mod stats;
 pub mod store;
+#[doc(hidden)]
 pub mod synth;
 pub mod time;
 pub mod track;

@@ -7,6 +7,8 @@
 //!
 //! Time is always an input (the points' capture times); nothing here reads a clock.
 
+/// Evaluation against synthetic ground truth (a development tool, for tests and benches).
+#[doc(hidden)]
 pub mod eval;
 pub mod events;
 pub mod footfall;

@@ -32,6 +32,7 @@ pub struct RangeArgs {
 pub enum AnalyticsQuery {
     /// Store trajectories (joined across cameras), newest first.
     Stores {
+        /// The time range.
         #[command(flatten)]
         range: RangeArgs,
         /// Only trajectories with at least this many points.
@@ -43,6 +44,7 @@ pub enum AnalyticsQuery {
     },
     /// Zone visits (enter, leave, dwell, previous zone) that began in the range.
     Visits {
+        /// The time range.
         #[command(flatten)]
         range: RangeArgs,
         /// Only this zone id.
@@ -54,16 +56,19 @@ pub enum AnalyticsQuery {
     },
     /// Per zone: visits, median, p90, mean and total dwell.
     Dwell {
+        /// The time range.
         #[command(flatten)]
         range: RangeArgs,
     },
     /// Zone-to-zone moves: how many went from one zone to the next.
     Flows {
+        /// The time range.
         #[command(flatten)]
         range: RangeArgs,
     },
     /// Unique visitors (store trajectories) per time bucket; per zone with --zone.
     Visitors {
+        /// The time range.
         #[command(flatten)]
         range: RangeArgs,
         /// Bucket length.
@@ -75,6 +80,7 @@ pub enum AnalyticsQuery {
     },
     /// Per zone and bucket: entries, exits, visitors, mean and peak people inside.
     Occupancy {
+        /// The time range.
         #[command(flatten)]
         range: RangeArgs,
         /// Bucket length.

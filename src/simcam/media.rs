@@ -41,6 +41,7 @@ pub struct MountState {
 }
 
 impl MountState {
+    /// A mount whose RTP timestamps start at `ts_offset`.
     pub fn new(ts_offset: u32) -> Self {
         Self {
             ts_offset,

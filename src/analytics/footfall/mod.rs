@@ -9,6 +9,7 @@
 //! so that a camera going dark is noticed when no frame comes at all). Output:
 //! [`Footfall::drain`] — the events in the order they became known.
 
+#[doc(hidden)]
 pub mod eval;
 mod settings;
 

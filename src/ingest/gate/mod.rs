@@ -84,6 +84,7 @@ impl fmt::Display for Decode {
 /// What to do with one compressed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Needed: an analysed frame, or one an analysed frame depends on.
     Decode,
     /// Not needed by any analysed frame.
     Skip,
@@ -139,6 +140,7 @@ pub struct FrameGate {
 }
 
 impl FrameGate {
+    /// A gate for `mode` at `detect_fps` (0: every frame).
     pub fn new(mode: Decode, detect_fps: u32) -> Self {
         Self {
             mode,
