@@ -33,6 +33,8 @@ pub(super) fn validate(inf: &RawInference, p: &mut Problems<'_>) -> Option<Remot
             inf.model.as_ref().map(|m| (m.span(), "model")),
             inf.version.as_ref().map(|v| (v.span(), "version")),
             inf.fallback.as_ref().map(|f| (f.span(), "fallback")),
+            given(&inf.timeout_ms).then(|| (inf.timeout_ms.span(), "timeout_ms")),
+            given(&inf.in_flight).then(|| (inf.in_flight.span(), "in_flight")),
         ];
         for (span, key) in stray.into_iter().flatten() {
             p.at(
@@ -44,6 +46,13 @@ pub(super) fn validate(inf: &RawInference, p: &mut Problems<'_>) -> Option<Remot
     }
 
     let ok_before = p.len();
+    let fallback_given = inf
+        .fallback
+        .as_ref()
+        .is_some_and(|f| f.get_ref() == "local");
+    if !fallback_given {
+        local_keys_unused(inf, p);
+    }
     let mut endpoints = Vec::new();
     match &inf.endpoints {
         Some(list) if !list.get_ref().is_empty() => {
@@ -154,6 +163,36 @@ fn endpoint(s: &str) -> Result<String, &'static str> {
     Ok(format!("{host}:{port}"))
 }
 
+/// True when `value` was written in the file (a default has no position).
+fn given<T>(value: &Spanned<T>) -> bool {
+    !value.span().is_empty()
+}
+
+/// With `backend = "kserve"` and no local fallback, the local engine's keys do nothing: each
+/// one written is a problem at its position.
+fn local_keys_unused(inf: &RawInference, p: &mut Problems<'_>) {
+    let mut at = Vec::new();
+    for (value, key) in [(&inf.device, "device"), (&inf.hint, "hint")] {
+        if given(value) {
+            at.push((value.span().start, key));
+        }
+    }
+    for key in ["requests", "streams"] {
+        if let Some(pos) = super::position::value_offset(p.text, "inference", key) {
+            at.push((pos, key));
+        }
+    }
+    for (pos, key) in at {
+        p.at_offset(
+            pos,
+            format!(
+                "inference.{key} is only used by the local engine: with backend = \"kserve\" \
+                 it needs fallback = \"local\""
+            ),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Config, ConfigError};
@@ -241,5 +280,39 @@ mod tests {
             p[0].starts_with("6:11: inference.backend = \"triton\""),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn keys_the_chosen_backend_ignores_are_refused_at_their_position() {
+        let e = load("timeout_ms = 500\nin_flight = 2\n").unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].ends_with("inference.timeout_ms is only used with backend = \"kserve\""));
+        assert!(e[1].ends_with("inference.in_flight is only used with backend = \"kserve\""));
+        let kserve = "backend = \"kserve\"\nendpoints = [\"grpc://h:1\"]\nmodel = \"m\"\n";
+        let e = load(&format!(
+            "{kserve}device = \"CPU\"\nhint = \"LATENCY\"\nrequests = 2\nstreams = \"auto\"\n"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = e
+            .iter()
+            .map(|l| {
+                l.split("inference.")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(keys, ["device", "hint", "requests", "streams"], "{e:?}");
+        assert!(e.iter().all(|l| !l.starts_with("0:0")), "{e:?}");
+        // With the local fallback they configure it, and defaults are never refused.
+        assert!(
+            load(&format!(
+                "{kserve}fallback = \"local\"\nhint = \"LATENCY\"\nrequests = 2\n"
+            ))
+            .is_ok()
+        );
+        assert!(load(kserve).is_ok());
     }
 }
