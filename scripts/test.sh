@@ -13,6 +13,6 @@ python3 scripts/check_layers.py --self-test
 python3 scripts/check_layers.py
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
-cargo test --locked -- --test-threads=2 2>&1 | tee "$LOG"
-# One closing line over every test binary.
+cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$LOG"
+# One closing line over every test binary (--no-fail-fast: each binary runs, each failure counts).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
