@@ -1,6 +1,6 @@
 """Writes a tiny OpenVINO IR whose output is known for a uniform input picture.
 
-The model-format tests (tests/model_formats.rs) run it to get a detector of any output layout
+The model-format tests (tests/it/model_formats.rs) run it to get a detector of any output layout
 without weights: the output is a constant tensor, plus, at one position ("probe"), `factor` x
 the mean of the input's first channel. A uniform picture thus gives fully known outputs, and the
 probe shows that the engine filled the input as the description says (layout, element type,
