@@ -13,6 +13,9 @@ python3 scripts/check_layers.py --self-test
 python3 scripts/check_layers.py
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
-cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$LOG"
-# One closing line over every test binary (--no-fail-fast: each binary runs, each failure counts).
+status=0
+cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$LOG" || status=$?
+# One closing line over every test binary, also when some fail (--no-fail-fast: each binary
+# runs, each failure counts); the exit status is cargo's.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
+exit "$status"
