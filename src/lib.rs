@@ -4,11 +4,12 @@
 //! request pool) → [`track`] (per-camera tracker) → [`store`] (SQLite writer). [`query`] reads
 //! the database; [`api`] serves health, metrics and queries over HTTP; [`simcam`] serves video
 //! files as RTSP cameras for demos and tests; [`service`] wires the stages together and speaks
-//! the service manager's [`notify`] protocol.
+//! the service manager's [`notify`] protocol; [`events`] delivers live events (MQTT, webhooks).
 
 pub mod analytics;
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod geometry;
 pub mod infer;
 pub mod ingest;
