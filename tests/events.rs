@@ -233,6 +233,7 @@ fn inserter(db: &Path, every: Duration, stop: Arc<Mutex<bool>>) -> std::thread::
 
 #[test]
 fn mqtt_delivers_every_event_in_order_across_a_broker_outage() {
+    let _ = tracing_subscriber::fmt().with_env_filter("storetrack=info").with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
     let db = new_db(dir.path());
@@ -283,7 +284,16 @@ fn mqtt_delivers_every_event_in_order_across_a_broker_outage() {
         }
     }
     let arrived_all = Instant::now();
-    assert_eq!(seen.len() as i64, total, "events missing");
+    let sink = &metrics.sinks()[0];
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        seen.len() as i64,
+        total,
+        "events missing (sender: delivered {}, cursor {}, failures {})",
+        load(&sink.delivered),
+        sink.cursor.load(std::sync::atomic::Ordering::Relaxed),
+        load(&sink.failures)
+    );
     assert_eq!(order, (1..=total).collect::<Vec<_>>(), "not in order");
     assert!(onlines >= 2, "online again after the outage: {onlines}");
     eprintln!(
@@ -292,9 +302,12 @@ fn mqtt_delivers_every_event_in_order_across_a_broker_outage() {
          the broker came back",
         arrived_all.duration_since(outage_end).as_secs_f64()
     );
-    let sink = &metrics.sinks()[0];
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     assert!(load(&sink.failures) >= 1, "the outage counted as failures");
+    // The subscriber may get the last event before the sender gets its PUBACK.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while load(&sink.delivered) < total as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(load(&sink.delivered) >= total as u64);
     senders.stop();
     let cursor: i64 = Connection::open(&db)

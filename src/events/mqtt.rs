@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, MqttState, Outgoing, Packet, QoS, TlsConfiguration,
     Transport,
 };
 use tracing::{info, warn};
@@ -42,6 +42,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_PACKET: usize = 256 * 1024;
 /// The cursor is written at most this often while events flow (and at stop).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
+/// Connected with messages unacknowledged and no PUBACK for this long: the connection is
+/// dropped and made again (a broker that stopped acknowledging must not stall delivery).
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// At stop: longest wait for the `offline` status to be acknowledged.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -92,6 +95,8 @@ struct Sender {
     saved: i64,
     saved_at: Instant,
     connected: bool,
+    /// Last PUBACK (or connection, or empty window).
+    last_ack: Instant,
 }
 
 /// Starts the sender on its own thread; it runs until `stop` is set.
@@ -124,6 +129,7 @@ pub fn spawn(
         saved: cursor,
         saved_at: Instant::now(),
         connected: false,
+        last_ack: Instant::now(),
     };
     let backoff = Backoff::new(
         events.retry_initial_ms,
@@ -214,10 +220,22 @@ impl Sender {
             }
             if self.connected {
                 self.fill();
+                self.check_acks(eventloop);
             }
             self.advance(false);
         }
         self.stop(eventloop).await;
+    }
+
+    /// Drops a connection whose broker stopped acknowledging; the next poll reconnects.
+    fn check_acks(&mut self, eventloop: &mut EventLoop) {
+        if self.window.is_empty() {
+            self.last_ack = Instant::now();
+        } else if self.last_ack.elapsed() > ACK_TIMEOUT {
+            warn!(unacked = self.window.len(), "MQTT broker stopped acknowledging; reconnecting.");
+            eventloop.clean();
+            self.reset(eventloop);
+        }
     }
 
     fn on_event(&mut self, ev: Event, backoff: &mut Backoff) {
@@ -228,6 +246,7 @@ impl Sender {
                 self.stats.connected.store(1, Ordering::Relaxed);
                 backoff.reset();
                 self.window.clear();
+                self.last_ack = Instant::now();
                 self.publish_status("online");
             }
             Event::Outgoing(Outgoing::Publish(pkid) | Outgoing::AwaitAck(pkid)) => {
@@ -242,6 +261,7 @@ impl Sender {
                     .find(|m| m.pkid == Some(ack.pkid) && !m.acked)
                 {
                     m.acked = true;
+                    self.last_ack = Instant::now();
                 }
             }
             _ => {}
@@ -257,9 +277,17 @@ impl Sender {
             warn!(error = %e, "MQTT broker unreachable; retrying.");
         }
         SinkStats::add(&self.stats.failures, 1);
+        self.reset(eventloop);
+    }
+
+    /// Forgets the connection: the window, rumqttc's pending requests and session state.
+    fn reset(&mut self, eventloop: &mut EventLoop) {
         self.connected = false;
         self.stats.connected.store(0, Ordering::Relaxed);
+        // A fresh session state too: rumqttc keeps packet ids, buffered events and a held-back
+        // publish across errors, which would no longer match our window.
         eventloop.pending.clear();
+        eventloop.state = MqttState::new(INFLIGHT, false);
         self.advance(true);
         self.window.clear();
     }
