@@ -48,6 +48,15 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// At stop: longest wait for the `offline` status to be acknowledged.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// How one poll of the event loop ended.
+enum Polled {
+    Event(Event),
+    Error(rumqttc::ConnectionError),
+    /// Connected, messages unacknowledged, no PUBACK for [`ACK_TIMEOUT`].
+    Stalled,
+    Stop,
+}
+
 /// One message published and not yet acknowledged.
 #[derive(Debug)]
 struct Inflight {
@@ -204,37 +213,67 @@ impl Sender {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !stop.load(Ordering::Relaxed) {
-            tokio::select! {
-                ev = eventloop.poll() => match ev {
-                    Ok(ev) => self.on_event(ev, &mut backoff),
-                    Err(e) => {
-                        self.on_error(eventloop, &e);
-                        let wait = backoff.next_wait();
-                        let until = tokio::time::Instant::now() + wait;
-                        while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < until {
-                            tokio::time::sleep(POLL.min(wait)).await;
-                        }
+            match self.poll_once(eventloop, &mut tick, stop).await {
+                Polled::Event(ev) => {
+                    self.on_event(ev, &mut backoff);
+                    if self.connected && self.window.len() <= WINDOW / 2 {
+                        self.fill();
                     }
-                },
-                _ = tick.tick() => {}
+                    self.advance(false);
+                }
+                Polled::Error(e) => {
+                    self.on_error(eventloop, &e);
+                    let wait = backoff.next_wait();
+                    let until = tokio::time::Instant::now() + wait;
+                    while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < until {
+                        tokio::time::sleep(POLL.min(wait)).await;
+                    }
+                }
+                Polled::Stalled => {
+                    warn!(unacked = self.window.len(),
+                          "MQTT broker stopped acknowledging; reconnecting.");
+                    SinkStats::add(&self.stats.failures, 1);
+                    eventloop.clean();
+                    self.reset(eventloop);
+                }
+                Polled::Stop => break,
             }
-            if self.connected {
-                self.fill();
-                self.check_acks(eventloop);
-            }
-            self.advance(false);
         }
         self.stop(eventloop).await;
     }
 
-    /// Drops a connection whose broker stopped acknowledging; the next poll reconnects.
-    fn check_acks(&mut self, eventloop: &mut EventLoop) {
-        if self.window.is_empty() {
-            self.last_ack = Instant::now();
-        } else if self.last_ack.elapsed() > ACK_TIMEOUT {
-            warn!(unacked = self.window.len(), "MQTT broker stopped acknowledging; reconnecting.");
-            eventloop.clean();
-            self.reset(eventloop);
+    /// Polls the event loop once to its end — never dropping a poll half-way (that could drop
+    /// a connection attempt or a packet being written) but to stop or after [`ACK_TIMEOUT`] —
+    /// while publishing new outbox rows every [`POLL`].
+    async fn poll_once(
+        &mut self,
+        eventloop: &mut EventLoop,
+        tick: &mut tokio::time::Interval,
+        stop: &AtomicBool,
+    ) -> Polled {
+        let poll = eventloop.poll();
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                ev = &mut poll => return match ev {
+                    Ok(ev) => Polled::Event(ev),
+                    Err(e) => Polled::Error(e),
+                },
+                _ = tick.tick() => {
+                    if stop.load(Ordering::Relaxed) {
+                        return Polled::Stop;
+                    }
+                    if self.connected {
+                        self.fill();
+                        if self.window.is_empty() {
+                            self.last_ack = Instant::now();
+                        } else if self.last_ack.elapsed() > ACK_TIMEOUT {
+                            return Polled::Stalled;
+                        }
+                    }
+                    self.advance(false);
+                }
+            }
         }
     }
 
