@@ -114,7 +114,12 @@ async fn events(
         Some(seq) => seq,
         None => match last_seq(&conn) {
             Ok(s) => s,
-            Err(e) => return bad(StatusCode::SERVICE_UNAVAILABLE, format!("events outbox: {e}")),
+            Err(e) => {
+                return bad(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("events outbox: {e}"),
+                );
+            }
         },
     };
     let tail = Tail {
@@ -230,6 +235,10 @@ mod tests {
             parse_kinds(Some("alert, counts")).unwrap(),
             ["alert", "counts"]
         );
-        assert!(parse_kinds(Some("alert,bogus")).unwrap_err().contains("\"bogus\""));
+        assert!(
+            parse_kinds(Some("alert,bogus"))
+                .unwrap_err()
+                .contains("\"bogus\"")
+        );
     }
 }

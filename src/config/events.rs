@@ -147,7 +147,10 @@ pub(super) fn validate(
         let Some(v) = v else { return default };
         let n = *v.get_ref();
         if !(MIN_RETRY_MS..=max).contains(&n) {
-            p.at(v, format!("events.{key} = {n}: expected {MIN_RETRY_MS} to {max}"));
+            p.at(
+                v,
+                format!("events.{key} = {n}: expected {MIN_RETRY_MS} to {max}"),
+            );
         }
         n
     };
@@ -166,9 +169,12 @@ pub(super) fn validate(
         p,
     );
     if let Some(v) = &raw.retry_max_ms
-        && retry_max_ms < retry_initial_ms
+        && (MIN_RETRY_MS..retry_initial_ms).contains(&retry_max_ms)
     {
-        p.at(v, "events.retry_max_ms is below events.retry_initial_ms".into());
+        p.at(
+            v,
+            "events.retry_max_ms is below events.retry_initial_ms".into(),
+        );
     }
     let timeout_ms = ms(
         &raw.timeout_ms,
@@ -248,7 +254,11 @@ fn mqtt(
         .mqtt_user
         .as_ref()
         .map(|u| u.get_ref().clone())
-        .or_else(|| (!url.username().is_empty()).then(|| decode(url.username())).flatten());
+        .or_else(|| {
+            (!url.username().is_empty())
+                .then(|| decode(url.username()))
+                .flatten()
+        });
     let password = raw
         .mqtt_password
         .as_ref()
@@ -259,7 +269,10 @@ fn mqtt(
     let ca = raw.mqtt_ca.as_ref().map(|c| {
         let path = resolve(c.get_ref());
         if !path.is_file() {
-            p.at(c, format!("events.mqtt_ca: {} is not a file", path.display()));
+            p.at(
+                c,
+                format!("events.mqtt_ca: {} is not a file", path.display()),
+            );
         }
         path
     });

@@ -12,15 +12,15 @@ fn load(events: &str) -> Result<Config, Vec<String>> {
         "HOOK_SECRET" => Some("hook-key-123".to_string()),
         _ => None,
     };
-    Config::from_str_with_env(&format!("{CAM}{events}"), Path::new("c.toml"), &env).map_err(
-        |e| match e {
+    Config::from_str_with_env(&format!("{CAM}{events}"), Path::new("c.toml"), &env).map_err(|e| {
+        match e {
             ConfigError::Invalid { problems, .. } => problems
                 .into_iter()
                 .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
                 .collect(),
             other => vec![other.to_string()],
-        },
-    )
+        }
+    })
 }
 
 #[test]
@@ -30,14 +30,15 @@ fn absent_section_means_no_senders() {
 
 #[test]
 fn mqtt_url_credentials_and_defaults() {
-    let c = load(
-        "[events]\nsite = \"shop-7\"\nmqtt = \"mqtt://bob:${MQTT_PW}@broker.local\"\n",
-    )
-    .unwrap();
+    let c = load("[events]\nsite = \"shop-7\"\nmqtt = \"mqtt://bob:${MQTT_PW}@broker.local\"\n")
+        .unwrap();
     let e = c.events.unwrap();
     assert_eq!(e.site, "shop-7");
     let m = e.mqtt.as_ref().unwrap();
-    assert_eq!((m.host.as_str(), m.port, m.tls), ("broker.local", 1883, false));
+    assert_eq!(
+        (m.host.as_str(), m.port, m.tls),
+        ("broker.local", 1883, false)
+    );
     assert_eq!(m.user.as_deref(), Some("bob"));
     assert_eq!(m.password.as_deref(), Some("s3cr3t-pw"));
     assert!(!m.url.as_str().contains("s3cr3t"), "{}", m.url);
@@ -45,12 +46,16 @@ fn mqtt_url_credentials_and_defaults() {
     assert_eq!(e.retry_initial_ms, 1_000);
     assert_eq!(e.retry_max_ms, 60_000);
     assert_eq!(e.timeout_ms, 10_000);
-    let t = load("[events]\nmqtt = \"mqtts://h\"\nmqtt_user = \"u\"\nmqtt_password = \"${MQTT_PW}\"\n")
-        .unwrap()
-        .events
-        .unwrap();
+    let t =
+        load("[events]\nmqtt = \"mqtts://h\"\nmqtt_user = \"u\"\nmqtt_password = \"${MQTT_PW}\"\n")
+            .unwrap()
+            .events
+            .unwrap();
     let m = t.mqtt.unwrap();
-    assert_eq!((m.port, m.tls, m.password.as_deref()), (8883, true, Some("s3cr3t-pw")));
+    assert_eq!(
+        (m.port, m.tls, m.password.as_deref()),
+        (8883, true, Some("s3cr3t-pw"))
+    );
     assert!(!t.site.is_empty() && !t.site.contains('/'));
 }
 
@@ -58,7 +63,7 @@ fn mqtt_url_credentials_and_defaults() {
 fn bad_mqtt_url_is_reported_with_position_and_masked() {
     let p = load("[events]\nmqtt = \"http://bob:${MQTT_PW}@h:1\"\n").unwrap_err();
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].starts_with("5:8: events.mqtt = "), "{p:?}");
+    assert!(p[0].starts_with("6:8: events.mqtt = "), "{p:?}");
     assert!(p[0].contains("expected mqtt://"), "{p:?}");
     assert!(!p[0].contains("s3cr3t"), "{p:?}");
 }
@@ -94,6 +99,12 @@ fn webhook_problems_are_all_reported() {
     assert_eq!(p.len(), 4, "{p:?}");
     assert!(p[0].starts_with("6:16: events.retry_max_ms = 5"), "{p:?}");
     assert!(p[1].starts_with("8:7: events.webhooks.url = "), "{p:?}");
-    assert!(p[2].starts_with("12:10: events.webhooks.kinds: \"nope\""), "{p:?}");
-    assert!(p[3].starts_with("14:6: events.webhooks: id \"a\" is used twice"), "{p:?}");
+    assert!(
+        p[2].starts_with("12:10: events.webhooks.kinds: \"nope\""),
+        "{p:?}"
+    );
+    assert!(
+        p[3].starts_with("14:6: events.webhooks: id \"a\" is used twice"),
+        "{p:?}"
+    );
 }

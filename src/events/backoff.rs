@@ -73,7 +73,10 @@ mod tests {
         let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_millis() as u64).collect();
         for (i, w) in waits.iter().enumerate() {
             let base = (100u64 << i).min(1_000);
-            assert!(*w <= base && *w >= base / 2, "{i}: {w} vs {base} ({waits:?})");
+            assert!(
+                *w <= base && *w >= base / 2,
+                "{i}: {w} vs {base} ({waits:?})"
+            );
         }
         b.reset();
         assert!(b.next_wait().as_millis() <= 100);

@@ -129,7 +129,9 @@ impl Collector for EventsCollector {
                 let labels = [("sink", s.sink.as_str())];
                 let family = m.encode_family(&labels)?;
                 match kind {
-                    MetricType::Counter => ConstCounter::new(value(s).max(0) as u64).encode(family)?,
+                    MetricType::Counter => {
+                        ConstCounter::new(value(s).max(0) as u64).encode(family)?
+                    }
                     _ => ConstGauge::new(value(s)).encode(family)?,
                 }
             }

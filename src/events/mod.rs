@@ -82,7 +82,13 @@ impl Senders {
         for hook in &cfg.webhooks {
             let name = webhook::sink_name(&hook.id);
             let stats = metrics.sink(&name);
-            let t = webhook::spawn(cfg, hook, db.to_path_buf(), stats, Arc::clone(&senders.stop))?;
+            let t = webhook::spawn(
+                cfg,
+                hook,
+                db.to_path_buf(),
+                stats,
+                Arc::clone(&senders.stop),
+            )?;
             senders.threads.push((name, t));
         }
         Ok(senders)

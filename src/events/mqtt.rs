@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, MqttState, Outgoing, Packet, QoS, TlsConfiguration,
-    Transport,
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, MqttState, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
 };
 use tracing::{info, warn};
 
@@ -230,8 +230,10 @@ impl Sender {
                     }
                 }
                 Polled::Stalled => {
-                    warn!(unacked = self.window.len(),
-                          "MQTT broker stopped acknowledging; reconnecting.");
+                    warn!(
+                        unacked = self.window.len(),
+                        "MQTT broker stopped acknowledging; reconnecting."
+                    );
                     SinkStats::add(&self.stats.failures, 1);
                     eventloop.clean();
                     self.reset(eventloop);
@@ -366,8 +368,11 @@ impl Sender {
             }
         };
         if batch.missed > 0 && last == self.cursor && self.window.is_empty() {
-            warn!(missed = batch.missed, cursor = self.cursor,
-                  "Events deleted by retention before the MQTT broker got them.");
+            warn!(
+                missed = batch.missed,
+                cursor = self.cursor,
+                "Events deleted by retention before the MQTT broker got them."
+            );
             SinkStats::add(&self.stats.skipped, batch.missed);
             self.cursor += batch.missed as i64;
         }

@@ -160,11 +160,9 @@ pub fn read_after(
 
 /// The highest `seq` in the outbox (0 when empty).
 pub fn last_seq(conn: &Connection) -> Result<i64, rusqlite::Error> {
-    conn.query_row(
-        "SELECT coalesce(max(seq), 0) FROM events_outbox",
-        [],
-        |r| r.get(0),
-    )
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM events_outbox", [], |r| {
+        r.get(0)
+    })
 }
 
 /// Wall clock, Unix ms.

@@ -229,7 +229,9 @@ impl Hook {
         if self.cursor != self.saved && (now || self.saved_at.elapsed() >= SAVE_EVERY) {
             match self.outbox.save(&self.sink, self.cursor) {
                 Ok(()) => self.saved = self.cursor,
-                Err(e) => warn!(sink = %self.sink, error = %e, "Webhook sender cannot save its cursor."),
+                Err(e) => {
+                    warn!(sink = %self.sink, error = %e, "Webhook sender cannot save its cursor.")
+                }
             }
             self.saved_at = Instant::now();
             if let Ok(n) = self.outbox.backlog(self.cursor) {

@@ -74,7 +74,11 @@ fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
                 headers,
                 body: String::from_utf8(body).unwrap(),
             });
-            let status = if log.len() <= fail_first { "500 Internal Server Error" } else { "200 OK" };
+            let status = if log.len() <= fail_first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
             drop(log);
             let _ = write!(
                 stream,
@@ -153,9 +157,8 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    let delivered = |log: &Mutex<Vec<Received>>, fails: usize| {
-        log.lock().unwrap().len().saturating_sub(fails)
-    };
+    let delivered =
+        |log: &Mutex<Vec<Received>>, fails: usize| log.lock().unwrap().len().saturating_sub(fails);
     while delivered(&all_log, 3) < 55 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -163,7 +166,11 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
     senders.stop();
 
     let all = all_log.lock().unwrap().clone();
-    assert_eq!(all.len(), 3 + 55, "3 failed attempts, then rows 6..=60 once each");
+    assert_eq!(
+        all.len(),
+        3 + 55,
+        "3 failed attempts, then rows 6..=60 once each"
+    );
     // The failed first attempts were of row 6, retried with the same body.
     for r in &all[..4] {
         assert_eq!(n_of(&r.body), 6);
@@ -176,15 +183,32 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
         assert_eq!(r.header("X-Storetrack-Event-Id"), v["event_id"].as_str());
         assert_eq!(r.header("Content-Type"), Some("application/json"));
     }
-    let alerts: Vec<i64> = alerts_log.lock().unwrap().iter().map(|r| n_of(&r.body)).collect();
-    let expected: Vec<i64> = (6..=60).filter(|n| storetrack::events::KINDS[*n as usize % 8] == "alert").collect();
+    let alerts: Vec<i64> = alerts_log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| n_of(&r.body))
+        .collect();
+    let expected: Vec<i64> = (6..=60)
+        .filter(|n| storetrack::events::KINDS[*n as usize % 8] == "alert")
+        .collect();
     assert_eq!(alerts, expected);
-    assert!(alerts_log.lock().unwrap().iter().all(|r| r.header("X-Storetrack-Signature").is_none()));
+    assert!(
+        alerts_log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.header("X-Storetrack-Signature").is_none())
+    );
     let sinks = metrics.sinks();
     let all_sink = sinks.iter().find(|s| s.sink == "webhook:all").unwrap();
     assert_eq!(all_sink.failures.load(Ordering::Relaxed), 3);
     assert_eq!(all_sink.delivered.load(Ordering::Relaxed), 55);
-    assert_eq!(all_sink.skipped.load(Ordering::Relaxed), 5, "rows lost to retention counted");
+    assert_eq!(
+        all_sink.skipped.load(Ordering::Relaxed),
+        5,
+        "rows lost to retention counted"
+    );
     assert_eq!(all_sink.backlog.load(Ordering::Relaxed), 0);
     let cursors: Vec<i64> = conn
         .prepare("SELECT seq FROM outbox_cursors WHERE sink LIKE 'webhook:%' ORDER BY sink")
@@ -204,12 +228,21 @@ fn start_api(db: &std::path::Path) -> Server {
         hosts: vec![],
         tls: None,
     };
-    let state = ApiState::new(Arc::new(Stats::new(0)), db.to_path_buf(), Some(TOKEN.into()));
+    let state = ApiState::new(
+        Arc::new(Stats::new(0)),
+        db.to_path_buf(),
+        Some(TOKEN.into()),
+    );
     Server::start(&cfg, state).unwrap()
 }
 
 /// Opens the stream (`last` as Last-Event-ID); (status, reader).
-fn open(base: &str, query: &str, last: Option<i64>, token: Option<&str>) -> (u16, Box<dyn BufRead>) {
+fn open(
+    base: &str,
+    query: &str,
+    last: Option<i64>,
+    token: Option<&str>,
+) -> (u16, Box<dyn BufRead>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -224,7 +257,10 @@ fn open(base: &str, query: &str, last: Option<i64>, token: Option<&str>) -> (u16
     }
     let resp = req.call().unwrap();
     let status = resp.status().as_u16();
-    (status, Box::new(BufReader::new(resp.into_body().into_reader())))
+    (
+        status,
+        Box::new(BufReader::new(resp.into_body().into_reader())),
+    )
 }
 
 /// The next `count` events: (id, n).
@@ -263,17 +299,26 @@ fn sse_streams_resumes_filters_and_needs_the_token() {
     // From the start (Last-Event-ID 0), then live.
     let (status, mut s) = open(&base, "", Some(0), Some(TOKEN));
     assert_eq!(status, 200);
-    assert_eq!(read_events(&mut *s, 5), (1..=5).map(|n| (n, n)).collect::<Vec<_>>());
+    assert_eq!(
+        read_events(&mut *s, 5),
+        (1..=5).map(|n| (n, n)).collect::<Vec<_>>()
+    );
     for n in 6..=10 {
         insert(&conn, n);
     }
-    assert_eq!(read_events(&mut *s, 5), (6..=10).map(|n| (n, n)).collect::<Vec<_>>());
+    assert_eq!(
+        read_events(&mut *s, 5),
+        (6..=10).map(|n| (n, n)).collect::<Vec<_>>()
+    );
     drop(s);
 
     // Resume after 7: only the rest, then what comes next.
     let (_, mut s) = open(&base, "", Some(7), Some(TOKEN));
     insert(&conn, 11);
-    assert_eq!(read_events(&mut *s, 4), [(8, 8), (9, 9), (10, 10), (11, 11)]);
+    assert_eq!(
+        read_events(&mut *s, 4),
+        [(8, 8), (9, 9), (10, 10), (11, 11)]
+    );
     drop(s);
 
     // Without Last-Event-ID: only new events; with kinds: only those.
@@ -319,7 +364,11 @@ fn sse_clients_are_bounded_apart_from_data_requests() {
         .header("Authorization", format!("Bearer {TOKEN}"))
         .call()
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 503, "answered (not ready: no cameras)");
+    assert_eq!(
+        resp.status().as_u16(),
+        503,
+        "answered (not ready: no cameras)"
+    );
     // A client leaving frees its slot (noticed at the next write: the heartbeat at most).
     open_streams.pop();
     let deadline = Instant::now() + storetrack::api::sse::HEARTBEAT + Duration::from_secs(5);
@@ -334,5 +383,8 @@ fn sse_clients_are_bounded_apart_from_data_requests() {
     }
     let started = Instant::now();
     server.stop();
-    assert!(started.elapsed() < Duration::from_secs(3), "open streams end at stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "open streams end at stop"
+    );
 }
