@@ -271,6 +271,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(api) = &cfg.api {
                 println!("  api: {}", query_cmd::describe_api(api));
             }
+            if let Some(events) = &cfg.events {
+                println!("  events: {}", events.describe());
+            }
             Ok(())
         }
         Command::Simcam(args) => simcam_cmd::simcam(args),

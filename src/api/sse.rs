@@ -8,8 +8,8 @@
 //! [`HEARTBEAT`] while nothing happens. Each stream tails the outbox on its own read-only
 //! connection (a primary-key range read every [`TAIL_POLL`]). At most [`MAX_SSE_CLIENTS`]
 //! streams at once (more get 503), counted apart from the data requests' limit, with no
-//! response deadline; a stream ends when its client leaves (noticed at the next write, a
-//! heartbeat at the latest) or when the server stops.
+//! response deadline; a stream ends when its client leaves (when hyper sees the connection close,
+//! at the next heartbeat at the latest) or when the server stops.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

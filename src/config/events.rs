@@ -72,6 +72,30 @@ pub struct EventsConfig {
     pub timeout_ms: u64,
 }
 
+impl EventsConfig {
+    /// One line for `check-config`: site, broker (no password) and webhooks.
+    pub fn describe(&self) -> String {
+        let mqtt = self.mqtt.as_ref().map_or_else(
+            || "no MQTT".to_string(),
+            |m| match &m.user {
+                Some(u) => format!("MQTT {} as {u}", m.url),
+                None => format!("MQTT {}", m.url),
+            },
+        );
+        let hooks: Vec<&str> = self.webhooks.iter().map(|w| w.id.as_str()).collect();
+        format!(
+            "site {}, {mqtt}, {} webhooks{}",
+            self.site,
+            hooks.len(),
+            if hooks.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", hooks.join(", "))
+            }
+        )
+    }
+}
+
 /// An MQTT broker (`mqtt://host:1883`, `mqtts://host:8883`).
 #[derive(Clone)]
 pub struct MqttConfig {

@@ -46,6 +46,10 @@ fn mqtt_url_credentials_and_defaults() {
     assert_eq!(e.retry_initial_ms, 1_000);
     assert_eq!(e.retry_max_ms, 60_000);
     assert_eq!(e.timeout_ms, 10_000);
+    assert_eq!(
+        e.describe(),
+        "site shop-7, MQTT mqtt://broker.local as bob, 0 webhooks"
+    );
     let t =
         load("[events]\nmqtt = \"mqtts://h\"\nmqtt_user = \"u\"\nmqtt_password = \"${MQTT_PW}\"\n")
             .unwrap()

@@ -19,6 +19,8 @@ use super::{events_config, insert, n_of, new_db};
 
 const SECRET: &str = "whsec-test-key";
 const TOKEN: &str = "sse-t0ken";
+/// The data routes' deadlines in the SSE tests.
+const DATA_DEADLINE: Duration = Duration::from_secs(1);
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -228,11 +230,14 @@ fn start_api(db: &std::path::Path) -> Server {
         hosts: vec![],
         tls: None,
     };
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         Arc::new(Stats::new(0)),
         db.to_path_buf(),
         Some(TOKEN.into()),
     );
+    // Data answers get 1 s in all; an event stream must outlive that.
+    state.limits.data_body_deadline = DATA_DEADLINE;
+    state.limits.data_timeout = DATA_DEADLINE;
     Server::start(&cfg, state).unwrap()
 }
 
@@ -303,6 +308,7 @@ fn sse_streams_resumes_filters_and_needs_the_token() {
         read_events(&mut *s, 5),
         (1..=5).map(|n| (n, n)).collect::<Vec<_>>()
     );
+    std::thread::sleep(DATA_DEADLINE * 3);
     for n in 6..=10 {
         insert(&conn, n);
     }
@@ -369,7 +375,7 @@ fn sse_clients_are_bounded_apart_from_data_requests() {
         503,
         "answered (not ready: no cameras)"
     );
-    // A client leaving frees its slot (noticed at the next write: the heartbeat at most).
+    // A client leaving frees its slot (when the connection closes: the next heartbeat at most).
     open_streams.pop();
     let deadline = Instant::now() + storetrack::api::sse::HEARTBEAT + Duration::from_secs(5);
     loop {
