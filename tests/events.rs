@@ -7,6 +7,8 @@
 //! 15 s broker outage with rows inserted all along; the retained status is `online` while the
 //! sender runs, `offline` after a clean stop and — through the last will — after `kill -9`.
 
+#[path = "events/mqtts.rs"]
+mod mqtts;
 #[path = "events/webhook_sse.rs"]
 mod webhook_sse;
 
@@ -93,12 +95,18 @@ struct Broker {
 impl Broker {
     /// Starts mosquitto on a free port, keeping its sessions in `dir` across restarts.
     fn start(dir: &Path) -> Broker {
+        Self::start_with(dir, "allow_anonymous true\n")
+    }
+
+    /// Starts mosquitto with `settings` (TLS files, authentication) after its listener line.
+    fn start_with(dir: &Path, settings: &str) -> Broker {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                "listener {port} 127.0.0.1\n{settings}persistence true\npersistence_location {}/\n\
+                 log_dest stderr\nuser root\n",
                 dir.display()
             ),
         )
@@ -113,11 +121,16 @@ impl Broker {
     }
 
     fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.conf.with_extension("log"))
+            .unwrap();
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("mosquitto (scripts/setup.sh installs it)");
         self.child = Some(child);
@@ -158,19 +171,16 @@ struct Subscriber {
 
 impl Subscriber {
     fn start(port: u16, topic: &str, id: &str) -> Subscriber {
-        let mut child = Command::new("mosquitto_sub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-q",
-                "1",
-                "-c",
-                "-i",
-                id,
-            ])
-            .args(["-v", "-t", topic])
+        let mut cmd = Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        Self::spawn(cmd, topic, id)
+    }
+
+    /// `cmd` (mosquitto_sub with its connection options) subscribed to `topic` with QoS 1
+    /// in a persistent session `id`.
+    fn spawn(mut cmd: Command, topic: &str, id: &str) -> Subscriber {
+        let mut child = cmd
+            .args(["-q", "1", "-c", "-i", id, "-v", "-t", topic])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
