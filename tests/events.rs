@@ -99,6 +99,10 @@ impl Broker {
     }
 
     /// Starts mosquitto with `settings` (TLS files, authentication) after its listener line.
+    /// Started as root it would become the `mosquitto` user, which can neither read the
+    /// temp folder's files nor save its sessions there: `user root` keeps it as it is (the
+    /// setting is ignored when the tests do not run as root). Its log goes to
+    /// `mosquitto.log` beside its config.
     fn start_with(dir: &Path, settings: &str) -> Broker {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
