@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::error;
 
@@ -61,6 +61,7 @@ pub enum SenderError {
 pub struct Senders {
     stop: Arc<AtomicBool>,
     threads: Vec<(String, JoinHandle<()>)>,
+    sinks: Vec<Arc<SinkStats>>,
 }
 
 impl Senders {
@@ -73,15 +74,18 @@ impl Senders {
         let mut senders = Senders {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
+            sinks: Vec::new(),
         };
         if let Some(m) = &cfg.mqtt {
             let stats = metrics.sink(mqtt::SINK);
+            senders.sinks.push(Arc::clone(&stats));
             let t = mqtt::spawn(cfg, m, db.to_path_buf(), stats, Arc::clone(&senders.stop))?;
             senders.threads.push((mqtt::SINK.to_string(), t));
         }
         for hook in &cfg.webhooks {
             let name = webhook::sink_name(&hook.id);
             let stats = metrics.sink(&name);
+            senders.sinks.push(Arc::clone(&stats));
             let t = webhook::spawn(
                 cfg,
                 hook,
@@ -94,9 +98,21 @@ impl Senders {
         Ok(senders)
     }
 
-    /// Whether a sender thread has ended (it should run until [`Senders::stop`]).
-    pub fn any_finished(&self) -> bool {
-        self.threads.iter().any(|(_, t)| t.is_finished())
+    /// Waits (at most `limit`) until every sink has delivered what the outbox holds — at
+    /// shutdown, after the store's last commit — then stops them.
+    pub fn drain_and_stop(self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        // Two looks at the outbox by each sender after the last commit.
+        std::thread::sleep(POLL * 2);
+        while Instant::now() < deadline
+            && self
+                .sinks
+                .iter()
+                .any(|s| s.backlog.load(Ordering::Relaxed) > 0)
+        {
+            std::thread::sleep(POLL / 5);
+        }
+        self.stop();
     }
 
     /// Stops every sender (each saves its cursor; MQTT publishes `offline`) and joins them.

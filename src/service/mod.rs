@@ -41,6 +41,10 @@ const DETECTIONS_QUEUE: usize = 256;
 /// Store messages waiting for the writer (≈ several seconds of points for tens of cameras).
 const STORE_QUEUE: usize = 16_384;
 
+/// At shutdown: longest wait for the event senders to deliver the last events (the rest are
+/// delivered at the next start).
+const EVENTS_DRAIN: Duration = Duration::from_secs(3);
+
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -343,7 +347,7 @@ pub fn run(
         .join()
         .map_err(|_| ServiceError::Crashed("store"))?;
     if let Some(senders) = senders {
-        senders.stop();
+        senders.drain_and_stop(EVENTS_DRAIN);
     }
     if let Some(server) = server {
         server.stop();
