@@ -89,15 +89,9 @@ async fn events(
         Ok(k) => k,
         Err(msg) => return bad(StatusCode::BAD_REQUEST, msg),
     };
-    let resume = match headers.get("last-event-id").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) if v.trim().parse::<i64>().is_ok_and(|n| n >= 0) => v.trim().parse().ok(),
-        Some(_) => {
-            return bad(
-                StatusCode::BAD_REQUEST,
-                "Last-Event-ID: expected an event id (a whole number) from this stream".into(),
-            );
-        }
+    let resume = match resume_after(&headers) {
+        Ok(r) => r,
+        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg),
     };
     let Ok(permit) = Arc::clone(&state.sse.permits).try_acquire_owned() else {
         state.events.sse_refused.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +131,17 @@ async fn events(
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response()
+}
+
+/// The `Last-Event-ID` header: the outbox `seq` to resume after (None: absent).
+fn resume_after(headers: &HeaderMap) -> Result<Option<i64>, String> {
+    match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(v)) if v.trim().parse::<i64>().is_ok_and(|n| n >= 0) => Ok(v.trim().parse().ok()),
+        Some(_) => {
+            Err("Last-Event-ID: expected an event id (a whole number) from this stream".into())
+        }
+    }
 }
 
 /// `kinds=a,b` → the kinds (empty: all).

@@ -167,6 +167,19 @@ pub(super) fn validate(
         .iter()
         .filter_map(|w| webhook(w, &mut ids, p))
         .collect();
+    let (retry_initial_ms, retry_max_ms, timeout_ms) = times(raw, p);
+    (p.len() == before).then_some(EventsConfig {
+        site,
+        mqtt,
+        webhooks,
+        retry_initial_ms,
+        retry_max_ms,
+        timeout_ms,
+    })
+}
+
+/// `retry_initial_ms`, `retry_max_ms` (not below the first) and `timeout_ms`, each in range.
+fn times(raw: &RawEvents, p: &mut Problems<'_>) -> (u64, u64, u64) {
     let ms = |v: &Option<Spanned<u64>>, key: &str, default, max, p: &mut Problems<'_>| {
         let Some(v) = v else { return default };
         let n = *v.get_ref();
@@ -178,43 +191,36 @@ pub(super) fn validate(
         }
         n
     };
-    let retry_initial_ms = ms(
+    let initial = ms(
         &raw.retry_initial_ms,
         "retry_initial_ms",
         DEFAULT_RETRY_INITIAL_MS,
         MAX_RETRY_MS,
         p,
     );
-    let retry_max_ms = ms(
+    let max = ms(
         &raw.retry_max_ms,
         "retry_max_ms",
-        DEFAULT_RETRY_MAX_MS.max(retry_initial_ms),
+        DEFAULT_RETRY_MAX_MS.max(initial),
         MAX_RETRY_MS,
         p,
     );
     if let Some(v) = &raw.retry_max_ms
-        && (MIN_RETRY_MS..retry_initial_ms).contains(&retry_max_ms)
+        && (MIN_RETRY_MS..initial).contains(&max)
     {
         p.at(
             v,
             "events.retry_max_ms is below events.retry_initial_ms".into(),
         );
     }
-    let timeout_ms = ms(
+    let timeout = ms(
         &raw.timeout_ms,
         "timeout_ms",
         DEFAULT_TIMEOUT_MS,
         MAX_TIMEOUT_MS,
         p,
     );
-    (p.len() == before).then_some(EventsConfig {
-        site,
-        mqtt,
-        webhooks,
-        retry_initial_ms,
-        retry_max_ms,
-        timeout_ms,
-    })
+    (initial, max, timeout)
 }
 
 /// `site`, or this host's name, or [`DEFAULT_SITE`]: one MQTT topic level.
@@ -269,27 +275,7 @@ fn mqtt(
         return None;
     };
     let tls = url.scheme() == "mqtts";
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
-    let user = raw
-        .mqtt_user
-        .as_ref()
-        .map(|u| u.get_ref().clone())
-        .or_else(|| {
-            (!url.username().is_empty())
-                .then(|| decode(url.username()))
-                .flatten()
-        });
-    let password = raw
-        .mqtt_password
-        .as_ref()
-        .map(|u| u.get_ref().clone())
-        .or_else(|| url.password().and_then(decode));
-    let _ = url.set_password(None);
-    let _ = url.set_username("");
+    let (user, password) = credentials(raw, &mut url);
     let ca = raw.mqtt_ca.as_ref().map(|c| {
         let path = resolve(c.get_ref());
         if !path.is_file() {
@@ -309,6 +295,40 @@ fn mqtt(
         password,
         ca,
     })
+}
+
+/// User and password: the keys, else the URL's (percent-decoded); the URL keeps neither.
+fn credentials(raw: &RawEvents, url: &mut url::Url) -> (Option<String>, Option<String>) {
+    let key = |k: &Option<Spanned<String>>| k.as_ref().map(|v| v.get_ref().clone());
+    let user = key(&raw.mqtt_user)
+        .or_else(|| (!url.username().is_empty()).then(|| percent_decode(url.username())));
+    let password = key(&raw.mqtt_password).or_else(|| url.password().map(percent_decode));
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    (user, password)
+}
+
+/// `%XX` escapes of a URL's user or password decoded (invalid ones kept as written).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One `[[events.webhooks]]`; its id must be new.
@@ -350,8 +370,25 @@ fn webhook(
             format!("events.webhooks: id {id:?} is used twice (give each webhook its own id)"),
         );
     }
+    let kinds = kinds(raw.kinds.as_ref(), p);
+    let secret = raw.secret.as_ref().map(|s| s.get_ref().clone());
+    if let Some(s) = &raw.secret
+        && s.get_ref().is_empty()
+    {
+        p.at(s, "events.webhooks.secret is empty".into());
+    }
+    Some(WebhookConfig {
+        id,
+        url,
+        kinds,
+        secret,
+    })
+}
+
+/// `kinds`: each a known kind.
+fn kinds(list: Option<&Spanned<Vec<Spanned<String>>>>, p: &mut Problems<'_>) -> Vec<String> {
     let mut kinds = Vec::new();
-    for k in raw.kinds.iter().flat_map(|k| k.get_ref()) {
+    for k in list.into_iter().flat_map(|k| k.get_ref()) {
         if KINDS.contains(&k.get_ref().as_str()) {
             kinds.push(k.get_ref().clone());
         } else {
@@ -365,18 +402,7 @@ fn webhook(
             );
         }
     }
-    let secret = raw.secret.as_ref().map(|s| s.get_ref().clone());
-    if let Some(s) = &raw.secret
-        && s.get_ref().is_empty()
-    {
-        p.at(s, "events.webhooks.secret is empty".into());
-    }
-    Some(WebhookConfig {
-        id,
-        url,
-        kinds,
-        secret,
-    })
+    kinds
 }
 
 #[cfg(test)]

@@ -112,3 +112,24 @@ fn webhook_problems_are_all_reported() {
         "{p:?}"
     );
 }
+
+#[test]
+fn url_credentials_are_percent_decoded_and_keys_win() {
+    let e = load("[events]\nmqtt = \"mqtt://us%40r:p%2Bw+1@h\"\n")
+        .unwrap()
+        .events
+        .unwrap();
+    let m = e.mqtt.unwrap();
+    assert_eq!(m.user.as_deref(), Some("us@r"));
+    assert_eq!(m.password.as_deref(), Some("p+w+1"));
+    assert_eq!(m.url.as_str(), "mqtt://h");
+    let e = load("[events]\nmqtt = \"mqtt://a:b@h\"\nmqtt_user = \"k\"\n")
+        .unwrap()
+        .events
+        .unwrap();
+    let m = e.mqtt.unwrap();
+    assert_eq!(
+        (m.user.as_deref(), m.password.as_deref()),
+        (Some("k"), Some("b"))
+    );
+}
