@@ -274,6 +274,72 @@ fn inserter(
     })
 }
 
+/// After a clean stop: the cursor saved at the last row, the retained status `offline`.
+fn check_stopped(db: &Path, total: i64, port: u16) {
+    let cursor: i64 = Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT seq FROM outbox_cursors WHERE sink = 'mqtt'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cursor, total, "cursor saved at the last acknowledged row");
+    assert_eq!(
+        retained(port, &format!("storetrack/{SITE}/status")),
+        "offline",
+        "clean stop"
+    );
+}
+
+/// What the subscriber got of events 1..=total.
+struct Got {
+    /// Events seen.
+    seen: HashSet<i64>,
+    /// Events in the order of their first arrival.
+    order: Vec<i64>,
+    /// Arrivals of an event seen before.
+    dups: usize,
+    /// `online` statuses (the first one counted before).
+    onlines: usize,
+    /// From the broker's restart to the arrival of event `last_during`.
+    caught_up: Option<Duration>,
+}
+
+/// Reads the subscriber until all `total` events came (60 s at most), checking topics.
+fn collect(sub: &Subscriber, total: i64, (last_during, restart): (i64, Instant)) -> Got {
+    let status = format!("storetrack/{SITE}/status");
+    let mut got = Got {
+        seen: HashSet::new(),
+        order: Vec::new(),
+        dups: 0,
+        onlines: 1,
+        caught_up: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (got.seen.len() as i64) < total && Instant::now() < deadline {
+        let Some((topic, payload, at)) = sub.next(Duration::from_secs(1)) else {
+            continue;
+        };
+        if topic == status {
+            got.onlines += usize::from(payload == "online");
+            continue;
+        }
+        let n = n_of(&payload);
+        if n == last_during && got.caught_up.is_none() {
+            got.caught_up = Some(at.duration_since(restart));
+        }
+        let kind = KINDS[n as usize % KINDS.len()];
+        assert_eq!(topic, format!("storetrack/{SITE}/events/{kind}"));
+        if got.seen.insert(n) {
+            got.order.push(n);
+        } else {
+            got.dups += 1;
+        }
+    }
+    got
+}
+
 #[test]
 fn mqtt_delivers_every_event_in_order_across_a_broker_outage() {
     let _ = tracing_subscriber::fmt()
@@ -314,34 +380,9 @@ fn mqtt_delivers_every_event_in_order_across_a_broker_outage() {
         .count();
     // The last event written during the outage (n counts from 1).
     let last_during = times.iter().rposition(|t| *t < outage_end).unwrap() as i64 + 1;
-    let mut caught_up = None;
-
-    // Every row, in order of first arrival; duplicates counted.
-    let mut seen = HashSet::new();
-    let mut order = Vec::new();
-    let mut dups = 0;
-    let mut onlines = 1;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (seen.len() as i64) < total && Instant::now() < deadline {
-        let Some((topic, payload, at)) = sub.next(Duration::from_secs(1)) else {
-            continue;
-        };
-        if topic == status {
-            onlines += usize::from(payload == "online");
-            continue;
-        }
-        let n = n_of(&payload);
-        if n == last_during && caught_up.is_none() {
-            caught_up = Some(at.duration_since(outage_end));
-        }
-        let kind = KINDS[n as usize % KINDS.len()];
-        assert_eq!(topic, format!("storetrack/{SITE}/events/{kind}"));
-        if seen.insert(n) {
-            order.push(n);
-        } else {
-            dups += 1;
-        }
-    }
+    let got = collect(&sub, total, (last_during, outage_end));
+    let (seen, order, dups, onlines, caught_up) =
+        (got.seen, got.order, got.dups, got.onlines, got.caught_up);
     let sink = &metrics.sinks()[0];
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
@@ -368,16 +409,7 @@ fn mqtt_delivers_every_event_in_order_across_a_broker_outage() {
     }
     assert!(load(&sink.delivered) >= total as u64);
     senders.stop();
-    let cursor: i64 = Connection::open(&db)
-        .unwrap()
-        .query_row(
-            "SELECT seq FROM outbox_cursors WHERE sink = 'mqtt'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(cursor, total, "cursor saved at the last acknowledged row");
-    assert_eq!(retained(broker.port, &status), "offline", "clean stop");
+    check_stopped(&db, total, broker.port);
 }
 
 /// Run by [`last_will_reports_offline_when_the_sender_is_killed`] in a child process: the

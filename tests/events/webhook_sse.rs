@@ -120,6 +120,48 @@ fn storetrack_now_s() -> u64 {
         .as_secs()
 }
 
+/// Settings with webhook `all` (every kind, signed) and `alerts` (alerts only, unsigned).
+fn two_webhooks(all_url: &str, alerts_url: &str) -> storetrack::config::EventsConfig {
+    let mut cfg = events_config(None);
+    cfg.webhooks = vec![
+        WebhookConfig {
+            id: "all".into(),
+            url: all_url.parse().unwrap(),
+            kinds: vec![],
+            secret: Some(SECRET.into()),
+        },
+        WebhookConfig {
+            id: "alerts".into(),
+            url: alerts_url.parse().unwrap(),
+            kinds: vec!["alert".into()],
+            secret: None,
+        },
+    ];
+    cfg
+}
+
+/// Webhook `all` got 3 failed attempts of row 6, then rows 6..=60 once each, in order, each
+/// signed, with its event id in a header.
+fn check_all_hook(all: &[Received]) {
+    assert_eq!(
+        all.len(),
+        3 + 55,
+        "3 failed attempts, then rows 6..=60 once each"
+    );
+    // The failed first attempts were of row 6, retried with the same body.
+    for r in &all[..4] {
+        assert_eq!(n_of(&r.body), 6);
+    }
+    let order: Vec<i64> = all[3..].iter().map(|r| n_of(&r.body)).collect();
+    assert_eq!(order, (6..=60).collect::<Vec<_>>());
+    for r in all {
+        assert!(signature_ok(r), "bad signature: {r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(r.header("X-Storetrack-Event-Id"), v["event_id"].as_str());
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+    }
+}
+
 #[test]
 fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,21 +179,7 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
     .unwrap();
     let (all_url, all_log) = receiver(3);
     let (alerts_url, alerts_log) = receiver(0);
-    let mut cfg = events_config(None);
-    cfg.webhooks = vec![
-        WebhookConfig {
-            id: "all".into(),
-            url: all_url.parse().unwrap(),
-            kinds: vec![],
-            secret: Some(SECRET.into()),
-        },
-        WebhookConfig {
-            id: "alerts".into(),
-            url: alerts_url.parse().unwrap(),
-            kinds: vec!["alert".into()],
-            secret: None,
-        },
-    ];
+    let cfg = two_webhooks(&all_url, &alerts_url);
     let metrics = EventsMetrics::default();
     let senders = Senders::start(&cfg, &db, &metrics).unwrap();
     for n in 41..=60 {
@@ -168,23 +196,7 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
     senders.stop();
 
     let all = all_log.lock().unwrap().clone();
-    assert_eq!(
-        all.len(),
-        3 + 55,
-        "3 failed attempts, then rows 6..=60 once each"
-    );
-    // The failed first attempts were of row 6, retried with the same body.
-    for r in &all[..4] {
-        assert_eq!(n_of(&r.body), 6);
-    }
-    let order: Vec<i64> = all[3..].iter().map(|r| n_of(&r.body)).collect();
-    assert_eq!(order, (6..=60).collect::<Vec<_>>());
-    for r in &all {
-        assert!(signature_ok(r), "bad signature: {r:?}");
-        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(r.header("X-Storetrack-Event-Id"), v["event_id"].as_str());
-        assert_eq!(r.header("Content-Type"), Some("application/json"));
-    }
+    check_all_hook(&all);
     let alerts: Vec<i64> = alerts_log
         .lock()
         .unwrap()
