@@ -120,6 +120,61 @@ fn storetrack_now_s() -> u64 {
         .as_secs()
 }
 
+/// `/metrics` of an API showing the senders' figures: webhook `all` delivered rows 6..=60
+/// after 3 failures, the 5 rows lost to retention counted, nothing left.
+fn check_metrics(db: &std::path::Path, metrics: &Arc<EventsMetrics>) {
+    let cfg = ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: None,
+        token_env: None,
+        hosts: vec![],
+        tls: None,
+    };
+    let state = ApiState::new(Arc::new(Stats::new(0)), db.to_path_buf(), None)
+        .with_events(Arc::clone(metrics));
+    let server = Server::start(&cfg, state).unwrap();
+    let text = ureq::get(format!("http://{}/metrics", server.local_addr()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    server.stop();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str, sink: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("sink") == Some(sink))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("{name}{{sink={sink}}} missing: {text}"))
+    };
+    assert_eq!(
+        value("storetrack_events_failures_total", "webhook:all"),
+        3.0
+    );
+    assert_eq!(
+        value("storetrack_events_delivered_total", "webhook:all"),
+        55.0
+    );
+    assert_eq!(
+        value("storetrack_events_skipped_total", "webhook:all"),
+        5.0,
+        "retention"
+    );
+    assert_eq!(value("storetrack_events_backlog", "webhook:all"), 0.0);
+    assert_eq!(value("storetrack_events_connected", "webhook:all"), 1.0);
+    assert_eq!(
+        value("storetrack_events_delivered_total", "webhook:alerts"),
+        6.0
+    );
+}
+
 /// Settings with webhook `all` (every kind, signed) and `alerts` (alerts only, unsigned).
 fn two_webhooks(all_url: &str, alerts_url: &str) -> storetrack::config::EventsConfig {
     let mut cfg = events_config(None);
@@ -180,7 +235,7 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
     let (all_url, all_log) = receiver(3);
     let (alerts_url, alerts_log) = receiver(0);
     let cfg = two_webhooks(&all_url, &alerts_url);
-    let metrics = EventsMetrics::default();
+    let metrics = Arc::new(EventsMetrics::default());
     let senders = Senders::start(&cfg, &db, &metrics).unwrap();
     for n in 41..=60 {
         insert(&conn, n);
@@ -214,16 +269,7 @@ fn webhooks_retry_in_order_signed_and_filtered_by_kind() {
             .iter()
             .all(|r| r.header("X-Storetrack-Signature").is_none())
     );
-    let sinks = metrics.sinks();
-    let all_sink = sinks.iter().find(|s| s.sink == "webhook:all").unwrap();
-    assert_eq!(all_sink.failures.load(Ordering::Relaxed), 3);
-    assert_eq!(all_sink.delivered.load(Ordering::Relaxed), 55);
-    assert_eq!(
-        all_sink.skipped.load(Ordering::Relaxed),
-        5,
-        "rows lost to retention counted"
-    );
-    assert_eq!(all_sink.backlog.load(Ordering::Relaxed), 0);
+    check_metrics(&db, &metrics);
     let cursors: Vec<i64> = conn
         .prepare("SELECT seq FROM outbox_cursors WHERE sink LIKE 'webhook:%' ORDER BY sink")
         .unwrap()
