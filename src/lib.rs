@@ -5,8 +5,9 @@
 //! [`analytics`] (floor positions, store-wide trajectories, zone visits) → [`store`] (SQLite
 //! writer). [`query`] reads the database (tables, pictures); [`api`] serves health, metrics and
 //! the camera-level queries over HTTP; [`service`] wires the stages together and speaks the
-//! service manager's [`notify`] protocol. Shared types sit below every stage: [`messages`],
-//! [`geometry`], [`resize`], [`time`], [`rng`], [`stats`]. Development tools: [`synth`], [`mot`],
+//! service manager's [`notify`] protocol; [`events`] delivers live events (MQTT, webhooks).
+//! Shared types sit below every stage: [`messages`], [`geometry`], [`resize`], [`time`], [`rng`],
+//! [`stats`]. Development tools: [`synth`], [`mot`],
 //! [`simcam`]. The layers and what may import what: `docs/architecture.md`.
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@
 pub mod analytics;
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod geometry;
 pub mod infer;
 pub mod ingest;

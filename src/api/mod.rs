@@ -14,6 +14,7 @@ pub mod counters;
 mod guard;
 pub mod metrics;
 pub mod serve;
+pub mod sse;
 mod stream;
 pub mod tls;
 mod v1;
@@ -127,6 +128,10 @@ pub struct ApiState {
     pub counters: Arc<ApiCounters>,
     /// Time and size limits.
     pub limits: Limits,
+    /// Event delivery figures (SSE streams counted here too).
+    pub events: Arc<crate::events::EventsMetrics>,
+    /// `/api/v1/events` streams: their limit and stop flag.
+    pub sse: sse::SseHub,
     queries: stream::QueryPool,
 }
 
@@ -157,7 +162,16 @@ impl ApiState {
             hosts: Vec::new(),
             counters,
             limits: Limits::default(),
+            events: Arc::default(),
+            sse: sse::SseHub::default(),
         }
+    }
+
+    /// Counts SSE streams in `events` and exports its figures (the senders') on `/metrics`.
+    pub fn with_events(mut self, events: Arc<crate::events::EventsMetrics>) -> Self {
+        self.metrics.register(events.collector());
+        self.events = events;
+        self
     }
 }
 
@@ -166,6 +180,7 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    sse_closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Server {
@@ -190,6 +205,7 @@ impl Server {
         state.hosts = cfg.hosts.clone();
         let counters = Arc::clone(&state.counters);
         let limits = state.limits;
+        let sse_closing = Arc::clone(&state.sse.closing);
         let (tx, rx) = oneshot::channel::<()>();
         let app = router(Arc::new(state));
         let thread = std::thread::Builder::new()
@@ -214,6 +230,7 @@ impl Server {
             addr,
             shutdown: Some(tx),
             thread: Some(thread),
+            sse_closing,
         })
     }
 
@@ -229,6 +246,8 @@ impl Server {
     }
 
     fn shutdown_now(&mut self) {
+        // Event streams never end by themselves: told first, they end within a poll.
+        self.sse_closing.store(true, Ordering::Relaxed);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -258,8 +277,9 @@ fn lower_priority() {
 
 /// The routes over `state`, each class with its limits as layers: data routes (`/api/v1`)
 /// share a concurrency limit, a time to first byte and a deadline for the whole answer;
-/// health and metrics have their own limit and timeout, so they never wait behind data; every
-/// route has a request body limit and the host check; all but `/healthz` the token.
+/// health and metrics have their own limit and timeout, so they never wait behind data; the
+/// event stream (SSE) has its own limit of streams and no deadline; every route has a request
+/// body limit and the host check; all but `/healthz` the token.
 pub fn router(state: Arc<ApiState>) -> Router {
     let limits = state.limits;
     let data = v1::routes().layer(
@@ -282,6 +302,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics_text))
         .layer(health_limits.clone())
         .merge(data)
+        .merge(sse::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::token,

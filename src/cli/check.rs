@@ -35,5 +35,8 @@ pub(crate) fn check_config(config: &Path) -> Result<()> {
     if let Some(api) = &cfg.api {
         println!("  api: {}", super::query::describe_api(api));
     }
+    if let Some(events) = &cfg.events {
+        println!("  events: {}", events.describe());
+    }
     Ok(())
 }

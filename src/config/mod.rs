@@ -7,6 +7,7 @@
 
 mod api;
 mod camera;
+mod events;
 mod floor;
 mod position;
 mod raw;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use crate::ingest::gate::Decode;
+pub use events::{EventsConfig, MqttConfig, WebhookConfig};
 pub use raw::CountOrAuto;
 use raw::RawConfig;
 pub use read::{ReadCamera, ReadConfig};
@@ -58,6 +60,8 @@ pub struct Config {
     pub analytics: crate::analytics::AnalyticsParams,
     /// HTTP API and metrics (None: no HTTP listener).
     pub api: Option<ApiConfig>,
+    /// Live event delivery: MQTT, webhooks (None: events stay in the database and SSE).
+    pub events: Option<EventsConfig>,
 }
 
 /// The floor plan: its size and, optionally, a picture of it.

@@ -76,6 +76,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub analytics: crate::analytics::AnalyticsParams,
     pub api: Option<RawApi>,
+    pub events: Option<super::events::RawEvents>,
 }
 
 /// A list of number lists, each with its position (point pairs, polygon vertices).

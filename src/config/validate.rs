@@ -123,6 +123,10 @@ pub(super) fn validate(
         .api
         .as_ref()
         .and_then(|a| super::api::validate(a, env, &resolve, &mut p));
+    let events = raw
+        .events
+        .as_ref()
+        .and_then(|e| super::events::validate(e, &resolve, &mut p));
     p.finish()?;
     Ok(Config {
         path: path.to_path_buf(),
@@ -144,6 +148,7 @@ pub(super) fn validate(
         zones,
         analytics: raw.analytics,
         api,
+        events,
     })
 }
 

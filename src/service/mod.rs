@@ -1,8 +1,8 @@
 //! The running service: wires cameras → detector → trackers → store, serves the HTTP API, tells
 //! the service manager how it is (notify protocol: ready, watchdog pings while every stage is
 //! alive, status line), reports progress, applies config reloads to the running cameras
-//! ([`reload`]), and shuts the chain down in order (cameras first, then each stage drains into
-//! the next, the API last).
+//! ([`reload`]), delivers live events ([`crate::events`]), and shuts the chain down in order
+//! (cameras first, then each stage drains into the next, then the event senders, the API last).
 //!
 //! Input: a validated [`Config`]. Output: rows in the database and a [`Summary`].
 
@@ -20,6 +20,7 @@ use tracing::{error, info};
 use crate::analytics::stage as analytics_stage;
 use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
+use crate::events::{EventsMetrics, Senders};
 use crate::infer::kserve::{KserveError, RemoteEngine};
 use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
 use crate::ingest::queue::{FrameSource, growing_queues};
@@ -39,6 +40,10 @@ use cameras::CameraSet;
 const DETECTIONS_QUEUE: usize = 256;
 /// Store messages waiting for the writer (≈ several seconds of points for tens of cameras).
 const STORE_QUEUE: usize = 16_384;
+
+/// At shutdown: longest wait for the event senders to deliver the last events (the rest are
+/// delivered at the next start).
+const EVENTS_DRAIN: Duration = Duration::from_secs(3);
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +115,9 @@ pub enum ServiceError {
     /// The HTTP API could not start.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// An event sender could not start.
+    #[error(transparent)]
+    Events(#[from] crate::events::SenderError),
 }
 
 /// The one-line status for the service manager.
@@ -205,12 +213,13 @@ fn start_api(
     cfg: &Config,
     opts: &RunOptions,
     stats: &Arc<Stats>,
-    db: &std::path::Path,
+    (db, events): (&std::path::Path, &Arc<EventsMetrics>),
 ) -> Result<Option<api::Server>, ServiceError> {
     let Some(a) = &cfg.api else {
         return Ok(None);
     };
-    let state = ApiState::new(Arc::clone(stats), db.to_path_buf(), a.token.clone());
+    let state = ApiState::new(Arc::clone(stats), db.to_path_buf(), a.token.clone())
+        .with_events(Arc::clone(events));
     let server = api::Server::start(a, state)?;
     if let Some(tx) = &opts.api_bound {
         let _ = tx.send(server.local_addr());
@@ -242,7 +251,15 @@ pub fn run(
 
     let stats = Arc::new(Stats::empty());
     stats.model_loaded.store(true, Ordering::Relaxed);
-    let server = start_api(cfg, opts, &stats, &db)?;
+    let events = Arc::new(EventsMetrics::default());
+    let server = start_api(cfg, opts, &stats, (&db, &events))?;
+    // Senders read the outbox on their own connections; they stop after the writer's last
+    // commit, before the API.
+    let senders = cfg
+        .events
+        .as_ref()
+        .map(|e| Senders::start(e, &db, &events))
+        .transpose()?;
     let mut heartbeat = Heartbeat::new(opts.notify.as_ref());
     let started = Instant::now();
     let (queues, mut frame_rx) = growing_queues(cfg.ingest.queue_frames);
@@ -329,6 +346,9 @@ pub fn run(
         .writer
         .join()
         .map_err(|_| ServiceError::Crashed("store"))?;
+    if let Some(senders) = senders {
+        senders.drain_and_stop(EVENTS_DRAIN);
+    }
     if let Some(server) = server {
         server.stop();
     }

@@ -79,7 +79,7 @@ fn sections_changed(old: &Config, new: &Config) -> Vec<&'static str> {
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut out = Vec::new();
-    let pairs: [(&'static str, bool); 8] = [
+    let pairs: [(&'static str, bool); 9] = [
         ("[model]", differs(&old.model, &new.model)),
         ("[inference]", differs(&old.inference, &new.inference)),
         ("[ingest]", differs(&old.ingest, &new.ingest)),
@@ -91,6 +91,7 @@ fn sections_changed(old: &Config, new: &Config) -> Vec<&'static str> {
             differs(&old.zones, &new.zones) || differs(&old.analytics, &new.analytics),
         ),
         ("[api]", differs(&old.api, &new.api)),
+        ("[events]", differs(&old.events, &new.events)),
     ];
     for (name, changed) in pairs {
         if changed {

@@ -16,6 +16,7 @@ mod cli;
 mod crash;
 mod disk_full;
 mod e2e;
+mod events;
 mod frame_skip;
 mod geometry;
 mod gop_decoding;
