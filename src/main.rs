@@ -268,6 +268,9 @@ fn run(cli: Cli) -> Result<()> {
                     cfg.zones.len()
                 );
             }
+            for line in storetrack::config::describe_footfall(&cfg.footfall) {
+                println!("  {line}");
+            }
             if let Some(api) = &cfg.api {
                 println!("  api: {}", query_cmd::describe_api(api));
             }

@@ -8,6 +8,8 @@
 mod api;
 mod camera;
 mod floor;
+mod footfall;
+pub use footfall::describe as describe_footfall;
 mod raw;
 mod read;
 mod remote;
@@ -57,6 +59,8 @@ pub struct Config {
     pub analytics: crate::analytics::AnalyticsParams,
     /// HTTP API and metrics (None: no HTTP listener).
     pub api: Option<ApiConfig>,
+    /// Counting lines, queues, occupancy, rules and the counts period (docs/analytics-lines-queues.md).
+    pub footfall: crate::analytics::FootfallSettings,
 }
 
 /// The floor plan: its size and, optionally, a picture of it.

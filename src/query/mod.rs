@@ -5,6 +5,7 @@
 //! always bound; time ranges and cursors are bound as ranges the indexes can use.
 
 mod cameras;
+pub mod footfall;
 mod format;
 mod time;
 

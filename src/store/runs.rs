@@ -77,6 +77,9 @@ pub struct RunStart {
     pub interrupted_tracks: usize,
     /// Open store trajectories of dead runs, now ended and interrupted.
     pub interrupted_store_tracks: usize,
+    /// Zone visits of dead runs still open, now ended (at the trajectory's last position
+    /// written) and interrupted.
+    pub interrupted_visits: usize,
 }
 
 /// SHA-256 of `bytes`, lowercase hex.
@@ -243,14 +246,20 @@ pub fn begin(conn: &mut Connection, info: &RunInfo, now_ms: i64) -> rusqlite::Re
         "UPDATE store_tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
         [],
     )?;
+    let interrupted_visits = tx.execute(CLOSE_OPEN_VISITS, [])?;
     tx.commit()?;
     Ok(RunStart {
         id,
         dead,
         interrupted_tracks: interrupted,
         interrupted_store_tracks: interrupted_store,
+        interrupted_visits,
     })
 }
+
+/// Ends every open zone visit as interrupted; its `leave_ms` is the last position of its
+/// trajectory that was written (the writer keeps it there while the visit is open).
+const CLOSE_OPEN_VISITS: &str = "UPDATE zone_visits SET ended = 1, interrupted = 1 WHERE ended = 0";
 
 /// Records that run `id` was alive at `now_ms` (inside the writer's transaction).
 pub fn heartbeat(tx: &Transaction<'_>, id: i64, now_ms: i64) -> rusqlite::Result<()> {
@@ -277,6 +286,7 @@ pub fn finish(
         "UPDATE store_tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
         [],
     )?;
+    tx.execute(CLOSE_OPEN_VISITS, [])?;
     let clean = orderly && open == 0;
     tx.execute(
         "UPDATE runs SET ended_ms = ?2, last_ms = ?2, clean = ?3 WHERE id = ?1",
