@@ -134,15 +134,19 @@ pub fn describe(f: &FootfallSettings) -> Vec<String> {
         out.push(format!("queue {}: {service}", q.zone));
     }
     for r in &f.rules {
-        let target = [&r.zone, &r.line, &r.camera]
-            .into_iter()
-            .flatten()
-            .next()
-            .map_or("the store".to_string(), Clone::clone);
+        use crate::analytics::rules::RuleKind;
+        let kind = serde_json::to_value(r.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let target = match [&r.zone, &r.line, &r.camera].into_iter().flatten().next() {
+            Some(t) => t.clone(),
+            None if r.kind == RuleKind::Camera => "every camera".into(),
+            None => "the store".into(),
+        };
         out.push(format!(
-            "rule {}: {:?} of {target} above {} (clear at {}) for {} ms",
+            "rule {}: {kind} of {target} above {} (clear at {}) for {} ms",
             r.id,
-            r.kind,
             r.above,
             r.clear_at.unwrap_or(r.above),
             r.for_ms

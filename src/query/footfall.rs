@@ -56,13 +56,16 @@ struct Bucket {
     served: i64,
     abandoned: i64,
     left: i64,
-    /// Person-ms waiting, and the longest length.
+    /// Person-ms waiting, the ms of the bucket the lengths cover, and the longest length.
     busy_ms: i64,
+    covered_ms: i64,
     max_len: i64,
 }
 
 /// Per queue and bucket: arrivals, waits ended by outcome, median / p90 / mean wait, mean and
-/// longest queue length, and Little's law (arrivals per ms × mean wait) beside the mean length.
+/// longest queue length, and Little's law (arrivals per ms × mean wait) beside the mean length
+/// — both over the part of the bucket the stored lengths cover (from the queue's first length
+/// change to its last change or wait).
 pub fn queue(
     conn: &Connection,
     range: (Option<i64>, Option<i64>),
@@ -113,6 +116,8 @@ pub fn queue(
             let mean = (n > 0).then(|| k.waits.iter().sum::<i64>() as f64 / n as f64);
             let pct = |p| (n > 0).then(|| secs(percentile(&k.waits, p)));
             let round2 = |v: f64| Cell::Real((v * 100.0).round() / 100.0);
+            // Over the part of the bucket the lengths cover (not the hours after the data).
+            let span = k.covered_ms.max(1) as f64;
             vec![
                 Cell::Text(q),
                 Cell::Time(start),
@@ -123,9 +128,9 @@ pub fn queue(
                 pct(0.5).unwrap_or(Cell::Null),
                 pct(0.9).unwrap_or(Cell::Null),
                 mean.map_or(Cell::Null, secs),
-                round2(k.busy_ms as f64 / b as f64),
+                round2(k.busy_ms as f64 / span),
                 Cell::Int(k.max_len),
-                mean.map_or(Cell::Null, |m| round2(k.arrivals as f64 / b as f64 * m)),
+                mean.map_or(Cell::Null, |m| round2(k.arrivals as f64 / span * m)),
             ]
         })
         .collect();
@@ -171,15 +176,26 @@ fn lengths(
         by_queue.entry(q).or_default().push((ts, len));
     }
     for (q, changes) in by_queue {
-        // Each length holds until the next change (the last one until the end of its bucket).
+        // Each length holds until the next change; the last one until the end of the queue's
+        // data in the range (its last change or wait).
+        let last_wait: Option<i64> = conn.query_row(
+            "SELECT MAX(end_ms) FROM queue_waits WHERE queue = ?1 AND end_ms BETWEEN ?2 AND ?3",
+            params![q, from, to],
+            |r| r.get(0),
+        )?;
+        let data_end = changes
+            .last()
+            .map_or(to, |c| c.0)
+            .max(last_wait.unwrap_or(i64::MIN));
         for (i, &(ts, len)) in changes.iter().enumerate() {
-            let until = changes.get(i + 1).map_or(ts.div_euclid(b) * b + b, |n| n.0);
+            let until = changes.get(i + 1).map_or(data_end, |n| n.0);
             let mut t = ts;
             while t < until {
                 let start = t.div_euclid(b) * b;
                 let end = (start + b).min(until);
                 let e = buckets.entry((q.clone(), start)).or_default();
                 e.busy_ms += len * (end - t);
+                e.covered_ms += end - t;
                 e.max_len = e.max_len.max(len);
                 t = end;
             }
