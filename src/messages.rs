@@ -94,5 +94,5 @@ pub enum StoreMsg {
     Analytics(crate::analytics::Event),
     /// A footfall event (crossing, visit, queue, alert, counts) from the analytics stage: its
     /// rows and its outbox row are written in one transaction ([`crate::store`]).
-    Live(crate::analytics::LiveEvent),
+    Live(Box<crate::analytics::LiveEvent>),
 }

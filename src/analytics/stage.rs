@@ -132,7 +132,7 @@ fn send_events(
 
 fn send_live(live: &mut Live, tx: &Sender<StoreMsg>) -> Result<(), SendError<StoreMsg>> {
     for e in live.drain() {
-        tx.send(StoreMsg::Live(e))?;
+        tx.send(StoreMsg::Live(Box::new(e)))?;
     }
     Ok(())
 }

@@ -74,8 +74,11 @@ fn bucket_ms(bucket: Option<&str>) -> Result<i64, V1Error> {
     Ok(b.as_millis() as i64)
 }
 
+/// A time range, Unix ms (open ends None).
+type Span = (Option<i64>, Option<i64>);
+
 /// Checked range and bucket of a bucketed query.
-fn bucketed(p: &BucketParams) -> Result<((Option<i64>, Option<i64>), i64), V1Error> {
+fn bucketed(p: &BucketParams) -> Result<(Span, i64), V1Error> {
     let now = SystemTime::now();
     Ok((
         (time(&p.from, now)?, time(&p.to, now)?),
