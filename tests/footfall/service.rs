@@ -156,6 +156,15 @@ fn crossings_keep_their_outbox_rows_through_sigkill_and_the_restart_closes_open_
         "SELECT COUNT(*) FROM zone_visits WHERE interrupted = 1 AND leave_ms < enter_ms",
     );
     assert_eq!(bad_leave, 0);
+    // An open visit's leave_ms followed its trajectory (the last position written).
+    let followed = count(
+        &c,
+        "SELECT COUNT(*) FROM zone_visits WHERE interrupted = 1 AND leave_ms > enter_ms",
+    );
+    assert!(
+        followed >= 1,
+        "no interrupted visit got past its enter time"
+    );
 
     // The CLI and the API count what line_crossings holds (both runs).
     let stored = count(&c, "SELECT COUNT(*) FROM line_crossings");
