@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: setup, build, two simulated cameras serving the sample video over RTSP, the service
 # for DEMO_SECONDS (default 30) with a progress line, part of its /metrics and /api/v1/cameras
-# while it runs, its summary, example queries, a zone summary and the floor picture (store.png).
+# while it runs, its summary, example queries, a zone summary, the door line's footfall and the
+# queue, and the floor picture (store.png).
 # The binary finds the OpenVINO runtime by itself (no environment file).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,6 +57,14 @@ echo "\$ storetrack query dwell --from 2m"
 echo
 echo "\$ storetrack query flows --from 2m"
 "$BIN" query flows --from 2m
+echo
+echo "Footfall (config.toml: a door line on the west path's edge, the centre as a queue served in"
+echo "the east plaza; docs/footfall.md):"
+echo "\$ storetrack query footfall --from 2m --bucket 1m"
+"$BIN" query footfall --from 2m --bucket 1m
+echo
+echo "\$ storetrack query queue --from 2m --bucket 1h"
+"$BIN" query queue --from 2m --bucket 1h
 echo
 echo "\$ storetrack render --from 2m --out store.png"
 "$BIN" render --from 2m --out store.png

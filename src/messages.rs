@@ -91,6 +91,9 @@ pub enum StoreMsg {
     },
     /// Store-wide trajectories and zone visits from the analytics stage.
     Analytics(crate::analytics::Event),
+    /// A footfall event (crossing, visit, queue, alert, counts) from the analytics stage: its
+    /// rows and its outbox row are written in one transaction ([`crate::store`]).
+    Live(Box<crate::analytics::LiveEvent>),
 }
 
 /// How a track point came about.

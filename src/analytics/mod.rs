@@ -83,6 +83,8 @@ pub struct AnalyticsParams {
     pub exit_grace_ms: i64,
     /// Silence after which a camera track is treated as ended, ms.
     pub member_timeout_ms: i64,
+    /// Length of the periods of the footfall `counts` events, ms.
+    pub counts_interval_ms: i64,
 }
 
 impl Default for AnalyticsParams {
@@ -97,6 +99,7 @@ impl Default for AnalyticsParams {
             min_dwell_ms: DEFAULT_MIN_DWELL_MS,
             exit_grace_ms: DEFAULT_EXIT_GRACE_MS,
             member_timeout_ms: DEFAULT_MEMBER_TIMEOUT_MS,
+            counts_interval_ms: footfall::DEFAULT_COUNTS_INTERVAL_MS,
         }
     }
 }
@@ -131,6 +134,9 @@ impl AnalyticsParams {
         }
         if !(1_000..=3_600_000).contains(&self.member_timeout_ms) {
             p.push("member_timeout_ms must be from 1000 to 3600000".into());
+        }
+        if !(1_000..=86_400_000).contains(&self.counts_interval_ms) {
+            p.push("counts_interval_ms must be from 1000 to 86400000".into());
         }
         p
     }

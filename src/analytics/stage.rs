@@ -1,36 +1,59 @@
 //! The analytics stage between the tracker and the store: forwards every message unchanged and
-//! adds the store-wide trajectory events ([`Event`]) computed from the floor positions in them.
+//! adds the store-wide trajectory events ([`Event`]) computed from the floor positions in them,
+//! and the footfall events ([`LiveEvent`](crate::analytics::LiveEvent)) computed on those
+//! ([`live`]).
 //!
 //! Input: [`StoreMsg`]s from the tracker stage. Output: the same messages plus
-//! `StoreMsg::Analytics` events, in an order the writer can follow (a camera track's first
-//! point before its membership, its membership before its end marker).
+//! `StoreMsg::Analytics` and `StoreMsg::Live` events, in an order the writer can follow (a
+//! camera track's first point before its membership, its membership before its end marker, a
+//! store trajectory's positions before the footfall events about it). Zone visits come from
+//! the footfall engine only (the stitcher is given no zones), so enter/leave events and
+//! `zone_visits` rows are the same visits.
+
+pub mod live;
 
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, SendError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
 
-use super::{AnalyticsParams, Stitcher, Zone};
+use super::{AnalyticsParams, Stitcher};
 use crate::messages::StoreMsg;
+pub use live::Live;
+
+/// With no message for this long, the footfall engine is advanced by the time elapsed.
+const IDLE_TICK: Duration = Duration::from_millis(250);
 
 /// Starts the analytics thread; it ends when the tracker's sender is gone (after releasing
 /// every store trajectory) or when the store is gone.
 pub fn spawn(
     params: AnalyticsParams,
-    zones: Vec<Zone>,
+    mut live: Live,
     rx: Receiver<StoreMsg>,
     tx: Sender<StoreMsg>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("analytics".into())
         .spawn(move || {
-            let mut st = Stitcher::new(params, zones);
-            for msg in rx.iter() {
-                if handle(&mut st, msg, &tx).is_err() {
+            let mut st = Stitcher::new(params, Vec::new());
+            let mut last = Instant::now();
+            loop {
+                let sent = match rx.recv_timeout(IDLE_TICK) {
+                    Ok(msg) => {
+                        last = Instant::now();
+                        handle(&mut st, &mut live, msg, &tx)
+                    }
+                    Err(RecvTimeoutError::Timeout) => idle(&mut st, &mut live, last, &tx),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                if sent.is_err() {
                     return;
                 }
             }
             st.finish();
-            let _ = send_events(&mut st, &tx);
+            let _ = send_events(&mut st, &mut live, &tx);
+            live.finish();
+            let _ = send_live(&mut live, &tx);
             let s = st.stats();
             tracing::info!(
                 started = s.started,
@@ -42,14 +65,19 @@ pub fn spawn(
         })
 }
 
-/// Feeds one message to the stitcher and passes it on with the events it caused.
+/// Feeds one message to the stitcher and the footfall engine and passes it on with the
+/// events it caused.
 pub fn handle(
     st: &mut Stitcher,
+    live: &mut Live,
     msg: StoreMsg,
     tx: &Sender<StoreMsg>,
 ) -> Result<(), SendError<StoreMsg>> {
     match &msg {
-        StoreMsg::Frame { ts_ms, .. } => st.advance(*ts_ms),
+        StoreMsg::Frame { camera, ts_ms, .. } => {
+            st.advance(*ts_ms);
+            live.frame(camera, *ts_ms);
+        }
         StoreMsg::Point(p) => {
             // A non-finite position (a foot at the horizon) would poison a fused bin; the
             // writer refuses such points too.
@@ -59,21 +87,52 @@ pub fn handle(
             {
                 st.point(&p.camera, p.track_id, p.ts_ms, pos);
             }
+            live.camera_point(p);
         }
         StoreMsg::TrackEnded { camera, track_id } => {
-            // Membership (decided now for a short track) must reach the writer first.
+            // Membership (decided now for a short track) must reach the writer first, and a
+            // crossing confirmed by the end before the end marker (its row is still known).
             st.track_ended(camera, *track_id);
-            send_events(st, tx)?;
+            send_events(st, live, tx)?;
+            live.camera_track_ended(camera, *track_id);
+            send_live(live, tx)?;
         }
-        StoreMsg::Analytics(_) => {}
+        StoreMsg::Analytics(_) | StoreMsg::Live(_) => {}
     }
     tx.send(msg)?;
-    send_events(st, tx)
+    send_events(st, live, tx)
 }
 
-fn send_events(st: &mut Stitcher, tx: &Sender<StoreMsg>) -> Result<(), SendError<StoreMsg>> {
+/// Nothing arrived since `last`: time moves on for the stitcher and the footfall engine.
+fn idle(
+    st: &mut Stitcher,
+    live: &mut Live,
+    last: Instant,
+    tx: &Sender<StoreMsg>,
+) -> Result<(), SendError<StoreMsg>> {
+    let idle_ms = i64::try_from(last.elapsed().as_millis()).unwrap_or(i64::MAX);
+    if let Some(now) = live.idle(idle_ms) {
+        st.advance(now);
+    }
+    send_events(st, live, tx)
+}
+
+/// The stitcher's events to the writer and the footfall engine, then the footfall events.
+fn send_events(
+    st: &mut Stitcher,
+    live: &mut Live,
+    tx: &Sender<StoreMsg>,
+) -> Result<(), SendError<StoreMsg>> {
     for e in st.drain() {
+        live.stitched(&e);
         tx.send(StoreMsg::Analytics(e))?;
+    }
+    send_live(live, tx)
+}
+
+fn send_live(live: &mut Live, tx: &Sender<StoreMsg>) -> Result<(), SendError<StoreMsg>> {
+    for e in live.drain() {
+        tx.send(StoreMsg::Live(Box::new(e)))?;
     }
     Ok(())
 }
@@ -84,6 +143,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::analytics::Zone;
     use crate::geometry::BBox;
     use crate::messages::TrackUpdate;
     use crate::stats::Stats;
@@ -120,7 +180,10 @@ mod tests {
             name: "Middle".into(),
             polygon: vec![(4.0, 0.0), (6.0, 0.0), (6.0, 4.0), (4.0, 4.0)],
         };
-        let stage = spawn(AnalyticsParams::default(), vec![zone], stage_rx, to_writer).unwrap();
+        let p = AnalyticsParams::default();
+        let settings = crate::analytics::FootfallSettings::default();
+        let live = Live::new(&settings, vec![zone], p.visit_rules(), 6_000, 10_000).unwrap();
+        let stage = spawn(p, live, stage_rx, to_writer).unwrap();
         let point = |cam: &str, id: u64, ts_ms: i64, x: f64| {
             StoreMsg::Point(TrackUpdate {
                 camera: Arc::from(cam),

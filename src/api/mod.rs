@@ -11,6 +11,7 @@
 //! few seconds at most.
 
 pub mod counters;
+mod footfall;
 mod guard;
 pub mod metrics;
 pub mod serve;

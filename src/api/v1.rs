@@ -103,6 +103,7 @@ pub(super) fn routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/tracks", get(tracks))
         .route("/api/v1/tracks/{track}/points", get(points))
+        .merge(super::footfall::routes())
 }
 
 async fn cameras(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
@@ -171,14 +172,14 @@ struct PointParams {
     cursor: Option<String>,
 }
 
-fn time(s: &Option<String>, now: SystemTime) -> Result<Option<i64>, V1Error> {
+pub(super) fn time(s: &Option<String>, now: SystemTime) -> Result<Option<i64>, V1Error> {
     Ok(s.as_deref()
         .map(|s| query::parse_time(s, now))
         .transpose()?)
 }
 
 /// `limit` within 1..=[`MAX_PAGE`] (`default` when absent).
-fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, V1Error> {
+pub(super) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, V1Error> {
     match limit.unwrap_or(default) {
         l @ 1..=MAX_PAGE => Ok(l),
         l => Err(V1Error::BadRequest(format!(
@@ -265,7 +266,7 @@ async fn points(
 
 /// Writes `{"items": [...], "next": ...}`: at most `limit` rows of `q` (which asks for one
 /// more), `next` the cursor of the last row written when that extra row exists.
-fn page(
+pub(super) fn page(
     conn: &Connection,
     q: &query::Query,
     limit: i64,
@@ -304,7 +305,11 @@ fn page(
 
 impl Sink {
     /// Writes a whole (small) table as a JSON array of row objects.
-    fn write_all_rows(&mut self, columns: &[&str], rows: &[Vec<Cell>]) -> Result<(), V1Error> {
+    pub(super) fn write_all_rows(
+        &mut self,
+        columns: &[&str],
+        rows: &[Vec<Cell>],
+    ) -> Result<(), V1Error> {
         use std::io::Write;
         self.write_all(b"[")?;
         for (i, row) in rows.iter().enumerate() {

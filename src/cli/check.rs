@@ -32,6 +32,9 @@ pub(crate) fn check_config(config: &Path) -> Result<()> {
             cfg.zones.len()
         );
     }
+    for line in storetrack::config::describe_footfall(&cfg.footfall) {
+        println!("  {line}");
+    }
     if let Some(api) = &cfg.api {
         println!("  api: {}", super::query::describe_api(api));
     }

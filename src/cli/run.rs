@@ -117,10 +117,11 @@ fn print_summary(summary: &service::Summary) {
     );
     if !summary.run.dead.is_empty() {
         println!(
-            "  recovered        {} run(s) that had not ended cleanly, {} open track(s) and {} store trajectories marked interrupted",
+            "  recovered        {} run(s) that had not ended cleanly, {} open track(s), {} store trajectories and {} zone visits marked interrupted",
             summary.run.dead.len(),
             summary.run.interrupted_tracks,
-            summary.run.interrupted_store_tracks
+            summary.run.interrupted_store_tracks,
+            summary.run.interrupted_visits
         );
     }
 }

@@ -9,7 +9,9 @@ mod api;
 mod camera;
 mod events;
 mod floor;
+mod footfall;
 mod position;
+pub use footfall::describe as describe_footfall;
 mod raw;
 mod read;
 mod remote;
@@ -62,6 +64,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// Live event delivery: MQTT, webhooks (None: events stay in the database and SSE).
     pub events: Option<EventsConfig>,
+    /// Counting lines, queues, occupancy, rules and the counts period (docs/analytics-lines-queues.md).
+    pub footfall: crate::analytics::FootfallSettings,
 }
 
 /// The floor plan: its size and, optionally, a picture of it.

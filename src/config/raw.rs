@@ -77,6 +77,11 @@ pub(super) struct RawConfig {
     pub analytics: crate::analytics::AnalyticsParams,
     pub api: Option<RawApi>,
     pub events: Option<super::events::RawEvents>,
+    #[serde(default)]
+    pub lines: Vec<Spanned<crate::analytics::lines::LineSettings>>,
+    pub occupancy: Option<Spanned<crate::analytics::occupancy::OccupancySettings>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<crate::analytics::rules::RuleSettings>>,
 }
 
 /// A list of number lists, each with its position (point pairs, polygon vertices).
@@ -98,6 +103,10 @@ pub(super) struct RawZone {
     pub id: Spanned<String>,
     pub name: Option<Spanned<String>>,
     pub polygon: SpannedRows,
+    /// People wait here (a queue, `[[zones]] queue = true`).
+    pub queue: Option<Spanned<bool>>,
+    /// The zone where the queue is served.
+    pub service: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -118,6 +118,11 @@ pub(super) fn validate(
     for problem in raw.analytics.problems() {
         p.in_table("analytics", problem);
     }
+    let camera_ids: Vec<&str> = cameras
+        .iter()
+        .map(|c: &super::CameraConfig| c.id.as_str())
+        .collect();
+    let footfall = super::footfall::footfall(&raw, &zones, &camera_ids, &mut p);
     let storage = sections::storage(&raw.storage, &resolve, &mut p);
     let api = raw
         .api
@@ -149,6 +154,7 @@ pub(super) fn validate(
         analytics: raw.analytics,
         api,
         events,
+        footfall,
     })
 }
 

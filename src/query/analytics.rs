@@ -1,5 +1,7 @@
 //! Read-only queries on the store analytics tables: store trajectories, zone visits, dwell,
-//! zone-to-zone flows, occupancy and unique visitors over time.
+//! zone-to-zone flows, occupancy and unique visitors over time. Zone visits count once they
+//! are over (`ended = 1`, including those a crash interrupted, which end at their last
+//! position written); visits still open are in `query occupancy --now`.
 //!
 //! Input: a read-only connection and a [`Range`]. Output: a [`Table`] like every other query.
 //! Parameters are always bound. Time ranges are bound as concrete numbers (never
@@ -75,7 +77,7 @@ pub fn stores(
         "SELECT t.id, t.first_ms, t.last_ms, ROUND((t.last_ms - t.first_ms) / 1000.0, 1),
                 t.points, t.cameras,
                 (SELECT COUNT(*) FROM store_members m WHERE m.store_track = t.id),
-                (SELECT COUNT(*) FROM zone_visits v WHERE v.store_track = t.id)
+                (SELECT COUNT(*) FROM zone_visits v WHERE v.store_track = t.id AND v.ended = 1)
          FROM store_tracks t
          WHERE t.first_ms BETWEEN ?1 - ?5 AND ?2 AND t.last_ms >= ?1 AND t.points >= ?3
          ORDER BY t.first_ms DESC, t.id DESC
@@ -107,7 +109,7 @@ pub fn visits(
         "SELECT store_track, zone, from_zone, enter_ms, leave_ms,
                 ROUND((leave_ms - enter_ms) / 1000.0, 1)
          FROM zone_visits
-         WHERE enter_ms BETWEEN ?1 AND ?2 AND (?3 IS NULL OR zone = ?3)
+         WHERE enter_ms BETWEEN ?1 AND ?2 AND (?3 IS NULL OR zone = ?3) AND ended = 1
          ORDER BY enter_ms, id
          LIMIT ?4",
         params![r.from(), r.to(), zone, limit],
@@ -126,7 +128,8 @@ pub fn visits(
 /// Per zone: visits that began in the range, median / p90 / mean / total dwell in seconds.
 pub fn dwell(conn: &Connection, r: &Range) -> rusqlite::Result<Table> {
     let mut stmt = conn.prepare(
-        "SELECT zone, leave_ms - enter_ms FROM zone_visits WHERE enter_ms BETWEEN ?1 AND ?2",
+        "SELECT zone, leave_ms - enter_ms FROM zone_visits
+         WHERE enter_ms BETWEEN ?1 AND ?2 AND ended = 1",
     )?;
     let mut by_zone: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let rows = stmt.query_map(params![r.from(), r.to()], |row| {
@@ -176,7 +179,7 @@ pub fn flows(conn: &Connection, r: &Range) -> rusqlite::Result<Table> {
         conn,
         "SELECT from_zone, zone, COUNT(*), ROUND(AVG(leave_ms - enter_ms) / 1000.0, 1)
          FROM zone_visits
-         WHERE enter_ms BETWEEN ?1 AND ?2 AND from_zone IS NOT NULL
+         WHERE enter_ms BETWEEN ?1 AND ?2 AND from_zone IS NOT NULL AND ended = 1
          GROUP BY from_zone, zone
          ORDER BY COUNT(*) DESC, from_zone, zone",
         params![r.from(), r.to()],
@@ -213,7 +216,7 @@ enum Extent {
 
 fn extent(conn: &Connection, r: &Range, table: Extent) -> rusqlite::Result<Option<(i64, i64)>> {
     let sql = match table {
-        Extent::Visits => "SELECT MIN(enter_ms), MAX(leave_ms) FROM zone_visits",
+        Extent::Visits => "SELECT MIN(enter_ms), MAX(leave_ms) FROM zone_visits WHERE ended = 1",
         Extent::Stores => "SELECT MIN(first_ms), MAX(last_ms) FROM store_tracks",
     };
     let (min, max): (Option<i64>, Option<i64>) =
@@ -245,7 +248,8 @@ pub fn visitors(
             Some(z) => spans(
                 conn,
                 "SELECT store_track, enter_ms, leave_ms FROM zone_visits
-                 WHERE enter_ms BETWEEN ?1 - ?3 AND ?2 AND leave_ms >= ?1 AND zone = ?4",
+                 WHERE enter_ms BETWEEN ?1 - ?3 AND ?2 AND leave_ms >= ?1 AND zone = ?4
+                   AND ended = 1",
                 params![from, to, MAX_VISIT_MS, z],
             )?,
             None => spans(
@@ -293,7 +297,8 @@ pub fn occupancy(
     };
     let mut stmt = conn.prepare(
         "SELECT zone, enter_ms, leave_ms FROM zone_visits
-         WHERE enter_ms BETWEEN ?1 - ?3 AND ?2 AND leave_ms >= ?1 AND (?4 IS NULL OR zone = ?4)",
+         WHERE enter_ms BETWEEN ?1 - ?3 AND ?2 AND leave_ms >= ?1 AND (?4 IS NULL OR zone = ?4)
+           AND ended = 1",
     )?;
     let mut by_zone: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for row in stmt.query_map(params![from, to, MAX_VISIT_MS, zone], |r| {

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 
 use super::analytics::{self as aq, QueryError, Range};
+use crate::query::footfall as ff;
 use crate::query::{Table, TimeError, parse_time};
 
 /// Shortest time bucket.
@@ -89,6 +90,46 @@ pub enum AnalyticsQuery {
         /// Only this zone id.
         #[arg(long)]
         zone: Option<String>,
+        /// Occupancy now instead: the store, each zone's open visits, each queue's length.
+        #[arg(long, conflicts_with_all = ["from", "to", "zone"])]
+        now: bool,
+    },
+    /// Crossings of counting lines per bucket: in, out and net.
+    Footfall {
+        /// The time range.
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Bucket length.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        bucket: Duration,
+        /// Only this line id.
+        #[arg(long)]
+        line: Option<String>,
+    },
+    /// Queues per bucket: arrivals, waits by outcome, median / p90 / mean wait, mean and
+    /// longest length, and Little's law (arrival rate x mean wait) beside the mean length.
+    Queue {
+        /// The time range.
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Bucket length.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        bucket: Duration,
+        /// Only this queue (its zone id).
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Alerts raised by `[[rules]]`, newest first.
+    Alerts {
+        /// The time range.
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Only alerts not cleared yet.
+        #[arg(long)]
+        active: bool,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
     },
     /// The floor positions of one store trajectory.
     Path {
@@ -124,9 +165,12 @@ impl Request {
             AnalyticsQuery::Stores { range, .. }
             | AnalyticsQuery::Visits { range, .. }
             | AnalyticsQuery::Dwell { range }
-            | AnalyticsQuery::Flows { range } => (Some(range), None),
+            | AnalyticsQuery::Flows { range }
+            | AnalyticsQuery::Alerts { range, .. } => (Some(range), None),
             AnalyticsQuery::Visitors { range, bucket, .. }
-            | AnalyticsQuery::Occupancy { range, bucket, .. } => (Some(range), Some(*bucket)),
+            | AnalyticsQuery::Occupancy { range, bucket, .. }
+            | AnalyticsQuery::Footfall { range, bucket, .. }
+            | AnalyticsQuery::Queue { range, bucket, .. } => (Some(range), Some(*bucket)),
             AnalyticsQuery::Path { .. } => (None, None),
         };
         let range = match range {
@@ -160,7 +204,20 @@ impl Request {
             AnalyticsQuery::Dwell { .. } => Ok(aq::dwell(conn, r)?),
             AnalyticsQuery::Flows { .. } => Ok(aq::flows(conn, r)?),
             AnalyticsQuery::Visitors { zone, .. } => aq::visitors(conn, r, b, zone.as_deref()),
+            AnalyticsQuery::Occupancy { now: true, .. } => Ok(ff::occupancy_now(conn)?),
             AnalyticsQuery::Occupancy { zone, .. } => aq::occupancy(conn, r, b, zone.as_deref()),
+            AnalyticsQuery::Footfall { line, .. } => Ok(ff::footfall(
+                conn,
+                (r.from_ms, r.to_ms),
+                b,
+                line.as_deref(),
+            )?),
+            AnalyticsQuery::Queue { queue, .. } => {
+                Ok(ff::queue(conn, (r.from_ms, r.to_ms), b, queue.as_deref())?)
+            }
+            AnalyticsQuery::Alerts { active, limit, .. } => {
+                Ok(ff::alerts_query((r.from_ms, r.to_ms), *active, None, *limit).table(conn)?)
+            }
             AnalyticsQuery::Path { store_track } => Ok(aq::path(conn, *store_track)?),
         }
     }

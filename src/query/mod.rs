@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod analytics_cli;
 mod cameras;
+pub mod footfall;
 mod format;
 pub mod picture;
 pub mod snapshot;

@@ -118,6 +118,9 @@ pub enum ServiceError {
     /// An event sender could not start.
     #[error(transparent)]
     Events(#[from] crate::events::SenderError),
+    /// The footfall settings cannot be used (config validation lets none through).
+    #[error(transparent)]
+    Footfall(#[from] crate::analytics::footfall::SettingsError),
 }
 
 /// The one-line status for the service manager.
@@ -291,7 +294,7 @@ pub fn run(
     )?;
     let analytics = analytics_stage::spawn(
         cfg.analytics.clone(),
-        cfg.zones.clone(),
+        footfall(cfg)?,
         analytics_rx,
         store_tx,
     )?;
@@ -366,6 +369,19 @@ pub fn run(
         engine: engine_info,
         run: run_start,
     })
+}
+
+/// The footfall engine for the config's lines, queues, occupancy and rules.
+fn footfall(cfg: &Config) -> Result<analytics_stage::Live, ServiceError> {
+    let latency = crate::analytics::Stitcher::new(cfg.analytics.clone(), Vec::new()).latency_ms();
+    let down_after = i64::try_from(cfg.ingest.stall_timeout_ms).unwrap_or(i64::MAX);
+    Ok(analytics_stage::Live::new(
+        &cfg.footfall,
+        cfg.zones.clone(),
+        cfg.analytics.visit_rules(),
+        latency,
+        down_after,
+    )?)
 }
 
 /// The stage threads after the cameras.

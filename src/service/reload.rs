@@ -4,7 +4,8 @@
 //! cameras keep streaming and keep their open tracks. A config that does not load, or whose new
 //! cameras' pipelines cannot be built, is refused with its errors and the running one stays.
 //! Sections other than `[[cameras]]` take effect at the next start; a reload that changes them
-//! says so.
+//! says so. Zones, lines, queues and rules are one of them: the footfall engine keeps the
+//! ones it started with (its visits, waits and alert states stay whole), never half of each.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ fn sections_changed(old: &Config, new: &Config) -> Vec<&'static str> {
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut out = Vec::new();
-    let pairs: [(&'static str, bool); 9] = [
+    let pairs: [(&'static str, bool); 10] = [
         ("[model]", differs(&old.model, &new.model)),
         ("[inference]", differs(&old.inference, &new.inference)),
         ("[ingest]", differs(&old.ingest, &new.ingest)),
@@ -92,6 +93,10 @@ fn sections_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("[api]", differs(&old.api, &new.api)),
         ("[events]", differs(&old.events, &new.events)),
+        (
+            "[[lines]]/[[rules]]/[occupancy]/queues",
+            differs(&old.footfall, &new.footfall),
+        ),
     ];
     for (name, changed) in pairs {
         if changed {

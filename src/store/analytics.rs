@@ -4,7 +4,7 @@
 //! Input: [`Event`]s and a way to find a camera track's row. Output: rows in `store_tracks`,
 //! `store_points`, `store_members`, `zone_visits`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use rusqlite::{Transaction, params};
@@ -20,11 +20,18 @@ struct Touch {
     ended: bool,
 }
 
+/// Ended store trajectories whose rows are still remembered: footfall events about them (a
+/// visit's end, a wait ended later, a crossing confirmed at the end) may come after the end.
+const RETIRED_KEPT: usize = 65_536;
+
 /// The writer's analytics state: the stitcher's store ids mapped to `store_tracks` rows.
 #[derive(Debug, Default)]
 pub(super) struct AnalyticsRows {
     rows: HashMap<u64, i64>,
     touched: HashMap<i64, Touch>,
+    /// Rows of ended trajectories (the newest [`RETIRED_KEPT`]), and their order.
+    retired: HashMap<u64, i64>,
+    retired_order: VecDeque<u64>,
 }
 
 impl AnalyticsRows {
@@ -85,16 +92,38 @@ impl AnalyticsRows {
         Ok(())
     }
 
-    /// Applies the batch's totals; call before commit.
+    /// Applies the batch's totals; call before commit. A zone visit still open takes its
+    /// trajectory's last position as its `leave_ms` (what a crash would leave of it).
     pub(super) fn finish_batch(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
         let mut upd = tx.prepare_cached(
             "UPDATE store_tracks SET last_ms = MAX(last_ms, ?2), points = points + ?3,
                     cameras = MAX(cameras, ?4), ended = MAX(ended, ?5) WHERE id = ?1",
         )?;
+        let mut open = tx.prepare_cached(
+            "UPDATE zone_visits SET leave_ms = MAX(leave_ms, ?2)
+             WHERE store_track = ?1 AND ended = 0",
+        )?;
         for (row, t) in &self.touched {
             upd.execute(params![row, t.last_ms, t.points, t.cameras, t.ended])?;
+            if t.points > 0 {
+                open.execute(params![row, t.last_ms])?;
+            }
         }
         Ok(())
+    }
+
+    /// The row of store trajectory `store` (remembered a while after its end), created at
+    /// `first_ms` when unknown.
+    pub(super) fn store_row(
+        &mut self,
+        tx: &Transaction<'_>,
+        store: u64,
+        first_ms: i64,
+    ) -> rusqlite::Result<i64> {
+        match self.retired.get(&store) {
+            Some(r) => Ok(*r),
+            None => self.row(tx, store, first_ms),
+        }
     }
 
     /// Forgets the batch's totals and ended trajectories; call after a successful commit.
@@ -105,7 +134,17 @@ impl AnalyticsRows {
             .filter(|(_, t)| t.ended)
             .map(|(r, _)| *r)
             .collect();
-        self.rows.retain(|_, r| !ended.contains(r));
+        let rows = &mut self.rows;
+        for (store, row) in rows.iter().filter(|(_, r)| ended.contains(r)) {
+            self.retired.insert(*store, *row);
+            self.retired_order.push_back(*store);
+        }
+        rows.retain(|_, r| !ended.contains(r));
+        while self.retired_order.len() > RETIRED_KEPT {
+            if let Some(old) = self.retired_order.pop_front() {
+                self.retired.remove(&old);
+            }
+        }
         self.touched.clear();
     }
 

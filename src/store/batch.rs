@@ -109,6 +109,7 @@ pub(super) fn apply<'a>(
     analytics: &mut AnalyticsRows,
 ) -> rusqlite::Result<Applied> {
     let mut a = Applied::default();
+    let written_ms = crate::ingest::wall_ms();
     for msg in pending {
         match msg {
             StoreMsg::Frame {
@@ -131,6 +132,13 @@ pub(super) fn apply<'a>(
                     let find =
                         |k: &(Arc<str>, u64)| rows.get(k).or_else(|| a.new_rows.get(k)).copied();
                     analytics.write(tx, event, find)
+                })?;
+            }
+            StoreMsg::Live(event) => {
+                isolated(tx, mode, &mut a, 1, |tx, a| {
+                    let find =
+                        |k: &(Arc<str>, u64)| rows.get(k).or_else(|| a.new_rows.get(k)).copied();
+                    super::live::write(tx, analytics, event, find, written_ms)
                 })?;
             }
         }

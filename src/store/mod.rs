@@ -10,8 +10,10 @@
 mod analytics;
 mod batch;
 pub mod legacy;
+mod live;
 mod reader;
 pub mod retention;
+mod retention_footfall;
 mod run_cameras;
 pub mod runs;
 pub mod schema;
@@ -238,12 +240,14 @@ impl Store {
                 "An earlier run did not end cleanly (crash or kill); closed it."
             );
         }
-        if start.interrupted_tracks + start.interrupted_store_tracks > 0 {
+        if start.interrupted_tracks + start.interrupted_store_tracks + start.interrupted_visits > 0
+        {
             warn!(
                 tracks = start.interrupted_tracks,
                 store_tracks = start.interrupted_store_tracks,
-                "Tracks and store trajectories left open by a dead run were ended and marked \
-                 interrupted."
+                zone_visits = start.interrupted_visits,
+                "Tracks, store trajectories and zone visits left open by a dead run were ended \
+                 and marked interrupted."
             );
         }
         self.run = Some(start.id);

@@ -4,8 +4,9 @@
 //! the current time (passed in, so a step is deterministic and testable). Output: every row
 //! about a person older than `keep_days` deleted — tracks and their points, store trajectories
 //! with their points, members and zone visits, per-second frame rows, an older schema's
-//! per-frame rows, and the old points of tracks still going on — and finished runs with no
-//! track left; while
+//! per-frame rows, and the old points of tracks still going on, the footfall rows (line
+//! crossings, queue waits and lengths, alerts, the events outbox: [`super::retention_footfall`])
+//! — and finished runs with no track left; while
 //! the database's used pages exceed `max_size_mb`, the oldest data deleted until it is
 //! [`LOW_WATER_PERCENT`] of the cap; free pages returned to the file system in small
 //! `incremental_vacuum` steps. Each [`Retention::step`] is one short transaction of at most
@@ -44,11 +45,13 @@ pub struct Deleted {
     pub runs: u64,
     /// Rows of store trajectories: trajectories, their points, members and zone visits.
     pub store: u64,
+    /// Footfall rows: line crossings, queue waits and lengths, alerts, events outbox.
+    pub footfall: u64,
 }
 
 impl Deleted {
     fn rows(&self) -> u64 {
-        self.points + self.tracks + self.seconds + self.runs + self.store
+        self.points + self.tracks + self.seconds + self.runs + self.store + self.footfall
     }
 }
 
@@ -151,6 +154,7 @@ impl Retention {
                         deleted.tracks += d.tracks;
                         deleted.seconds += d.seconds;
                         deleted.store += d.store;
+                        deleted.footfall += d.footfall;
                         used = Pages::read(conn)?.used_bytes();
                     }
                     None => stuck = true,
@@ -217,6 +221,12 @@ fn delete_before(
     let mut d = Deleted::default();
     let mut left = budget as i64;
     left -= delete_tracks_before(&tx, cutoff_ms, left, &mut d)?;
+    if left > 0 {
+        // Before the store trajectories: crossings and waits refer to them.
+        let n = super::retention_footfall::delete_before(&tx, cutoff_ms, left)?;
+        d.footfall += n as u64;
+        left -= n;
+    }
     if left > 0 {
         let n = delete_store_tracks_before(&tx, cutoff_ms, left)?;
         d.store += n as u64;
@@ -456,6 +466,8 @@ fn delete_store_tracks_before(
             break;
         }
         for sql in [
+            "DELETE FROM line_crossings WHERE store_track = ?1",
+            "DELETE FROM queue_waits WHERE store_track = ?1",
             "DELETE FROM zone_visits WHERE store_track = ?1",
             "DELETE FROM store_points WHERE store_track = ?1",
             "DELETE FROM store_members WHERE store_track = ?1",

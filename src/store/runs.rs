@@ -77,6 +77,9 @@ pub struct RunStart {
     pub interrupted_tracks: usize,
     /// Open store trajectories of dead runs, now ended and interrupted.
     pub interrupted_store_tracks: usize,
+    /// Zone visits of dead runs still open, now ended (at the trajectory's last position
+    /// written) and interrupted.
+    pub interrupted_visits: usize,
 }
 
 /// SHA-256 of `bytes`, lowercase hex.
@@ -243,14 +246,20 @@ pub fn begin(conn: &mut Connection, info: &RunInfo, now_ms: i64) -> rusqlite::Re
         "UPDATE store_tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
         [],
     )?;
+    let interrupted_visits = tx.execute(CLOSE_OPEN_VISITS, [])?;
     tx.commit()?;
     Ok(RunStart {
         id,
         dead,
         interrupted_tracks: interrupted,
         interrupted_store_tracks: interrupted_store,
+        interrupted_visits,
     })
 }
+
+/// Ends every open zone visit as interrupted; its `leave_ms` is the last position of its
+/// trajectory that was written (the writer keeps it there while the visit is open).
+const CLOSE_OPEN_VISITS: &str = "UPDATE zone_visits SET ended = 1, interrupted = 1 WHERE ended = 0";
 
 /// Records that run `id` was alive at `now_ms` (inside the writer's transaction).
 pub fn heartbeat(tx: &Transaction<'_>, id: i64, now_ms: i64) -> rusqlite::Result<()> {
@@ -277,6 +286,7 @@ pub fn finish(
         "UPDATE store_tracks SET ended = 1, interrupted = 1 WHERE ended = 0",
         [],
     )?;
+    tx.execute(CLOSE_OPEN_VISITS, [])?;
     let clean = orderly && open == 0;
     tx.execute(
         "UPDATE runs SET ended_ms = ?2, last_ms = ?2, clean = ?3 WHERE id = ?1",
@@ -371,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_run_is_closed_at_its_last_commit_and_its_tracks_interrupted() {
+    fn a_dead_run_is_closed_at_its_last_commit_and_its_tracks_and_visits_interrupted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let mut c = Connection::open(&path).unwrap();
@@ -381,7 +391,10 @@ mod tests {
         open_track(&c, Some(first), 4_000);
         c.execute_batch(
             "INSERT INTO store_tracks(first_ms, last_ms, points) VALUES (1000, 4000, 3);
-             INSERT INTO store_tracks(first_ms, last_ms, points, ended) VALUES (900, 950, 1, 1);",
+             INSERT INTO store_tracks(first_ms, last_ms, points, ended) VALUES (900, 950, 1, 1);
+             INSERT INTO zone_visits(store_track, zone, enter_ms, leave_ms, ended)
+               VALUES (1, 'till', 1500, 3900, 0);
+             INSERT INTO zone_visits(store_track, zone, enter_ms, leave_ms) VALUES (2, 'door', 900, 950);",
         )
         .unwrap();
         let tx = c.transaction().unwrap();
@@ -401,6 +414,16 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(store, vec![(1, 1), (1, 0)]);
+        // So is the zone visit in progress, at the last position written (3.9 s).
+        assert_eq!(second.interrupted_visits, 1);
+        let visits: Vec<(i64, i64, i64)> = c
+            .prepare("SELECT leave_ms, ended, interrupted FROM zone_visits ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(visits, vec![(3_900, 1, 1), (950, 1, 0)]);
         assert_eq!(
             second.dead,
             vec![DeadRun {

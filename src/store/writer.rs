@@ -162,7 +162,9 @@ impl Writer {
                 // The track stays open until the run closes.
                 StoreMsg::TrackEnded { .. } => {}
                 // Store trajectories are rebuilt from camera tracks only by the running stage.
-                StoreMsg::Analytics(_) => stats::inc(&stats.store_analytics_dropped),
+                StoreMsg::Analytics(_) | StoreMsg::Live(_) => {
+                    stats::inc(&stats.store_analytics_dropped)
+                }
             }
         }
         self.pending.push_back(msg);

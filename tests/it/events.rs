@@ -436,7 +436,12 @@ fn last_will_reports_offline_when_the_sender_is_killed() {
     let status = format!("storetrack/{SITE}/status");
     let sub = Subscriber::start(broker.port, &status, "test-sub-will");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "events::child_sender", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "events::child_sender",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("EVENTS_CHILD_DB", &db)
         .env("EVENTS_CHILD_PORT", broker.port.to_string())
         .stdout(Stdio::null())

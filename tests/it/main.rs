@@ -17,6 +17,7 @@ mod crash;
 mod disk_full;
 mod e2e;
 mod events;
+mod footfall;
 mod frame_skip;
 mod geometry;
 mod gop_decoding;

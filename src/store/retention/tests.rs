@@ -264,6 +264,15 @@ const ROW_TIME: &[(&str, Option<&str>)] = &[
         "store_members",
         Some("(SELECT last_ms FROM tracks t WHERE t.id = store_members.track)"),
     ),
+    ("line_crossings", Some("ts_ms")),
+    ("queue_waits", Some("end_ms")),
+    ("queue_lengths", Some("ts_ms")),
+    ("alerts", Some("COALESCE(cleared_ms, raised_ms)")),
+    ("events_outbox", Some("ts_ms")),
+    // Per sink: the last outbox row delivered (no person in it).
+    ("outbox_cursors", None),
+    // SQLite's AUTOINCREMENT counters (the outbox's `seq`).
+    ("sqlite_sequence", None),
     // The camera list (id, name, masked URL) and the service's runs (host, pid, config).
     ("cameras", None),
     ("runs", None),
@@ -318,6 +327,26 @@ fn person_at(conn: &Connection, t: i64, ended: bool) {
         "INSERT OR IGNORE INTO frames_second VALUES ('cam1', ?1, 5, 1, 1, 5, ?2, ?3)",
         params![t / 1000, t, t + 900],
     )
+    .unwrap();
+    footfall_at(conn, t, store);
+}
+
+/// Footfall rows at `t` about store trajectory `store`: a crossing, a wait, a queue length,
+/// an alert raised and cleared, and their outbox events.
+fn footfall_at(conn: &Connection, t: i64, store: i64) {
+    conn.execute_batch(&format!(
+        "INSERT INTO line_crossings(line, direction, ts_ms, crossed_ms, store_track, event_id)
+           VALUES ('door', 'in', {t} + 500, {t} + 400, {store}, 'e1');
+         INSERT INTO queue_waits(queue, store_track, enter_ms, end_ms, wait_ms, outcome, event_id)
+           VALUES ('q', {store}, {t}, {t} + 1000, 1000, 'served', 'e2');
+         INSERT OR IGNORE INTO queue_lengths VALUES ('q', {t}, 1);
+         INSERT INTO alerts(rule, rule_kind, subject, raised_ms, cleared_ms, value, threshold,
+                            event_id)
+           VALUES ('long', 'queue_length', 'q', {t}, {t} + 1500, 3, 2, 'e3');
+         INSERT INTO events_outbox(event_id, kind, ts_ms, written_ms, json)
+           VALUES ('e1', 'line_crossing', {t} + 500, {t} + 600, '{{}}');
+         INSERT OR REPLACE INTO outbox_cursors VALUES ('mqtt', 1, {t});"
+    ))
     .unwrap();
 }
 
