@@ -12,6 +12,7 @@ pub mod config;
 pub mod geometry;
 pub mod infer;
 pub mod ingest;
+pub mod live;
 pub mod malloc;
 pub mod messages;
 pub mod mot;

@@ -17,6 +17,7 @@ pub mod serve;
 mod stream;
 pub mod tls;
 mod v1;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ pub use counters::ApiCounters;
 pub use metrics::Metrics;
 pub use serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use v1::MAX_PAGE;
+pub use web::WebState;
 
 /// Content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -62,8 +64,8 @@ pub const DATA_BODY_DEADLINE: Duration = Duration::from_secs(30);
 const HEALTH_IN_FLIGHT: usize = 32;
 /// Longest a health or metrics request may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request body accepted (no route takes one).
-const MAX_BODY_BYTES: usize = 4 * 1024;
+/// Largest request body accepted (only the login form and the web page's setup saves take one).
+const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Nice value of the query threads: detection comes first, the API takes the CPU left over.
 const QUERY_THREAD_NICE: libc::c_int = 10;
 
@@ -127,6 +129,8 @@ pub struct ApiState {
     pub counters: Arc<ApiCounters>,
     /// Time and size limits.
     pub limits: Limits,
+    /// The web page's sessions and settings.
+    pub web: WebState,
     queries: stream::QueryPool,
 }
 
@@ -157,6 +161,7 @@ impl ApiState {
             hosts: Vec::new(),
             counters,
             limits: Limits::default(),
+            web: WebState::default(),
         }
     }
 }
@@ -262,7 +267,7 @@ fn lower_priority() {
 /// route has a request body limit and the host check; all but `/healthz` the token.
 pub fn router(state: Arc<ApiState>) -> Router {
     let limits = state.limits;
-    let data = v1::routes().layer(
+    let data = v1::routes().merge(web::routes(&state)).layer(
         ServiceBuilder::new()
             .layer(ResponseBodyDeadlineLayer::new(limits.data_body_deadline))
             .layer(TimeoutLayer::with_status_code(
@@ -282,13 +287,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics_text))
         .layer(health_limits.clone())
         .merge(data)
+        .merge(web::live_routes().layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.data_timeout,
+        )))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::token,
         ));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(health_limits)
+        .merge(web::open_routes())
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -296,7 +306,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    web::keep_router(&state, &app);
+    app
 }
 
 /// Counts every answer, and the failed ones.

@@ -146,6 +146,10 @@ pub(super) fn validate(
         zones,
         analytics: raw.analytics,
         api,
+        web: super::WebConfig {
+            allow_setup: raw.api.as_ref().is_some_and(|a| a.allow_setup),
+            blur_people: raw.privacy.blur_people,
+        },
     })
 }
 
