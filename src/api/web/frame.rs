@@ -35,6 +35,9 @@ const BOX: Rgb<u8> = Rgb([255, 200, 0]);
 pub(super) struct FrameParams {
     #[serde(default)]
     boxes: u8,
+    /// Ignored: lets a page ask for a new picture past the browser's cache.
+    #[serde(default, rename = "t")]
+    _t: Option<i64>,
 }
 
 fn missing(id: &str) -> Response {
