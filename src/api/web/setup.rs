@@ -169,9 +169,10 @@ pub fn set_calibration(doc: &mut DocumentMut, id: &str, pairs: &[[f64; 4]]) -> R
         .ok_or_else(|| SetupError::Bad(format!("no camera {id:?} in the config")))?;
     cam.remove("homography");
     let mut a = number_rows(pairs);
-    for (i, row) in a.iter_mut().enumerate() {
-        row.decor_mut().set_prefix(if i == 0 { "\n  " } else { " " });
+    for row in a.iter_mut() {
+        row.decor_mut().set_prefix("\n  ");
     }
+    a.set_trailing_comma(true);
     a.set_trailing("\n");
     cam["calibration"] = value(a);
     Ok(())
