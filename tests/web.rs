@@ -86,7 +86,10 @@ fn config(dir: &Path, sim: &SimCam, port: u16, token: bool) -> PathBuf {
             }
             api
         });
-    assert!(text.contains("allow_setup = true"), "config.toml's [api] changed");
+    assert!(
+        text.contains("allow_setup = true"),
+        "config.toml's [api] changed"
+    );
     text += "\n[privacy]\nblur_people = false\n";
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
@@ -112,9 +115,11 @@ fn wait_running(svc: &Service, port: u16, token: bool) {
             .and_then(|mut r| r.body_mut().read_to_string().ok())
             .unwrap_or_default();
         let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let analysed = list
-            .as_array()
-            .map_or(0, |l| l.iter().filter(|c| c["frames_inferred"].as_u64() > Some(20)).count());
+        let analysed = list.as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|c| c["frames_inferred"].as_u64() > Some(20))
+                .count()
+        });
         if analysed == 2 {
             return;
         }

@@ -55,7 +55,10 @@ impl Sessions {
         let now = Instant::now();
         open.retain(|_, (_, exp)| *exp > now);
         if open.len() >= MAX_SESSIONS
-            && let Some(oldest) = open.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| k.clone())
+            && let Some(oldest) = open
+                .iter()
+                .min_by_key(|(_, (_, e))| *e)
+                .map(|(k, _)| k.clone())
         {
             open.remove(&oldest);
         }
@@ -209,7 +212,10 @@ mod tests {
     #[test]
     fn cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; storetrack_session=abc; b=2".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; storetrack_session=abc; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie_session(&h), Some("abc"));
         let s = Sessions::default();
         let (id, csrf) = s.create();

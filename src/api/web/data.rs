@@ -61,10 +61,9 @@ fn file_pairs(cfg: &Config) -> std::collections::HashMap<String, Value> {
     let mut out = std::collections::HashMap::new();
     if let Some(toml::Value::Array(cams)) = doc.get("cameras") {
         for c in cams {
-            if let (Some(id), Some(pairs)) = (
-                c.get("id").and_then(|v| v.as_str()),
-                c.get("calibration"),
-            ) {
+            if let (Some(id), Some(pairs)) =
+                (c.get("id").and_then(|v| v.as_str()), c.get("calibration"))
+            {
                 out.insert(
                     id.to_string(),
                     serde_json::to_value(pairs).unwrap_or(Value::Null),
@@ -287,7 +286,10 @@ pub(super) async fn paths(
 ) -> Result<Response, V1Error> {
     let Query(p) = params?;
     let r = p.range()?;
-    let (from, to) = (r.from_ms.unwrap_or(i64::MIN / 4), r.to_ms.unwrap_or(i64::MAX / 4));
+    let (from, to) = (
+        r.from_ms.unwrap_or(i64::MIN / 4),
+        r.to_ms.unwrap_or(i64::MAX / 4),
+    );
     stream::answer(&state.queries, &state.counters, move |conn, sink| {
         let mut stmt = conn.prepare(
             "SELECT p.store_track, p.ts_ms, ROUND(p.x, 2), ROUND(p.y, 2)
@@ -297,7 +299,12 @@ pub(super) async fn paths(
              ORDER BY p.store_track, p.ts_ms LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![from, to, MAX_PATH_POINTS], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?, r.get::<_, f64>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, f64>(3)?,
+            ))
         })?;
         let mut tracks: Vec<(i64, Vec<(i64, f64, f64)>)> = Vec::new();
         let mut n = 0i64;

@@ -46,7 +46,10 @@ pub(super) fn snapshot(state: &ApiState) -> serde_json::Value {
         .cameras()
         .iter()
         .map(|c| {
-            let seen = latest.iter().find(|(id, _)| **id == *c.id).map(|(_, f)| f.ts_ms);
+            let seen = latest
+                .iter()
+                .find(|(id, _)| **id == *c.id)
+                .map(|(_, f)| f.ts_ms);
             let up = c.up.load(Ordering::Relaxed);
             json!({
                 "id": c.id,

@@ -107,7 +107,10 @@ pub(super) fn routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/api/v1/zones", get(data::zones))
         .route("/ui/api/setup/zones", post(setup::zones))
         .route("/ui/api/setup/calibration", post(setup::calibration))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(state), auth::csrf))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(state),
+            auth::csrf,
+        ))
 }
 
 /// The live event stream (long-lived: no body deadline; its own limit of open streams).

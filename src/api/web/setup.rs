@@ -158,7 +158,11 @@ pub fn set_zones(doc: &mut DocumentMut, zones: &[ZoneIn]) {
 }
 
 /// Camera `id`'s `calibration` set to `pairs`, its `homography` removed.
-pub fn set_calibration(doc: &mut DocumentMut, id: &str, pairs: &[[f64; 4]]) -> Result<(), SetupError> {
+pub fn set_calibration(
+    doc: &mut DocumentMut,
+    id: &str,
+    pairs: &[[f64; 4]],
+) -> Result<(), SetupError> {
     let cams = doc
         .get_mut("cameras")
         .and_then(|i| i.as_array_of_tables_mut())
@@ -186,11 +190,7 @@ async fn save(
     if !state.web.allow_setup {
         return Err(SetupError::Off);
     }
-    let path = state
-        .web
-        .config_path
-        .clone()
-        .ok_or(SetupError::Off)?;
+    let path = state.web.config_path.clone().ok_or(SetupError::Off)?;
     let written = tokio::task::spawn_blocking(move || write(&path, edit))
         .await
         .map_err(|e| SetupError::Bad(format!("save failed: {e}")))??;
@@ -228,11 +228,6 @@ fn write(
     })?;
     edit(&mut doc)?;
     let new = doc.to_string();
-    Config::from_str_at(&new, path).map_err(|e| SetupError::Invalid(e.to_string()))?;
-    let mut backup = path.as_os_str().to_owned();
-    backup.push(".bak");
-    let backup = PathBuf::from(backup);
-    std::fs::copy(path, &backup).map_err(io(&backup))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -240,6 +235,18 @@ fn write(
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     std::io::Write::write_all(&mut tmp, new.as_bytes()).map_err(io(path))?;
     tmp.as_file().sync_all().map_err(io(path))?;
+    // Checked as check-config checks a file (the files it names included), in place.
+    if let Err(e) = Config::load(tmp.path()) {
+        let shown = e.to_string().replace(
+            &tmp.path().display().to_string(),
+            &path.display().to_string(),
+        );
+        return Err(SetupError::Invalid(shown));
+    }
+    let mut backup = path.as_os_str().to_owned();
+    backup.push(".bak");
+    let backup = PathBuf::from(backup);
+    std::fs::copy(path, &backup).map_err(io(&backup))?;
     if let Ok(meta) = std::fs::metadata(path) {
         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
     }
