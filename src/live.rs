@@ -43,6 +43,9 @@ pub struct Still {
     pub pixels: Vec<u8>,
 }
 
+/// A camera id and its latest still.
+type CameraStill = (Arc<str>, Arc<Still>);
+
 /// A confirmed track's box in one analysed frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LiveBox {
@@ -66,7 +69,7 @@ pub struct FrameBoxes {
 /// The shared live state (one per service, in [`crate::stats::Stats`]).
 #[derive(Debug, Default)]
 pub struct Live {
-    stills: Mutex<Vec<Option<(Arc<str>, Arc<Still>)>>>,
+    stills: Mutex<Vec<Option<CameraStill>>>,
     copied_ms: Mutex<Vec<i64>>,
     boxes: Mutex<HashMap<Arc<str>, VecDeque<FrameBoxes>>>,
     names: RwLock<Vec<Arc<str>>>,

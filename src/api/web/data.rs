@@ -26,6 +26,9 @@ use crate::analytics::query::{self as aq, Range};
 use crate::config::Config;
 use crate::query::{self, Format, Table};
 
+/// A trajectory point: time (Unix ms), x, y (metres).
+type TimedPoint = (i64, f64, f64);
+
 /// Most trajectory points one `/ui/api/paths` answer holds (the newest are left out beyond).
 pub const MAX_PATH_POINTS: i64 = 200_000;
 
@@ -306,7 +309,7 @@ pub(super) async fn paths(
                 r.get::<_, f64>(3)?,
             ))
         })?;
-        let mut tracks: Vec<(i64, Vec<(i64, f64, f64)>)> = Vec::new();
+        let mut tracks: Vec<(i64, Vec<TimedPoint>)> = Vec::new();
         let mut n = 0i64;
         for row in rows {
             let (id, t, x, y) = row?;
