@@ -6,7 +6,8 @@
 //! limits). Output: answers to HTTP requests; database questions go through [`crate::query`]
 //! on a fresh read-only connection each, streamed. Every limit is a layer or a setting of the
 //! accept loop ([`router`], [`serve`]); requests must name an allowed `Host`, and carry the
-//! bearer token when one is configured (every route but `/healthz`). The server stops with the
+//! bearer token (or the web page's session cookie) when one is configured (every route but
+//! `/healthz` and `/login`). The web page ([`web`]) is served at `/`. The server stops with the
 //! service ([`Server::stop`], also on drop) after the requests in progress are answered, for a
 //! few seconds at most.
 
@@ -196,7 +197,8 @@ impl Server {
         let counters = Arc::clone(&state.counters);
         let limits = state.limits;
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(Arc::new(state));
+        let state = Arc::new(state);
+        let app = router(Arc::clone(&state));
         let thread = std::thread::Builder::new()
             .name("api".into())
             .spawn(move || {
@@ -205,6 +207,7 @@ impl Server {
                         Ok(l) => serve::serve(l, app, tls, (counters, limits), rx).await,
                         Err(e) => error!(error = %e, "HTTP API could not start."),
                     }
+                    web::forget_router(&state);
                 });
             })
             .map_err(ApiError::Start)?;
@@ -264,7 +267,8 @@ fn lower_priority() {
 /// The routes over `state`, each class with its limits as layers: data routes (`/api/v1`)
 /// share a concurrency limit, a time to first byte and a deadline for the whole answer;
 /// health and metrics have their own limit and timeout, so they never wait behind data; every
-/// route has a request body limit and the host check; all but `/healthz` the token.
+/// route has a request body limit and the host check; all but `/healthz` and the web page's
+/// `/login` the token (or the page's session cookie, [`web`]).
 pub fn router(state: Arc<ApiState>) -> Router {
     let limits = state.limits;
     let data = v1::routes().merge(web::routes(&state)).layer(
@@ -297,8 +301,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ));
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(health_limits)
         .merge(web::open_routes())
+        .layer(health_limits)
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -19,7 +19,7 @@ mod setup;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::middleware;
@@ -48,8 +48,9 @@ pub struct WebState {
     /// Cookies carry `Secure` (the API speaks HTTPS).
     pub secure_cookie: bool,
     live_streams: Arc<Semaphore>,
-    /// The whole router, for [`features`] to ask which optional endpoints answer.
-    app: OnceLock<Router>,
+    /// The whole router, for [`features`] to ask which optional endpoints answer (kept while
+    /// the server runs: see [`keep_router`]).
+    app: Mutex<Option<Router>>,
 }
 
 impl Default for WebState {
@@ -62,7 +63,7 @@ impl Default for WebState {
             blur_people: true,
             secure_cookie: false,
             live_streams: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
-            app: OnceLock::new(),
+            app: Mutex::new(None),
         }
     }
 }
@@ -81,7 +82,8 @@ impl WebState {
     }
 }
 
-/// The login page, open to everyone (behind the host check and body limit only).
+/// The login page, open to everyone (behind the host check, the body limit and the health
+/// routes' concurrency limit and timeout).
 pub(super) fn open_routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/login", get(auth::login_page).post(auth::login))
@@ -127,10 +129,20 @@ pub const OPTIONAL: &[&str] = &[
     "/api/v1/occupancy",
 ];
 
-/// Keeps the finished router so [`features`] can ask it (the router holds the state that holds
-/// it: one router per service run, kept for the run).
+/// Keeps the finished router so [`features`] can ask it. The router holds the state that then
+/// holds it: [`forget_router`] breaks that cycle when the server stops.
 pub(super) fn keep_router(state: &ApiState, app: &Router) {
-    let _ = state.web.app.set(app.clone());
+    *state.web.app.lock().unwrap_or_else(|e| e.into_inner()) = Some(app.clone());
+}
+
+/// Drops the router kept by [`keep_router`].
+pub(super) fn forget_router(state: &ApiState) {
+    state
+        .web
+        .app
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
 }
 
 /// `GET /ui/api/features`: which of [`OPTIONAL`] answer, asked of the router in process with
@@ -142,7 +154,13 @@ async fn features(
 ) -> axum::Json<serde_json::Value> {
     use tower::Service;
     let mut found = serde_json::Map::new();
-    if let Some(app) = state.web.app.get() {
+    let app = state
+        .web
+        .app
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(app) = app {
         for path in OPTIONAL {
             let mut req = axum::http::Request::get(*path).body(axum::body::Body::empty());
             if let Ok(r) = &mut req {
