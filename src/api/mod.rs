@@ -170,6 +170,7 @@ impl ApiState {
 /// The running HTTP server.
 pub struct Server {
     addr: SocketAddr,
+    web_closing: Arc<std::sync::atomic::AtomicBool>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -197,6 +198,7 @@ impl Server {
         let counters = Arc::clone(&state.counters);
         let limits = state.limits;
         let (tx, rx) = oneshot::channel::<()>();
+        let web_closing = Arc::clone(&state.web.closing);
         let state = Arc::new(state);
         let app = router(Arc::clone(&state));
         let thread = std::thread::Builder::new()
@@ -220,6 +222,7 @@ impl Server {
         }
         Ok(Server {
             addr,
+            web_closing,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -237,6 +240,7 @@ impl Server {
     }
 
     fn shutdown_now(&mut self) {
+        web::close(&self.web_closing);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -99,7 +99,9 @@ impl http_body::Body for Events {
         let this = self.get_mut();
         match this.tick.poll_tick(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(at) if at >= this.end => Poll::Ready(None),
+            Poll::Ready(at) if at >= this.end || this.state.web.closing.load(Ordering::Relaxed) => {
+                Poll::Ready(None)
+            }
             Poll::Ready(_) => {
                 let text = format!("data: {}\n\n", snapshot(&this.state));
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(text)))))

@@ -18,7 +18,7 @@ mod live;
 mod setup;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -47,6 +47,9 @@ pub struct WebState {
     pub blur_people: bool,
     /// Cookies carry `Secure` (the API speaks HTTPS).
     pub secure_cookie: bool,
+    /// Set when the server stops: live streams end at their next tick instead of holding the
+    /// graceful shutdown for its whole grace time.
+    pub closing: Arc<AtomicBool>,
     live_streams: Arc<Semaphore>,
     /// The whole router, for [`features`] to ask which optional endpoints answer (kept while
     /// the server runs: see [`keep_router`]).
@@ -62,6 +65,7 @@ impl Default for WebState {
             allow_setup: false,
             blur_people: true,
             secure_cookie: false,
+            closing: Arc::default(),
             live_streams: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
             app: Mutex::new(None),
         }
@@ -133,6 +137,11 @@ pub const OPTIONAL: &[&str] = &[
 /// holds it: [`forget_router`] breaks that cycle when the server stops.
 pub(super) fn keep_router(state: &ApiState, app: &Router) {
     *state.web.app.lock().unwrap_or_else(|e| e.into_inner()) = Some(app.clone());
+}
+
+/// Ends the live streams (at their next tick).
+pub(super) fn close(closing: &AtomicBool) {
+    closing.store(true, Ordering::Relaxed);
 }
 
 /// Drops the router kept by [`keep_router`].
