@@ -36,6 +36,9 @@ NODEPS_PACKAGES=("norfair==2.3.0")
 # KServe v2 model server for the remote-detector tests and benchmark (adds only new packages to
 # the venv besides a newer setuptools; checked with pip install --dry-run).
 SERVER_PACKAGES=("kserve==0.21.0")
+# The web page's browser test (tests/it/web.rs, tests/it/web/web_test.py) drives Debian's chromium
+# through its chromium-driver.
+WEB_PACKAGES=("selenium==4.50.0")
 VENV="$ROOT/.venv"
 MODEL_DIR="$ROOT/models/ssdlite"
 DATA_DIR="$ROOT/data"
@@ -80,7 +83,7 @@ fi
 # One listing of the venv (pip is slow to start), then a lookup per pinned package.
 FROZEN="$("$VENV/bin/pip" list --disable-pip-version-check --format=freeze 2>/dev/null)"
 pip_has() { grep -qix -- "$1" <<<"$FROZEN"; }
-for pkg in "${EVAL_PACKAGES[@]}" "${SERVER_PACKAGES[@]}"; do
+for pkg in "${EVAL_PACKAGES[@]}" "${SERVER_PACKAGES[@]}" "${WEB_PACKAGES[@]}"; do
   if ! pip_has "$pkg"; then
     log "installing $pkg"
     "$VENV/bin/pip" install -q --disable-pip-version-check "$pkg"

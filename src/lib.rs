@@ -19,6 +19,7 @@ pub mod events;
 pub mod geometry;
 pub mod infer;
 pub mod ingest;
+pub mod live;
 pub mod malloc;
 pub mod messages;
 // Development tools (synthetic scenes, MOTChallenge files, the camera simulator): public for the

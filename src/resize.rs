@@ -108,6 +108,11 @@ impl InputMapping {
         self.source
     }
 
+    /// The model input's size in pixels.
+    pub fn input_size(&self) -> (u32, u32) {
+        self.input
+    }
+
     /// The content rectangle in input pixels (x, y, width, height).
     pub fn content(&self) -> (u32, u32, u32, u32) {
         self.content

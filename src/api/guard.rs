@@ -1,6 +1,6 @@
 //! Who may ask: the `Host` a request is addressed to (an IP address, `localhost` or a name in
 //! `api.hosts`; any other name is a page of some other site resolving to this box, i.e. DNS
-//! rebinding), and the bearer token when one is configured.
+//! rebinding), and the bearer token (or the web page's session cookie) when one is configured.
 //!
 //! Input: request headers. Output: the request passed on, or a JSON error (421 for a foreign
 //! host, 401 for a missing or wrong token).
@@ -80,7 +80,12 @@ pub(super) async fn token(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+        let bearer = constant_time_eq(given.trim().as_bytes(), token.as_bytes());
+        if !bearer && !super::web::auth::has_session(&state, req.headers()) {
+            if is_page(req.uri().path()) {
+                // A browser without a session: the login page, nothing else.
+                return axum::response::Redirect::to("/login").into_response();
+            }
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -92,9 +97,15 @@ pub(super) async fn token(
     next.run(req).await
 }
 
+/// Whether `path` is the web page or its assets (answered with a redirect to the login page
+/// rather than a JSON error).
+fn is_page(path: &str) -> bool {
+    path == "/" || path.starts_with("/ui/app.")
+}
+
 /// Compares without stopping at the first difference (the time taken does not tell how much
 /// of a guess was right).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -6,7 +6,8 @@
 //! limits). Output: answers to HTTP requests; database questions go through [`crate::query`]
 //! on a fresh read-only connection each, streamed. Every limit is a layer or a setting of the
 //! accept loop ([`router`], [`serve`]); requests must name an allowed `Host`, and carry the
-//! bearer token when one is configured (every route but `/healthz`). The server stops with the
+//! bearer token (or the web page's session cookie) when one is configured (every route but
+//! `/healthz` and `/login`). The web page ([`web`]) is served at `/`. The server stops with the
 //! service ([`Server::stop`], also on drop) after the requests in progress are answered, for a
 //! few seconds at most.
 
@@ -19,6 +20,7 @@ pub mod sse;
 mod stream;
 pub mod tls;
 mod v1;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +49,7 @@ pub use counters::ApiCounters;
 pub use metrics::Metrics;
 pub use serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use v1::MAX_PAGE;
+pub use web::WebState;
 
 /// Content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -64,8 +67,8 @@ pub const DATA_BODY_DEADLINE: Duration = Duration::from_secs(30);
 const HEALTH_IN_FLIGHT: usize = 32;
 /// Longest a health or metrics request may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request body accepted (no route takes one).
-const MAX_BODY_BYTES: usize = 4 * 1024;
+/// Largest request body accepted (only the login form and the web page's setup saves take one).
+const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Nice value of the query threads: detection comes first, the API takes the CPU left over.
 const QUERY_THREAD_NICE: libc::c_int = 10;
 
@@ -133,6 +136,8 @@ pub struct ApiState {
     pub events: Arc<crate::events::EventsMetrics>,
     /// `/api/v1/events` streams: their limit and stop flag.
     pub sse: sse::SseHub,
+    /// The web page's sessions and settings.
+    pub web: WebState,
     queries: stream::QueryPool,
 }
 
@@ -165,6 +170,7 @@ impl ApiState {
             limits: Limits::default(),
             events: Arc::default(),
             sse: sse::SseHub::default(),
+            web: WebState::default(),
         }
     }
 
@@ -179,6 +185,7 @@ impl ApiState {
 /// The running HTTP server.
 pub struct Server {
     addr: SocketAddr,
+    web_closing: Arc<std::sync::atomic::AtomicBool>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     sse_closing: Arc<std::sync::atomic::AtomicBool>,
@@ -208,7 +215,9 @@ impl Server {
         let limits = state.limits;
         let sse_closing = Arc::clone(&state.sse.closing);
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(Arc::new(state));
+        let web_closing = Arc::clone(&state.web.closing);
+        let state = Arc::new(state);
+        let app = router(Arc::clone(&state));
         let thread = std::thread::Builder::new()
             .name("api".into())
             .spawn(move || {
@@ -217,6 +226,7 @@ impl Server {
                         Ok(l) => serve::serve(l, app, tls, (counters, limits), rx).await,
                         Err(e) => error!(error = %e, "HTTP API could not start."),
                     }
+                    web::forget_router(&state);
                 });
             })
             .map_err(ApiError::Start)?;
@@ -229,6 +239,7 @@ impl Server {
         }
         Ok(Server {
             addr,
+            web_closing,
             shutdown: Some(tx),
             thread: Some(thread),
             sse_closing,
@@ -249,6 +260,7 @@ impl Server {
     fn shutdown_now(&mut self) {
         // Event streams never end by themselves: told first, they end within a poll.
         self.sse_closing.store(true, Ordering::Relaxed);
+        web::close(&self.web_closing);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -280,10 +292,11 @@ fn lower_priority() {
 /// share a concurrency limit, a time to first byte and a deadline for the whole answer;
 /// health and metrics have their own limit and timeout, so they never wait behind data; the
 /// event stream (SSE) has its own limit of streams and no deadline; every route has a request
-/// body limit and the host check; all but `/healthz` the token.
+/// body limit and the host check; all but `/healthz` and the web page's `/login` the token (or
+/// the page's session cookie, [`web`]).
 pub fn router(state: Arc<ApiState>) -> Router {
     let limits = state.limits;
-    let data = v1::routes().layer(
+    let data = v1::routes().merge(web::routes(&state)).layer(
         ServiceBuilder::new()
             .layer(ResponseBodyDeadlineLayer::new(limits.data_body_deadline))
             .layer(TimeoutLayer::with_status_code(
@@ -304,12 +317,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(health_limits.clone())
         .merge(data)
         .merge(sse::routes())
+        .merge(web::live_routes().layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.data_timeout,
+        )))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::token,
         ));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(web::open_routes())
         .layer(health_limits)
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
@@ -318,7 +336,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count))
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    web::keep_router(&state, &app);
+    app
 }
 
 /// Counts every answer, and the failed ones.

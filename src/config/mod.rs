@@ -66,6 +66,17 @@ pub struct Config {
     pub events: Option<EventsConfig>,
     /// Counting lines, queues, occupancy, rules and the counts period (docs/analytics-lines-queues.md).
     pub footfall: crate::analytics::FootfallSettings,
+    /// The web page's settings (`[api] allow_setup`, `[privacy]`).
+    pub web: WebConfig,
+}
+
+/// What the web page may do and show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebConfig {
+    /// `[api] allow_setup`: zones and calibrations may be edited and saved from the page.
+    pub allow_setup: bool,
+    /// `[privacy] blur_people` (default true): people are blurred in every served picture.
+    pub blur_people: bool,
 }
 
 /// The floor plan: its size and, optionally, a picture of it.

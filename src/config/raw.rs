@@ -82,6 +82,31 @@ pub(super) struct RawConfig {
     pub occupancy: Option<Spanned<crate::analytics::occupancy::OccupancySettings>>,
     #[serde(default)]
     pub rules: Vec<Spanned<crate::analytics::rules::RuleSettings>>,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+}
+
+/// `[privacy]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrivacy {
+    /// Blur the people found in every camera picture the web page serves.
+    #[serde(default = "default_blur_people")]
+    pub blur_people: bool,
+}
+
+impl Default for RawPrivacy {
+    fn default() -> Self {
+        Self {
+            blur_people: default_blur_people(),
+        }
+    }
+}
+
+/// People are blurred unless the config says otherwise: a picture served over the network is
+/// the likeliest place for a face to leak, and calibration needs the floor, not the people.
+fn default_blur_people() -> bool {
+    true
 }
 
 /// A list of number lists, each with its position (point pairs, polygon vertices).
@@ -117,6 +142,9 @@ pub(super) struct RawApi {
     pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
+    /// The web page may edit zones and calibrations and write the config file.
+    #[serde(default)]
+    pub allow_setup: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -155,6 +155,10 @@ pub(super) fn validate(
         api,
         events,
         footfall,
+        web: super::WebConfig {
+            allow_setup: raw.api.as_ref().is_some_and(|a| a.allow_setup),
+            blur_people: raw.privacy.blur_people,
+        },
     })
 }
 

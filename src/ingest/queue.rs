@@ -262,6 +262,9 @@ impl FrameSource {
                         }
                         q = newer;
                     }
+                    if let Some(s) = &self.stats {
+                        s.live.offer_frame(&q.frame, now_ms);
+                    }
                     return Some(q.frame);
                 }
                 Err(TryRecvError::Empty) => {}

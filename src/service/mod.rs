@@ -221,8 +221,9 @@ fn start_api(
     let Some(a) = &cfg.api else {
         return Ok(None);
     };
-    let state = ApiState::new(Arc::clone(stats), db.to_path_buf(), a.token.clone())
+    let mut state = ApiState::new(Arc::clone(stats), db.to_path_buf(), a.token.clone())
         .with_events(Arc::clone(events));
+    state.web = api::WebState::new(cfg, opts.reload.clone());
     let server = api::Server::start(a, state)?;
     if let Some(tx) = &opts.api_bound {
         let _ = tx.send(server.local_addr());
@@ -254,6 +255,8 @@ pub fn run(
 
     let stats = Arc::new(Stats::empty());
     stats.model_loaded.store(true, Ordering::Relaxed);
+    stats.live.set_config(Arc::new(cfg.clone()));
+    stats.live.set_bgr(input.caps_format() == "BGR");
     let events = Arc::new(EventsMetrics::default());
     let server = start_api(cfg, opts, &stats, (&db, &events))?;
     // Senders read the outbox on their own connections; they stop after the writer's last

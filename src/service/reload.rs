@@ -135,6 +135,7 @@ pub(super) fn reload(
         error!("Reload refused, the running configuration stays: {e}");
         return Ok(None);
     }
+    sh.stats.live.set_config(std::sync::Arc::new(new.clone()));
     let on_restart = sections_changed(started, &new);
     if !on_restart.is_empty() {
         warn!(sections = %on_restart.join(" "),

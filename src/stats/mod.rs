@@ -266,6 +266,8 @@ pub struct Stats {
     pub db_writable: AtomicBool,
     /// At the last commit: milliseconds from the oldest record in it to the commit.
     pub write_lag_ms: AtomicU64,
+    /// What the web page shows live (stills, boxes, the configuration in force).
+    pub live: crate::live::Live,
 }
 
 /// Counter values at the last [`Stats::update_rates`].
@@ -393,6 +395,7 @@ impl Stats {
             detector_failed: AtomicBool::new(false),
             db_writable: AtomicBool::new(true),
             write_lag_ms: AtomicU64::new(0),
+            live: crate::live::Live::default(),
         }
     }
 
@@ -400,6 +403,7 @@ impl Stats {
     pub fn add_camera(&self, id: &str, name: &str, url: &str) -> CameraIndex {
         let mut slots = self.cameras.write().unwrap_or_else(|e| e.into_inner());
         slots.push(Arc::new(CameraStats::new(id, name, url)));
+        self.live.name_slot(slots.len() - 1, id);
         slots.len() - 1
     }
 

@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use super::{Tracker, TrackerParams};
 use crate::config::CameraConfig;
 use crate::geometry::apply_homography;
+use crate::live::LiveBox;
 use crate::messages::{CameraIndex, Detections, StoreMsg, TrackUpdate};
 use crate::stats::{self, Stats};
 
@@ -173,6 +174,7 @@ fn process(
     let out = cam.tracker.update(dets.captured_ms, &dets.boxes);
     stats::add(&stats.tracks, out.confirmed.len() as u64);
     let (w, h) = (dets.source_size.0 as f32, dets.source_size.1 as f32);
+    let mut live = Vec::with_capacity(out.updates.len());
     for u in out.updates {
         // The filtered box may overhang the picture as a person leaves it.
         let bbox = u.bbox.clip(w, h);
@@ -184,6 +186,13 @@ fn process(
             .as_ref()
             .and_then(|hm| apply_homography(hm, bbox.foot()));
         stats::inc(&stats.points);
+        // Points filled in over a gap come first; the frame's own box is a track's last.
+        live.retain(|b: &LiveBox| b.track != u.id);
+        live.push(LiveBox {
+            track: u.id,
+            bbox,
+            floor,
+        });
         tx.send(StoreMsg::Point(TrackUpdate {
             camera: Arc::clone(&cam.id),
             track_id: u.id,
@@ -194,6 +203,7 @@ fn process(
             kind: u.kind,
         }))?;
     }
+    stats.live.boxes(&cam.id, dets.captured_ms, live);
     for track_id in out.ended {
         tx.send(StoreMsg::TrackEnded {
             camera: Arc::clone(&cam.id),

@@ -32,6 +32,7 @@ mod reconnect;
 mod reload;
 mod store_analytics;
 mod tracking_quality;
+mod web;
 
 /// Runs before `main`, while the process has one thread: the environment variable
 /// [`common::openvino_env`] may set is set here, not while other tests run (C code in

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Drives the storetrack web page in a real headless Chromium (Selenium + Debian chromium-driver).
+
+Run by tests/it/web.rs against a running service with simulated cameras; exits non-zero on the first
+failed check. Modes:
+  main   no token: the page loads without console errors, shows the cameras and zones with
+         figures that change, the Camera page shows boxes on the frame, the Floor shows live
+         positions, a zone drawn in Setup reaches the config file and /api/v1/zones after the
+         reload, and a calibration clicked as four point pairs gives the expected homography.
+  login  with a token: without it nothing but the login page is served; signing in sets an
+         HttpOnly cookie that opens the page; a write without the CSRF token is refused.
+With STORETRACK_WEB_SHOTS=DIR, a screenshot of each page is saved there (docs/web/).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = os.environ.get("STORETRACK_WEB_SHOTS")
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check(ok, msg):
+    if not ok:
+        fail(msg)
+    print(f"ok: {msg}")
+
+
+def wait(what, fn, timeout=30.0):
+    t0 = time.time()
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        if time.time() - t0 > timeout:
+            fail(f"{what} not within {timeout}s")
+        time.sleep(0.25)
+
+
+def browser():
+    driver_path = shutil.which("chromedriver")
+    if not os.path.exists(CHROMIUM) or not driver_path:
+        fail("chromium or chromedriver missing: run scripts/setup.sh (Debian chromium, chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+              "--disable-gpu", "--no-first-run", "--disable-extensions"]:
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def shot(d, name):
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        time.sleep(0.6)
+        d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+
+
+def console_errors(d):
+    return [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def http(url, method="GET", headers=None, data=None):
+    """(status, final url, body) without following redirects."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def tab(d, name):
+    d.execute_script(f"location.hash = '#{name}'")
+    wait(f"tab {name}", lambda: d.find_element(By.ID, name).is_displayed())
+
+
+def click_at(d, el, where):
+    """Clicks element `el` (scrolled into view) at the client coordinates `where()` gives then
+    (Selenium's offsets are from the element's centre)."""
+    d.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'});", el)
+    x, y = where()
+    r = d.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", el)
+    dx, dy = x - (r[0] + r[2] / 2), y - (r[1] + r[3] / 2)
+    ActionChains(d).move_to_element_with_offset(el, int(round(dx)), int(round(dy))).click().perform()
+
+
+def floor_client(d, svg_id, x, y):
+    return d.execute_script(
+        "const s = document.getElementById(arguments[0]); const p = s.createSVGPoint();"
+        "p.x = arguments[1]; p.y = arguments[2]; const q = p.matrixTransform(s.getScreenCTM());"
+        "return [q.x, q.y];", svg_id, x, y)
+
+
+def apply_h(h, u, v):
+    w = h[6] * u + h[7] * v + h[8]
+    return ((h[0] * u + h[1] * v + h[2]) / w, (h[3] * u + h[4] * v + h[5]) / w)
+
+
+def overview(d, url, cameras, zones):
+    d.get(url + "/")
+    wait("page ready", lambda: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+    for c in cameras:
+        check(d.find_element(By.ID, f"cam-{c}").is_displayed(), f"camera card {c} shown")
+    names = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#occupancy-now td:first-child")]
+    for z in zones:
+        check(z in names, f"zone {z} listed in occupancy now ({names})")
+    cell = f"#cam-{cameras[0]} .inferred"
+    first = wait("frames analysed figure", lambda: int(d.find_element(By.CSS_SELECTOR, cell).text or "0") > 0 and d.find_element(By.CSS_SELECTOR, cell).text)
+    later = wait("figure changing", lambda: d.find_element(By.CSS_SELECTOR, cell).text != first and d.find_element(By.CSS_SELECTOR, cell).text)
+    check(int(later) > int(first), f"frames analysed rises while the camera runs ({first} -> {later})")
+    fps = d.find_element(By.CSS_SELECTOR, f"#cam-{cameras[0]} .fps").text
+    check(float(fps) > 0, f"analysed fps shown ({fps})")
+    wait("thumbnail", lambda: d.execute_script(f"return document.querySelector('#cam-{cameras[0]} img').naturalWidth") > 0)
+    shot(d, "overview")
+
+
+def camera_page(d, camera):
+    tab(d, "camera")
+    d.execute_script(f"const s = document.getElementById('camera-select'); s.value = '{camera}'; s.dispatchEvent(new Event('change'));")
+    wait("camera frame", lambda: d.execute_script("return document.getElementById('camera-img').naturalWidth") > 0)
+    n = wait("boxes on the frame", lambda: len(d.find_elements(By.CSS_SELECTOR, "#camera-svg rect.box")), 20)
+    labels = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#camera-svg text.box-label")]
+    check(n >= 1 and all(l.startswith("#") for l in labels), f"Camera page shows {n} boxes with track ids {labels[:5]}")
+    check(len(d.find_elements(By.CSS_SELECTOR, "#camera-svg polygon.zone")) >= 1, "zones projected into the picture")
+    shot(d, "camera")
+
+
+def floor_page(d):
+    tab(d, "floor")
+    n = wait("live positions", lambda: len(d.find_elements(By.CSS_SELECTOR, "#floor-svg circle.person")), 20)
+    check(n >= 1, f"floor shows {n} live positions")
+    d.find_element(By.ID, "floor-load").click()
+    wait("paths loaded", lambda: "trajectories" in d.find_element(By.ID, "floor-info").text)
+    shot(d, "floor")
+
+
+def draw_zone(d, url, config):
+    tab(d, "setup")
+    corners = [(1.0, 11.0), (5.0, 11.0), (5.0, 15.0), (1.0, 15.0)]
+    svg = d.find_element(By.ID, "setup-svg")
+    for x, y in corners:
+        click_at(d, svg, lambda: floor_client(d, "setup-svg", x, y))
+    d.find_element(By.ID, "zone-id").send_keys("web-drawn")
+    d.find_element(By.ID, "zone-name").send_keys("Drawn on the page")
+    d.find_element(By.ID, "zone-finish").click()
+    shot(d, "setup-zones")
+    d.find_element(By.ID, "zones-save").click()
+    msg = wait("save answer", lambda: (t := d.find_element(By.ID, "setup-msg").text).startswith(("Saved", "Refused")) and t)
+    check(msg.startswith("Saved"), f"zone saved: {msg}")
+    text = open(config).read()
+    check('id = "web-drawn"' in text and "# Zones: polygons" in text, "zone in the config file, its comments kept")
+    check(os.path.exists(config + ".bak"), "backup written")
+    zones = wait("zone in /api/v1/zones after the reload",
+                 lambda: [z for z in json.loads(http(url + "/api/v1/zones")[2]) if z["id"] == "web-drawn"], 30)
+    poly = zones[0]["polygon"]
+    check(all(abs(a - b) < 0.1 for p, q in zip(poly, corners) for a, b in zip(p, q)), f"polygon as drawn: {poly}")
+
+
+def calibrate(d, url, camera):
+    cfg = json.loads(http(url + "/ui/api/config")[2])
+    cam = [c for c in cfg["cameras"] if c["id"] == camera][0]
+    h_true = cam["homography"]
+    tab(d, "setup")
+    d.find_element(By.ID, "mode-calib").click()
+    d.execute_script(f"const s = document.getElementById('calib-camera'); s.value = '{camera}'; s.dispatchEvent(new Event('change'));")
+    d.find_element(By.ID, "calib-clear").click()
+    wait("calibration picture", lambda: d.execute_script("return document.getElementById('calib-img').naturalWidth") > 0)
+    src = cam["source"] or [768, 576]
+    image_pts = [(120, 230), (620, 210), (640, 520), (90, 470)]
+    img_svg = d.find_element(By.ID, "calib-img-svg")
+    plan = d.find_element(By.ID, "calib-svg")
+    rect = "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];"
+    for u, v in image_pts:
+        def image_point():
+            r = d.execute_script(rect, img_svg)
+            return r[0] + u / src[0] * r[2], r[1] + v / src[1] * r[3]
+        click_at(d, img_svg, image_point)
+        x, y = apply_h(h_true, u, v)
+        click_at(d, plan, lambda: floor_client(d, "calib-svg", x, y))
+    rms = d.find_element(By.ID, "calib-rms").text
+    check("4 pairs" in rms, f"four pairs clicked, error shown live: {rms}")
+    shot(d, "setup-calibration")
+    d.find_element(By.ID, "calib-save").click()
+    msg = wait("save answer", lambda: (t := d.find_element(By.ID, "setup-msg").text).startswith(("Saved", "Refused")) and t)
+    check(msg.startswith("Saved"), f"calibration saved: {msg}")
+
+    def saved():
+        c = [c for c in json.loads(http(url + "/ui/api/config")[2])["cameras"] if c["id"] == camera][0]
+        return c if c["calibration"] and len(c["calibration"]) == 4 and c["homography"] != h_true else None
+    new = wait("new calibration in force after the reload", saved, 30)["homography"]
+    worst = 0.0
+    for u in range(100, 700, 100):
+        for v in range(220, 520, 60):
+            a, b = apply_h(new, u, v), apply_h(h_true, u, v)
+            worst = max(worst, ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5)
+    check(worst < 0.25, f"homography from four clicked pairs matches the expected one (worst {worst:.3f} m over the picture)")
+
+
+def refused_zone(d, url):
+    """A zone the validation refuses (crossing itself) is refused with check-config's reason."""
+    csrf = d.execute_script("return S.csrf")
+    body = json.dumps({"zones": [{"id": "bad", "polygon": [[1, 1], [3, 3], [3, 1], [1, 3]]}]}).encode()
+    code, _, text = http(url + "/ui/api/setup/zones", "POST", {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body)
+    check(code == 422 and b"config.toml:" in text, f"self-crossing zone refused: {code} {text[:160]!r}")
+
+
+def history(d):
+    tab(d, "history")
+    d.find_element(By.ID, "hist-load").click()
+    wait("charts", lambda: len(d.find_elements(By.CSS_SELECTOR, "#charts svg.chart")) == 4)
+    check(len(d.find_elements(By.CSS_SELECTOR, "#charts a[download]")) == 4, "four charts with CSV links")
+    shot(d, "history")
+
+
+def main_mode(url, config, cameras, zones):
+    d = browser()
+    try:
+        overview(d, url, cameras, zones)
+        camera_page(d, cameras[0])
+        floor_page(d)
+        history(d)
+        refused_zone(d, url)
+        draw_zone(d, url, config)
+        calibrate(d, url, cameras[-1])
+        errors = console_errors(d)
+        check(not errors, f"no console error ({errors})")
+    finally:
+        d.quit()
+
+
+def login_mode(url, token, cameras):
+    for path in ["/", "/ui/app.js", "/ui/app.css"]:
+        code, headers, _ = http(url + path)
+        check(code in (302, 303, 307) and headers.get("Location") == "/login", f"{path} without a token: redirect to /login ({code})")
+    for path in ["/ui/api/config", "/ui/live", "/api/v1/zones", "/api/v1/cameras", f"/api/v1/cameras/{cameras[0]}/frame.jpg", "/ui/api/session"]:
+        code, _, _ = http(url + path)
+        check(code == 401, f"{path} without a token: 401 ({code})")
+    code, _, body = http(url + "/login")
+    check(code == 200 and b'name="token"' in body, "login page served")
+    code, _, _ = http(url + "/api/v1/cameras", headers={"Authorization": f"Bearer {token}"})
+    check(code == 200, "the bearer token still opens the API")
+    d = browser()
+    try:
+        d.get(url + "/")
+        wait("login page", lambda: d.current_url.endswith("/login"))
+        shot(d, "login")
+        d.find_element(By.ID, "token").send_keys("wrong")
+        d.find_element(By.ID, "signin").click()
+        wait("refusal", lambda: "Wrong token" in d.find_element(By.ID, "message").text)
+        d.get_log("browser")  # the 401 of the wrong token is expected
+        d.find_element(By.ID, "token").send_keys(token)
+        d.find_element(By.ID, "signin").click()
+        wait("page ready after login", lambda: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        check(d.find_element(By.ID, f"cam-{cameras[0]}").is_displayed(), "signed in: cameras shown")
+        cookie = d.get_cookie("storetrack_session")
+        check(cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict", f"session cookie HttpOnly, SameSite=Strict ({cookie and {k: cookie[k] for k in ('httpOnly', 'sameSite')}})")
+        check("storetrack_session" not in d.execute_script("return document.cookie"), "cookie not readable by scripts")
+        check(token not in d.page_source, "the token is not in the page")
+        status = d.execute_script(
+            "return fetch('/ui/api/setup/zones', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{\"zones\": []}'}).then(r => r.status)")
+        check(status == 403, f"a write without the CSRF token is refused ({status})")
+        d.get_log("browser")  # the 403 just provoked
+        cams = d.execute_script("return fetch('/api/v1/cameras').then(r => r.json())")
+        check(all("***" in c["url"] or "@" not in c["url"] for c in cams), "camera URLs masked")
+    finally:
+        d.quit()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--mode", choices=["main", "login"], required=True)
+    ap.add_argument("--config")
+    ap.add_argument("--token")
+    ap.add_argument("--cameras", default="cam1,cam2")
+    ap.add_argument("--zones", default="")
+    a = ap.parse_args()
+    cameras = a.cameras.split(",")
+    if a.mode == "main":
+        main_mode(a.url, a.config, cameras, [z for z in a.zones.split(",") if z])
+    else:
+        login_mode(a.url, a.token, cameras)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
