@@ -18,10 +18,12 @@
 //! reconnections, from arrival (reordering and queueing left out) corrected by the camera's
 //! RTCP clock when that is in step with the host's.
 
+pub mod activity;
 pub mod backoff;
 pub mod clock;
 pub mod gate;
 pub mod pipeline;
+mod priority;
 mod probes;
 pub mod queue;
 pub mod rtp_time;
