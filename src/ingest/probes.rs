@@ -41,6 +41,9 @@ pub(super) struct Live {
     pub last_frame_ms: AtomicU64,
     /// Frames past the decoder's output, not yet at the appsink.
     in_transit: AtomicI64,
+    /// Milliseconds since the run started at which the last compressed frame reached the
+    /// decoder (a camera held to a low rate, or idle, is alive between its analysed frames).
+    pub last_packet_ms: AtomicU64,
 }
 
 impl Live {
@@ -68,6 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(super) fn install_input(
     decoder: &gst::Element,
     task: &CameraTask,
+    (live, started): (&Arc<Live>, Instant),
     gate: Option<Arc<Mutex<FrameGate>>>,
     clock: &Arc<Mutex<CameraClock>>,
 ) {
@@ -81,11 +85,14 @@ pub(super) fn install_input(
     let origin = Instant::now();
     let idle = Mutex::new(Idle::new(task));
     cam.seat.ask(f64::from(fps), false);
+    let live = Arc::clone(live);
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
             return gst::PadProbeReturn::Ok;
         };
         super::priority::lower_this_thread();
+        let now_ms = started.elapsed().as_millis().max(1) as u64;
+        live.last_packet_ms.store(now_ms, Ordering::Relaxed);
         lock(&clock).arrived(buffer);
         let Some(gate) = &gate else {
             stats::inc(&cam.slots);
@@ -97,11 +104,14 @@ pub(super) fn install_input(
             .or(buffer.dts())
             .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
         let mut gate = lock(gate);
-        if gate.new_slot(t_ns) {
-            stats::inc(&cam.slots);
-        }
         let limit = lock(&idle).limit(&cam, key, buffer.size(), t_ns);
         gate.set_limit(limit);
+        if gate.new_slot(t_ns) {
+            stats::inc(&cam.slots);
+            if gate.limit().is_some() {
+                stats::inc(&cam.limited);
+            }
+        }
         let was = gate.plan();
         let verdict = gate.admit(key, t_ns);
         // Under a limit the plan changes GOP by GOP by design: not logged.

@@ -85,6 +85,9 @@ pub struct CameraStats {
     pub frame_age: Histogram,
     /// What the camera asks of the detector and what it is given ([`admission`]).
     pub seat: admission::Seat,
+    /// Detection slots that fell while the camera was held below its `detect_fps` (fair
+    /// share, idle rate).
+    pub limited: AtomicU64,
 }
 
 impl CameraStats {
@@ -116,6 +119,7 @@ impl CameraStats {
             fps_milli: AtomicU64::new(0),
             frame_age: Histogram::new(FRAME_AGE_BUCKETS),
             seat: admission::Seat::default(),
+            limited: AtomicU64::new(0),
         }
     }
 }
