@@ -128,6 +128,8 @@ impl Clip {
         by_name("in")?.set_property("location", path.to_string_lossy().as_ref());
         if let Scene::Still { at_s } = encoding.scene {
             scene::freeze_at(&by_name("freeze")?, (at_s * 1e9) as u64);
+        }
+        if encoding.scene != Scene::File {
             scene::add_noise(&by_name("enc")?);
         }
         if encoding.vfr_still_fps.is_some() {

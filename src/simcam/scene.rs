@@ -17,7 +17,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 /// Luma noise of a still scene: each pixel is moved by up to this many levels either way.
-pub const NOISE: u8 = 6;
+pub const NOISE: u8 = 2;
 
 /// What the camera looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
