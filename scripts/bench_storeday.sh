@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A store's day on one box (issue 21), INT8, cameras served by `storetrack simcam` processes on
+# A store's day on one box (issue 21), INT8 (FP32 when the INT8 IR is missing), cameras served by `storetrack simcam` processes on
 # the same box, every row in one sitting so the figures compare as ratios:
 #   overload  32 and 96 cameras with people at detect_fps 5 (96/32 FPS ratio, fair-share spread)
 #   100x1     100 cameras at detect_fps 1 (the slowest camera's rate)
@@ -9,7 +9,8 @@
 #             rate, p95 frame age, RSS, threads, seconds until every camera is up
 # RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63.
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
-# Env: BIN (storetrack binary; default target/release/storetrack, built), IDLE_MS (idle_interval_ms
+# Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
+# target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
 # to write; unset: the binary's default, for binaries that predate the key).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,23 +18,26 @@ RUN_S="${1:-40}"
 ROWS="${2:-overload 100x1 day}"
 # shellcheck disable=SC1091
 source .venv/storetrack.env
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --locked -q
-  BIN="$PWD/target/release/storetrack"
+cargo build --release --locked -q
+SIMBIN="$PWD/target/release/storetrack" # the simulator's scenes are this tree's
+DESC=models/ssdlite-int8.toml
+if [ ! -f models/ssdlite/ssdlite-int8.xml ]; then
+  echo "no INT8 IR (scripts/quantize.py quantize makes it): FP32 instead" >&2
+  DESC=models/ssdlite.toml
 fi
+BIN="${BIN:-$SIMBIN}"
 WORK="$(mktemp -d)"
 SIMS=()
 trap 'kill "${SIMS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=$((20000 + RANDOM % 20000))
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# sim N [simcam flags...] -> serves cam1..camN on a new port (printed)
+# sim N [simcam flags...] -> serves cam1..camN on a new port (PORT)
 sim() {
   local n=$1; shift
   PORT=$((PORT + 1))
-  "$BIN" simcam --video data/vtest.mp4 --cameras "$n" --port "$PORT" "$@" > /dev/null 2>&1 &
+  "$SIMBIN" simcam --video data/vtest.mp4 --cameras "$n" --port "$PORT" "$@" > /dev/null 2>&1 &
   SIMS+=($!)
-  echo "$PORT"
 }
 stop_sims() { kill "${SIMS[@]}" 2>/dev/null || true; wait "${SIMS[@]}" 2>/dev/null || true; SIMS=(); }
 wait_sims() { sleep "${1:-4}"; } # scenes are encoded at start
@@ -50,7 +54,7 @@ run() {
   local name=$1 fps=$2 cfg="$WORK/$1.toml"
   cat > "$cfg"
   printf '[model]\ndescription = "%s"\n[ingest]\npipeline = "%s"\ndetect_fps = %s\n' \
-    "$PWD/models/ssdlite-int8.toml" "$PWD/pipelines/camera.pipeline" "$fps" >> "$cfg"
+    "$PWD/$DESC" "$PWD/pipelines/camera.pipeline" "$fps" >> "$cfg"
   [ -n "${IDLE_MS:-}" ] && printf 'idle_interval_ms = %s\n' "$IDLE_MS" >> "$cfg"
   printf '[storage]\ndb = "%s"\n' "$WORK/$name.db" >> "$cfg"
   local out="$WORK/$name.out"
@@ -81,21 +85,17 @@ day_figures() {
   python3 - "$1" <<'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-rows = db.execute("SELECT camera, ts_ms, persons FROM frames ORDER BY camera, ts_ms").fetchall()
-t0 = min(r[1] for r in rows) + 10_000  # warm-up left out
+rows = db.execute("SELECT camera, second, frames, persons_max FROM frames_second").fetchall()
+t0 = min(r[1] for r in rows) + 10  # warm-up left out
 t1 = max(r[1] for r in rows)
 per = {}
-for cam, ts, persons in rows:
-    if ts < t0:
-        continue
-    s = per.setdefault(cam, {})
-    sec = s.setdefault(ts // 1000, [0, 0])
-    sec[0] += 1
-    sec[1] = max(sec[1], persons)
+for cam, sec, frames, persons in rows:
+    if t0 <= sec < t1:  # the last second is partial
+        per.setdefault(cam, {})[sec] = (frames, persons)
 def busy(prefix):
     return sorted(n for cam, s in per.items() if cam.startswith(prefix) for n, p in s.values() if p > 0)
 b = busy("people") + busy("wake")
-span = (t1 - t0) / 1000
+span = t1 - t0
 idle = [sum(n for n, _ in per.get(f"empty{i}", {}).values()) / span for i in range(1, 33)]
 pct = lambda v, q: v[min(len(v) - 1, int(q * len(v)))] if v else 0
 w = busy("wake")
@@ -107,19 +107,20 @@ declare -A R
 for row in $ROWS; do
   case $row in
   overload)
-    p=$(sim 96); wait_sims 3
+    sim 96; p=$PORT; wait_sims 3
     step "overload: 32 cameras with people at 5 fps, ${RUN_S} s"
     R[o32]=$(cameras "$p" 32 cam | run o32 5)
     step "overload: 96 cameras with people at 5 fps, ${RUN_S} s"
     R[o96]=$(cameras "$p" 96 cam | run o96 5)
     stop_sims ;;
   100x1)
-    p=$(sim 100); wait_sims 3
+    sim 100; p=$PORT; wait_sims 3
     step "100 cameras at 1 fps, ${RUN_S} s"
     R[h1]=$(cameras "$p" 100 cam | run h1 1)
     stop_sims ;;
   day)
-    a=$(sim 16); b=$(sim 32 --scene still); c=$(sim 16 --scene wake:20:40); wait_sims 12
+    sim 16; a=$PORT; sim 32 --scene still; b=$PORT; sim 16 --scene wake:20:40; c=$PORT
+    wait_sims 12
     step "one camera (RSS base), ${RUN_S} s"
     R[one]=$(cameras "$a" 1 people | run one 4)
     step "store day: 16 people + 32 empty + 16 waking at 4 fps, $((RUN_S > 60 ? RUN_S : 60)) s"
@@ -131,7 +132,7 @@ for row in $ROWS; do
 done
 
 echo
-echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC"
 echo
 echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS | threads | all up after |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
