@@ -23,9 +23,9 @@ pub const IDLE_AFTER_NS: u64 = 3_000_000_000;
 /// Delta frames whose median is compared with the floor.
 pub const MEDIAN_OF: usize = 3;
 /// Motion: the median is at least this many times the floor ...
-pub const RATIO: f64 = 1.6;
+pub const RATIO: f64 = 2.0;
 /// ... and this many bytes above it.
-pub const MARGIN_BYTES: f64 = 400.0;
+pub const MARGIN_BYTES: f64 = 1_500.0;
 /// Weight of a frame below the floor / above it (not motion) in the floor.
 const DOWN: f64 = 0.2;
 const UP: f64 = 0.01;
@@ -102,7 +102,7 @@ mod tests {
     fn feed(a: &mut Activity, from: u64, to: u64, size: impl Fn(u64) -> usize) -> Vec<bool> {
         (from..to)
             .map(|i| {
-                let key = i % 10 == 0;
+                let key = i.is_multiple_of(10);
                 a.frame(key, if key { 40_000 } else { size(i) }, i * FRAME);
                 a.idle()
             })

@@ -60,7 +60,7 @@ impl FromStr for Scene {
             ),
             None => (s, 0.0),
         };
-        if !(at >= 0.0) {
+        if at.is_nan() || at < 0.0 {
             return Err(format!("{s:?}: @SECONDS must be 0 or more"));
         }
         let secs = |v: &str| {

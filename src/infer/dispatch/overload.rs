@@ -79,7 +79,7 @@ fn frame(camera: usize, seq: u64) -> Frame {
 fn camera_frame(gate: &mut FrameGate, cam: &crate::stats::CameraStats, tx: &FrameSender, i: u64) {
     let t = i * 1_000_000_000 / CAMERA_FPS;
     gate.set_limit(cam.seat.allowed());
-    if gate.admit(i % CAMERA_FPS == 0, t) == Verdict::Skip {
+    if gate.admit(i.is_multiple_of(CAMERA_FPS), t) == Verdict::Skip {
         stats::inc(&cam.undecoded);
         return;
     }
