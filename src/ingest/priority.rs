@@ -1,17 +1,20 @@
 //! The cameras' streaming threads run at a lower scheduling priority than the detector.
 //!
-//! GStreamer starts each camera's streaming threads itself; the decoder's input probe calls
-//! [`lower_this_thread`] on each frame, which lowers the calling thread's priority once (Linux
-//! scheduling priority is per thread). With many cameras the streaming threads outnumber the
+//! GStreamer starts each camera's streaming threads itself; the decoder's input probe and the
+//! probe on rtspsrc's video pad (its jitterbuffer's thread) call [`lower_this_thread`] on each
+//! buffer, which lowers the calling thread's priority once (Linux scheduling priority is per
+//! thread). With many cameras the streaming threads outnumber the
 //! detector's threads many times over; at the same priority the scheduler gives each thread an
 //! even share, so they took the detector's CPU (issue 21: 96 cameras, the streaming threads at
 //! 182 % of 200, inference near 0). At [`STREAMING_NICE`] a streaming thread weighs about a
-//! tenth of a normal one: the detector gets the CPU it can use, the cameras the rest.
+//! thirtieth of a normal one (scheduler weights 36 against 1024), so even a hundred cameras'
+//! threads weigh less than the detector's workers: the detector gets the CPU it can use, the
+//! cameras the rest.
 
 use std::cell::Cell;
 
 /// Nice value of the cameras' streaming threads (0 is normal, 19 the lowest).
-pub const STREAMING_NICE: libc::c_int = 10;
+pub const STREAMING_NICE: libc::c_int = 15;
 
 thread_local! {
     static LOWERED: Cell<bool> = const { Cell::new(false) };
