@@ -11,7 +11,8 @@
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
 # Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
 # target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
-# to write; unset: the binary's default, for binaries that predate the key).
+# to write; unset: the binary's default, for binaries that predate the key), KEEP=1 (keep the
+# configs, outputs and databases).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN_S="${1:-40}"
@@ -28,7 +29,8 @@ fi
 BIN="${BIN:-$SIMBIN}"
 WORK="$(mktemp -d)"
 SIMS=()
-trap 'kill "${SIMS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill "${SIMS[@]}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+[ -n "${KEEP:-}" ] && echo "outputs kept in $WORK" >&2
 PORT=$((20000 + RANDOM % 20000))
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
