@@ -8,6 +8,8 @@
 #   5. decoding each GOP only up to its last analysed frame: 64 cameras at detect_fps = 1 (key
 #      frames only) and 2 (frames 0-5 of 10), decode = "all" vs "auto" (KEY_CAMERAS=0 skips it)
 #   6. the remote detector rows (scripts/bench_remote.sh; BENCH_REMOTE=0 skips them)
+#   7. a store's day: overload, 100 cameras at 1 fps, the store-day mix (scripts/bench_storeday.sh;
+#      BENCH_STOREDAY=0 skips it)
 # Decoding every frame of N cameras leaves limit_N = a * (1 - 10N / (cores * d)) FPS for
 # inference, at most 10N. FPS is measured between the first and last progress line (set-up
 # excluded); CPU is % of one core over the run, RSS the peak. The INT8 IR is made by
@@ -199,4 +201,12 @@ fi
 if [ "${BENCH_REMOTE:-1}" != 0 ]; then
   echo
   bash scripts/bench_remote.sh "$RUN_S" 16
+fi
+
+# 7. a store's day (issue 21): overload (32 and 96 cameras at 5 fps), 100 cameras at 1 fps, and
+#    64 cameras at 4 fps of which 32 see an empty floor and 16 wake 40 s a minute
+#    (scripts/bench_storeday.sh; BENCH_STOREDAY=0 skips it).
+if [ "${BENCH_STOREDAY:-1}" != 0 ]; then
+  echo
+  bash scripts/bench_storeday.sh "$RUN_S"
 fi

@@ -153,6 +153,18 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         MetricType::Gauge,
         CameraStats::fps,
     ),
+    (
+        "storetrack_camera_asked_fps",
+        "Frames per second the camera asks the detector for: its detect_fps, or its idle rate while idle.",
+        MetricType::Gauge,
+        |c| c.seat.asked(),
+    ),
+    (
+        "storetrack_camera_idle",
+        "1 while the camera sees nothing move and nobody (analysed every idle_interval_ms).",
+        MetricType::Gauge,
+        |c| f64::from(u8::from(c.seat.idle())),
+    ),
 ];
 
 type KnownValue = fn(&CameraStats) -> Option<f64>;
@@ -168,6 +180,11 @@ const PER_CAMERA_KNOWN: &[(&str, &str, KnownValue)] = &[
         "storetrack_camera_capture_delay_seconds",
         "Capture-to-arrival delay measured from the camera's clock and subtracted (clock in step with this host's).",
         |c| c.clock.delay().map(|ms| ms as f64 / 1000.0),
+    ),
+    (
+        "storetrack_camera_allowed_fps",
+        "The camera's share of an overloaded detector, frames per second (only while limited below what it asks).",
+        |c| c.seat.allowed(),
     ),
 ];
 

@@ -58,6 +58,11 @@ struct KindArgs {
     /// Seconds of the file to encode (looped); the whole file otherwise.
     #[arg(long, help_heading = "Encoding")]
     seconds: Option<f64>,
+    /// What the camera looks at: file, still[@SECONDS] (the file's picture at SECONDS, still,
+    /// with sensor noise) or wake:STILL_S:BUSY_S[@SECONDS] (still, then the file, looped);
+    /// scenes are encoded at constant quality.
+    #[arg(long, help_heading = "Encoding")]
+    scene: Option<variant::Scene>,
     /// Switch to another picture size after SECONDS, as SECONDS:WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_resize, help_heading = "Camera")]
     resize_after: Option<(f64, (u32, u32))>,
@@ -101,7 +106,8 @@ impl KindArgs {
             || self.open_gop
             || self.size.is_some()
             || self.vfr.is_some()
-            || self.seconds.is_some();
+            || self.seconds.is_some()
+            || self.scene.is_some();
         let defaults = Encoding::default();
         let encoding = encodes.then(|| Encoding {
             codec: self.codec.unwrap_or_default(),
@@ -112,6 +118,7 @@ impl KindArgs {
             size: self.size,
             vfr_still_fps: self.vfr,
             seconds: self.seconds,
+            scene: self.scene.unwrap_or_default(),
         });
         if let Some(e) = &encoding {
             check_encoding(e)?;

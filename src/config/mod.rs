@@ -239,6 +239,9 @@ pub struct IngestConfig {
     pub retry_max_ms: u64,
     /// No frame for this long counts as a failure and restarts the pipeline.
     pub stall_timeout_ms: u64,
+    /// A camera that sees nothing move is analysed this often (0: no idle gating); see
+    /// [`crate::ingest::activity`].
+    pub idle_interval_ms: u64,
 }
 
 /// SQLite settings.

@@ -20,6 +20,9 @@ pub(super) const DEFAULT_RETRY_MAX_MS: u64 = 60_000;
 pub(super) const DEFAULT_STALL_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_DETECT_FPS: u32 = 10;
 pub(super) const DEFAULT_DECODE: &str = "auto";
+/// A camera that sees nothing move is analysed this often (ms; 0: every camera at its
+/// detect_fps always).
+pub(super) const DEFAULT_IDLE_INTERVAL_MS: u64 = 3_000;
 pub(super) const DEFAULT_DB: &str = "storetrack.db";
 pub(super) const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1_000;
 /// Data older than this many days is deleted (0: kept however old).
@@ -246,6 +249,8 @@ pub(super) struct RawIngest {
     pub detect_fps: u32,
     #[serde(default = "default_decode")]
     pub decode: Spanned<String>,
+    #[serde(default = "default_idle_interval_ms")]
+    pub idle_interval_ms: Spanned<u64>,
 }
 
 impl Default for RawIngest {
@@ -260,6 +265,7 @@ impl Default for RawIngest {
             stall_timeout_ms: default_stall_timeout_ms(),
             detect_fps: DEFAULT_DETECT_FPS,
             decode: default_decode(),
+            idle_interval_ms: default_idle_interval_ms(),
         }
     }
 }
@@ -336,6 +342,10 @@ fn default_stall_timeout_ms() -> Spanned<u64> {
 fn default_detect_fps() -> u32 {
     DEFAULT_DETECT_FPS
 }
+fn default_idle_interval_ms() -> Spanned<u64> {
+    unspanned(DEFAULT_IDLE_INTERVAL_MS)
+}
+
 fn default_decode() -> Spanned<String> {
     unspanned(DEFAULT_DECODE.into())
 }

@@ -123,6 +123,13 @@ pub(super) fn ingest(
             format!("ingest.stall_timeout_ms must be from 1000 to {MAX_STALL_TIMEOUT_MS}"),
         );
     }
+    let idle = *ing.idle_interval_ms.get_ref();
+    if idle != 0 && !(500..=60_000).contains(&idle) {
+        p.at(
+            &ing.idle_interval_ms,
+            "ingest.idle_interval_ms must be 0 (off) or from 500 to 60000".to_string(),
+        );
+    }
     IngestConfig {
         pipeline: resolve(ing.pipeline.get_ref()),
         latency_ms: *ing.latency_ms.get_ref(),
@@ -131,6 +138,7 @@ pub(super) fn ingest(
         retry_interval_ms: retry,
         retry_max_ms: retry_max,
         stall_timeout_ms: *ing.stall_timeout_ms.get_ref(),
+        idle_interval_ms: idle,
     }
 }
 

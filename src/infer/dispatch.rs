@@ -23,6 +23,7 @@ use crate::infer::backend::{Backend, Finished};
 use crate::infer::failures::{FailLimit, Failures};
 use crate::ingest::queue::{FrameSource, Next};
 use crate::messages::{CameraIndex, Detections};
+use crate::stats::admission::Load;
 use crate::stats::{self, Stats};
 use crate::time::wall_ms;
 
@@ -110,7 +111,14 @@ fn serve<B: Backend>(
     let mut reorder = Reorder::default();
     let mut failures = Failures::new(limit);
     let mut closed = false;
+    // How busy the slots are: the cameras' shares follow it (crate::stats::admission).
+    let mut load = Load::new(Instant::now(), capacity);
     loop {
+        let now = Instant::now();
+        load.set(now, in_flight);
+        if let Some((busy, window)) = load.take(now) {
+            stats.admit(busy, window);
+        }
         let stopping = closed || stop.load(Ordering::Relaxed);
         if !stopping {
             fill(
@@ -121,6 +129,7 @@ fn serve<B: Backend>(
                 capacity,
             )?;
         }
+        load.set(Instant::now(), in_flight);
         if in_flight == 0 {
             if stopping {
                 // Frames still queued are seconds old by the time anyone would see them.
@@ -227,5 +236,7 @@ fn fill<B: Backend>(
     Ok(())
 }
 
+#[cfg(test)]
+mod overload;
 #[cfg(test)]
 mod tests;

@@ -18,10 +18,12 @@
 //! reconnections, from arrival (reordering and queueing left out) corrected by the camera's
 //! RTCP clock when that is in step with the host's.
 
+pub mod activity;
 pub mod backoff;
 pub mod clock;
 pub mod gate;
 pub mod pipeline;
+mod priority;
 mod probes;
 pub mod queue;
 pub mod rtp_time;
@@ -207,7 +209,7 @@ fn run_once(
     let gate = FrameGate::new(task.camera.decode, task.camera.detect_fps);
     let gate = gate.needed().then(|| Arc::new(Mutex::new(gate)));
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
-    probes::install_input(&parts.decoder, task, gate.clone(), clock);
+    probes::install_input(&parts.decoder, task, (&live, started), gate.clone(), clock);
     probes::install_output(&parts.decoder, task, &live, gate);
     probes::install_sink(&parts.sink, task, &live, seq, clock, started);
 
@@ -253,9 +255,15 @@ fn run_once(
                 let (width, height) = live.size();
                 info!(camera = %task.camera.id, width, height, "Camera streaming.");
             }
+            // Packets count once frames came: a camera held to a low rate (or idle) is alive.
+            let alive = if last > 0 {
+                last.max(live.last_packet_ms.load(Ordering::Relaxed))
+            } else {
+                0
+            };
             let since = started
                 .elapsed()
-                .saturating_sub(Duration::from_millis(last));
+                .saturating_sub(Duration::from_millis(alive));
             if since > stall {
                 return Ended::Failed(format!("no frame for {} ms", since.as_millis()));
             }

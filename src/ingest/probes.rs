@@ -18,13 +18,14 @@ use std::time::Instant;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::CameraTask;
+use super::activity::Activity;
 use super::gate::{FrameGate, Plan, Verdict};
 use super::stamping::CameraClock;
 use crate::messages::Frame;
-use crate::stats;
+use crate::stats::{self, CameraStats};
 
 /// State shared between the supervisor and the streaming-thread callbacks of one run.
 #[derive(Debug, Default)]
@@ -40,6 +41,9 @@ pub(super) struct Live {
     pub last_frame_ms: AtomicU64,
     /// Frames past the decoder's output, not yet at the appsink.
     in_transit: AtomicI64,
+    /// Milliseconds since the run started at which the last compressed frame reached the
+    /// decoder (a camera held to a low rate, or idle, is alive between its analysed frames).
+    pub last_packet_ms: AtomicU64,
 }
 
 impl Live {
@@ -67,6 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(super) fn install_input(
     decoder: &gst::Element,
     task: &CameraTask,
+    (live, started): (&Arc<Live>, Instant),
     gate: Option<Arc<Mutex<FrameGate>>>,
     clock: &Arc<Mutex<CameraClock>>,
 ) {
@@ -78,10 +83,16 @@ pub(super) fn install_input(
     let id = task.camera.id.clone();
     let clock = Arc::clone(clock);
     let origin = Instant::now();
+    let idle = Mutex::new(Idle::new(task));
+    cam.seat.ask(f64::from(fps), false);
+    let live = Arc::clone(live);
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
             return gst::PadProbeReturn::Ok;
         };
+        super::priority::lower_this_thread();
+        let now_ms = started.elapsed().as_millis().max(1) as u64;
+        live.last_packet_ms.store(now_ms, Ordering::Relaxed);
         lock(&clock).arrived(buffer);
         let Some(gate) = &gate else {
             stats::inc(&cam.slots);
@@ -93,12 +104,18 @@ pub(super) fn install_input(
             .or(buffer.dts())
             .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
         let mut gate = lock(gate);
+        let limit = lock(&idle).limit(&cam, key, buffer.size(), t_ns);
+        gate.set_limit(limit);
         if gate.new_slot(t_ns) {
             stats::inc(&cam.slots);
+            if gate.limit().is_some() {
+                stats::inc(&cam.limited);
+            }
         }
         let was = gate.plan();
         let verdict = gate.admit(key, t_ns);
-        if gate.plan() != was {
+        // Under a limit the plan changes GOP by GOP by design: not logged.
+        if gate.plan() != was && gate.limit().is_none() {
             log_plan(&id, fps, &gate);
         }
         drop(gate);
@@ -115,6 +132,55 @@ pub(super) fn install_input(
     });
 }
 
+/// A camera's idle gating: its motion state and the rate it asks for because of it.
+struct Idle {
+    activity: Activity,
+    /// Rate while idle (None: no idle gating).
+    idle_fps: Option<f64>,
+    detect_fps: f64,
+    was_idle: bool,
+    /// The camera's person detections when last looked at.
+    persons: u64,
+}
+
+impl Idle {
+    fn new(task: &CameraTask) -> Self {
+        let ms = task.ingest.idle_interval_ms;
+        Self {
+            activity: Activity::new(),
+            idle_fps: (ms > 0).then(|| 1000.0 / ms as f64),
+            detect_fps: f64::from(task.camera.detect_fps),
+            was_idle: false,
+            persons: task.stats.persons.load(Ordering::Relaxed),
+        }
+    }
+
+    /// One compressed frame: what the camera asks for now (told to its seat) and the limit of
+    /// its gate: its idle rate while idle, its share of the detector while given one.
+    fn limit(&mut self, cam: &CameraStats, key: bool, bytes: usize, t_ns: u64) -> Option<f64> {
+        let mut limit = cam.seat.allowed();
+        if let Some(idle_fps) = self.idle_fps {
+            self.activity.frame(key, bytes, t_ns);
+            let persons = cam.persons.load(Ordering::Relaxed);
+            if persons != self.persons {
+                self.persons = persons;
+                self.activity.seen(t_ns);
+            }
+            let idle = self.activity.idle();
+            if idle != self.was_idle {
+                self.was_idle = idle;
+                debug!(camera = %cam.id, idle, "Camera activity changed.");
+                cam.seat
+                    .ask(if idle { idle_fps } else { self.detect_fps }, idle);
+            }
+            if idle {
+                limit = Some(limit.map_or(idle_fps, |l| l.min(idle_fps)));
+            }
+        }
+        limit
+    }
+}
+
 fn log_plan(id: &str, fps: u32, gate: &FrameGate) {
     let rate = gate
         .key_rate()
@@ -126,6 +192,7 @@ fn log_plan(id: &str, fps: u32, gate: &FrameGate) {
                              b_frames, detect_fps = fps, "Decoding every frame."),
         Plan::KeyOnly | Plan::Aligned(1) => info!(camera = %id, key_frames_per_s = %rate,
                              b_frames, detect_fps = fps, "Decoding key frames only."),
+        Plan::Skip => {}
         Plan::Aligned(k) => info!(camera = %id, key_frames_per_s = %rate, gop_frames = gop,
                              detect_fps = fps, analysed_per_gop = k,
                              "Decoding each GOP up to its last analysed frame."),

@@ -80,6 +80,9 @@ pub fn install(src: &gst::Element) {
         pad.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
             move |_, info| {
+                // The thread pushing packets out of rtspsrc (its jitterbuffer's) is a streaming
+                // thread too.
+                super::priority::lower_this_thread();
                 let mut time = time.lock().unwrap_or_else(|p| p.into_inner());
                 match &mut info.data {
                     Some(gst::PadProbeData::Buffer(b)) => restamp(b, &mut time),

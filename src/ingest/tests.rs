@@ -20,6 +20,7 @@ fn task(stats: Arc<CameraStats>) -> CameraTask {
             retry_interval_ms: 1,
             retry_max_ms: 5,
             stall_timeout_ms: 1_000,
+            idle_interval_ms: 0,
         },
         template: Template::load(&pipeline).unwrap(),
         input: InputSpec {

@@ -19,6 +19,7 @@ use gstreamer_app as gst_app;
 use tracing::debug;
 
 use super::SimError;
+use super::scene::{self, Scene};
 use super::variant::{Codec, Encoding};
 
 /// Longest the simulator waits for the next access unit while loading or encoding a file.
@@ -27,6 +28,8 @@ const LOAD_TIMEOUT_S: u64 = 60;
 const PULL_POLL_MS: u64 = 200;
 /// Frame duration assumed when a file does not say.
 const DEFAULT_FRAME_NS: u64 = 100_000_000;
+/// Seconds of a still scene encoded (looped) when the encoding does not say.
+const STILL_SECONDS: f64 = 10.0;
 /// Units after a key frame searched for the leading B-frames that precede it in time.
 const LEADING_SEARCH: usize = 16;
 
@@ -65,17 +68,70 @@ impl Clip {
         Self::collect(path, &pipeline, &sink, None)
     }
 
-    /// Decodes a file and encodes its pictures as `encoding` says.
+    /// Decodes a file and encodes its pictures as `encoding` says (a waking scene: its still
+    /// clip, then the file's, see [`super::scene`]).
     pub fn encode(path: &Path, encoding: &Encoding) -> Result<Clip, SimError> {
+        let Scene::Wake {
+            at_s,
+            still_s,
+            busy_s,
+        } = encoding.scene
+        else {
+            return Self::encode_one(path, encoding);
+        };
+        let still = Encoding {
+            scene: Scene::Still { at_s },
+            seconds: Some(still_s),
+            ..encoding.clone()
+        };
+        let busy = Encoding {
+            seconds: Some(busy_s),
+            ..encoding.clone()
+        };
+        Ok(Self::encode_one(path, &still)?.then(Self::encode_one(path, &busy)?))
+    }
+
+    /// This clip followed by `next` (same codec and caps), as one loop.
+    fn then(mut self, next: Clip) -> Clip {
+        let shift = self.period_ns;
+        self.units.extend(next.units.into_iter().map(|mut u| {
+            u.pts_ns += shift;
+            u.send_ns += shift;
+            u
+        }));
+        self.period_ns += next.period_ns;
+        self
+    }
+
+    /// One encoding pipeline run.
+    fn encode_one(path: &Path, encoding: &Encoding) -> Result<Clip, SimError> {
         let fail = fail_for(path);
         check_file(path)?;
         gst::init()?;
-        let pipeline = gst::parse::launch(&transcode_description(encoding))
-            .map_err(|e| fail(format!("cannot build the encoder: {e}")))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| fail("not a pipeline".into()))?;
+        let size = match encoding.scene {
+            Scene::Still { .. } => Some(
+                encoding
+                    .size
+                    .or_else(|| scene::picture_size(path))
+                    .ok_or_else(|| fail("cannot read its picture size".into()))?,
+            ),
+            _ => encoding.size,
+        };
+        let pipeline = gst::parse::launch(&transcode_description(&Encoding {
+            size,
+            ..encoding.clone()
+        }))
+        .map_err(|e| fail(format!("cannot build the encoder: {e}")))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| fail("not a pipeline".into()))?;
         let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| fail(format!("no {n}")));
         by_name("in")?.set_property("location", path.to_string_lossy().as_ref());
+        if let Scene::Still { at_s } = encoding.scene {
+            scene::freeze_at(&by_name("freeze")?, (at_s * 1e9) as u64);
+        }
+        if encoding.scene != Scene::File {
+            scene::add_noise(&by_name("enc")?);
+        }
         if encoding.vfr_still_fps.is_some() {
             drop_still_frames(&by_name("enc")?, encoding.clone());
         }
@@ -353,23 +409,32 @@ fn transcode_description(e: &Encoding) -> String {
             ((s + e.gop_s) * f64::from(e.fps)).ceil() as u64 + 1
         )
     });
-    let scale = e.size.map_or(String::new(), |(w, h)| {
+    let still = matches!(e.scene, Scene::Still { .. });
+    let scale = e.size.filter(|_| !still).map_or(String::new(), |(w, h)| {
         format!("! videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ")
     });
     let gop = e.gop_frames();
+    // Scenes: constant quality, so frame sizes follow what moves (as a VBR camera's).
+    let quality = e.scene.constant_quality();
     let encoder = match e.codec {
         Codec::H264 => format!(
             "x264enc name=enc speed-preset=veryfast bframes={} b-adapt=false b-pyramid={} \
-             key-int-max={gop} option-string=\"scenecut=0{}\" ! video/x-h264,profile=main",
+             key-int-max={gop} {}option-string=\"scenecut=0{}\" ! video/x-h264,profile=main",
             e.bframes,
             e.bframes >= 2,
+            if quality {
+                "pass=qual quantizer=23 "
+            } else {
+                ""
+            },
             if e.open_gop { ":open-gop=1" } else { "" },
         ),
         Codec::H265 => format!(
             "x265enc name=enc speed-preset=ultrafast key-int-max={gop} \
-             option-string=\"bframes={}:open-gop={}:scenecut=0:min-keyint={gop}\"",
+             option-string=\"bframes={}:open-gop={}:scenecut=0:min-keyint={gop}{}\"",
             e.bframes,
-            u8::from(e.open_gop)
+            u8::from(e.open_gop),
+            if quality { ":crf=26" } else { "" },
         ),
     };
     let (parse, _) = elements(e.codec);
@@ -377,13 +442,22 @@ fn transcode_description(e: &Encoding) -> String {
         Codec::H264 => "video/x-h264",
         Codec::H265 => "video/x-h265",
     };
+    let head = match (e.scene, e.size) {
+        (Scene::Still { .. }, Some(size)) => {
+            let seconds = e.seconds.unwrap_or(STILL_SECONDS);
+            let frames = ((seconds + e.gop_s) * f64::from(e.fps)).ceil() as u64 + 1;
+            scene::still_head(e.fps, frames, size)
+        }
+        _ => format!(
+            "filesrc name=in ! decodebin expose-all-streams=false caps=\"video/x-raw(ANY)\" \
+             ! videoconvert ! videorate ! video/x-raw,framerate={}/1 {limit}",
+            e.fps
+        ),
+    };
     format!(
-        "filesrc name=in ! decodebin expose-all-streams=false caps=\"video/x-raw(ANY)\" \
-         ! videoconvert ! videorate ! video/x-raw,framerate={}/1 {limit}{scale}\
-         ! videoconvert ! video/x-raw,format=I420 ! {encoder} \
+        "{head}{scale}! videoconvert ! video/x-raw,format=I420 ! {encoder} \
          ! {parse} config-interval=-1 ! {codec_caps},stream-format=byte-stream,alignment=au \
-         ! appsink name=out sync=false",
-        e.fps
+         ! appsink name=out sync=false"
     )
 }
 
@@ -539,6 +613,7 @@ mod tests {
             size: Some((640, 480)),
             vfr_still_fps: None,
             seconds: Some(4.0),
+            scene: Scene::File,
         };
         let d = transcode_description(&e);
         for part in [

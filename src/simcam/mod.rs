@@ -13,6 +13,7 @@
 
 pub mod clip;
 pub mod media;
+pub mod scene;
 pub mod variant;
 
 use std::path::{Path, PathBuf};

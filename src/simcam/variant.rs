@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use super::scene::Scene;
+
 /// Length of each phase of a variable-frame-rate stream: this long at the full rate, then this
 /// long at the still-scene rate, and so on.
 pub const VFR_PHASE_S: f64 = 4.0;
@@ -65,6 +67,8 @@ pub struct Encoding {
     pub vfr_still_fps: Option<f64>,
     /// Seconds of the file encoded (the simulator loops them); the whole file when None.
     pub seconds: Option<f64>,
+    /// What the camera looks at (the file, a still scene, a still scene that wakes).
+    pub scene: Scene,
 }
 
 impl Default for Encoding {
@@ -78,6 +82,7 @@ impl Default for Encoding {
             size: None,
             vfr_still_fps: None,
             seconds: None,
+            scene: Scene::File,
         }
     }
 }

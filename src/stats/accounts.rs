@@ -35,6 +35,9 @@ pub struct FrameAccount {
     pub dropped: u64,
     /// Frames the detector could not analyse.
     pub failed: u64,
+    /// Detection slots that fell while the camera was held below its `detect_fps` (its share
+    /// of an overloaded detector, or its idle rate; see [`super::admission`]).
+    pub limited: u64,
     /// Seconds the camera streamed.
     pub streamed_s: f64,
 }
@@ -77,6 +80,8 @@ pub enum Shortfall {
     Dropped(u64),
     /// The detector failed on them.
     Failed(u64),
+    /// Slots in which the camera was held to its fair share or its idle rate.
+    Limited(u64),
 }
 
 impl FrameAccount {
@@ -90,6 +95,7 @@ impl FrameAccount {
         self.skipped += o.skipped;
         self.dropped += o.dropped;
         self.failed += o.failed;
+        self.limited += o.limited;
         self.streamed_s += o.streamed_s;
     }
 
@@ -106,6 +112,7 @@ impl FrameAccount {
             skipped: get(&c.skipped),
             dropped: get(&c.dropped),
             failed: get(&c.failed),
+            limited: get(&c.limited),
             streamed_s: get(&c.streamed_ms) as f64 / 1000.0,
         }
     }
@@ -139,13 +146,15 @@ impl FrameAccount {
             Shortfall::Dropped(self.dropped),
             Shortfall::Failed(self.failed),
             Shortfall::NotDecodedOrPicked(lost),
+            Shortfall::Limited(self.limited),
         ]
         .into_iter()
         .max_by_key(|s| match s {
             Shortfall::NotDecodedOrPicked(n)
             | Shortfall::Skipped(n)
             | Shortfall::Dropped(n)
-            | Shortfall::Failed(n) => *n,
+            | Shortfall::Failed(n)
+            | Shortfall::Limited(n) => *n,
         })
     }
 }
@@ -163,6 +172,11 @@ impl std::fmt::Display for Shortfall {
                 "{n} frames dropped between the decoder and the detector (its queue was full)"
             ),
             Shortfall::Failed(n) => write!(f, "{n} frames failed in the detector"),
+            Shortfall::Limited(n) => write!(
+                f,
+                "held to its fair share of an overloaded detector, or to its idle rate while \
+                 nothing moved, in {n} of its detection slots"
+            ),
             Shortfall::NotDecodedOrPicked(n) => write!(
                 f,
                 "{n} frames it sent never came out of the decoder picked for analysis \

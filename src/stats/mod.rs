@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use crate::messages::CameraIndex;
 
 mod accounts;
+pub mod admission;
 mod latency;
 
 pub use accounts::{ClockFigures, FrameAccount, SHORTFALL, Shortfall};
@@ -82,6 +83,11 @@ pub struct CameraStats {
     pub fps_milli: AtomicU64,
     /// Seconds from capture to detections ready.
     pub frame_age: Histogram,
+    /// What the camera asks of the detector and what it is given ([`admission`]).
+    pub seat: admission::Seat,
+    /// Detection slots that fell while the camera was held below its `detect_fps` (fair
+    /// share, idle rate).
+    pub limited: AtomicU64,
 }
 
 impl CameraStats {
@@ -112,6 +118,8 @@ impl CameraStats {
             last_error: Mutex::new(None),
             fps_milli: AtomicU64::new(0),
             frame_age: Histogram::new(FRAME_AGE_BUCKETS),
+            seat: admission::Seat::default(),
+            limited: AtomicU64::new(0),
         }
     }
 }
@@ -217,6 +225,8 @@ pub struct RemoteStats {
 pub struct Stats {
     /// Per camera slot, indexed by [`CameraIndex`]; grows when a reload adds cameras.
     cameras: RwLock<Vec<Arc<CameraStats>>>,
+    /// The detector's budget, shared among the cameras ([`admission`]).
+    pub admission: admission::Admission,
     /// Tracks confirmed by the trackers.
     pub tracks: AtomicU64,
     /// Track points sent to the store.
@@ -371,6 +381,7 @@ impl Stats {
     pub fn empty() -> Self {
         Self {
             cameras: RwLock::default(),
+            admission: admission::Admission::default(),
             tracks: AtomicU64::new(0),
             points: AtomicU64::new(0),
             points_stored: AtomicU64::new(0),

@@ -22,6 +22,7 @@ mod frame_skip;
 mod geometry;
 mod gop_decoding;
 mod h265;
+mod idle_gating;
 mod install;
 mod kserve;
 mod model_formats;

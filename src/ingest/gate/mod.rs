@@ -28,6 +28,13 @@
 //! reach back to a gap. Otherwise (another ratio, a GOP changing length) every frame is
 //! decoded. The plan changes only at a key frame, so the
 //! decoder never gets a delta frame whose references it skipped.
+//!
+//! A camera may be given a lower rate than it asks for while it runs ([`FrameGate::set_limit`]:
+//! its fair share of an overloaded detector, or its idle rate). Then, once the GOP is known,
+//! each GOP gets a whole number of analysed frames, the fraction carried from GOP to GOP (a
+//! share of 1.5 frames per GOP analyses 1, 2, 1, 2, ...), placed evenly from its key frame and
+//! decoded only up to the last (key frames only, with B-frames); a GOP given none is not
+//! decoded at all. So a limited camera decodes little more than it analyses.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
@@ -100,6 +107,8 @@ pub enum Plan {
     /// Frames up to the GOP's k-th analysed one, analysed frames placed from the key frame
     /// (k = 1: the key frame only).
     Aligned(u32),
+    /// No frame of the GOP (a limited camera's GOP given no analysed frame).
+    Skip,
 }
 
 /// Per-connection state of one camera's decoder input and output.
@@ -133,8 +142,16 @@ pub struct FrameGate {
     in_slot: Option<u64>,
     /// Output side: the next analysis slot.
     out_slot: Option<u64>,
-    /// Key frames where the output grid restarts (Aligned plan), oldest first.
-    anchors: VecDeque<u64>,
+    /// Key frames where the output grid restarts (Aligned plan) and the grid's interval from
+    /// there (ns), oldest first.
+    anchors: VecDeque<(u64, u64)>,
+    /// The rate given while running (fair share, idle rate), fps; None: `detect_fps`.
+    limit: Option<f64>,
+    /// Analysed frames owed to the next GOPs under a limit (the fraction left over).
+    carry: f64,
+    /// Interval of the analysis grid (ns): input side, and output side outside Aligned plans.
+    grid_ns: u64,
+    out_grid_ns: u64,
     /// Recent detection slots (pts / interval) that had a frame.
     slots: BTreeSet<u64>,
 }
@@ -166,6 +183,41 @@ impl FrameGate {
             out_slot: None,
             anchors: VecDeque::with_capacity(ANCHORS_MAX),
             slots: BTreeSet::new(),
+            limit: None,
+            carry: 0.0,
+            grid_ns: NS_PER_S / u64::from(detect_fps.max(1)),
+            out_grid_ns: NS_PER_S / u64::from(detect_fps.max(1)),
+        }
+    }
+
+    /// Limits the camera to `fps` analysed frames a second (None: back to `detect_fps`); takes
+    /// effect at the next key frame once the GOP is known, at once otherwise.
+    pub fn set_limit(&mut self, fps: Option<f64>) {
+        let fps =
+            fps.filter(|f| *f > 0.0 && (self.detect_fps == 0 || *f < f64::from(self.detect_fps)));
+        if fps == self.limit {
+            return;
+        }
+        if fps.is_none() {
+            self.carry = 0.0;
+        }
+        self.limit = fps;
+        if !matches!(self.plan, Plan::Aligned(_)) {
+            self.grid_ns = self.rate_grid_ns();
+            self.out_grid_ns = self.grid_ns;
+        }
+    }
+
+    /// The limit in force (None: `detect_fps`).
+    pub fn limit(&self) -> Option<f64> {
+        self.limit
+    }
+
+    /// The grid interval of the camera's rate: `detect_fps` or the limit below it.
+    fn rate_grid_ns(&self) -> u64 {
+        match self.limit {
+            Some(l) => (1e9 / l) as u64,
+            None => self.interval_ns(),
         }
     }
 
@@ -222,15 +274,16 @@ impl FrameGate {
             return true;
         };
         // The grid restarts at a key frame decoded for an aligned plan.
-        while let Some(&a) = self.anchors.front() {
+        while let Some(&(a, grid)) = self.anchors.front() {
             if a > t {
                 break;
             }
             self.anchors.pop_front();
             self.out_slot = Some(a);
+            self.out_grid_ns = grid;
         }
-        let early = self.early_ns();
-        let interval = self.interval_ns();
+        let interval = self.out_grid_ns;
+        let early = self.early_for(interval);
         on_grid(&mut self.out_slot, t, interval, early)
     }
 
@@ -260,9 +313,10 @@ impl FrameGate {
         NS_PER_S / u64::from(self.detect_fps.max(1))
     }
 
-    /// How early a frame may be and still fill a slot: half a frame (and half a slot).
-    fn early_ns(&self) -> u64 {
-        (self.frame_ns / 2).min(self.interval_ns() / 2)
+    /// How early a frame may be and still fill a slot of `interval`: half a frame (and half a
+    /// slot).
+    fn early_for(&self, interval: u64) -> u64 {
+        (self.frame_ns / 2).min(interval / 2)
     }
 
     /// The key-frame interval (s) while the remembered key frames are evenly spaced (a GOP
@@ -312,13 +366,20 @@ impl FrameGate {
         self.skip_before = (self.skipped_in_gop && self.reordered).then_some(t_ns);
         (self.in_gop, self.chosen_in_gop, self.tail) = (0, 0, false);
         (self.skipped_in_gop, self.gap_in_gop) = (false, false);
-        self.plan = self.plan_for_gop();
+        self.plan = self.limited_plan().unwrap_or_else(|| self.plan_for_gop());
+        if !matches!(self.plan, Plan::Aligned(_)) {
+            self.grid_ns = self.rate_grid_ns();
+            self.out_grid_ns = self.grid_ns;
+        }
         match self.plan {
             Plan::Every => Verdict::Decode,
+            Plan::Skip => Verdict::Skip,
             Plan::KeyOnly => {
                 // A key frame the grid does not want is needed by nothing.
-                let (interval, early) = (self.interval_ns(), self.early_ns());
-                if self.detect_fps == 0 || on_grid(&mut self.in_slot, t_ns, interval, early) {
+                let interval = self.grid_ns;
+                let early = self.early_for(interval);
+                let unlimited = self.detect_fps == 0 && self.limit.is_none();
+                if unlimited || on_grid(&mut self.in_slot, t_ns, interval, early) {
                     Verdict::Decode
                 } else {
                     Verdict::Skip
@@ -329,7 +390,7 @@ impl FrameGate {
                 if self.anchors.len() == ANCHORS_MAX {
                     self.anchors.pop_front();
                 }
-                self.anchors.push_back(t_ns);
+                self.anchors.push_back((t_ns, self.grid_ns));
                 self.foresee(t_ns, k);
                 Verdict::Decode
             }
@@ -342,7 +403,7 @@ impl FrameGate {
             return Verdict::Skip; // an open GOP's leading frame: its references were skipped
         }
         match self.plan {
-            Plan::KeyOnly => Verdict::Skip,
+            Plan::KeyOnly | Plan::Skip => Verdict::Skip,
             _ if self.tail => Verdict::Skip,
             Plan::Aligned(k) => {
                 self.foresee(t_ns, k);
@@ -355,7 +416,8 @@ impl FrameGate {
     /// Counts the frame at `t_ns` if the output grid will pick it; after the GOP's k-th, the
     /// rest of the GOP is not needed.
     fn foresee(&mut self, t_ns: u64, k: u32) {
-        let (interval, early) = (self.interval_ns(), self.early_ns());
+        let interval = self.grid_ns;
+        let early = self.early_for(interval);
         if on_grid(&mut self.in_slot, t_ns, interval, early) {
             self.chosen_in_gop += 1;
             // After a gap the GOP may last longer than k intervals: nothing is cut.
@@ -363,7 +425,7 @@ impl FrameGate {
         }
     }
 
-    fn plan_for_gop(&self) -> Plan {
+    fn plan_for_gop(&mut self) -> Plan {
         match self.mode {
             Decode::All => Plan::Every,
             Decode::Keyframes => Plan::KeyOnly,
@@ -382,12 +444,34 @@ impl FrameGate {
                         .last_gap
                         .is_none_or(|g| self.keys.front().is_some_and(|&f| g < f))
                 {
+                    self.grid_ns = self.interval_ns();
                     Plan::Aligned(whole as u32)
                 } else {
                     Plan::Every
                 }
             }
         }
+    }
+
+    /// Under a limit and with a steady GOP (not with `decode = "all"`): this GOP's whole number
+    /// of analysed frames, the fraction carried on; their grid spans the GOP evenly.
+    fn limited_plan(&mut self) -> Option<Plan> {
+        let limit = self.limit.filter(|_| self.mode != Decode::All)?;
+        let gop_s = self.steady_gop_s()?;
+        let owed = limit * gop_s + self.carry;
+        let mut k = owed.floor().max(0.0);
+        self.carry = (owed - k).min(1.0);
+        if self.reordered {
+            k = k.min(1.0); // B-frames: key frames only, never between
+        }
+        if k as u32 >= self.gop_frames.max(1) {
+            return None; // every frame or more: the ordinary plan
+        }
+        if k == 0.0 {
+            return Some(Plan::Skip);
+        }
+        self.grid_ns = (gop_s * 1e9 / k) as u64;
+        Some(Plan::Aligned(k as u32))
     }
 }
 

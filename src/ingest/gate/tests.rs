@@ -422,3 +422,55 @@ fn parses_and_prints() {
             .contains("\"keyframes\"")
     );
 }
+
+#[test]
+fn a_limited_camera_analyses_whole_frames_per_gop_the_fraction_carried_and_skips_gops() {
+    // 10 fps, a key frame a second, asking 5 fps; limited to 1.5 fps from the start (the
+    // limit applies once the GOP is known, from the third key frame on).
+    let frames = plain(100, 10);
+    let mut gate = FrameGate::new(Decode::Auto, 5);
+    gate.set_limit(Some(1.5));
+    let o = run(&mut gate, &frames, 10, 1);
+    assert!(o.broken.is_empty(), "broken: {:?}", o.broken);
+    let per_gop: Vec<usize> = (3..10)
+        .map(|g| in_gop(&o.analysed, g * 10, 10).len())
+        .collect();
+    let total = per_gop.iter().sum::<usize>();
+    assert!((10..=11).contains(&total), "1.5 a GOP: {per_gop:?}");
+    assert!(per_gop.iter().all(|k| (1..=2).contains(k)), "{per_gop:?}");
+    // Two in a GOP are half a GOP apart, decoded up to the second (0-5).
+    for g in 3..10 {
+        let a = in_gop(&o.analysed, g * 10, 10);
+        let d = in_gop(&o.decoded, g * 10, 10);
+        let expect: Vec<u64> = if a.len() == 2 {
+            (0..=5).collect()
+        } else {
+            vec![0]
+        };
+        assert_eq!(
+            (a.len() == 2, &d),
+            (a.len() == 2, &expect),
+            "GOP {g}: analysed {a:?}"
+        );
+        if a.len() == 2 {
+            assert_eq!(a, vec![0, 5]);
+        }
+    }
+    // Idle: 0.3 fps analyses one key frame in three or four GOPs, the others not decoded.
+    let mut idle = FrameGate::new(Decode::Auto, 5);
+    idle.set_limit(Some(0.3));
+    let o = run(&mut idle, &plain(200, 10), 10, 1);
+    let late: Vec<u64> = o.decoded.iter().copied().filter(|i| *i >= 30).collect();
+    assert!(
+        late.iter().all(|i| i.is_multiple_of(10)),
+        "key frames only: {late:?}"
+    );
+    assert!(
+        (5..=6).contains(&late.len()),
+        "17 GOPs at 0.3 a GOP: {late:?}"
+    );
+    assert_eq!(o.analysed.iter().filter(|i| **i >= 30).count(), late.len());
+    // Lifted: back to 5 fps at the next key frame.
+    idle.set_limit(None);
+    assert_eq!(idle.limit(), None);
+}

@@ -1,0 +1,214 @@
+//! Overload: more cameras than the detector can serve. Cameras (each a frame gate over a
+//! simulated 10 fps stream with a key frame a second, as in `crate::ingest::probes`) feed the
+//! real dispatcher and admission; the detector is a fake that takes a fixed time per frame.
+
+use std::sync::atomic::AtomicU64;
+use std::thread;
+
+use super::*;
+use crate::infer::InputSpec;
+use crate::infer::resize::{ColorOrder, Layout, ResizeMode};
+use crate::ingest::gate::{Decode, FrameGate, Verdict};
+use crate::ingest::queue::{FrameSender, frame_queues};
+use crate::messages::Frame;
+use gstreamer as gst;
+
+/// Time the fake detector takes per frame (one at a time): 100 frames a second.
+const PER_FRAME: Duration = Duration::from_millis(10);
+const CAMERAS: usize = 40;
+const CAMERA_FPS: u64 = 10;
+const DETECT_FPS: u32 = 5;
+const RUN: Duration = Duration::from_secs(14);
+/// Counted from here on: the budget has settled.
+const SETTLED: Duration = Duration::from_secs(6);
+
+/// One frame at a time, `PER_FRAME` each.
+struct Slow {
+    running: Option<(Frame, Instant)>,
+}
+
+impl Backend for Slow {
+    fn capacity(&self) -> usize {
+        1
+    }
+    fn submit(&mut self, frame: Frame) -> Result<(), InferError> {
+        assert!(self.running.is_none());
+        self.running = Some((frame, Instant::now() + PER_FRAME));
+        Ok(())
+    }
+    fn poll(&mut self, timeout: Duration) -> Result<Option<Finished>, InferError> {
+        let Some((_, done)) = &self.running else {
+            return Ok(None);
+        };
+        let wait = done.saturating_duration_since(Instant::now());
+        if wait > timeout {
+            thread::sleep(timeout);
+            return Ok(None);
+        }
+        thread::sleep(wait);
+        let (f, _) = self.running.take().expect("running");
+        Ok(Some(Finished::Detected(Detections {
+            camera: f.camera,
+            seq: f.seq,
+            captured_ms: f.captured_ms,
+            source_size: (8, 8),
+            persons: 0,
+            boxes: Vec::new(),
+        })))
+    }
+}
+
+fn frame(camera: usize, seq: u64) -> Frame {
+    let spec = InputSpec {
+        width: 8,
+        height: 8,
+        resize: ResizeMode::Stretch,
+        color: ColorOrder::Rgb,
+        layout: Layout::Nhwc,
+    };
+    Frame {
+        camera,
+        seq,
+        captured_ms: wall_ms(),
+        mapping: spec.mapping((8, 8), (1, 1)),
+        pixels: gst::Buffer::new(),
+    }
+}
+
+/// One simulated camera frame through the gate and the queue, counted as the probes count.
+fn camera_frame(gate: &mut FrameGate, cam: &crate::stats::CameraStats, tx: &FrameSender, i: u64) {
+    let t = i * 1_000_000_000 / CAMERA_FPS;
+    gate.set_limit(cam.seat.allowed());
+    if gate.admit(i.is_multiple_of(CAMERA_FPS), t) == Verdict::Skip {
+        stats::inc(&cam.undecoded);
+        return;
+    }
+    stats::inc(&cam.decoded);
+    if !gate.take(Some(t)) {
+        stats::inc(&cam.not_picked);
+    } else if !tx.wants_frame() {
+        stats::inc(&cam.skipped);
+    } else {
+        stats::inc(&cam.delivered);
+        stats::add(&cam.dropped, tx.push(frame(cam_index(cam), i + 1)));
+    }
+}
+
+fn cam_index(cam: &crate::stats::CameraStats) -> usize {
+    cam.id.trim_start_matches("cam").parse().expect("camN")
+}
+
+#[test]
+fn an_overloaded_detector_is_shared_fairly_and_cameras_decode_little_more_than_it_analyses() {
+    gst::init().unwrap();
+    let stats = Arc::new(Stats::new(CAMERAS));
+    let (senders, mut source) = frame_queues(CAMERAS, 1);
+    source.count_drops(Arc::clone(&stats));
+    // Per camera: analysed frames when the budget had settled; then decoded and not decoded.
+    let inferred_at_settle: Arc<Vec<AtomicU64>> =
+        Arc::new((0..CAMERAS + 2).map(|_| AtomicU64::new(0)).collect());
+    let cams = {
+        let stats = Arc::clone(&stats);
+        let at_settle = Arc::clone(&inferred_at_settle);
+        thread::spawn(move || {
+            let mut gates: Vec<FrameGate> = (0..CAMERAS)
+                .map(|_| FrameGate::new(Decode::Auto, DETECT_FPS))
+                .collect();
+            for i in 0..CAMERAS {
+                let c = stats.camera(i);
+                c.seat.ask(f64::from(DETECT_FPS), false);
+                c.up.store(true, Ordering::Relaxed);
+            }
+            let start = Instant::now();
+            let mut settled = false;
+            let frames = RUN.as_secs() * CAMERA_FPS;
+            for i in 0..frames {
+                // Cameras out of step: camera k's frame i comes k/CAMERAS of a frame later.
+                for (k, (gate, tx)) in gates.iter_mut().zip(&senders).enumerate() {
+                    let due = Duration::from_millis(
+                        (i * 1000 + k as u64 * 100 / CAMERAS as u64) / CAMERA_FPS,
+                    );
+                    thread::sleep(due.saturating_sub(start.elapsed()));
+                    camera_frame(gate, &stats.camera(k), tx, i);
+                }
+                if !settled && start.elapsed() >= SETTLED {
+                    settled = true;
+                    for k in 0..CAMERAS {
+                        let c = stats.camera(k);
+                        at_settle[k].store(load(&c.inferred), Ordering::Relaxed);
+                        at_settle[CAMERAS].fetch_add(load(&c.decoded), Ordering::Relaxed);
+                        at_settle[CAMERAS + 1].fetch_add(load(&c.undecoded), Ordering::Relaxed);
+                    }
+                }
+            }
+            // The cameras stop: frames still queued are never analysed.
+            for (k, tx) in senders.iter().enumerate() {
+                stats::add(&stats.camera(k).dropped, tx.discard_queued());
+            }
+            start.elapsed()
+        })
+    };
+    let (out, rx) = crossbeam_channel::unbounded();
+    let drain = thread::spawn(move || rx.iter().count());
+    run(
+        Slow { running: None },
+        source,
+        out,
+        Arc::clone(&stats),
+        Arc::default(),
+    )
+    .unwrap();
+    let elapsed = cams.join().unwrap();
+    drain.join().unwrap();
+
+    let counted = elapsed.saturating_sub(SETTLED).as_secs_f64();
+    let fps: Vec<f64> = (0..CAMERAS)
+        .map(|k| {
+            let done = load(&stats.camera(k).inferred);
+            (done - inferred_at_settle[k].load(Ordering::Relaxed)) as f64 / counted
+        })
+        .collect();
+    let total: f64 = fps.iter().sum();
+    let share = total / CAMERAS as f64;
+    let (lo, hi) = fps
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), f| (l.min(*f), h.max(*f)));
+    println!("analysed {total:.1} fps in all, per camera {lo:.2} .. {hi:.2} (share {share:.2})");
+    assert!(
+        total >= 80.0,
+        "the detector is kept busy: {total:.1} of 100 fps"
+    );
+    assert!(
+        lo >= share * 0.8 && hi <= share * 1.2,
+        "every camera within 20 % of its fair share {share:.2}: {lo:.2} .. {hi:.2}"
+    );
+    let sum = |f: fn(&crate::stats::CameraStats) -> &AtomicU64| -> u64 {
+        (0..CAMERAS).map(|k| load(f(&stats.camera(k)))).sum()
+    };
+    let (decoded, undecoded) = (sum(|c| &c.decoded), sum(|c| &c.undecoded));
+    let analysed = sum(|c| &c.inferred);
+    let settled = |i: usize| inferred_at_settle[CAMERAS + i].load(Ordering::Relaxed);
+    let (dec, undec) = (decoded - settled(0), undecoded - settled(1));
+    let part = dec as f64 / (dec + undec) as f64;
+    println!("settled: decoded {dec}, not decoded {undec} ({part:.2} decoded)");
+    // Asking 5 of 10 fps, a camera decodes frames 0-8 of each GOP (0.9); at its share of about
+    // 2.5 fps, frames 0-5 or 0-6 (about 0.65).
+    assert!(
+        part < 0.75,
+        "a limited camera decodes less: {part:.2} of its frames"
+    );
+    // Every decoded frame is accounted for once.
+    let ends = analysed
+        + sum(|c| &c.not_picked)
+        + sum(|c| &c.skipped)
+        + sum(|c| &c.dropped)
+        + sum(|c| &c.failed);
+    assert_eq!(
+        decoded, ends,
+        "decoded = analysed + not picked + skipped + dropped + failed"
+    );
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
