@@ -11,12 +11,14 @@
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
 # Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
 # target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
-# to write; unset: the binary's default, for binaries that predate the key), KEEP=1 (keep the
+# to write; unset: the binary's default, for binaries that predate the key), DAY_S (the store-day
+# row's seconds, default 60), KEEP=1 (keep the
 # configs, outputs and databases).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN_S="${1:-40}"
 ROWS="${2:-overload 100x1 day}"
+DAY_S="${DAY_S:-60}" # the store-day row: one still-then-busy cycle of the waking cameras
 # shellcheck disable=SC1091
 source .venv/storetrack.env
 cargo build --release --locked -q
@@ -125,9 +127,9 @@ for row in $ROWS; do
     wait_sims 12
     step "one camera (RSS base), ${RUN_S} s"
     R[one]=$(cameras "$a" 1 people | run one 4)
-    step "store day: 16 people + 32 empty + 16 waking at 4 fps, $((RUN_S > 60 ? RUN_S : 60)) s"
+    step "store day: 16 people + 32 empty + 16 waking at 4 fps, ${DAY_S} s"
     R[day]=$( { cameras "$a" 16 people; cameras "$b" 32 empty; cameras "$c" 16 wake; } \
-      | RUN_S=$((RUN_S > 60 ? RUN_S : 60)) run day 4)
+      | RUN_S=$DAY_S run day 4)
     R[dayf]=$(day_figures "$WORK/day.db")
     stop_sims ;;
   esac
