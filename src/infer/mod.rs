@@ -1,5 +1,5 @@
-//! Person detection: the detector boundary, frames in, detections out, with the local OpenVINO
-//! engine or a KServe v2 model-server fleet ([`kserve`]) behind it.
+//! Person detection: the detector boundary ([`detector`]), frames in, detections out, with the
+//! local OpenVINO engine or a KServe v2 model-server fleet ([`kserve`]) behind it.
 //!
 //! Input: [`Frame`]s from every camera (round-robin, see [`crate::ingest::queue`]). Output:
 //! [`Detections`] per frame, in source-image pixels.
@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod decode;
+pub mod detector;
 pub mod device;
 pub mod dispatch;
 pub mod failures;
@@ -40,6 +41,7 @@ use crate::ingest::queue::FrameSource;
 use crate::messages::{Detections, Frame};
 use crate::stats::Stats;
 pub use decode::{DecodeError, Decoder};
+pub use detector::{Detector, DetectorError};
 pub use device::{DeviceError, ResolvedDevice};
 pub use model::{DescriptionError, ModelDescription, ModelFormat};
 // How a picture is fitted to the model input is a shared type (ingest uses it too).

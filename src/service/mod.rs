@@ -21,11 +21,9 @@ use crate::analytics::stage as analytics_stage;
 use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::events::{EventsMetrics, Senders};
-use crate::infer::kserve::{KserveError, RemoteEngine};
-use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
-use crate::ingest::queue::{FrameSource, growing_queues};
+use crate::infer::{Detector, DetectorError, EngineInfo, InferError};
+use crate::ingest::queue::growing_queues;
 use crate::ingest::{PipelineError, Template};
-use crate::messages::Detections;
 use crate::notify::{Heartbeat, NotifyTarget};
 use crate::stats::{ClockFigures, FrameAccount, Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
@@ -100,9 +98,9 @@ pub enum ServiceError {
     /// The detector could not start or failed.
     #[error(transparent)]
     Infer(#[from] InferError),
-    /// The remote detector could not start.
+    /// The detector (local or remote) could not start.
     #[error(transparent)]
-    Remote(#[from] KserveError),
+    Detector(#[from] DetectorError),
     /// The database could not be opened or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -129,58 +127,6 @@ pub fn status_line(s: &Snapshot, fps: f64) -> String {
         "cameras {}/{} up | {:.1} fps analysed | dropped {} | tracks {} | points {}",
         s.cameras_up, s.cameras, fps, s.dropped, s.tracks, s.points_stored
     )
-}
-
-/// The detector the config asks for: the local OpenVINO engine or a KServe v2 fleet.
-enum Detector {
-    Local(Box<Engine>),
-    Remote(Box<RemoteEngine>),
-}
-
-impl Detector {
-    fn new(cfg: &Config) -> Result<Self, ServiceError> {
-        let min_score = cfg.tracker.low_score;
-        Ok(match &cfg.inference.remote {
-            None => Detector::Local(Box::new(Engine::new(
-                &cfg.model,
-                &cfg.inference,
-                min_score,
-            )?)),
-            Some(remote) => Detector::Remote(Box::new(RemoteEngine::new(
-                &cfg.model,
-                &cfg.inference,
-                remote,
-                min_score,
-            )?)),
-        })
-    }
-
-    fn input_spec(&self) -> InputSpec {
-        match self {
-            Detector::Local(e) => e.input_spec(),
-            Detector::Remote(r) => r.input_spec(),
-        }
-    }
-
-    fn info(&self) -> &EngineInfo {
-        match self {
-            Detector::Local(e) => e.info(),
-            Detector::Remote(r) => r.info(),
-        }
-    }
-
-    fn run(
-        self,
-        source: FrameSource,
-        out: crossbeam_channel::Sender<Detections>,
-        stats: Arc<Stats>,
-        stop: Arc<AtomicBool>,
-    ) -> Result<(), InferError> {
-        match self {
-            Detector::Local(e) => e.run(source, out, stats, stop),
-            Detector::Remote(r) => r.run(source, out, stats, stop),
-        }
-    }
 }
 
 /// One progress line.
@@ -241,7 +187,7 @@ pub fn run(
 ) -> Result<Summary, ServiceError> {
     gst::init()?;
     let default_template = Template::load(&cfg.ingest.pipeline)?;
-    let engine = Detector::new(cfg)?;
+    let engine = Detector::build(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
     cameras::check_pipelines(&cfg.cameras, &default_template, &cfg.ingest, &input)?;
