@@ -1,5 +1,5 @@
-//! Person detection: the detector boundary, frames in, detections out, with the local OpenVINO
-//! engine or a KServe v2 model-server fleet ([`kserve`]) behind it.
+//! Person detection: the detector boundary ([`detector`]), frames in, detections out, with the
+//! local OpenVINO engine or a KServe v2 model-server fleet ([`kserve`]) behind it.
 //!
 //! Input: [`Frame`]s from every camera (round-robin, see [`crate::ingest::queue`]). Output:
 //! [`Detections`] per frame, in source-image pixels.
@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod decode;
+pub mod detector;
 pub mod device;
 pub mod dispatch;
 pub mod failures;
@@ -40,6 +41,7 @@ use crate::ingest::queue::FrameSource;
 use crate::messages::{Detections, Frame};
 use crate::stats::Stats;
 pub use decode::{DecodeError, Decoder};
+pub use detector::{Detector, DetectorError};
 pub use device::{DeviceError, ResolvedDevice};
 pub use model::{DescriptionError, ModelDescription, ModelFormat};
 // How a picture is fitted to the model input is a shared type (ingest uses it too).
@@ -240,54 +242,8 @@ impl Engine {
         inference: &InferenceConfig,
         min_score: f32,
     ) -> Result<Engine, InferError> {
-        let mut desc = ModelDescription::load(&model.description)?;
-        if let Some(ir) = &model.ir {
-            desc.ir = ir.clone();
-        }
-        for path in [desc.ir.clone(), desc.weights()] {
-            if !path.is_file() {
-                return Err(InferError::ModelMissing { path });
-            }
-        }
-        runtime::load(inference.runtime.as_deref()).map_err(InferError::Runtime)?;
-        let mut core = Core::new().map_err(|e| InferError::Runtime(e.to_string()))?;
-        let available: Vec<String> = ov("available_devices", core.available_devices())?
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
-        let device = device::resolve(&inference.device, &available)?;
-        if !device.dropped.is_empty() {
-            warn!(
-                requested = %inference.device,
-                dropped = %device.dropped.join(","),
-                using = %device.name,
-                "Some inference devices are not present; continuing without them."
-            );
-        }
-        for phys in &device.physical {
-            let dev = DeviceType::from(phys.as_str());
-            ov(
-                "setting PERFORMANCE_HINT",
-                core.set_property(&dev, &RwPropertyKey::HintPerformanceMode, &inference.hint),
-            )?;
-            if let CountOrAuto::Count(n) = inference.streams {
-                ov(
-                    "setting NUM_STREAMS",
-                    core.set_property(&dev, &RwPropertyKey::NumStreams, &n.to_string()),
-                )?;
-            }
-        }
-        // AUTO/MULTI have their own hint (AUTO defaults to LATENCY, one request).
-        if let Some((virt, _)) = device.name.split_once(':') {
-            ov(
-                "setting PERFORMANCE_HINT",
-                core.set_property(
-                    &DeviceType::from(virt),
-                    &RwPropertyKey::HintPerformanceMode,
-                    &inference.hint,
-                ),
-            )?;
-        }
+        let desc = load_description(model)?;
+        let (mut core, device) = open_core(inference)?;
         let ir = desc.ir.to_string_lossy().into_owned();
         let weights = desc.weights().to_string_lossy().into_owned();
         let ov_model = ov(
@@ -300,20 +256,7 @@ impl Engine {
             "compiling the model",
             core.compile_model(&ov_model, DeviceType::from(device.name.as_str())),
         )?;
-        let count = match inference.requests {
-            CountOrAuto::Count(n) => n as usize,
-            CountOrAuto::Auto => {
-                let optimal = ov(
-                    "reading OPTIMAL_NUMBER_OF_INFER_REQUESTS",
-                    compiled.get_property(&PropertyKey::OptimalNumberOfInferRequests),
-                )?
-                .trim()
-                .parse::<usize>()
-                .unwrap_or(2)
-                .max(1);
-                auto_requests(optimal, &inference.hint)
-            }
-        };
+        let count = request_count(&compiled, inference)?;
         let streams = compiled
             .get_property(&PropertyKey::Rw(RwPropertyKey::NumStreams))
             .ok()
@@ -464,6 +407,87 @@ impl Io {
                 source,
             })
     }
+}
+
+/// The model description, with the config's IR override, and its files checked.
+fn load_description(model: &ModelConfig) -> Result<ModelDescription, InferError> {
+    let mut desc = ModelDescription::load(&model.description)?;
+    if let Some(ir) = &model.ir {
+        desc.ir = ir.clone();
+    }
+    for path in [desc.ir.clone(), desc.weights()] {
+        if !path.is_file() {
+            return Err(InferError::ModelMissing { path });
+        }
+    }
+    Ok(desc)
+}
+
+/// Loads the runtime, resolves the configured device against the present ones and sets the
+/// performance hint (and streams) on it.
+fn open_core(inference: &InferenceConfig) -> Result<(Core, ResolvedDevice), InferError> {
+    runtime::load(inference.runtime.as_deref()).map_err(InferError::Runtime)?;
+    let mut core = Core::new().map_err(|e| InferError::Runtime(e.to_string()))?;
+    let available: Vec<String> = ov("available_devices", core.available_devices())?
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let device = device::resolve(&inference.device, &available)?;
+    if !device.dropped.is_empty() {
+        warn!(
+            requested = %inference.device,
+            dropped = %device.dropped.join(","),
+            using = %device.name,
+            "Some inference devices are not present; continuing without them."
+        );
+    }
+    for phys in &device.physical {
+        let dev = DeviceType::from(phys.as_str());
+        ov(
+            "setting PERFORMANCE_HINT",
+            core.set_property(&dev, &RwPropertyKey::HintPerformanceMode, &inference.hint),
+        )?;
+        if let CountOrAuto::Count(n) = inference.streams {
+            ov(
+                "setting NUM_STREAMS",
+                core.set_property(&dev, &RwPropertyKey::NumStreams, &n.to_string()),
+            )?;
+        }
+    }
+    // AUTO/MULTI have their own hint (AUTO defaults to LATENCY, one request).
+    if let Some((virt, _)) = device.name.split_once(':') {
+        ov(
+            "setting PERFORMANCE_HINT",
+            core.set_property(
+                &DeviceType::from(virt),
+                &RwPropertyKey::HintPerformanceMode,
+                &inference.hint,
+            ),
+        )?;
+    }
+    Ok((core, device))
+}
+
+/// Infer requests in the pool: the configured number, or for `auto` from the compiled
+/// model's optimal number ([`auto_requests`]).
+fn request_count(
+    compiled: &CompiledModel,
+    inference: &InferenceConfig,
+) -> Result<usize, InferError> {
+    Ok(match inference.requests {
+        CountOrAuto::Count(n) => n as usize,
+        CountOrAuto::Auto => {
+            let optimal = ov(
+                "reading OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+                compiled.get_property(&PropertyKey::OptimalNumberOfInferRequests),
+            )?
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(2)
+            .max(1);
+            auto_requests(optimal, &inference.hint)
+        }
+    })
 }
 
 fn f32_data(t: &openvino::Tensor) -> Result<&[f32], InferError> {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use gstreamer as gst;
 use tracing::{error, info};
 
@@ -21,15 +21,13 @@ use crate::analytics::stage as analytics_stage;
 use crate::api::{self, ApiError, ApiState};
 use crate::config::Config;
 use crate::events::{EventsMetrics, Senders};
-use crate::infer::kserve::{KserveError, RemoteEngine};
-use crate::infer::{Engine, EngineInfo, InferError, InputSpec};
+use crate::infer::{Detector, DetectorError, EngineInfo, InferError, InputSpec};
 use crate::ingest::queue::{FrameSource, growing_queues};
 use crate::ingest::{PipelineError, Template};
-use crate::messages::Detections;
 use crate::notify::{Heartbeat, NotifyTarget};
 use crate::stats::{ClockFigures, FrameAccount, Latency, Snapshot, Stats};
 use crate::store::{RunInfo, RunStart, Store, StoreError, WriterOptions};
-use crate::track::stage as track_stage;
+use crate::track::stage::{self as track_stage, CameraChange};
 
 mod cameras;
 pub mod reload;
@@ -82,6 +80,26 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What the run did, from its counters at the end.
+    fn of(
+        stats: &Stats,
+        elapsed: Duration,
+        db: PathBuf,
+        engine: EngineInfo,
+        run: RunStart,
+    ) -> Summary {
+        Summary {
+            counts: stats.snapshot(),
+            latency: stats.latency(elapsed.as_secs_f64()),
+            accounts: stats.accounts(),
+            clocks: stats.clocks(),
+            elapsed,
+            db,
+            engine,
+            run,
+        }
+    }
+
     /// Frames inferred per second over the run.
     pub fn processed_fps(&self) -> f64 {
         self.counts.inferred as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -100,9 +118,9 @@ pub enum ServiceError {
     /// The detector could not start or failed.
     #[error(transparent)]
     Infer(#[from] InferError),
-    /// The remote detector could not start.
+    /// The detector (local or remote) could not start.
     #[error(transparent)]
-    Remote(#[from] KserveError),
+    Detector(#[from] DetectorError),
     /// The database could not be opened or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -129,58 +147,6 @@ pub fn status_line(s: &Snapshot, fps: f64) -> String {
         "cameras {}/{} up | {:.1} fps analysed | dropped {} | tracks {} | points {}",
         s.cameras_up, s.cameras, fps, s.dropped, s.tracks, s.points_stored
     )
-}
-
-/// The detector the config asks for: the local OpenVINO engine or a KServe v2 fleet.
-enum Detector {
-    Local(Box<Engine>),
-    Remote(Box<RemoteEngine>),
-}
-
-impl Detector {
-    fn new(cfg: &Config) -> Result<Self, ServiceError> {
-        let min_score = cfg.tracker.low_score;
-        Ok(match &cfg.inference.remote {
-            None => Detector::Local(Box::new(Engine::new(
-                &cfg.model,
-                &cfg.inference,
-                min_score,
-            )?)),
-            Some(remote) => Detector::Remote(Box::new(RemoteEngine::new(
-                &cfg.model,
-                &cfg.inference,
-                remote,
-                min_score,
-            )?)),
-        })
-    }
-
-    fn input_spec(&self) -> InputSpec {
-        match self {
-            Detector::Local(e) => e.input_spec(),
-            Detector::Remote(r) => r.input_spec(),
-        }
-    }
-
-    fn info(&self) -> &EngineInfo {
-        match self {
-            Detector::Local(e) => e.info(),
-            Detector::Remote(r) => r.info(),
-        }
-    }
-
-    fn run(
-        self,
-        source: FrameSource,
-        out: crossbeam_channel::Sender<Detections>,
-        stats: Arc<Stats>,
-        stop: Arc<AtomicBool>,
-    ) -> Result<(), InferError> {
-        match self {
-            Detector::Local(e) => e.run(source, out, stats, stop),
-            Detector::Remote(r) => r.run(source, out, stats, stop),
-        }
-    }
 }
 
 /// One progress line.
@@ -241,7 +207,7 @@ pub fn run(
 ) -> Result<Summary, ServiceError> {
     gst::init()?;
     let default_template = Template::load(&cfg.ingest.pipeline)?;
-    let engine = Detector::new(cfg)?;
+    let engine = Detector::build(&cfg.model, &cfg.inference, cfg.tracker.low_score)?;
     let input = engine.input_spec();
     // Building (not starting) each camera's pipeline checks the template and plugins now.
     cameras::check_pipelines(&cfg.cameras, &default_template, &cfg.ingest, &input)?;
@@ -253,10 +219,7 @@ pub fn run(
     let db = store.path().to_path_buf();
     let engine_info = engine.info().clone();
 
-    let stats = Arc::new(Stats::empty());
-    stats.model_loaded.store(true, Ordering::Relaxed);
-    stats.live.set_config(Arc::new(cfg.clone()));
-    stats.live.set_bgr(input.caps_format() == "BGR");
+    let stats = new_stats(cfg, &input);
     let events = Arc::new(EventsMetrics::default());
     let server = start_api(cfg, opts, &stats, (&db, &events))?;
     // Senders read the outbox on their own connections; they stop after the writer's last
@@ -270,10 +233,7 @@ pub fn run(
     let started = Instant::now();
     let (queues, mut frame_rx) = growing_queues(cfg.ingest.queue_frames);
     frame_rx.count_drops(Arc::clone(&stats));
-    let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
     let (change_tx, change_rx) = unbounded();
-    let (store_tx, store_rx) = bounded(STORE_QUEUE);
-    let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
     let mut cams = CameraSet::new(cameras::Shared {
         ingest: cfg.ingest.clone(),
         default_template,
@@ -287,13 +247,49 @@ pub fn run(
     // connection; their first frames wait in the queues for the stages started next.
     cams.start_all(cfg, &store)?;
 
+    let stages = spawn_stages(cfg, store, engine, frame_rx, change_rx, &stats, &stop)?;
+    let stages = supervise(cfg, opts, &stop, &stats, &mut cams, stages, &mut heartbeat)?;
+
+    shut_down(&stop, &mut heartbeat, cams, stages, (senders, server))?;
+    Ok(Summary::of(
+        &stats,
+        started.elapsed(),
+        db,
+        engine_info,
+        run_start,
+    ))
+}
+
+/// The run's counters, with the model loaded and the live state's config and colour order set.
+fn new_stats(cfg: &Config, input: &InputSpec) -> Arc<Stats> {
+    let stats = Arc::new(Stats::empty());
+    stats.model_loaded.store(true, Ordering::Relaxed);
+    stats.live.set_config(Arc::new(cfg.clone()));
+    stats.live.set_bgr(input.caps_format() == "BGR");
+    stats
+}
+
+/// Starts the stages after the cameras, last to first: the store writer, the analytics stage,
+/// the tracker and the detector thread.
+fn spawn_stages(
+    cfg: &Config,
+    store: Store,
+    engine: Detector,
+    frame_rx: FrameSource,
+    change_rx: Receiver<CameraChange>,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Stages, ServiceError> {
+    let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
+    let (store_tx, store_rx) = bounded(STORE_QUEUE);
+    let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
     let writer = store.spawn_writer(
         store_rx,
         WriterOptions {
             flush_interval: Duration::from_millis(cfg.storage.flush_interval_ms),
             retention: cfg.storage.retention(),
         },
-        Arc::clone(&stats),
+        Arc::clone(stats),
     )?;
     let analytics = analytics_stage::spawn(
         cfg.analytics.clone(),
@@ -306,10 +302,10 @@ pub fn run(
         det_rx,
         change_rx,
         analytics_tx,
-        Arc::clone(&stats),
+        Arc::clone(stats),
     )?;
-    let engine_stop = Arc::clone(&stop);
-    let engine_stats = Arc::clone(&stats);
+    let engine_stop = Arc::clone(stop);
+    let engine_stats = Arc::clone(stats);
     let detector = std::thread::Builder::new()
         .name("detector".into())
         .spawn(move || {
@@ -324,14 +320,23 @@ pub fn run(
             result
         })?;
 
-    let stages = Stages {
+    Ok(Stages {
         detector,
         tracker,
         analytics,
         writer,
-    };
-    let stages = supervise(cfg, opts, &stop, &stats, &mut cams, stages, &mut heartbeat)?;
+    })
+}
 
+/// Stops in order: the cameras, then each stage as it drains into the next, the event senders
+/// (given [`EVENTS_DRAIN`]), the API last; then reports the detector's or the writer's error.
+fn shut_down(
+    stop: &AtomicBool,
+    heartbeat: &mut Heartbeat,
+    cams: CameraSet,
+    stages: Stages,
+    (senders, server): (Option<Senders>, Option<api::Server>),
+) -> Result<(), ServiceError> {
     info!("Stopping.");
     heartbeat.stopping();
     stop.store(true, Ordering::Relaxed);
@@ -360,18 +365,7 @@ pub fn run(
     }
     detector_result?;
     writer_result?;
-    let elapsed = started.elapsed();
-    let latency = stats.latency(elapsed.as_secs_f64());
-    Ok(Summary {
-        counts: stats.snapshot(),
-        latency,
-        accounts: stats.accounts(),
-        clocks: stats.clocks(),
-        elapsed,
-        db,
-        engine: engine_info,
-        run: run_start,
-    })
+    Ok(())
 }
 
 /// The footfall engine for the config's lines, queues, occupancy and rules.

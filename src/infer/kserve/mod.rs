@@ -93,70 +93,10 @@ impl RemoteEngine {
             .build()
             .map_err(KserveError::Runtime)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let clients = {
-            let _rt = runtime.enter();
-            cfg.endpoints
-                .iter()
-                .map(|e| {
-                    client::connect(e, timeout).map_err(|source| KserveError::Endpoint {
-                        endpoint: e.clone(),
-                        source,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let clients = connect_all(&runtime, cfg, timeout)?;
         let mut fleet = Fleet::new(clients.len(), cfg.in_flight);
-        let probes = runtime.block_on(async {
-            let tasks: Vec<_> = clients
-                .iter()
-                .map(|c| {
-                    let call = client::probe(
-                        c.clone(),
-                        cfg.model.clone(),
-                        cfg.version.clone(),
-                        Arc::clone(&io),
-                        timeout,
-                    );
-                    tokio::spawn(call)
-                })
-                .collect();
-            let mut results = Vec::new();
-            for t in tasks {
-                results.push(t.await.unwrap_or(Err(CallError::NotReady)));
-            }
-            results
-        });
-        let now = Instant::now();
-        for (i, result) in probes.into_iter().enumerate() {
-            match result {
-                Ok(()) => {
-                    info!(endpoint = %cfg.endpoints[i], model = %cfg.model, "Model server ready; metadata matches.")
-                }
-                Err(CallError::Mismatch(message)) => {
-                    return Err(KserveError::Mismatch {
-                        endpoint: cfg.endpoints[i].clone(),
-                        model: cfg.model.clone(),
-                        message,
-                        description: model.description.display().to_string(),
-                    });
-                }
-                Err(e) => {
-                    warn!(endpoint = %cfg.endpoints[i], error = %e, "Model server not reachable at start; probing with backoff.");
-                    fleet.failed(i, now);
-                }
-            }
-        }
-        if fleet.up() == 0 {
-            let what = if cfg.fallback_local {
-                "detected by the local engine"
-            } else {
-                "dropped (counted)"
-            };
-            error!(
-                endpoints = fleet.len(),
-                "No model server is up at start: frames are {what} until one answers."
-            );
-        }
+        let probes = probe_all(&runtime, &clients, cfg, &io, timeout);
+        check_probes(&mut fleet, probes, cfg, model)?;
         let fallback = if cfg.fallback_local {
             Some(Engine::new(model, inference, min_score).map_err(KserveError::Fallback)?)
         } else {
@@ -439,6 +379,96 @@ struct RemoteBackend {
     waiting: VecDeque<Frame>,
     /// Frames finished without a request (dropped or detected by the fallback).
     ready: VecDeque<Finished>,
+}
+
+/// A client for every endpoint (connections are made lazily; a bad address fails here).
+fn connect_all(
+    runtime: &tokio::runtime::Runtime,
+    cfg: &RemoteConfig,
+    timeout: Duration,
+) -> Result<Vec<Client>, KserveError> {
+    let _rt = runtime.enter();
+    cfg.endpoints
+        .iter()
+        .map(|e| {
+            client::connect(e, timeout).map_err(|source| KserveError::Endpoint {
+                endpoint: e.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Probes every endpoint at once (readiness and model metadata); one result per client.
+fn probe_all(
+    runtime: &tokio::runtime::Runtime,
+    clients: &[Client],
+    cfg: &RemoteConfig,
+    io: &Arc<Io>,
+    timeout: Duration,
+) -> Vec<Result<(), CallError>> {
+    runtime.block_on(async {
+        let tasks: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                let call = client::probe(
+                    c.clone(),
+                    cfg.model.clone(),
+                    cfg.version.clone(),
+                    Arc::clone(io),
+                    timeout,
+                );
+                tokio::spawn(call)
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap_or(Err(CallError::NotReady)));
+        }
+        results
+    })
+}
+
+/// Applies the start-up probes: a mismatching model refuses the start, an unreachable endpoint
+/// starts out down; says loudly when none is up.
+fn check_probes(
+    fleet: &mut Fleet,
+    probes: Vec<Result<(), CallError>>,
+    cfg: &RemoteConfig,
+    model: &ModelConfig,
+) -> Result<(), KserveError> {
+    let now = Instant::now();
+    for (i, result) in probes.into_iter().enumerate() {
+        match result {
+            Ok(()) => {
+                info!(endpoint = %cfg.endpoints[i], model = %cfg.model, "Model server ready; metadata matches.")
+            }
+            Err(CallError::Mismatch(message)) => {
+                return Err(KserveError::Mismatch {
+                    endpoint: cfg.endpoints[i].clone(),
+                    model: cfg.model.clone(),
+                    message,
+                    description: model.description.display().to_string(),
+                });
+            }
+            Err(e) => {
+                warn!(endpoint = %cfg.endpoints[i], error = %e, "Model server not reachable at start; probing with backoff.");
+                fleet.failed(i, now);
+            }
+        }
+    }
+    if fleet.up() == 0 {
+        let what = if cfg.fallback_local {
+            "detected by the local engine"
+        } else {
+            "dropped (counted)"
+        };
+        error!(
+            endpoints = fleet.len(),
+            "No model server is up at start: frames are {what} until one answers."
+        );
+    }
+    Ok(())
 }
 
 impl RemoteBackend {
