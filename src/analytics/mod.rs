@@ -25,10 +25,6 @@ pub mod zones;
 
 use serde::Deserialize;
 
-// The read side moved to `crate::query` (issue 18); the old paths stay until the branches that
-// still use them are merged.
-#[doc(hidden)]
-pub use crate::query::{analytics as query, analytics_cli as cli, picture as render, snapshot};
 pub use events::{EventBody, LiveEvent};
 pub use footfall::{Footfall, FootfallSettings};
 pub use stitch::{Event, Stitcher, StorePoint};

@@ -12,7 +12,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Cell, Query, Table, run};
-use crate::analytics::query::percentile;
+use crate::query::analytics::percentile;
 
 /// A trajectory seen this recently (before the newest position stored) counts as in the
 /// store now.

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use super::super::ApiState;
 use super::super::stream;
 use super::super::v1::V1Error;
-use crate::analytics::query::{self as aq, Range};
 use crate::config::Config;
+use crate::query::analytics::{self as aq, Range};
 use crate::query::{self, Format, Table};
 
 /// A trajectory point: time (Unix ms), x, y (metres).
