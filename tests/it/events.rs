@@ -86,15 +86,16 @@ pub fn events_config(mqtt_port: Option<u16>) -> EventsConfig {
 }
 
 /// A mosquitto broker of the test's own.
-struct Broker {
-    port: u16,
+pub struct Broker {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
     conf: PathBuf,
     child: Option<Child>,
 }
 
 impl Broker {
     /// Starts mosquitto on a free port, keeping its sessions in `dir` across restarts.
-    fn start(dir: &Path) -> Broker {
+    pub fn start(dir: &Path) -> Broker {
         Self::start_with(dir, "allow_anonymous true\n")
     }
 
@@ -124,7 +125,8 @@ impl Broker {
         b
     }
 
-    fn restart(&mut self) {
+    /// Starts it again on the same port with the same persistence.
+    pub fn restart(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -146,7 +148,7 @@ impl Broker {
     }
 
     /// Stops it as an operator would (SIGTERM: sessions saved).
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: a signal to our own child process.
             unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
@@ -165,16 +167,17 @@ impl Drop for Broker {
 }
 
 /// One message as the subscriber printed it.
-type Line = (String, String, Instant);
+pub type Line = (String, String, Instant);
 
 /// `mosquitto_sub -v` with a persistent session: (topic, payload, arrival) as they arrive.
-struct Subscriber {
+pub struct Subscriber {
     child: Child,
     lines: Receiver<Line>,
 }
 
 impl Subscriber {
-    fn start(port: u16, topic: &str, id: &str) -> Subscriber {
+    /// Subscribes to `topic` on the broker at `port` in the persistent session `id`.
+    pub fn start(port: u16, topic: &str, id: &str) -> Subscriber {
         let mut cmd = Command::new("mosquitto_sub");
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
         Self::spawn(cmd, topic, id)
@@ -207,7 +210,7 @@ impl Subscriber {
     }
 
     /// The next line within `wait`.
-    fn next(&self, wait: Duration) -> Option<Line> {
+    pub fn next(&self, wait: Duration) -> Option<Line> {
         self.lines.recv_timeout(wait).ok()
     }
 

@@ -3,10 +3,13 @@
 //! their outbox events, `storetrack query alerts | queue | footfall` on the file), and the
 //! service on the sample video with a door line and a queue, killed with SIGKILL mid-run
 //! (every crossing keeps exactly its one outbox row; the restart closes the open zone visits;
-//! the CLI and `/api/v1/footfall` count what `line_crossings` holds).
+//! the CLI and `/api/v1/footfall` count what `line_crossings` holds), and the same service
+//! delivering its events to a real mosquitto across a 15 s broker outage.
 
 use crate::common;
 
+#[path = "footfall/mqtt.rs"]
+mod mqtt;
 #[path = "footfall/scripted.rs"]
 mod scripted;
 #[path = "footfall/service.rs"]

@@ -48,7 +48,8 @@ const CALIBRATION: &str = "calibration = [[42, 183, 1.74, 2.40], [298, 200, 8.00
     [446, 192, 11.47, 3.00], [432, 390, 10.80, 12.06], [505, 470, 11.80, 14.37], \
     [178, 265, 5.78, 7.11]]\n";
 
-fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
+/// The service's config in `dir`: one camera at `url`, the database `dir/tracks.db`.
+pub fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
     let r = common::root();
     let text = format!(
         "[[cameras]]\nid = \"cam1\"\nurl = \"{url}\"\n{CALIBRATION}\n\
@@ -63,7 +64,8 @@ fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
     path
 }
 
-fn start(cfg: &Path, log: &Path, extra: &[&str]) -> Child {
+/// `storetrack run -c CFG EXTRA...`, its log (info) into `log`.
+pub fn start(cfg: &Path, log: &Path, extra: &[&str]) -> Child {
     common::openvino_env();
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_storetrack"))
