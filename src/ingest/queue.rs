@@ -311,12 +311,12 @@ mod tests {
             camera,
             seq,
             captured_ms: seq as i64,
-            mapping: crate::infer::InputSpec {
+            mapping: crate::resize::InputSpec {
                 width: 8,
                 height: 8,
-                resize: crate::infer::resize::ResizeMode::Stretch,
-                color: crate::infer::resize::ColorOrder::Rgb,
-                layout: crate::infer::resize::Layout::Nhwc,
+                resize: crate::resize::ResizeMode::Stretch,
+                color: crate::resize::ColorOrder::Rgb,
+                layout: crate::resize::Layout::Nhwc,
             }
             .mapping((8, 8), (1, 1)),
             pixels: gst::Buffer::new(),

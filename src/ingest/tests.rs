@@ -2,8 +2,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 
 use super::*;
-use crate::infer::resize::{ColorOrder, Layout, ResizeMode};
 use crate::ingest::queue::frame_queues;
+use crate::resize::{ColorOrder, Layout, ResizeMode};
 
 /// A task for camera `cam1` whose reconnect backoff is a few milliseconds.
 fn task(stats: Arc<CameraStats>) -> CameraTask {
