@@ -12,6 +12,7 @@
 //! sharing a clip start at different key frames, as real cameras are never in step.
 
 pub mod clip;
+mod encode;
 pub mod media;
 pub mod scene;
 pub mod variant;
