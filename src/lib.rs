@@ -7,13 +7,14 @@
 //! the camera-level queries over HTTP; [`service`] wires the stages together and speaks the
 //! service manager's [`notify`] protocol; [`events`] delivers live events (MQTT, webhooks).
 //! Shared types sit below every stage: [`messages`], [`geometry`], [`resize`], [`time`], [`rng`],
-//! [`stats`]. Development tools: [`synth`], [`mot`],
+//! [`stats`], [`backoff`]. Development tools: [`synth`], [`mot`],
 //! [`simcam`]. The layers and what may import what: `docs/architecture.md`.
 
 #![warn(missing_docs)]
 
 pub mod analytics;
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod events;
 pub mod geometry;

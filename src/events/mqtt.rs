@@ -23,10 +23,11 @@ use rumqttc::{
 };
 use tracing::{info, warn};
 
-use super::backoff::{self, Backoff};
+use super::backoff;
 use super::metrics::SinkStats;
 use super::outbox::Outbox;
 use super::{POLL, SenderError};
+use crate::backoff::Backoff;
 use crate::config::{EventsConfig, MqttConfig};
 
 /// The sink's name (cursor key, metric label).
@@ -140,7 +141,7 @@ pub fn spawn(
         connected: false,
         last_ack: Instant::now(),
     };
-    let backoff = Backoff::new(
+    let backoff = backoff::new(
         events.retry_initial_ms,
         events.retry_max_ms,
         &backoff::seed(SINK),
@@ -425,7 +426,7 @@ impl Sender {
             let deadline = tokio::time::Instant::now() + STOP_GRACE;
             while self.window.iter().any(|m| m.seq.is_none() && !m.acked) {
                 match tokio::time::timeout_at(deadline, eventloop.poll()).await {
-                    Ok(Ok(ev)) => self.on_event(ev, &mut Backoff::new(1, 1, "")),
+                    Ok(Ok(ev)) => self.on_event(ev, &mut backoff::new(1, 1, "")),
                     _ => break,
                 }
             }

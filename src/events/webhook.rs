@@ -24,10 +24,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tracing::{info, warn};
 
-use super::backoff::{self, Backoff};
+use super::backoff;
 use super::metrics::SinkStats;
 use super::outbox::{Outbox, OutboxRow, now_ms};
 use super::{POLL, SenderError};
+use crate::backoff::Backoff;
 use crate::config::{EventsConfig, WebhookConfig};
 use crate::redact;
 
@@ -103,7 +104,7 @@ pub fn spawn(
         .user_agent(concat!("storetrack/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let backoff = Backoff::new(
+    let backoff = backoff::new(
         events.retry_initial_ms,
         events.retry_max_ms,
         &backoff::seed(&sink),

@@ -43,7 +43,6 @@ use crate::messages::CameraIndex;
 use crate::redact;
 use crate::resize::InputSpec;
 use crate::stats::{self, CameraStats};
-use backoff::Backoff;
 use gate::FrameGate;
 pub use pipeline::{PipelineError, Template};
 use probes::Live;
@@ -125,7 +124,7 @@ fn supervise(task: CameraTask) {
 fn supervise_with(task: &CameraTask, mut run: impl FnMut(&CameraTask) -> (Ended, bool)) {
     let cam_stats = &task.stats;
     let id = task.camera.id.clone();
-    let mut backoff = Backoff::new(
+    let mut backoff = backoff::new(
         task.ingest.retry_interval_ms,
         task.ingest.retry_max_ms,
         crate::rng::mix(crate::rng::box_seed(), task.index as u64),
@@ -156,7 +155,7 @@ fn supervise_with(task: &CameraTask, mut run: impl FnMut(&CameraTask) -> (Ended,
             backoff.reset();
             down = None;
         }
-        let delay = backoff.next_delay();
+        let delay = backoff.next_wait();
         let now = Instant::now();
         match &mut down {
             None => {
