@@ -4,10 +4,9 @@
 //! its open tracks as interrupted, keep every point the dead run had committed, and leave a
 //! database that passes `PRAGMA integrity_check`.
 
-use crate::common;
+use crate::common::{self, count, ids, query_json, spawn_run};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -15,19 +14,6 @@ use storetrack::simcam::SimCam;
 
 /// How long the first run may take to commit points of an open track (model load included).
 const FIRST_POINTS_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn start(cfg: &Path, log: &Path, extra: &[&str]) -> Child {
-    common::openvino_env();
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_storetrack"))
-        .args(["run", "-c", cfg.to_str().unwrap(), "--progress", "0s"])
-        .args(extra)
-        .env("STORETRACK_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
 
 fn read_only(db: &Path) -> Connection {
     common::try_read_only(db).unwrap()
@@ -50,24 +36,8 @@ fn committed(db: &Path) -> (i64, i64) {
 
 /// `status` of each run, newest first, as `storetrack query runs` reports it.
 fn statuses(db: &Path) -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_storetrack"))
-        .args([
-            "query",
-            "--db",
-            db.to_str().unwrap(),
-            "--format",
-            "json",
-            "runs",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    runs.as_array()
+    query_json(db, &["runs"])
+        .as_array()
         .unwrap()
         .iter()
         .map(|r| r["status"].as_str().unwrap().to_string())
@@ -76,17 +46,10 @@ fn statuses(db: &Path) -> Vec<String> {
 
 /// Ids of the tracks matching `filter`, in order.
 fn track_ids(db: &Path, filter: &str) -> Vec<i64> {
-    read_only(db)
-        .prepare(&format!("SELECT id FROM tracks WHERE {filter} ORDER BY id"))
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
-}
-
-fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
+    ids(
+        &read_only(db),
+        &format!("SELECT id FROM tracks WHERE {filter} ORDER BY id"),
+    )
 }
 
 #[test]
@@ -97,7 +60,7 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
     let cfg = common::write_config(dir.path(), &[sim.url("cam1")], "");
     let db = dir.path().join("tracks.db");
 
-    let mut first = start(&cfg, &dir.path().join("first.log"), &[]);
+    let mut first = spawn_run(&cfg, &dir.path().join("first.log"), &[]);
     let t0 = Instant::now();
     let (open_before, points_before) = loop {
         let (open, points) = committed(&db);
@@ -114,7 +77,7 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
     };
     assert_eq!(statuses(&db), ["running"]);
     // A second service on the same database is refused, naming the first.
-    let second = start(&cfg, &dir.path().join("refused.log"), &["--duration", "1s"])
+    let second = spawn_run(&cfg, &dir.path().join("refused.log"), &["--duration", "1s"])
         .wait()
         .unwrap();
     let refused = std::fs::read_to_string(dir.path().join("refused.log")).unwrap();
@@ -144,7 +107,7 @@ fn sigkill_then_restart_closes_the_dead_run_and_keeps_its_points() {
     );
     assert!(points_at_kill >= points_before);
 
-    let restart = start(&cfg, &dir.path().join("second.log"), &["--duration", "2s"])
+    let restart = spawn_run(&cfg, &dir.path().join("second.log"), &["--duration", "2s"])
         .wait_with_output()
         .unwrap();
     let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();

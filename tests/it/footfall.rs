@@ -6,7 +6,7 @@
 //! the CLI and `/api/v1/footfall` count what `line_crossings` holds), and the same service
 //! delivering its events to a real mosquitto across a 15 s broker outage.
 
-use crate::common;
+use crate::common::count;
 
 #[path = "footfall/mqtt.rs"]
 mod mqtt;
@@ -15,30 +15,7 @@ mod scripted;
 #[path = "footfall/service.rs"]
 mod service;
 
-use std::path::Path;
-use std::process::Command;
-
 use rusqlite::Connection;
-
-/// `storetrack query --db DB --format json ARGS...` as JSON.
-pub fn query_json(db: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_storetrack"))
-        .args(["query", "--db", db.to_str().unwrap(), "--format", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "query {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// One integer from `sql`.
-pub fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
-}
 
 /// Rows of `table` (with an `event_id`) without exactly one outbox row of `kind` with the same
 /// id, and outbox rows of `kind` without their row: both must be 0.

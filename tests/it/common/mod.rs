@@ -1,12 +1,13 @@
 //! Shared helpers for the integration tests: paths of the real model and video produced by
-//! `scripts/setup.sh`, config files written into a temporary folder, the binary, two simulated
-//! cameras, free ports and read-only connections.
+//! `scripts/setup.sh`, config files written into a temporary folder, the binary (a command, a
+//! service run in the background, a query as JSON), two simulated cameras, free ports and
+//! read-only connections and the figures read from them.
 
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -63,13 +64,21 @@ pub fn set_openvino_path() {
 
 /// A config with the given camera URLs, the real model and pipeline, and a database in `dir`.
 pub fn write_config(dir: &Path, urls: &[String], extra: &str) -> PathBuf {
-    let r = root();
-    let mut text = String::new();
+    let mut cameras = String::new();
     for (i, u) in urls.iter().enumerate() {
-        text += &format!("[[cameras]]\nid = \"cam{}\"\nurl = \"{u}\"\n\n", i + 1);
+        cameras += &format!("[[cameras]]\nid = \"cam{}\"\nurl = \"{u}\"\n\n", i + 1);
     }
-    text += &format!(
-        "[model]\ndescription = \"{}\"\n\n[ingest]\npipeline = \"{}\"\nretry_interval_ms = 500\n\n[storage]\ndb = \"{}\"\nflush_interval_ms = 500\n\n{extra}",
+    write_config_from(dir, &cameras, "retry_interval_ms = 500\n", extra)
+}
+
+/// `dir/config.toml` from its parts: the `[[cameras]]` tables, lines added to `[ingest]` after
+/// its pipeline, and `extra` sections at the end; the real model and pipeline, the database
+/// `dir/tracks.db` flushed every 500 ms.
+pub fn write_config_from(dir: &Path, cameras: &str, ingest: &str, extra: &str) -> PathBuf {
+    let r = root();
+    let text = format!(
+        "{cameras}[model]\ndescription = \"{}\"\n\n[ingest]\npipeline = \"{}\"\n{ingest}\n\
+         [storage]\ndb = \"{}\"\nflush_interval_ms = 500\n\n{extra}",
         r.join("models/ssdlite.toml").display(),
         r.join("pipelines/camera.pipeline").display(),
         dir.join("tracks.db").display(),
@@ -86,6 +95,50 @@ pub fn storetrack(args: &[&str]) -> Output {
         .args(args)
         .env("STORETRACK_LOG", "warn")
         .output()
+        .unwrap()
+}
+
+/// `storetrack run -c CFG --progress 0s EXTRA...` in the background, its log (info) into `log`.
+pub fn spawn_run(cfg: &Path, log: &Path, extra: &[&str]) -> Child {
+    openvino_env();
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(["run", "-c", cfg.to_str().unwrap(), "--progress", "0s"])
+        .args(extra)
+        .env("STORETRACK_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// `storetrack query --db DB --format json ARGS...` as JSON.
+pub fn query_json(db: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_storetrack"))
+        .args(["query", "--db", db.to_str().unwrap(), "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "query {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// One integer from `sql`.
+pub fn count(c: &Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// The first column of every row of `sql`, as integers (ids).
+pub fn ids(c: &Connection, sql: &str) -> Vec<i64> {
+    c.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
         .unwrap()
 }
 

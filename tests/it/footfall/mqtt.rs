@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use storetrack::simcam::SimCam;
 
-use super::service::{start, write_config};
-use super::{common, count};
+use super::service::write_config;
+use crate::common::{self, count, spawn_run};
 use crate::events::{Broker, Subscriber};
 
 /// The run's length (`--duration`), model load included.
@@ -94,7 +94,7 @@ fn the_service_delivers_every_event_over_mqtt_in_order_across_a_broker_outage() 
     std::fs::write(&cfg, text).unwrap();
     let db = dir.path().join("tracks.db");
     let log = dir.path().join("run.log");
-    let mut run = start(&cfg, &log, &["--duration", RUN]);
+    let mut run = spawn_run(&cfg, &log, &["--duration", RUN]);
 
     // The first event delivered, then a few seconds of delivery before the outage.
     let mut got = Got::default();

@@ -16,7 +16,8 @@ use storetrack::stats::Stats;
 use storetrack::store::{RetentionPolicy, Store, WriterOptions};
 use storetrack::track::PointKind;
 
-use super::{count, query_json, unpaired};
+use super::unpaired;
+use crate::common::{count, query_json};
 
 /// Scene start, Unix ms.
 const T0: i64 = 1_700_000_000_000;

@@ -3,7 +3,6 @@
 //! open, then started again.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,8 @@ use storetrack::config::ApiConfig;
 use storetrack::simcam::SimCam;
 use storetrack::stats::Stats;
 
-use super::{common, count, query_json, unpaired};
+use super::unpaired;
+use crate::common::{self, count, ids, query_json, spawn_run};
 
 /// How long the first run may take to store crossings and open visits (model load included).
 const FIRST_CROSSINGS_TIMEOUT: Duration = Duration::from_secs(120);
@@ -50,32 +50,8 @@ const CALIBRATION: &str = "calibration = [[42, 183, 1.74, 2.40], [298, 200, 8.00
 
 /// The service's config in `dir`: one camera at `url`, the database `dir/tracks.db`.
 pub fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
-    let r = common::root();
-    let text = format!(
-        "[[cameras]]\nid = \"cam1\"\nurl = \"{url}\"\n{CALIBRATION}\n\
-         [model]\ndescription = \"{}\"\n\n[ingest]\npipeline = \"{}\"\n\n\
-         [storage]\ndb = \"{}\"\nflush_interval_ms = 500\n{FOOTFALL}",
-        r.join("models/ssdlite.toml").display(),
-        r.join("pipelines/camera.pipeline").display(),
-        dir.join("tracks.db").display(),
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `storetrack run -c CFG EXTRA...`, its log (info) into `log`.
-pub fn start(cfg: &Path, log: &Path, extra: &[&str]) -> Child {
-    common::openvino_env();
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_storetrack"))
-        .args(["run", "-c", cfg.to_str().unwrap(), "--progress", "0s"])
-        .args(extra)
-        .env("STORETRACK_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    let camera = format!("[[cameras]]\nid = \"cam1\"\nurl = \"{url}\"\n{CALIBRATION}\n");
+    common::write_config_from(dir, &camera, "", FOOTFALL)
 }
 
 /// (crossings, open zone visits) committed now.
@@ -92,22 +68,13 @@ fn progress(db: &Path) -> (i64, i64) {
     .unwrap_or((0, 0))
 }
 
-fn ids(c: &rusqlite::Connection, sql: &str) -> Vec<i64> {
-    c.prepare(sql)
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
-}
-
 #[test]
 fn crossings_keep_their_outbox_rows_through_sigkill_and_the_restart_closes_open_visits() {
     let sim = SimCam::start("127.0.0.1", 0, &[("cam1".into(), common::video())]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &sim.url("cam1"));
     let db = dir.path().join("tracks.db");
-    let mut first = start(&cfg, &dir.path().join("first.log"), &[]);
+    let mut first = spawn_run(&cfg, &dir.path().join("first.log"), &[]);
     let t0 = Instant::now();
     loop {
         let (crossings, open) = progress(&db);
@@ -136,7 +103,7 @@ fn crossings_keep_their_outbox_rows_through_sigkill_and_the_restart_closes_open_
     assert!(!open_at_kill.is_empty());
     drop(c);
 
-    let second = start(&cfg, &dir.path().join("second.log"), &["--duration", "2s"])
+    let second = spawn_run(&cfg, &dir.path().join("second.log"), &["--duration", "2s"])
         .wait()
         .unwrap();
     assert!(second.success());
