@@ -134,22 +134,14 @@ fn tls(raw: &RawApi, resolve: &dyn Fn(&str) -> PathBuf, p: &mut Problems<'_>) ->
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError};
+    use crate::config::Config;
+    use crate::config::test_support::{CAMERA, problem_lines};
     use std::path::Path;
-
-    const CAM: &str = "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n\n";
 
     fn load(api: &str) -> Result<Config, Vec<String>> {
         let env = |n: &str| (n == "ST_TOKEN").then(|| "t0ken".to_string());
-        Config::from_str_with_env(&format!("{CAM}{api}"), Path::new("c.toml"), &env).map_err(|e| {
-            match e {
-                ConfigError::Invalid { problems, .. } => problems
-                    .into_iter()
-                    .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-                    .collect(),
-                other => vec![other.to_string()],
-            }
-        })
+        let text = format!("{CAMERA}\n{api}");
+        problem_lines(Config::from_str_with_env(&text, Path::new("c.toml"), &env))
     }
 
     #[test]

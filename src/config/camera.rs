@@ -212,19 +212,15 @@ fn singular(m: &[f64; 9]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError};
+    use super::super::Config;
+    use super::super::test_support::{CAMERA, problem_lines};
     use std::path::Path;
 
     fn problems(camera_extra: &str) -> Vec<String> {
-        let text = format!("[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n{camera_extra}");
-        match Config::from_str_at(&text, Path::new("c.toml")) {
-            Ok(_) => vec![],
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .into_iter()
-                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-                .collect(),
-            Err(e) => panic!("{e}"),
-        }
+        let text = format!("{CAMERA}{camera_extra}");
+        problem_lines(Config::from_str_at(&text, Path::new("c.toml")))
+            .err()
+            .unwrap_or_default()
     }
 
     /// An all-zero homography (and one with two equal rows) passed check-config.

@@ -1,10 +1,9 @@
 //! Unit tests of `[events]` (config/events.rs): defaults, every key, and one-line errors at
 //! the value's position that never show a password or a secret.
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::config::test_support::{CAMERA, problem_lines};
 use std::path::Path;
-
-const CAM: &str = "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n\n";
 
 fn load(events: &str) -> Result<Config, Vec<String>> {
     let env = |n: &str| match n {
@@ -12,15 +11,8 @@ fn load(events: &str) -> Result<Config, Vec<String>> {
         "HOOK_SECRET" => Some("hook-key-123".to_string()),
         _ => None,
     };
-    Config::from_str_with_env(&format!("{CAM}{events}"), Path::new("c.toml"), &env).map_err(|e| {
-        match e {
-            ConfigError::Invalid { problems, .. } => problems
-                .into_iter()
-                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-                .collect(),
-            other => vec![other.to_string()],
-        }
-    })
+    let text = format!("{CAMERA}\n{events}");
+    problem_lines(Config::from_str_with_env(&text, Path::new("c.toml"), &env))
 }
 
 #[test]

@@ -272,20 +272,15 @@ fn zone(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError};
+    use super::super::Config;
+    use super::super::test_support::problem_lines;
     use std::path::Path;
 
     const CAMERA: &str = "[[cameras]]\nid = \"cam1\"\nurl = \"rtsp://127.0.0.1/x\"\n";
 
     fn load(extra: &str) -> Result<Config, Vec<String>> {
         let text = format!("{CAMERA}{extra}");
-        Config::from_str_at(&text, Path::new("/etc/st/config.toml")).map_err(|e| match e {
-            ConfigError::Invalid { problems, .. } => problems
-                .into_iter()
-                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-                .collect(),
-            other => panic!("{other}"),
-        })
+        problem_lines(Config::from_str_at(&text, Path::new("/etc/st/config.toml")))
     }
 
     #[test]

@@ -430,3 +430,6 @@ impl Config {
         self.cameras.iter().find(|c| c.id == id)
     }
 }
+
+#[cfg(test)]
+mod test_support;

@@ -195,20 +195,13 @@ fn local_keys_unused(inf: &RawInference, p: &mut Problems<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError};
+    use super::super::Config;
+    use super::super::test_support::{CAMERA, problem_lines};
     use std::path::Path;
-
-    const CAMERA: &str = "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n";
 
     fn load(inference: &str) -> Result<Config, Vec<String>> {
         let text = format!("{CAMERA}\n[inference]\n{inference}");
-        Config::from_str_at(&text, Path::new("c.toml")).map_err(|e| match e {
-            ConfigError::Invalid { problems, .. } => problems
-                .into_iter()
-                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-                .collect(),
-            e => panic!("unexpected {e}"),
-        })
+        problem_lines(Config::from_str_at(&text, Path::new("c.toml")))
     }
 
     #[test]

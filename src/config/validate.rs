@@ -187,19 +187,9 @@ fn device_and_hint(inf: &RawInference, p: &mut Problems<'_>) -> (String, String)
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError, Decode};
+    use super::super::test_support::problems;
+    use super::super::{Config, Decode};
     use std::path::Path;
-
-    fn problems(text: &str) -> Vec<String> {
-        match Config::from_str_at(text, Path::new("/etc/st/config.toml")) {
-            Ok(_) => vec![],
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .into_iter()
-                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-                .collect(),
-            Err(e) => panic!("unexpected {e}"),
-        }
-    }
 
     const GOOD: &str = r#"
 [[cameras]]

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::config::test_support::problem_lines;
 
 const BASE: &str = "[[cameras]]\nid = \"cam1\"\nurl = \"rtsp://127.0.0.1/x\"\n\
     [[zones]]\nid = \"queue\"\npolygon = [[0, 0], [4, 0], [4, 4]]\nqueue = true\nservice = \"till\"\n\
@@ -10,13 +11,7 @@ const BASE: &str = "[[cameras]]\nid = \"cam1\"\nurl = \"rtsp://127.0.0.1/x\"\n\
 
 fn load(extra: &str) -> Result<Config, Vec<String>> {
     let text = format!("{BASE}{extra}");
-    Config::from_str_at(&text, Path::new("/etc/st/config.toml")).map_err(|e| match e {
-        ConfigError::Invalid { problems, .. } => problems
-            .into_iter()
-            .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
-            .collect(),
-        other => panic!("{other}"),
-    })
+    problem_lines(Config::from_str_at(&text, Path::new("/etc/st/config.toml")))
 }
 
 #[test]
