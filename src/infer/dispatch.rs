@@ -237,6 +237,8 @@ fn fill<B: Backend>(
 }
 
 #[cfg(test)]
+mod fake;
+#[cfg(test)]
 mod overload;
 #[cfg(test)]
 mod tests;

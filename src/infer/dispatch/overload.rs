@@ -5,9 +5,8 @@
 use std::sync::atomic::AtomicU64;
 use std::thread;
 
+use super::fake::{detected, frame};
 use super::*;
-use crate::infer::InputSpec;
-use crate::infer::resize::{ColorOrder, Layout, ResizeMode};
 use crate::ingest::gate::{Decode, FrameGate, Verdict};
 use crate::ingest::queue::{FrameSender, frame_queues};
 use crate::messages::Frame;
@@ -47,31 +46,7 @@ impl Backend for Slow {
         }
         thread::sleep(wait);
         let (f, _) = self.running.take().expect("running");
-        Ok(Some(Finished::Detected(Detections {
-            camera: f.camera,
-            seq: f.seq,
-            captured_ms: f.captured_ms,
-            source_size: (8, 8),
-            persons: 0,
-            boxes: Vec::new(),
-        })))
-    }
-}
-
-fn frame(camera: usize, seq: u64) -> Frame {
-    let spec = InputSpec {
-        width: 8,
-        height: 8,
-        resize: ResizeMode::Stretch,
-        color: ColorOrder::Rgb,
-        layout: Layout::Nhwc,
-    };
-    Frame {
-        camera,
-        seq,
-        captured_ms: wall_ms(),
-        mapping: spec.mapping((8, 8), (1, 1)),
-        pixels: gst::Buffer::new(),
+        Ok(Some(detected(&f, 0)))
     }
 }
 

@@ -1,9 +1,7 @@
+use super::fake::{detected, frame};
 use super::*;
-use crate::infer::InputSpec;
-use crate::infer::resize::{ColorOrder, Layout, ResizeMode};
 use crate::ingest::queue::frame_queues;
 use crate::messages::Frame;
-use gstreamer as gst;
 
 /// What the fake backend saw, in order, with how many results had been sent on by then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,32 +81,7 @@ impl Backend for &mut LastInFirstOut {
         if let Some(error) = (self.fail)(camera, seq) {
             return Ok(Some(Finished::Failed { camera, seq, error }));
         }
-        Ok(Some(Finished::Detected(Detections {
-            camera,
-            seq,
-            captured_ms: f.captured_ms,
-            source_size: (8, 8),
-            persons: 1,
-            boxes: Vec::new(),
-        })))
-    }
-}
-
-fn frame(camera: usize, seq: u64) -> Frame {
-    gst::init().unwrap();
-    let spec = InputSpec {
-        width: 8,
-        height: 8,
-        resize: ResizeMode::Stretch,
-        color: ColorOrder::Rgb,
-        layout: Layout::Nhwc,
-    };
-    Frame {
-        camera,
-        seq,
-        captured_ms: wall_ms(),
-        mapping: spec.mapping((8, 8), (1, 1)),
-        pixels: gst::Buffer::new(),
+        Ok(Some(detected(&f, 1)))
     }
 }
 
@@ -116,6 +89,7 @@ fn frame(camera: usize, seq: u64) -> Frame {
 fn queued(cameras: usize, per_camera: u64) -> FrameSource {
     // Room to spare: a full queue would hand over only its newest frame.
     let (senders, source) = frame_queues(cameras, per_camera as usize + 1);
+    gstreamer::init().unwrap();
     for seq in 1..=per_camera {
         for (cam, tx) in senders.iter().enumerate() {
             tx.push(frame(cam, seq));
