@@ -60,13 +60,6 @@ fn present<'a>(want: &str, available: &'a [String]) -> Vec<&'a String> {
 /// Resolves `requested` against `available` (see the module doc).
 pub fn resolve(requested: &str, available: &[String]) -> Result<ResolvedDevice, DeviceError> {
     let req = requested.trim();
-    let avail_list = || {
-        if available.is_empty() {
-            "none".to_string()
-        } else {
-            available.join(", ")
-        }
-    };
     let (virt, members) = match req.split_once(':') {
         Some((v, list)) => (Some(v.to_ascii_uppercase()), Some(list)),
         None if req.eq_ignore_ascii_case("AUTO") || req.eq_ignore_ascii_case("MULTI") => {
@@ -74,62 +67,88 @@ pub fn resolve(requested: &str, available: &[String]) -> Result<ResolvedDevice, 
         }
         None => (None, None),
     };
-    let valid_name = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
-    };
     match (virt, members) {
-        (None, _) => {
-            if !valid_name(req) {
-                return Err(DeviceError::Malformed(requested.into()));
-            }
-            let name = req.to_ascii_uppercase();
-            if present(&name, available).is_empty() {
-                return Err(DeviceError::NotAvailable {
-                    requested: requested.into(),
-                    available: avail_list(),
-                });
-            }
-            Ok(ResolvedDevice {
-                physical: vec![name.clone()],
-                name,
-                dropped: vec![],
-            })
-        }
+        (None, _) => resolve_one(requested, available),
         (Some(v), list) if v == "AUTO" || v == "MULTI" => {
-            let wanted: Vec<String> = match list {
-                Some(l) => l
-                    .split(',')
-                    .map(|s| s.trim().to_ascii_uppercase())
-                    .collect(),
-                None => available.to_vec(),
-            };
-            if wanted.iter().any(|w| !valid_name(w)) {
-                return Err(DeviceError::Malformed(requested.into()));
-            }
-            let (kept, dropped): (Vec<String>, Vec<String>) = wanted
-                .into_iter()
-                .partition(|w| !present(w, available).is_empty());
-            if kept.is_empty() {
-                return Err(DeviceError::NoneAvailable {
-                    requested: requested.into(),
-                    available: avail_list(),
-                });
-            }
-            // MULTI over a single device is that device with extra overhead.
-            let name = if v == "MULTI" && kept.len() == 1 {
-                kept[0].clone()
-            } else {
-                format!("{v}:{}", kept.join(","))
-            };
-            Ok(ResolvedDevice {
-                name,
-                physical: kept,
-                dropped,
-            })
+            resolve_virtual(requested, &v, list, available)
         }
         _ => Err(DeviceError::Malformed(requested.into())),
+    }
+}
+
+/// One device by name (`CPU`, `GPU.1`): it must be present.
+fn resolve_one(requested: &str, available: &[String]) -> Result<ResolvedDevice, DeviceError> {
+    let req = requested.trim();
+    if !valid_name(req) {
+        return Err(DeviceError::Malformed(requested.into()));
+    }
+    let name = req.to_ascii_uppercase();
+    if present(&name, available).is_empty() {
+        return Err(DeviceError::NotAvailable {
+            requested: requested.into(),
+            available: available_list(available),
+        });
+    }
+    Ok(ResolvedDevice {
+        physical: vec![name.clone()],
+        name,
+        dropped: vec![],
+    })
+}
+
+/// `AUTO` or `MULTI` (`virt`) over the devices in `list` (comma-separated; every available one
+/// when there is no list): the absent ones dropped, at least one kept.
+fn resolve_virtual(
+    requested: &str,
+    virt: &str,
+    list: Option<&str>,
+    available: &[String],
+) -> Result<ResolvedDevice, DeviceError> {
+    let wanted: Vec<String> = match list {
+        Some(l) => l
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect(),
+        None => available.to_vec(),
+    };
+    if wanted.iter().any(|w| !valid_name(w)) {
+        return Err(DeviceError::Malformed(requested.into()));
+    }
+    let (kept, dropped): (Vec<String>, Vec<String>) = wanted
+        .into_iter()
+        .partition(|w| !present(w, available).is_empty());
+    if kept.is_empty() {
+        return Err(DeviceError::NoneAvailable {
+            requested: requested.into(),
+            available: available_list(available),
+        });
+    }
+    // MULTI over a single device is that device with extra overhead.
+    let name = if virt == "MULTI" && kept.len() == 1 {
+        kept[0].clone()
+    } else {
+        format!("{virt}:{}", kept.join(","))
+    };
+    Ok(ResolvedDevice {
+        name,
+        physical: kept,
+        dropped,
+    })
+}
+
+/// A device name: letters, digits, `.` and `_`, not empty.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+}
+
+/// The available devices for an error message (`none` when there are none).
+fn available_list(available: &[String]) -> String {
+    if available.is_empty() {
+        "none".to_string()
+    } else {
+        available.join(", ")
     }
 }
 

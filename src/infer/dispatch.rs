@@ -135,28 +135,10 @@ fn serve<B: Backend>(
                 // Frames still queued are seconds old by the time anyone would see them.
                 return Ok(());
             }
-            match source.next(IDLE_POLL) {
-                Next::Frame(frame) => {
-                    reorder.submitted(frame.camera, frame.seq);
-                    backend.submit(frame)?;
-                    in_flight += 1;
-                }
-                Next::Idle => {}
-                Next::Closed => closed = true,
-            }
+            closed = submit_next(&mut backend, &mut source, &mut reorder, &mut in_flight)?;
             continue;
         }
-        // Everything that has finished, the first one waited for.
-        let mut done = Vec::new();
-        let mut wait = IDLE_POLL;
-        while let Some(d) = backend.poll(wait)? {
-            done.push(d);
-            in_flight -= 1;
-            wait = Duration::ZERO;
-            if in_flight == 0 {
-                break;
-            }
-        }
+        let done = poll_finished(&mut backend, &mut in_flight)?;
         if done.is_empty() {
             continue;
         }
@@ -174,20 +156,73 @@ fn serve<B: Backend>(
                 capacity,
             )?;
         }
-        let now = wall_ms();
-        for d in done.into_iter().flat_map(|d| reorder.finished(d)) {
-            let cam = stats.camera(d.camera);
-            stats::inc(&cam.inferred);
-            stats::add(&cam.persons, u64::from(d.persons));
-            cam.age.record(now - d.captured_ms);
-            cam.frame_age
-                .observe((now - d.captured_ms).max(0) as f64 / 1000.0);
-            if out.send(d).is_err() {
-                debug!("Tracker stage is gone; detector stops.");
-                return Ok(());
-            }
+        if !send_in_order(done, &mut reorder, stats, &out) {
+            return Ok(());
         }
     }
+}
+
+/// With nothing in flight: waits up to [`IDLE_POLL`] for a frame and submits it. True when
+/// every camera's queue is closed.
+fn submit_next<B: Backend>(
+    backend: &mut B,
+    source: &mut FrameSource,
+    reorder: &mut Reorder,
+    in_flight: &mut usize,
+) -> Result<bool, InferError> {
+    match source.next(IDLE_POLL) {
+        Next::Frame(frame) => {
+            reorder.submitted(frame.camera, frame.seq);
+            backend.submit(frame)?;
+            *in_flight += 1;
+        }
+        Next::Idle => {}
+        Next::Closed => return Ok(true),
+    }
+    Ok(false)
+}
+
+/// Everything that has finished, the first one waited for (up to [`IDLE_POLL`]); each one
+/// taken off `in_flight`.
+fn poll_finished<B: Backend>(
+    backend: &mut B,
+    in_flight: &mut usize,
+) -> Result<Vec<Finished>, InferError> {
+    let mut done = Vec::new();
+    let mut wait = IDLE_POLL;
+    while let Some(d) = backend.poll(wait)? {
+        done.push(d);
+        *in_flight -= 1;
+        wait = Duration::ZERO;
+        if *in_flight == 0 {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Sends on every detection of `done` that is now in its camera's order, counted (frames
+/// analysed, persons, age). False when the tracker stage is gone.
+fn send_in_order(
+    done: Vec<Finished>,
+    reorder: &mut Reorder,
+    stats: &Stats,
+    out: &Sender<Detections>,
+) -> bool {
+    let now = wall_ms();
+    for d in done.into_iter().flat_map(|d| reorder.finished(d)) {
+        let cam = stats.camera(d.camera);
+        stats::inc(&cam.inferred);
+        stats::add(&cam.persons, u64::from(d.persons));
+        cam.age.record(now - d.captured_ms);
+        cam.frame_age
+            .observe((now - d.captured_ms).max(0) as f64 / 1000.0);
+        if out.send(d).is_err() {
+            debug!("Tracker stage is gone; detector stops.");
+            return false;
+        }
+    }
+    true
 }
 
 /// Counts a failed frame (turned into a dropped one, a gap in its camera's order) and ends the
