@@ -438,14 +438,16 @@ const label = (ms) => { const d = new Date(ms); return `${d.getMonth() + 1}/${d.
 async function loadHistory() {
   const box = $('charts'); box.replaceChildren(); box.dataset.loaded = '1';
   const q = rangeQuery(), url = (k, csv) => `/ui/api/history/${k}?${q}${csv ? '&format=csv' : ''}`;
+  const seq = (S.historySeq = (S.historySeq || 0) + 1);
   try {
     const [vis, dwell, flows, occ] = await Promise.all(['visitors', 'dwell', 'flows', 'occupancy'].map((k) => getJSON(url(k))));
+    if (seq !== S.historySeq) return; // a newer load (Show pressed again) draws instead
     barChart(box, 'Visitors', vis.rows.map((r) => label(r[0])), [{ name: 'visitors', values: vis.rows.map((r) => r[1]) }], url('visitors', true));
     barChart(box, 'Dwell per zone (s)', dwell.rows.map((r) => r[0]), ['median_s', 'p90_s', 'mean_s'].map((c) => ({ name: c, values: dwell.rows.map((r) => r[dwell.columns.indexOf(c)]) })), url('dwell', true));
     barChart(box, 'Flows between zones', flows.rows.map((r) => `${r[0]}→${r[1]}`), [{ name: 'moves', values: flows.rows.map((r) => r[2]) }], url('flows', true));
     const zones = [...new Set(occ.rows.map((r) => r[0]))], times = [...new Set(occ.rows.map((r) => r[1]))];
     barChart(box, 'Occupancy (mean people inside)', times.map(label), zones.map((z) => ({ name: z, values: times.map((t) => { const r = occ.rows.find((x) => x[0] === z && x[1] === t); return r ? r[5] : 0; }) })), url('occupancy', true));
-  } catch (e) { h('div', e.message, box).className = 'msg'; }
+  } catch (e) { if (seq === S.historySeq) h('div', e.message, box).className = 'msg'; }
 }
 
 // ---- start ------------------------------------------------------------------------------

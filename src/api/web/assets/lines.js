@@ -6,25 +6,32 @@
 // A line is directed: facing from its first point to its last (x right, y down), crossing from
 // its left to its right is `in`. The arrow starts at the middle of the middle segment and points
 // to the `in` side; `k` is the drawing's unit (1 on the plan, in metres; about 40 on a picture,
-// in pixels).
-function inArrow(pts, k) {
+// in pixels); `sign` -1 turns it round (a floor line seen through a mirroring homography).
+function inArrow(pts, k, sign = 1) {
   const i = Math.floor((pts.length - 2) / 2), a = pts[i], b = pts[i + 1];
   const len = Math.hypot(b[0] - a[0], b[1] - a[1]);
   if (!(len > 0)) return null;
-  const m = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2], n = [-(b[1] - a[1]) / len, (b[0] - a[0]) / len];
+  const m = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2], n = [-sign * (b[1] - a[1]) / len, sign * (b[0] - a[0]) / len];
   const tip = [m[0] + n[0] * 0.8 * k, m[1] + n[1] * 0.8 * k];
   const w = [n[1] * 0.2 * k, -n[0] * 0.2 * k], back = [tip[0] - n[0] * 0.3 * k, tip[1] - n[1] * 0.3 * k];
-  return { m, tip, head: [[back[0] + w[0], back[1] + w[1]], tip, [back[0] - w[0], back[1] - w[1]]] };
+  return { m, tip, n, head: [[back[0] + w[0], back[1] + w[1]], tip, [back[0] - w[0], back[1] - w[1]]] };
 }
-function drawLine(g, line, pts, k, cls) {
+function drawLine(g, line, pts, k, cls, sign = 1) {
   if (pts.length < 2) return;
   const colour = cls === 'line-draft' ? '#e08000' : '#c0306a';
   el('polyline', { class: cls, points: pts.map((p) => p.join(',')).join(' '), fill: 'none', stroke: colour, 'stroke-width': 0.1 * k, 'data-line': line.id || '' }, g);
-  const a = inArrow(pts, k);
+  const a = inArrow(pts, k, sign);
   if (!a) return;
   el('path', { class: 'line-in', d: `M${a.m.join(',')}L${a.tip.join(',')}M${a.head.map((p) => p.join(',')).join('L')}`, fill: 'none', stroke: colour, 'stroke-width': 0.08 * k, 'data-line': line.id || '', 'data-in': a.tip.join(',') }, g);
-  el('text', { x: a.tip[0] + 0.1 * k, y: a.tip[1] + 0.2 * k, fill: colour, 'font-size': 0.45 * k }, g).textContent = 'in';
+  el('text', { x: a.tip[0] + a.n[0] * 0.35 * k, y: a.tip[1] + a.n[1] * 0.35 * k, fill: colour, 'font-size': 0.45 * k, 'text-anchor': 'middle', 'dominant-baseline': 'central' }, g).textContent = 'in';
   if (line.id) el('text', { x: pts[0][0], y: pts[0][1] - 0.2 * k, fill: colour, 'font-size': 0.5 * k }, g).textContent = line.name || line.id;
+}
+// 1 when the floor's `in` side lands on the right of the projected line, -1 when the projection
+// mirrors it.
+function seenSide(floorPts, pts, project) {
+  const f = inArrow(floorPts, 0.1), p = inArrow(pts, 1), tip = f && project(f.tip);
+  if (!f || !p || !tip) return 1;
+  return (tip[0] - p.m[0]) * p.n[0] + (tip[1] - p.m[1]) * p.n[1] < 0 ? -1 : 1;
 }
 // The floor lines on a plan (`project` absent), or the lines seen on camera `cam`'s picture:
 // its own pixel lines and the floor lines through `project` (floor -> pixels).
@@ -34,7 +41,7 @@ function drawLines(g, lines, cam, project) {
     if (l.camera) { if (cam && l.camera === cam.id) drawLine(g, l, l.pixels, k, 'line'); continue; }
     if (cam && !project) continue;
     const pts = project ? l.points.map(project) : l.points;
-    if (pts.every(Boolean)) drawLine(g, l, pts, k, 'line');
+    if (pts.every(Boolean)) drawLine(g, l, pts, k, 'line', project ? seenSide(l.points, pts, project) : 1);
   }
 }
 
