@@ -42,7 +42,7 @@ SERVER_PACKAGES=("kserve==0.21.0")
 # The web page's browser test (tests/it/web.rs, tests/it/web/web_test.py) drives Debian's chromium
 # through its chromium-driver and Debian's firefox-esr through geckodriver. Debian has no
 # geckodriver and its npm/PyPI installers download from GitHub, so it is built from its crate
-# (0.37.1 runs firefox-esr 153; the build takes about 4 minutes on 2 cores, once).
+# (0.37.1 runs firefox-esr 153; the build takes about 4 minutes on 2 idle cores, once).
 WEB_PACKAGES=("selenium==4.50.0")
 GECKODRIVER_VERSION="0.37.1"
 VENV="$ROOT/.venv"
@@ -73,7 +73,8 @@ if ((${#missing[@]})); then
 fi
 
 # --- geckodriver (crates.io) for the Firefox browser test --------------------------
-GECKODRIVER="$(command -v geckodriver || echo "${CARGO_HOME:-$HOME/.cargo}/bin/geckodriver")"
+# Where `cargo install` puts it and where tests/it/web/web_test.py looks for it.
+GECKODRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/geckodriver"
 if ! "$GECKODRIVER" --version 2>/dev/null | grep -q "^geckodriver $GECKODRIVER_VERSION\b"; then
   command -v cargo >/dev/null || { log "error: cargo is needed to build geckodriver (install Rust)"; exit 1; }
   log "building geckodriver $GECKODRIVER_VERSION from crates.io (cargo install --locked, ~4 min)"

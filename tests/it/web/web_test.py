@@ -83,7 +83,8 @@ def browser():
 def firefox():
     """Headless firefox-esr through geckodriver, with WebDriver BiDi on: geckodriver has no
     browser log, so console errors and uncaught exceptions are collected from BiDi's log events."""
-    driver_path = shutil.which("geckodriver") or os.path.expanduser("~/.cargo/bin/geckodriver")
+    # Where scripts/setup.sh's `cargo install` puts it.
+    driver_path = os.path.join(os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")), "bin", "geckodriver")
     if not os.path.exists(FIREFOX) or not os.path.exists(driver_path):
         fail("firefox-esr or geckodriver missing: run scripts/setup.sh (Debian firefox-esr, crates.io geckodriver)")
     opts = webdriver.FirefoxOptions()
