@@ -1,8 +1,8 @@
 //! The web page: one hand-written page (vanilla JS, SVG and canvas, no build step) embedded in
 //! the binary and served by the API's listener at `/`, with the few endpoints it needs beside
-//! `/api/v1`: live positions over server-sent events, camera stills as JPEG, the floor and
-//! zones in force, trajectories and history tables, and (with `[api] allow_setup`) saving
-//! zones and calibrations to the config file.
+//! `/api/v1`: live positions over server-sent events, camera stills as JPEG, the floor, zones
+//! and lines in force, trajectories and history tables, and (with `[api] allow_setup`) saving
+//! zones, counting lines and calibrations to the config file.
 //!
 //! Input: the API's shared state ([`ApiState`]: counters, live state, database) and this
 //! module's [`WebState`] (sessions, the config file, the reload flag). Output: HTML, JS, CSS,
