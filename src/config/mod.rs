@@ -73,7 +73,7 @@ pub struct Config {
 /// What the web page may do and show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebConfig {
-    /// `[api] allow_setup`: zones and calibrations may be edited and saved from the page.
+    /// `[api] allow_setup`: zones, counting lines and calibrations may be edited and saved from the page.
     pub allow_setup: bool,
     /// `[privacy] blur_people` (default true): people are blurred in every served picture.
     pub blur_people: bool,

@@ -145,7 +145,7 @@ pub(super) struct RawApi {
     pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
-    /// The web page may edit zones and calibrations and write the config file.
+    /// The web page may edit zones, counting lines and calibrations and write the config file.
     #[serde(default)]
     pub allow_setup: bool,
 }

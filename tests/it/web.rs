@@ -1,11 +1,13 @@
 //! The web page in a real browser: the real service (real model, two simulated RTSP cameras, the
 //! repository's demo calibration, floor and zones) runs with `[api] allow_setup = true`, and
-//! `tests/it/web/web_test.py` drives headless Chromium through Selenium and Debian's
-//! chromium-driver (it fails, never skips, when they are missing). See that script for the
-//! checks: no console error, cameras and zones shown with figures that change, boxes on the
-//! Camera page, live positions on the Floor, a zone drawn in Setup reaching the config file and
-//! `/api/v1/zones` after the reload, a calibration of four clicked point pairs giving the
-//! expected homography; then, with a token, nothing but the login page without it.
+//! `tests/it/web/web_test.py` drives it in two headless browsers through Selenium: Debian's
+//! chromium with its chromium-driver, then Debian's firefox-esr with geckodriver (crates.io);
+//! it fails, never skips, when they are missing. See that script for the checks: no console
+//! error, cameras and zones shown with figures that change, boxes on the Camera page, live
+//! positions on the Floor, a zone drawn in Setup reaching the config file and `/api/v1/zones`
+//! after the reload, counting lines drawn in Setup reaching the config file and
+//! `/api/v1/lines`, a calibration of four clicked point pairs giving the expected homography;
+//! then, with a token, nothing but the login page without it.
 //! `STORETRACK_WEB_SHOTS=docs/web` makes the script save a screenshot of each page.
 
 use crate::common;
@@ -160,14 +162,23 @@ fn web_page_in_a_real_browser() {
         .map(|m| (m.to_string(), video.clone()))
         .collect();
     let sim = SimCam::start("127.0.0.1", 0, &mounts).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    for browser_name in ["chromium", "firefox"] {
+        in_browser(&sim, browser_name);
+    }
+}
 
+/// Both modes of the script in one browser, each against a service of its own (a fresh copy
+/// of the config: the main mode edits it).
+fn in_browser(sim: &SimCam, browser_name: &str) {
+    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = config(dir.path(), &sim, port, false);
+    let cfg = config(dir.path(), sim, port, false);
     let svc = Service::start(&cfg, false);
     wait_running(&svc, port, false);
     let url = format!("http://127.0.0.1:{port}");
     browser(&[
+        "--browser",
+        browser_name,
         "--url",
         &url,
         "--mode",
@@ -178,16 +189,30 @@ fn web_page_in_a_real_browser() {
         "West path,Centre,East plaza",
     ]);
     assert!(svc.log().contains("Reload applied"), "{}", svc.log());
+    assert!(
+        svc.log().contains("[[lines]]") && svc.log().contains("take effect at the next start"),
+        "the reload says the lines wait for the next start: {}",
+        svc.log()
+    );
     // The saved file loads as check-config loads it.
     storetrack::Config::load(&cfg).unwrap();
     drop(svc);
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = config(dir.path(), &sim, port, true);
+    let cfg = config(dir.path(), sim, port, true);
     let svc = Service::start(&cfg, true);
     wait_running(&svc, port, true);
     let url = format!("http://127.0.0.1:{port}");
-    browser(&["--url", &url, "--mode", "login", "--token", TOKEN]);
+    browser(&[
+        "--browser",
+        browser_name,
+        "--url",
+        &url,
+        "--mode",
+        "login",
+        "--token",
+        TOKEN,
+    ]);
     drop(svc);
 }

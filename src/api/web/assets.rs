@@ -1,11 +1,12 @@
 //! The page's files, compiled into the binary (no file is read at run time, nothing is fetched
-//! from the internet): the HTML shell, the script and the style sheet.
+//! from the internet): the HTML shell, the scripts and the style sheet.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
+const LINES_JS: &str = include_str!("assets/lines.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// Only this origin's scripts, styles, pictures and connections; never framed by another site.
@@ -44,6 +45,11 @@ pub(super) async fn index() -> Response {
 /// `GET /ui/app.js`.
 pub(super) async fn script() -> Response {
     file(APP_JS, "text/javascript; charset=utf-8")
+}
+
+/// `GET /ui/lines.js`.
+pub(super) async fn lines_script() -> Response {
+    file(LINES_JS, "text/javascript; charset=utf-8")
 }
 
 /// `GET /ui/app.css`.

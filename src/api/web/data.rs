@@ -1,5 +1,5 @@
-//! The page's data besides `/api/v1`'s: the floor, zones and calibrations in force
-//! (`/ui/api/config`, `/api/v1/zones`, the plan picture), today's figures, store trajectories
+//! The page's data besides `/api/v1`'s: the floor, zones, lines and calibrations in force
+//! (`/ui/api/config`, `/api/v1/zones`, `/api/v1/lines`, the plan picture), today's figures, store trajectories
 //! over a range (for the heatmap and the paths), and the history tables (dwell, flows,
 //! visitors, occupancy) as JSON or CSV.
 //!
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::super::ApiState;
 use super::super::stream;
 use super::super::v1::V1Error;
+use crate::analytics::lines::LineSettings;
 use crate::config::Config;
 use crate::query::analytics::{self as aq, Range};
 use crate::query::{self, Format, Table};
@@ -55,6 +56,43 @@ pub(super) async fn zones(State(state): State<Arc<ApiState>>) -> Response {
         Some(cfg) => axum::Json(zones_json(&cfg)).into_response(),
         None => no_config(),
     }
+}
+
+/// The config's counting lines; `counting` says whether the running footfall engine counts
+/// the line as written (it keeps the lines it started with until the next start).
+fn lines_json(cfg: &Config, started: &[LineSettings]) -> Value {
+    Value::Array(
+        cfg.footfall
+            .lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "id": l.id,
+                    "name": l.name,
+                    "points": l.points,
+                    "camera": l.camera,
+                    "pixels": l.pixels,
+                    "door": l.door,
+                    "counting": started.contains(l),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `GET /api/v1/lines`: the counting lines of the config file as last loaded (after a reload,
+/// the reloaded ones), each with whether the footfall engine counts it yet; `restart_needed`
+/// when the lines differ from those the engine counts.
+pub(super) async fn lines(State(state): State<Arc<ApiState>>) -> Response {
+    let Some(cfg) = state.stats.live.config() else {
+        return no_config();
+    };
+    let started = &state.web.started_lines;
+    axum::Json(json!({
+        "lines": lines_json(&cfg, started),
+        "restart_needed": cfg.footfall.lines != *started,
+    }))
+    .into_response()
 }
 
 /// Camera id → calibration point pairs as written in the config file.
@@ -110,6 +148,7 @@ pub(super) async fn config(State(state): State<Arc<ApiState>>) -> Response {
     axum::Json(json!({
         "floor": floor,
         "zones": zones_json(&cfg),
+        "lines": lines_json(&cfg, &state.web.started_lines),
         "cameras": cameras,
         "setup": state.web.allow_setup,
         "blur_people": state.web.blur_people,

@@ -1,8 +1,8 @@
 //! The web page: one hand-written page (vanilla JS, SVG and canvas, no build step) embedded in
 //! the binary and served by the API's listener at `/`, with the few endpoints it needs beside
-//! `/api/v1`: live positions over server-sent events, camera stills as JPEG, the floor and
-//! zones in force, trajectories and history tables, and (with `[api] allow_setup`) saving
-//! zones and calibrations to the config file.
+//! `/api/v1`: live positions over server-sent events, camera stills as JPEG, the floor, zones
+//! and lines in force, trajectories and history tables, and (with `[api] allow_setup`) saving
+//! zones, counting lines and calibrations to the config file.
 //!
 //! Input: the API's shared state ([`ApiState`]: counters, live state, database) and this
 //! module's [`WebState`] (sessions, the config file, the reload flag). Output: HTML, JS, CSS,
@@ -43,6 +43,9 @@ pub struct WebState {
     pub reload: Option<Arc<AtomicBool>>,
     /// `[api] allow_setup`.
     pub allow_setup: bool,
+    /// The counting lines the footfall engine started with (it keeps them until the next
+    /// start; `/api/v1/lines` says which of the config's lines it counts).
+    pub started_lines: Vec<crate::analytics::lines::LineSettings>,
     /// `[privacy] blur_people`.
     pub blur_people: bool,
     /// Cookies carry `Secure` (the API speaks HTTPS).
@@ -63,6 +66,7 @@ impl Default for WebState {
             config_path: None,
             reload: None,
             allow_setup: false,
+            started_lines: Vec::new(),
             blur_people: true,
             secure_cookie: false,
             closing: Arc::default(),
@@ -79,6 +83,7 @@ impl WebState {
             config_path: Some(cfg.path.clone()),
             reload,
             allow_setup: cfg.web.allow_setup,
+            started_lines: cfg.footfall.lines.clone(),
             blur_people: cfg.web.blur_people,
             secure_cookie: cfg.api.as_ref().is_some_and(|a| a.tls.is_some()),
             ..Self::default()
@@ -100,6 +105,7 @@ pub(super) fn routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
     Router::new()
         .route("/", get(assets::index))
         .route("/ui/app.js", get(assets::script))
+        .route("/ui/lines.js", get(assets::lines_script))
         .route("/ui/app.css", get(assets::style))
         .route("/ui/api/session", get(auth::session))
         .route("/ui/api/features", get(features))
@@ -113,6 +119,8 @@ pub(super) fn routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/api/v1/zones", get(data::zones))
         .route("/ui/api/setup/zones", post(setup::zones))
         .route("/ui/api/setup/calibration", post(setup::calibration))
+        .route("/ui/api/setup/lines", post(setup::lines))
+        .route("/api/v1/lines", get(data::lines))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(state),
             auth::csrf,

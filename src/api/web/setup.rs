@@ -1,8 +1,9 @@
-//! Setup from the page (`[api] allow_setup = true` only): the zones as drawn, or one camera's
-//! calibration point pairs, written into the config file the service runs with.
+//! Setup from the page (`[api] allow_setup = true` only): the zones or the counting lines as
+//! drawn, or one camera's calibration point pairs, written into the config file the service
+//! runs with.
 //!
 //! A save edits the file with `toml_edit`, so comments, order and every other key stay as they
-//! are (a zone keeps its other keys; a camera's `homography` gives way to its new
+//! are (a zone or a line keeps its other keys; a camera's `homography` gives way to its new
 //! `calibration`); validates the result as `storetrack check-config` does (a refused change
 //! answers 422 with the same `file:line:col: message` lines and the file is not touched);
 //! copies the current file to `<config>.bak`; writes the new text to a temporary file in the
@@ -85,6 +86,36 @@ pub(super) struct ZonesIn {
     zones: Vec<ZoneIn>,
 }
 
+/// One counting line as drawn: floor `points`, or `camera` and `pixels` on its picture.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LineIn {
+    id: String,
+    name: Option<String>,
+    #[serde(default)]
+    door: bool,
+    #[serde(default)]
+    points: Vec<[f64; 2]>,
+    camera: Option<String>,
+    #[serde(default)]
+    pixels: Vec<[f64; 2]>,
+}
+
+/// `POST /ui/api/setup/lines` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinesIn {
+    lines: Vec<LineIn>,
+}
+
+/// What a lines save tells the page: the footfall engine keeps the lines it started with.
+pub const LINES_NOTE: &str = "lines take effect at the next start of the service: until then \
+                              the running footfall engine counts with the lines it started with";
+
+/// What a zones save tells the page: the zone analytics keep the zones they started with.
+pub const ZONES_NOTE: &str = "the page and /api/v1/zones show the new zones now; visits, dwell \
+                              and queues count them from the next start of the service";
+
 /// `POST /ui/api/setup/calibration` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,11 +134,24 @@ pub(super) async fn zones(
     body: Result<Json<ZonesIn>, JsonRejection>,
 ) -> Result<Response, SetupError> {
     let Json(z) = body.map_err(bad)?;
-    save(&state, move |doc| {
+    let edit = move |doc: &mut DocumentMut| {
         set_zones(doc, &z.zones);
         Ok(())
-    })
-    .await
+    };
+    save(&state, Some(ZONES_NOTE), edit).await
+}
+
+/// `POST /ui/api/setup/lines`: replaces the `[[lines]]` with these (by id).
+pub(super) async fn lines(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<LinesIn>, JsonRejection>,
+) -> Result<Response, SetupError> {
+    let Json(l) = body.map_err(bad)?;
+    let edit = move |doc: &mut DocumentMut| {
+        set_lines(doc, &l.lines);
+        Ok(())
+    };
+    save(&state, Some(LINES_NOTE), edit).await
 }
 
 /// `POST /ui/api/setup/calibration`: sets one camera's `calibration` pairs.
@@ -116,7 +160,10 @@ pub(super) async fn calibration(
     body: Result<Json<CalibrationIn>, JsonRejection>,
 ) -> Result<Response, SetupError> {
     let Json(c) = body.map_err(bad)?;
-    save(&state, move |doc| set_calibration(doc, &c.camera, &c.pairs)).await
+    save(&state, None, move |doc| {
+        set_calibration(doc, &c.camera, &c.pairs)
+    })
+    .await
 }
 
 fn number_rows<const N: usize>(rows: &[[f64; N]]) -> Array {
@@ -157,6 +204,58 @@ pub fn set_zones(doc: &mut DocumentMut, zones: &[ZoneIn]) {
     }
 }
 
+/// Lines kept by id (their other keys, e.g. `band_m`, and the comments of the values replaced
+/// stay), new ones appended, missing ones removed; each is either on the floor (`points`) or
+/// on a camera's picture (`camera`, `pixels`), and `door` is written only when true.
+pub fn set_lines(doc: &mut DocumentMut, lines: &[LineIn]) {
+    let old = doc
+        .remove("lines")
+        .and_then(|i| i.into_array_of_tables().ok())
+        .unwrap_or_default();
+    let mut out = ArrayOfTables::new();
+    for l in lines {
+        let mut t = old
+            .iter()
+            .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(l.id.as_str()))
+            .cloned()
+            .unwrap_or_else(Table::new);
+        t["id"] = value(l.id.as_str());
+        match l.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => keep_decor(&mut t, "name", n.into()),
+            None => drop(t.remove("name")),
+        }
+        match &l.camera {
+            Some(cam) => {
+                t.remove("points");
+                keep_decor(&mut t, "camera", cam.as_str().into());
+                keep_decor(&mut t, "pixels", number_rows(&l.pixels).into());
+            }
+            None => {
+                t.remove("camera");
+                t.remove("pixels");
+                keep_decor(&mut t, "points", number_rows(&l.points).into());
+            }
+        }
+        match (l.door, t.get("door").and_then(|d| d.as_bool())) {
+            (true, Some(true)) => {}
+            (true, _) => t["door"] = value(true),
+            (false, _) => drop(t.remove("door")),
+        }
+        out.push(t);
+    }
+    if !out.is_empty() {
+        doc.insert("lines", Item::ArrayOfTables(out));
+    }
+}
+
+/// `t[key] = v`, keeping the place and the comment of the value it replaces.
+fn keep_decor(t: &mut Table, key: &str, mut v: toml_edit::Value) {
+    if let Some(old) = t.get(key).and_then(|i| i.as_value()) {
+        *v.decor_mut() = old.decor().clone();
+    }
+    t[key] = Item::Value(v);
+}
+
 /// Camera `id`'s `calibration` set to `pairs`, its `homography` removed.
 pub fn set_calibration(
     doc: &mut DocumentMut,
@@ -183,8 +282,10 @@ pub fn set_calibration(
 }
 
 /// Reads the config, applies `edit`, validates, backs up, writes atomically, asks for a reload.
+/// `note` says what of the change waits for the next start.
 async fn save(
     state: &ApiState,
+    note: Option<&'static str>,
     edit: impl FnOnce(&mut DocumentMut) -> Result<(), SetupError> + Send + 'static,
 ) -> Result<Response, SetupError> {
     if !state.web.allow_setup {
@@ -205,6 +306,7 @@ async fn save(
         "saved": written.0.display().to_string(),
         "backup": written.1.display().to_string(),
         "reload": reload,
+        "note": note,
     }))
     .into_response())
 }
@@ -303,5 +405,77 @@ mod tests {
         let cal = t["cameras"][0]["calibration"].as_array().unwrap();
         assert_eq!(cal.len(), 2);
         assert!(set_calibration(&mut doc, "nope", &pairs).is_err());
+    }
+
+    const LINES: &str = "[[lines]]\nid = \"door\"\nname = \"West\"\npoints = [[8, 12], [8, 1]] # northwards\n\
+                         door = true\nband_m = 0.5 # wide\n\n[[lines]]\nid = \"gone\"\npoints = [[0, 0], [1, 0]]\n";
+
+    fn line(id: &str, points: &[[f64; 2]], camera: Option<&str>, door: bool) -> LineIn {
+        LineIn {
+            id: id.into(),
+            name: None,
+            door,
+            points: if camera.is_none() {
+                points.to_vec()
+            } else {
+                Vec::new()
+            },
+            camera: camera.map(String::from),
+            pixels: if camera.is_some() {
+                points.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn lines_are_replaced_by_id_keeping_their_other_keys() {
+        let mut doc: DocumentMut = LINES.parse().unwrap();
+        let lines = [
+            line("door", &[[8.0, 1.0], [8.0, 12.0]], None, true),
+            line(
+                "cam-door",
+                &[[100.0, 400.0], [600.5, 400.0]],
+                Some("cam1"),
+                false,
+            ),
+        ];
+        set_lines(&mut doc, &lines);
+        let out = doc.to_string();
+        assert!(
+            out.contains("# northwards") && out.contains("band_m = 0.5 # wide"),
+            "{out}"
+        );
+        assert!(!out.contains("gone") && !out.contains("West"), "{out}");
+        let t: toml::Table = toml::from_str(&out).unwrap();
+        let l = t["lines"].as_array().unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(
+            l[0]["points"].as_array().unwrap()[0][1].as_float(),
+            Some(1.0)
+        );
+        assert_eq!(l[0]["door"].as_bool(), Some(true));
+        assert_eq!(l[1]["camera"].as_str(), Some("cam1"));
+        assert_eq!(
+            l[1]["pixels"].as_array().unwrap()[1][0].as_float(),
+            Some(600.5)
+        );
+        assert!(
+            l[1].get("points").is_none() && l[1].get("door").is_none(),
+            "{out}"
+        );
+        // A floor line moved to a camera loses its points; `door` goes when unticked.
+        set_lines(
+            &mut doc,
+            &[line("door", &[[1.0, 2.0], [3.0, 4.0]], Some("cam2"), false)],
+        );
+        let t: toml::Table = toml::from_str(&doc.to_string()).unwrap();
+        let l = &t["lines"].as_array().unwrap()[0];
+        assert!(
+            l.get("points").is_none() && l.get("door").is_none(),
+            "{doc}"
+        );
+        assert_eq!(l["band_m"].as_float(), Some(0.5));
     }
 }

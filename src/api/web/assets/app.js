@@ -1,6 +1,7 @@
 // storetrack web page: vanilla JS, SVG and canvas-free drawing, no build step, no framework.
 // Tabs: Overview, Floor (live positions over SSE, heatmap and paths), Camera (latest frame with
-// boxes, zones and calibration points), Setup (zones, calibration), History (SVG charts, CSV).
+// boxes, zones, lines and calibration points), Setup (zones, calibration; lines in lines.js),
+// History (SVG charts, CSV).
 'use strict';
 const $ = (id) => document.getElementById(id);
 const NS = 'http://www.w3.org/2000/svg';
@@ -244,6 +245,7 @@ function genericTable(j, parent) {
 function drawFloor() {
   S.floorLayers = planSvg($('floor-svg'));
   drawZones(S.floorLayers.zones, S.cfg.zones);
+  drawLines(S.floorLayers.zones, S.cfg.lines);
   if (S.paths) drawPaths();
 }
 async function loadPaths() {
@@ -283,10 +285,15 @@ function drawCameraOverlay(svg, cam, src, boxes) {
   svg.setAttribute('viewBox', `0 0 ${src[0]} ${src[1]}`);
   svg.setAttribute('preserveAspectRatio', 'none');
   const Hinv = cam.homography ? invert3(cam.homography) : null;
-  if (Hinv && (svg.id !== 'camera-svg' || $('camera-zones').checked)) drawZones(el('g', {}, svg), S.cfg.zones, (p) => {
+  const project = Hinv && ((p) => {
     const q = applyH(Hinv, p[0], p[1]);
     return q && q[0] > -5 * src[0] && q[0] < 6 * src[0] && q[1] > -5 * src[1] && q[1] < 6 * src[1] ? q : null;
   });
+  if (svg.id !== 'camera-svg' || $('camera-zones').checked) {
+    const g = el('g', {}, svg);
+    if (project) drawZones(g, S.cfg.zones, project);
+    drawLines(g, S.cfg.lines, cam, project);
+  }
   if (cam.calibration && (svg.id !== 'camera-svg' || $('camera-calib').checked)) for (const [u, v, x, y] of cam.calibration) {
     el('circle', { cx: u, cy: v, r: 6, fill: 'none', stroke: '#0f0', 'stroke-width': 2 }, svg);
     const q = Hinv && applyH(Hinv, x, y);
@@ -328,6 +335,13 @@ function drawSetup() {
     del.onclick = () => { S.zones = S.zones.filter((q) => q !== z); drawSetup(); };
   }
   drawCalib();
+  drawLineSetup();
+}
+function setupMode(mode) {
+  for (const m of ['zones', 'calib', 'lines']) { $('setup-' + m).hidden = m !== mode; $('mode-' + m).classList.toggle('on', m === mode); }
+  setupMsg('');
+  if (mode === 'calib') loadCalibCamera();
+  if (mode === 'lines') { loadLineFrame(); drawLineSetup(); }
 }
 function setupMsg(text, ok) { $('setup-msg').textContent = text; $('setup-msg').className = ok ? 'msg ok' : 'msg'; }
 function finishZone() {
@@ -343,13 +357,16 @@ async function save(url, body) {
   setupMsg('saving…', true);
   try {
     const r = await postJSON(url, body);
-    setupMsg(`Saved ${r.saved} (backup ${r.backup}); reload ${r.reload}.`, true);
-    setTimeout(reloadConfig, 1500);
+    setupMsg(`Saved ${r.saved} (backup ${r.backup}); reload ${r.reload}.${r.note ? ' Note: ' + r.note + '.' : ''}`, true);
+    setTimeout(() => reloadConfig(url), 1500);
   } catch (e) { setupMsg('Refused: ' + e.message); }
 }
-async function reloadConfig() {
+// After a save to `url`, the config in force again; only what that save wrote is reset in
+// Setup (a line being drawn survives a zones save).
+async function reloadConfig(url) {
   S.cfg = await getJSON('/ui/api/config');
-  S.zones = S.cfg.zones.map((z) => ({ ...z }));
+  if (url.endsWith('/zones')) S.zones = S.cfg.zones.map((z) => ({ ...z }));
+  if (url.endsWith('/lines')) resetLines(); else lineNote();
   drawFloor(); drawSetup();
 }
 
@@ -421,14 +438,16 @@ const label = (ms) => { const d = new Date(ms); return `${d.getMonth() + 1}/${d.
 async function loadHistory() {
   const box = $('charts'); box.replaceChildren(); box.dataset.loaded = '1';
   const q = rangeQuery(), url = (k, csv) => `/ui/api/history/${k}?${q}${csv ? '&format=csv' : ''}`;
+  const seq = (S.historySeq = (S.historySeq || 0) + 1);
   try {
     const [vis, dwell, flows, occ] = await Promise.all(['visitors', 'dwell', 'flows', 'occupancy'].map((k) => getJSON(url(k))));
+    if (seq !== S.historySeq) return; // a newer load (Show pressed again) draws instead
     barChart(box, 'Visitors', vis.rows.map((r) => label(r[0])), [{ name: 'visitors', values: vis.rows.map((r) => r[1]) }], url('visitors', true));
     barChart(box, 'Dwell per zone (s)', dwell.rows.map((r) => r[0]), ['median_s', 'p90_s', 'mean_s'].map((c) => ({ name: c, values: dwell.rows.map((r) => r[dwell.columns.indexOf(c)]) })), url('dwell', true));
     barChart(box, 'Flows between zones', flows.rows.map((r) => `${r[0]}→${r[1]}`), [{ name: 'moves', values: flows.rows.map((r) => r[2]) }], url('flows', true));
     const zones = [...new Set(occ.rows.map((r) => r[0]))], times = [...new Set(occ.rows.map((r) => r[1]))];
     barChart(box, 'Occupancy (mean people inside)', times.map(label), zones.map((z) => ({ name: z, values: times.map((t) => { const r = occ.rows.find((x) => x[0] === z && x[1] === t); return r ? r[5] : 0; }) })), url('occupancy', true));
-  } catch (e) { h('div', e.message, box).className = 'msg'; }
+  } catch (e) { if (seq === S.historySeq) h('div', e.message, box).className = 'msg'; }
 }
 
 // ---- start ------------------------------------------------------------------------------
@@ -452,8 +471,8 @@ async function main() {
   $('zone-finish').onclick = finishZone;
   $('zone-undo').onclick = () => { S.draft.pop(); drawSetup(); };
   $('zones-save').onclick = () => save('/ui/api/setup/zones', { zones: S.zones });
-  $('mode-zones').onclick = () => { $('setup-zones').hidden = false; $('setup-calib').hidden = true; $('mode-zones').classList.add('on'); $('mode-calib').classList.remove('on'); };
-  $('mode-calib').onclick = () => { $('setup-zones').hidden = true; $('setup-calib').hidden = false; $('mode-calib').classList.add('on'); $('mode-zones').classList.remove('on'); loadCalibCamera(); };
+  for (const mode of ['zones', 'calib', 'lines']) $('mode-' + mode).onclick = () => setupMode(mode);
+  setupLines();
   $('calib-camera').onchange = loadCalibCamera;
   $('calib-clear').onclick = () => { S.pairs = []; S.pending = null; drawCalib(); };
   $('calib-img-svg').addEventListener('click', (ev) => { S.pending = imagePoint(ev); drawCalib(); });
