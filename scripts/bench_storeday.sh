@@ -7,7 +7,9 @@
 #             with sensor noise: simcam --scene still), 16 waking (still 20 s, then 40 s of
 #             people: --scene wake:20:40); busy seconds' analysed rate (mean, p5), idle cameras'
 #             rate, p95 frame age, RSS, threads, seconds until every camera is up
-# RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63.
+# RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63. Analysed FPS is the
+# service's rate from 10 s on; per-camera rates and the fair-share spread from WARM_S (15) s on,
+# from the database. PROTOCOLS: ingest.protocols to write (e.g. udp; unset: the default, tcp).
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
 # Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
 # target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
@@ -19,6 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN_S="${1:-40}"
 ROWS="${2:-overload 100x1 day}"
 DAY_S="${DAY_S:-60}" # the store-day row: one still-then-busy cycle of the waking cameras
+WARM_S="${WARM_S:-15}" # per-camera rates are taken from this second of a row on
 # shellcheck disable=SC1091
 source .venv/storetrack.env
 cargo build --release --locked -q
@@ -60,6 +63,7 @@ run() {
   printf '[model]\ndescription = "%s"\n[ingest]\npipeline = "%s"\ndetect_fps = %s\n' \
     "$PWD/$DESC" "$PWD/pipelines/camera.pipeline" "$fps" >> "$cfg"
   [ -n "${IDLE_MS:-}" ] && printf 'idle_interval_ms = %s\n' "$IDLE_MS" >> "$cfg"
+  [ -n "${PROTOCOLS:-}" ] && printf 'protocols = "%s"\n' "$PROTOCOLS" >> "$cfg"
   printf '[storage]\ndb = "%s"\n' "$WORK/$name.db" >> "$cfg"
   local out="$WORK/$name.out"
   STORETRACK_LOG=warn /usr/bin/time -f 'TIME %U %S %e %M' "$BIN" run -c "$cfg" \
@@ -77,11 +81,33 @@ run() {
     /^TIME/ { cpu = ($2 + $3) / $4 * 100; rss = $5 / 1024 }
     END { fps = (t1 > t0) ? (n1 - n0) / (t1 - t0) : 0
           printf "%.1f %s %s %s %.0f %.0f %s %s %s\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th }
-  ' mn="$(awk '/per-camera FPS/ {gsub(",", ""); print $4}' "$out")" \
-    md="$(awk '/per-camera FPS/ {gsub(",", ""); print $6}' "$out")" \
+  ' mn="$(steady "$WORK/$name.db" min)" md="$(steady "$WORK/$name.db" median)" \
     p95="$(awk '/frame age/ {gsub(",", ""); print $7}' "$out")" \
-    spread="$(sed -n 's/.*fair share [0-9.]*: \(.*\))$/\1/p' "$out" | tr -d ' ')" \
+    spread="$(steady "$WORK/$name.db" spread)" \
     th="$threads" "$out.err" "$out"
+}
+
+# steady DB min|median|spread -> each camera's analysed fps over the run from WARM_S seconds on
+# (frames_second; the cameras' connecting and the admission finding the detector's capacity
+# left out): the slowest, the median, or the spread around the mean (the fair share when every
+# camera asks the same)
+steady() {
+  python3 - "$1" "$2" "$WARM_S" <<'PY'
+import sqlite3, sys
+db, what, warm = sqlite3.connect(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+rows = db.execute("SELECT camera, second, frames FROM frames_second").fetchall()
+t0 = min(r[1] for r in rows) + warm
+t1 = max(r[1] for r in rows)  # the last second is partial
+per = {c: 0 for c, _, _ in rows}
+for cam, sec, frames in rows:
+    if t0 <= sec < t1:
+        per[cam] += frames
+v = sorted(n / max(t1 - t0, 1) for n in per.values())
+mean = sum(v) / len(v)
+pct = lambda x: 100 * (x - mean) / max(mean, 1e-9)
+print({"min": f"{v[0]:.2f}", "median": f"{v[len(v) // 2]:.2f}",
+       "spread": f"{pct(v[0]):+.0f}%..{pct(v[-1]):+.0f}%"}[what])
+PY
 }
 
 # day_figures DB -> "busy_mean busy_p5 idle_mean idle_min idle_max wake_busy_mean"

@@ -13,9 +13,13 @@
 //! cameras and the detector read and write it (and `/metrics` and the summary show it).
 //!
 //! The budget's rule: while the detector's slots were busy at least [`SATURATED`] of the time,
-//! the budget is what it finished (a little more, so it can be found to be more); while they
-//! were busy less than [`HEADROOM`], the budget grows by [`GROWTH`] a tick and is lifted
-//! altogether once it exceeds what every camera asks for; in between it holds.
+//! the budget is what it finished (a little more, so it can be found to be more). Below that it
+//! grows only while the cameras used it ([`DELIVERED`] of it reached the detector): by
+//! [`GROWTH`] a tick while the slots were busy less than [`HEADROOM`], by [`PROBE`] in between,
+//! so a detector fed less than it could do is found out. A budget the cameras did not use is
+//! held: they could not send more (their streaming threads short of CPU), and lifting the limit
+//! would only have them decode frames the detector cannot take. It is lifted altogether once
+//! it covers what every camera asks for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +36,10 @@ pub const SATURATED: f64 = 0.95;
 pub const HEADROOM: f64 = 0.88;
 /// Growth of the budget per tick while the detector could do more.
 pub const GROWTH: f64 = 1.15;
+/// Growth per tick while the detector is busy between [`HEADROOM`] and [`SATURATED`].
+pub const PROBE: f64 = 1.05;
+/// Share of the budget that must have reached the detector for the budget to grow.
+pub const DELIVERED: f64 = 0.9;
 /// The budget never falls below this (frames a second for the whole box).
 pub const MIN_BUDGET: f64 = 1.0;
 /// What a camera with `detect_fps = 0` (every frame) is taken to ask for.
@@ -106,12 +114,16 @@ impl Budget {
     pub fn update(&mut self, demand: f64, done: f64, busy: f64) {
         if busy >= SATURATED {
             self.fps = Some((done * 1.02).max(MIN_BUDGET));
-        } else if busy < HEADROOM
-            && let Some(b) = self.fps
-        {
-            let grown = (b * GROWTH).max(b + 1.0);
-            self.fps = (grown < demand).then_some(grown);
+            return;
         }
+        let Some(b) = self.fps else { return };
+        let growth = if busy < HEADROOM { GROWTH } else { PROBE };
+        let grown = if done >= b * DELIVERED {
+            (b * growth).max(b + 1.0)
+        } else {
+            b
+        };
+        self.fps = (grown < demand).then_some(grown);
     }
 }
 
@@ -277,14 +289,42 @@ mod tests {
         b.update(480.0, 150.0, 1.0);
         let at = b.fps().unwrap();
         assert!((at - 153.0).abs() < 1e-9, "{at}");
-        b.update(480.0, 140.0, 0.9);
-        assert_eq!(b.fps(), Some(at), "holds between the marks");
+        b.update(480.0, 130.0, 0.9);
+        assert_eq!(
+            b.fps(),
+            Some(at),
+            "held between the marks when the budget went unused"
+        );
         b.update(480.0, 100.0, 0.5);
-        assert!(b.fps().unwrap() > at, "grows with headroom");
+        assert_eq!(
+            b.fps(),
+            Some(at),
+            "held with headroom when the budget went unused"
+        );
+        b.update(480.0, 150.0, 0.9);
+        let probed = b.fps().unwrap();
+        assert!(
+            (probed - at * PROBE).abs() < 1e-9,
+            "probes between the marks: {probed}"
+        );
+        b.update(480.0, probed, 0.5);
+        let grown = b.fps().unwrap();
+        assert!(
+            (grown - probed * GROWTH).abs() < 1e-9,
+            "grows with headroom: {grown}"
+        );
         for _ in 0..20 {
-            b.update(480.0, 100.0, 0.5);
+            let used = b.fps().unwrap_or(480.0);
+            b.update(480.0, used, 0.5);
         }
         assert_eq!(b.fps(), None, "lifted past the demand");
+        b.update(480.0, 150.0, 1.0);
+        b.update(100.0, 40.0, 0.3);
+        assert_eq!(
+            b.fps(),
+            None,
+            "lifted once it covers what is asked, used or not"
+        );
     }
 
     #[test]

@@ -34,7 +34,8 @@
 //! each GOP gets a whole number of analysed frames, the fraction carried from GOP to GOP (a
 //! share of 1.5 frames per GOP analyses 1, 2, 1, 2, ...), placed evenly from its key frame and
 //! decoded only up to the last (key frames only, with B-frames); a GOP given none is not
-//! decoded at all. So a limited camera decodes little more than it analyses.
+//! decoded at all. While the GOP is not steady, a limit below the key-frame rate is met with key
+//! frames only, the same way. So a limited camera decodes little more than it analyses.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
@@ -453,16 +454,22 @@ impl FrameGate {
         }
     }
 
-    /// Under a limit and with a steady GOP (not with `decode = "all"`): this GOP's whole number
-    /// of analysed frames, the fraction carried on; their grid spans the GOP evenly.
+    /// Under a limit (not with `decode = "all"`): this GOP's whole number of analysed frames,
+    /// the fraction carried on; their grid spans the GOP evenly. While GOPs change length, key
+    /// frames only (at most one a GOP, by the mean key-frame rate) if they come faster than the
+    /// limit, otherwise the ordinary plan.
     fn limited_plan(&mut self) -> Option<Plan> {
         let limit = self.limit.filter(|_| self.mode != Decode::All)?;
-        let gop_s = self.steady_gop_s()?;
+        let (gop_s, steady) = match self.steady_gop_s() {
+            Some(g) => (g, true),
+            // GOPs of changing length: key frames only, while they come faster than the limit.
+            None => (1.0 / self.key_rate().filter(|&r| limit < r)?, false),
+        };
         let owed = limit * gop_s + self.carry;
         let mut k = owed.floor().max(0.0);
         self.carry = (owed - k).min(1.0);
-        if self.reordered {
-            k = k.min(1.0); // B-frames: key frames only, never between
+        if self.reordered || !steady {
+            k = k.min(1.0); // B-frames or unsteady GOPs: key frames only, never between
         }
         if k as u32 >= self.gop_frames.max(1) {
             return None; // every frame or more: the ordinary plan

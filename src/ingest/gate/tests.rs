@@ -474,3 +474,35 @@ fn a_limited_camera_analyses_whole_frames_per_gop_the_fraction_carried_and_skips
     idle.set_limit(None);
     assert_eq!(idle.limit(), None);
 }
+
+#[test]
+fn a_limited_camera_with_gops_of_changing_length_decodes_key_frames_only() {
+    // 10 fps, GOPs of 8 and 12 frames in turn (a key frame every 0.8 or 1.2 s: not steady),
+    // asking 5 fps and limited to 0.6 fps: 0.6 of a key frame a GOP (mean GOP 1 s), carried.
+    let keys: Vec<u64> = (0..20)
+        .scan(0, |k, g| {
+            let at = *k;
+            *k += if g % 2 == 0 { 8 } else { 12 };
+            Some(at)
+        })
+        .collect();
+    let frames = coded(200, 0, false, |i| keys.contains(&i));
+    let mut gate = FrameGate::new(Decode::Auto, 5);
+    gate.set_limit(Some(0.6));
+    let o = run(&mut gate, &frames, 10, 1);
+    assert!(o.broken.is_empty(), "broken: {:?}", o.broken);
+    let late: Vec<u64> = o.decoded.iter().copied().filter(|i| *i >= 40).collect();
+    assert!(
+        late.iter().all(|i| keys.contains(i)),
+        "key frames only: {late:?}"
+    );
+    // 16 GOPs from frame 40 (16 s) at 0.6 fps: 9 or 10 key frames, each analysed.
+    assert!((9..=10).contains(&late.len()), "{late:?}");
+    assert_eq!(o.analysed.iter().filter(|i| **i >= 40).count(), late.len());
+    // A limit above the key-frame rate: the ordinary plan (every frame, picked at the limit).
+    let mut fast = FrameGate::new(Decode::Auto, 5);
+    fast.set_limit(Some(2.0));
+    let o = run(&mut fast, &frames, 10, 1);
+    let analysed = o.analysed.iter().filter(|i| **i >= 40).count();
+    assert!((31..=33).contains(&analysed), "2 fps over 16 s: {analysed}");
+}
