@@ -77,8 +77,13 @@ fi
 GECKODRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/geckodriver"
 if ! "$GECKODRIVER" --version 2>/dev/null | grep -q "^geckodriver $GECKODRIVER_VERSION\b"; then
   command -v cargo >/dev/null || { log "error: cargo is needed to build geckodriver (install Rust)"; exit 1; }
-  log "building geckodriver $GECKODRIVER_VERSION from crates.io (cargo install --locked, ~4 min)"
-  cargo install --quiet --locked geckodriver --version "$GECKODRIVER_VERSION"
+  # Built in the background while the steps below (downloads, model conversion) run; waited
+  # for at the end.
+  log "building geckodriver $GECKODRIVER_VERSION from crates.io (cargo install --locked, ~4 min, in the background)"
+  GECKO_LOG="$(mktemp)"
+  cargo install --quiet --locked geckodriver --version "$GECKODRIVER_VERSION" >"$GECKO_LOG" 2>&1 &
+  GECKO_PID=$!
+  trap 'kill "$GECKO_PID" 2>/dev/null || true' EXIT # a failing step below ends the build too
 fi
 
 # --- Python venv with OpenVINO and the detector ----------------------------------
@@ -186,5 +191,15 @@ want="export OPENVINO_INSTALL_DIR=\"$ROOT/.venv/openvino-libs\"
 export LD_LIBRARY_PATH=\"$ROOT/.venv/openvino-libs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
 if [ ! -f "$ENV_FILE" ] || [ "$(cat "$ENV_FILE")" != "$want" ]; then
   printf '%s\n' "$want" > "$ENV_FILE"
+fi
+if [ -n "${GECKO_PID:-}" ]; then
+  if ! wait "$GECKO_PID"; then
+    cat "$GECKO_LOG" >&2
+    log "error: building geckodriver $GECKODRIVER_VERSION failed (cargo install output above)"
+    exit 1
+  fi
+  trap - EXIT
+  rm -f "$GECKO_LOG"
+  log "geckodriver $GECKODRIVER_VERSION built"
 fi
 log "ready (model: models/ssdlite/ssdlite.xml, video: data/vtest.mp4)"
