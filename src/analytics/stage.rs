@@ -116,7 +116,11 @@ pub fn handle(
 
 /// Swaps in reloaded definitions and passes on the events that ends (visits closed, alerts
 /// cleared, queue lengths).
-fn swap(live: &mut Live, d: &Definitions, tx: &Sender<StoreMsg>) -> Result<(), SendError<StoreMsg>> {
+fn swap(
+    live: &mut Live,
+    d: &Definitions,
+    tx: &Sender<StoreMsg>,
+) -> Result<(), SendError<StoreMsg>> {
     match live.swap(d) {
         Ok(s) => tracing::info!(
             kept = s.kept.len(),

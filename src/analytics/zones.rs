@@ -181,7 +181,12 @@ impl ZoneTracker {
 
     /// Closes the open visits of the zones in `ending` (definitions replaced or removed by a
     /// reload) the way a trajectory's end does: each at its last position inside.
-    pub fn end_zones(&mut self, zones: &[Zone], rules: &VisitRules, ending: &[usize]) -> Vec<Visit> {
+    pub fn end_zones(
+        &mut self,
+        zones: &[Zone],
+        rules: &VisitRules,
+        ending: &[usize],
+    ) -> Vec<Visit> {
         let mut open: Vec<(usize, Open)> = ending
             .iter()
             .filter_map(|&i| self.open.get_mut(i)?.take().map(|o| (i, o)))

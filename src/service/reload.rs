@@ -150,7 +150,9 @@ pub(super) fn reload(
             zones: new.zones.clone(),
         };
         if defs.send_timeout(d, DEFINITIONS_WAIT).is_err() {
-            error!("Reload refused: the analytics stage takes no definitions; the running configuration stays.");
+            error!(
+                "Reload refused: the analytics stage takes no definitions; the running configuration stays."
+            );
             return Ok(None);
         }
     }

@@ -541,4 +541,6 @@ impl Footfall {
 #[cfg(test)]
 mod rules_tests;
 #[cfg(test)]
+mod swap_tests;
+#[cfg(test)]
 mod tests;

@@ -130,7 +130,10 @@ impl Footfall {
         let mut inside = std::mem::take(&mut self.inside);
         self.inside = kept
             .iter()
-            .map(|o| o.map(|i| std::mem::take(&mut inside[i])).unwrap_or_default())
+            .map(|o| {
+                o.map(|i| std::mem::take(&mut inside[i]))
+                    .unwrap_or_default()
+            })
             .collect();
         self.zones = zones;
         kept
@@ -143,7 +146,12 @@ impl Footfall {
         let cam = self.camera_lines.drain(..).map(|l| (l.id, l.counter));
         let mut counters: BTreeMap<Arc<str>, LineCounter> = floor.chain(cam).collect();
         for l in old {
-            out.note("line", &l.id, Some(l), s.lines.iter().find(|n| n.id == l.id));
+            out.note(
+                "line",
+                &l.id,
+                Some(l),
+                s.lines.iter().find(|n| n.id == l.id),
+            );
         }
         for l in s.lines.iter().filter(|l| !old.iter().any(|o| o.id == l.id)) {
             out.added.push(format!("line:{}", l.id));
