@@ -111,7 +111,9 @@ fn unchanged_definitions_keep_their_state_changed_and_removed_ones_end_new_ones_
     let left: Vec<(&str, u64, i64)> = at_swap
         .iter()
         .filter_map(|e| match e {
-            EventBody::ZoneLeave(z) => Some((z.zone.as_str(), z.store_track, z.enter_ms + z.dwell_ms)),
+            EventBody::ZoneLeave(z) => {
+                Some((z.zone.as_str(), z.store_track, z.enter_ms + z.dwell_ms))
+            }
             _ => None,
         })
         .collect();
