@@ -140,6 +140,24 @@ impl Occupancy {
         *n
     }
 
+    /// Zone `zone` is no longer defined (a reload removed it): it leaves the per-zone counts.
+    pub fn forget_zone(&mut self, zone: &str) {
+        self.zones.remove(zone);
+    }
+
+    /// New settings (a reload changed `[occupancy]` or which lines are doors): the store count
+    /// starts afresh, the per-zone counts (which follow the zone visits) stay.
+    pub fn reconfigure(&mut self, s: OccupancySettings, doors: bool) {
+        let zones = std::mem::take(&mut self.zones);
+        *self = Self::new(s, doors);
+        self.zones = zones;
+    }
+
+    /// The settings in force and whether door lines correct the count.
+    pub fn settings(&self) -> (&OccupancySettings, bool) {
+        (&self.s, self.doors)
+    }
+
     /// Per-zone counts (zones ever entered).
     pub fn zones(&self) -> impl Iterator<Item = (&Arc<str>, u32)> {
         self.zones.iter().map(|(z, n)| (z, *n))

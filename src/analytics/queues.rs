@@ -258,6 +258,13 @@ impl QueueTracker {
         }
     }
 
+    /// The queue's zone and service zone moved to `index` and `service` in a new zone list
+    /// (a reload that left their definitions unchanged).
+    pub fn reindex(&mut self, index: usize, service: Option<usize>) {
+        self.index = index;
+        self.service = service;
+    }
+
     /// Queue id (its zone's id).
     pub fn id(&self) -> &Arc<str> {
         &self.zone.id

@@ -323,6 +323,37 @@ impl RuleEngine {
         }
     }
 
+    /// New rule definitions at `ts_ms` (a reload): a rule whose definition is unchanged (by id)
+    /// keeps its state; a changed or removed one that is raised is cleared (at `ts_ms`, with
+    /// its value then) and a changed one starts afresh, like a new one.
+    pub fn swap(&mut self, rules: &[RuleSettings], ts_ms: i64, out: &mut Vec<Alert>) {
+        let mut old = std::mem::take(&mut self.rules);
+        for r in &mut old {
+            if rules.contains(&r.s) {
+                continue;
+            }
+            for (subject, m) in &r.machines {
+                if m.raised() {
+                    let value = m.value_at(ts_ms);
+                    let t = Transition {
+                        raised: false,
+                        ts_ms,
+                        value,
+                    };
+                    r.alerts(subject, vec![t], out);
+                }
+            }
+        }
+        let fresh = Self::new(rules).rules;
+        self.rules = fresh
+            .into_iter()
+            .map(|n| match old.iter().position(|o| o.s == n.s) {
+                Some(i) => old.swap_remove(i),
+                None => n,
+            })
+            .collect();
+    }
+
     /// Occupancy of `zone` (None: the store) changed at `ts_ms`.
     pub fn occupancy(&mut self, zone: Option<&str>, ts_ms: i64, value: u32, out: &mut Vec<Alert>) {
         self.set(

@@ -9,6 +9,10 @@
 //! store trajectory's positions before the footfall events about it). Zone visits come from
 //! the footfall engine only (the stitcher is given no zones), so enter/leave events and
 //! `zone_visits` rows are the same visits.
+//!
+//! A config reload sends new zone and footfall [`Definitions`] on a channel of their own; the
+//! stage swaps them in between two messages (at a frame boundary), so every message is
+//! counted with one set of definitions.
 
 pub mod live;
 
@@ -19,17 +23,19 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
 
 use super::{AnalyticsParams, Stitcher};
 use crate::messages::StoreMsg;
-pub use live::Live;
+pub use live::{Definitions, Live};
 
 /// With no message for this long, the footfall engine is advanced by the time elapsed.
 const IDLE_TICK: Duration = Duration::from_millis(250);
 
 /// Starts the analytics thread; it ends when the tracker's sender is gone (after releasing
-/// every store trajectory) or when the store is gone.
+/// every store trajectory) or when the store is gone. Definitions arriving on `defs` are
+/// swapped in before the next message.
 pub fn spawn(
     params: AnalyticsParams,
     mut live: Live,
     rx: Receiver<StoreMsg>,
+    defs: Receiver<Definitions>,
     tx: Sender<StoreMsg>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -38,6 +44,11 @@ pub fn spawn(
             let mut st = Stitcher::new(params, Vec::new());
             let mut last = Instant::now();
             loop {
+                if let Ok(d) = defs.try_recv()
+                    && swap(&mut live, &d, &tx).is_err()
+                {
+                    return;
+                }
                 let sent = match rx.recv_timeout(IDLE_TICK) {
                     Ok(msg) => {
                         last = Instant::now();
@@ -101,6 +112,26 @@ pub fn handle(
     }
     tx.send(msg)?;
     send_events(st, live, tx)
+}
+
+/// Swaps in reloaded definitions and passes on the events that ends (visits closed, alerts
+/// cleared, queue lengths).
+fn swap(
+    live: &mut Live,
+    d: &Definitions,
+    tx: &Sender<StoreMsg>,
+) -> Result<(), SendError<StoreMsg>> {
+    match live.swap(d) {
+        Ok(s) => tracing::info!(
+            kept = s.kept.len(),
+            restarted = ?s.restarted,
+            added = ?s.added,
+            removed = ?s.removed,
+            "Zones, lines, queues, occupancy and rules swapped in; counting with them now."
+        ),
+        Err(e) => tracing::error!("Reloaded definitions refused, the running ones stay: {e}"),
+    }
+    send_live(live, tx)
 }
 
 /// Nothing arrived since `last`: time moves on for the stitcher and the footfall engine.
@@ -183,7 +214,7 @@ mod tests {
         let p = AnalyticsParams::default();
         let settings = crate::analytics::FootfallSettings::default();
         let live = Live::new(&settings, vec![zone], p.visit_rules(), 6_000, 10_000).unwrap();
-        let stage = spawn(p, live, stage_rx, to_writer).unwrap();
+        let stage = spawn(p, live, stage_rx, crossbeam_channel::never(), to_writer).unwrap();
         let point = |cam: &str, id: u64, ts_ms: i64, x: f64| {
             StoreMsg::Point(TrackUpdate {
                 camera: Arc::from(cam),

@@ -179,6 +179,39 @@ impl ZoneTracker {
             .collect()
     }
 
+    /// Closes the open visits of the zones in `ending` (definitions replaced or removed by a
+    /// reload) the way a trajectory's end does: each at its last position inside.
+    pub fn end_zones(
+        &mut self,
+        zones: &[Zone],
+        rules: &VisitRules,
+        ending: &[usize],
+    ) -> Vec<Visit> {
+        let mut open: Vec<(usize, Open)> = ending
+            .iter()
+            .filter_map(|&i| self.open.get_mut(i)?.take().map(|o| (i, o)))
+            .collect();
+        open.sort_by_key(|(_, o)| o.last_in_ms);
+        open.into_iter()
+            .filter_map(|(i, o)| self.close(zones, rules, i, o))
+            .collect()
+    }
+
+    /// The state over a new zone list: `kept[j]` is the old index of new zone `j` when its
+    /// definition is unchanged (its open visit carries over), `same_id[i]` the new index of
+    /// old zone `i` with the same id (its past visits keep naming the zone a visit came from).
+    pub fn remap(&mut self, kept: &[Option<usize>], same_id: &[Option<usize>]) {
+        self.open = kept
+            .iter()
+            .map(|old| old.and_then(|i| self.open.get(i).copied().flatten()))
+            .collect();
+        self.done = self
+            .done
+            .iter()
+            .filter_map(|&(i, leave)| Some((same_id.get(i).copied().flatten()?, leave)))
+            .collect();
+    }
+
     fn close(&mut self, zones: &[Zone], rules: &VisitRules, i: usize, o: Open) -> Option<Visit> {
         if o.last_in_ms - o.enter_ms < rules.min_dwell_ms {
             return None;

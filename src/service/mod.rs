@@ -1,7 +1,7 @@
 //! The running service: wires cameras → detector → trackers → store, serves the HTTP API, tells
 //! the service manager how it is (notify protocol: ready, watchdog pings while every stage is
-//! alive, status line), reports progress, applies config reloads to the running cameras
-//! ([`reload`]), delivers live events ([`crate::events`]), and shuts the chain down in order
+//! alive, status line), reports progress, applies config reloads to the running cameras and
+//! analytics stage ([`reload`]), delivers live events ([`crate::events`]), and shuts the chain down in order
 //! (cameras first, then each stage drains into the next, then the event senders, the API last).
 //!
 //! Input: a validated [`Config`]. Output: rows in the database and a [`Summary`].
@@ -38,6 +38,8 @@ use cameras::CameraSet;
 const DETECTIONS_QUEUE: usize = 256;
 /// Store messages waiting for the writer (≈ several seconds of points for tens of cameras).
 const STORE_QUEUE: usize = 16_384;
+/// Reloaded definitions waiting for the analytics stage (a reload waits for a free slot).
+const DEFINITIONS_QUEUE: usize = 4;
 
 /// At shutdown: longest wait for the event senders to deliver the last events (the rest are
 /// delivered at the next start).
@@ -197,7 +199,8 @@ fn start_api(
     Ok(Some(server))
 }
 
-/// Runs until `stop` is set or `opts.duration` passes; re-reads the config's cameras whenever
+/// Runs until `stop` is set or `opts.duration` passes; re-reads the config's cameras, zones,
+/// lines and rules whenever
 /// `opts.reload` is set (see [`reload`]). Start-up problems (model, device, database, template)
 /// are returned before any camera is opened.
 pub fn run(
@@ -283,6 +286,8 @@ fn spawn_stages(
     let (det_tx, det_rx) = bounded(DETECTIONS_QUEUE);
     let (store_tx, store_rx) = bounded(STORE_QUEUE);
     let (analytics_tx, analytics_rx) = bounded(STORE_QUEUE);
+    // Reloaded zone and footfall definitions; reloads are rare, a few slots are plenty.
+    let (defs_tx, defs_rx) = bounded(DEFINITIONS_QUEUE);
     let writer = store.spawn_writer(
         store_rx,
         WriterOptions {
@@ -295,6 +300,7 @@ fn spawn_stages(
         cfg.analytics.clone(),
         footfall(cfg)?,
         analytics_rx,
+        defs_rx,
         store_tx,
     )?;
     let tracker = track_stage::spawn(
@@ -325,6 +331,7 @@ fn spawn_stages(
         tracker,
         analytics,
         writer,
+        defs: defs_tx,
     })
 }
 
@@ -387,6 +394,8 @@ struct Stages {
     tracker: JoinHandle<()>,
     analytics: JoinHandle<()>,
     writer: JoinHandle<Result<(), StoreError>>,
+    /// Reloaded zone and footfall definitions to the analytics stage.
+    defs: Sender<analytics_stage::Definitions>,
 }
 
 /// Watches the running service until it should stop: progress lines, watchdog pings while
@@ -421,7 +430,7 @@ fn supervise(
             .as_ref()
             .is_some_and(|r| r.swap(false, Ordering::Relaxed))
         {
-            reload::reload(cams, cfg, &cfg.path)?;
+            reload::reload(cams, cfg, &cfg.path, &stages.defs)?;
         }
         stats.update_rates(&mut rates);
         // Pings only while every stage thread runs: a dead stage lets the watchdog fire.

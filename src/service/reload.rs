@@ -1,11 +1,14 @@
 //! Hot reload (SIGHUP, `storetrack reload`): re-reads the config file and applies the camera
 //! differences while the service runs. Added cameras start; removed ones stop and their tracks
 //! end; changed ones (URL, name, detect fps, decode, calibration, template) restart; untouched
-//! cameras keep streaming and keep their open tracks. A config that does not load, or whose new
-//! cameras' pipelines cannot be built, is refused with its errors and the running one stays.
-//! Sections other than `[[cameras]]` take effect at the next start; a reload that changes them
-//! says so. Zones, lines, queues and rules are one of them: the footfall engine keeps the
-//! ones it started with (its visits, waits and alert states stay whole), never half of each.
+//! cameras keep streaming and keep their open tracks. Changed `[[zones]]` (queues too),
+//! `[[lines]]`, `[occupancy]` and `[[rules]]` go to the analytics stage as one set of
+//! [`Definitions`], swapped in between two messages: unchanged ones keep their state (visits,
+//! pending crossings, waits, raised alerts), changed and removed ones end cleanly, new ones
+//! count from then on (see [`crate::analytics::footfall::Footfall::swap`]). A config that does
+//! not load, or whose new cameras' pipelines cannot be built, is refused with its errors and
+//! the running one stays. The other sections take effect at the next start; a reload that
+//! changes them says so.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +16,17 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crossbeam_channel::Sender;
+
+use crate::analytics::stage::Definitions;
 use crate::config::{CameraConfig, Config};
 use crate::store::runs;
 
 use super::ServiceError;
 use super::cameras::{CameraSet, check_pipelines};
+
+/// Longest wait for the analytics stage to take reloaded definitions.
+const DEFINITIONS_WAIT: Duration = Duration::from_secs(5);
 
 /// What a reload did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -28,6 +37,8 @@ pub struct Applied {
     pub removed: Vec<String>,
     /// Cameras restarted with new settings.
     pub changed: Vec<String>,
+    /// Zone and footfall definitions changed and were sent to the analytics stage.
+    pub definitions: bool,
     /// Config sections that changed but apply only at the next start.
     pub on_restart: Vec<&'static str>,
     /// From reading the file to the last camera started.
@@ -75,28 +86,22 @@ fn diff<'a, 'b>(
     d
 }
 
-/// The sections other than cameras that differ between `old` and `new`.
+/// The sections that differ between `old` and `new` and that a reload does not apply (every
+/// one but cameras, zones, lines, queues, occupancy and rules).
 fn sections_changed(old: &Config, new: &Config) -> Vec<&'static str> {
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut out = Vec::new();
-    let pairs: [(&'static str, bool); 10] = [
+    let pairs: [(&'static str, bool); 9] = [
         ("[model]", differs(&old.model, &new.model)),
         ("[inference]", differs(&old.inference, &new.inference)),
         ("[ingest]", differs(&old.ingest, &new.ingest)),
         ("[tracker]", differs(&old.tracker, &new.tracker)),
         ("[storage]", differs(&old.storage, &new.storage)),
         ("[floor]", differs(&old.floor, &new.floor)),
-        (
-            "[[zones]]/[analytics]",
-            differs(&old.zones, &new.zones) || differs(&old.analytics, &new.analytics),
-        ),
+        ("[analytics]", differs(&old.analytics, &new.analytics)),
         ("[api]", differs(&old.api, &new.api)),
         ("[events]", differs(&old.events, &new.events)),
-        (
-            "[[lines]]/[[rules]]/[occupancy]/queues",
-            differs(&old.footfall, &new.footfall),
-        ),
     ];
     for (name, changed) in pairs {
         if changed {
@@ -106,13 +111,15 @@ fn sections_changed(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
-/// Re-reads `path` and applies its camera differences to `set`; `started` is the config the
-/// service started with (its other sections stay in force). A refused config changes nothing
-/// and is logged with its errors.
+/// Re-reads `path`, applies its camera differences to `set` and sends changed zone and
+/// footfall definitions on `defs`; `started` is the config the service started with (its
+/// other sections stay in force). A refused config changes nothing and is logged with its
+/// errors.
 pub(super) fn reload(
     set: &mut CameraSet,
     started: &Config,
     path: &Path,
+    defs: &Sender<Definitions>,
 ) -> Result<Option<Applied>, ServiceError> {
     let t0 = Instant::now();
     info!(config = %path.display(), "Reloading the configuration.");
@@ -135,11 +142,25 @@ pub(super) fn reload(
         error!("Reload refused, the running configuration stays: {e}");
         return Ok(None);
     }
+    let running = sh.stats.live.config();
+    let definitions = running.is_none_or(|r| r.zones != new.zones || r.footfall != new.footfall);
+    if definitions {
+        let d = Definitions {
+            settings: new.footfall.clone(),
+            zones: new.zones.clone(),
+        };
+        if defs.send_timeout(d, DEFINITIONS_WAIT).is_err() {
+            error!(
+                "Reload refused: the analytics stage takes no definitions; the running configuration stays."
+            );
+            return Ok(None);
+        }
+    }
     sh.stats.live.set_config(std::sync::Arc::new(new.clone()));
     let on_restart = sections_changed(started, &new);
     if !on_restart.is_empty() {
         warn!(sections = %on_restart.join(" "),
-              "Reload applies camera changes only; these sections take effect at the next start.");
+              "Reload applies cameras, zones, lines, occupancy and rules; these sections take effect at the next start.");
     }
     for id in d.removed.iter().chain(d.changed.iter().map(|c| &c.id)) {
         set.stop(id);
@@ -155,11 +176,12 @@ pub(super) fn reload(
         added: d.added.iter().map(|c| c.id.clone()).collect(),
         removed: d.removed,
         changed: d.changed.iter().map(|c| c.id.clone()).collect(),
+        definitions,
         on_restart,
         elapsed: t0.elapsed(),
     };
     info!(added = ?applied.added, removed = ?applied.removed, restarted = ?applied.changed,
-          cameras = set.len(), ms = applied.elapsed.as_millis() as u64, "Reload applied.");
+          cameras = set.len(), zones_lines_rules = definitions, ms = applied.elapsed.as_millis() as u64, "Reload applied.");
     Ok(Some(applied))
 }
 

@@ -4,12 +4,15 @@
 //! service on the sample video with a door line and a queue, killed with SIGKILL mid-run
 //! (every crossing keeps exactly its one outbox row; the restart closes the open zone visits;
 //! the CLI and `/api/v1/footfall` count what `line_crossings` holds), and the same service
-//! delivering its events to a real mosquitto across a 15 s broker outage.
+//! delivering its events to a real mosquitto across a 15 s broker outage; a line and a zone
+//! added by hot reload counting at once while the unchanged door line keeps counting.
 
 use crate::common::count;
 
 #[path = "footfall/mqtt.rs"]
 mod mqtt;
+#[path = "footfall/reload.rs"]
+mod reload;
 #[path = "footfall/scripted.rs"]
 mod scripted;
 #[path = "footfall/service.rs"]

@@ -190,8 +190,8 @@ fn in_browser(sim: &SimCam, browser_name: &str) {
     ]);
     assert!(svc.log().contains("Reload applied"), "{}", svc.log());
     assert!(
-        svc.log().contains("[[lines]]") && svc.log().contains("take effect at the next start"),
-        "the reload says the lines wait for the next start: {}",
+        svc.log().contains("rules swapped in") && svc.log().contains("line:web-line"),
+        "the analytics stage swaps the saved lines in at the reload: {}",
         svc.log()
     );
     // The saved file loads as check-config loads it.

@@ -12,11 +12,13 @@
 #[doc(hidden)]
 pub mod eval;
 mod settings;
+mod swap;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub use settings::{DEFAULT_COUNTS_INTERVAL_MS, FootfallSettings, SettingsError};
+pub use swap::Swapped;
 
 use serde::Serialize;
 
@@ -63,6 +65,8 @@ struct Person {
 
 /// The live analytics state.
 pub struct Footfall {
+    /// The definitions in force (replaced by [`Footfall::swap`]).
+    settings: FootfallSettings,
     zones: Vec<Zone>,
     visit: VisitRules,
     floor_lines: Vec<FloorLine>,
@@ -78,9 +82,10 @@ pub struct Footfall {
     interval_ms: i64,
     /// Index of the first counts period not closed yet.
     period: Option<i64>,
-    /// Line ids (floor lines, then camera lines), and (in, out) per line per period index.
+    /// Line ids (floor lines, then camera lines), and (in, out) per line per period index
+    /// (keyed by id: a line a reload removed still reports the period it counted in).
     line_ids: Vec<Arc<str>>,
-    line_counts: BTreeMap<i64, Vec<(u32, u32)>>,
+    line_counts: BTreeMap<i64, BTreeMap<Arc<str>, (u32, u32)>>,
     last_frame: BTreeMap<Arc<str>, i64>,
     now: i64,
     out: Vec<LiveEvent>,
@@ -101,6 +106,7 @@ impl Footfall {
         let (floor, cam): (Vec<&LineSettings>, Vec<&LineSettings>) =
             s.lines.iter().partition(|l| l.camera.is_none());
         Ok(Self {
+            settings: s.clone(),
             inside: vec![BTreeSet::new(); zones.len()],
             zones,
             visit,
@@ -434,8 +440,12 @@ impl Footfall {
             .ts_ms
             .div_euclid(self.interval_ms)
             .max(self.period.unwrap_or(i64::MIN));
-        let n = self.line_ids.len();
-        let counts = &mut self.line_counts.entry(p).or_insert_with(|| vec![(0, 0); n])[li];
+        let counts = self
+            .line_counts
+            .entry(p)
+            .or_default()
+            .entry(Arc::clone(&line))
+            .or_default();
         match c.direction {
             Direction::In => counts.0 += 1,
             Direction::Out => counts.1 += 1,
@@ -460,20 +470,24 @@ impl Footfall {
 
     fn close_period(&mut self, p: i64) {
         let (from, to) = (p * self.interval_ms, (p + 1) * self.interval_ms);
-        let counts = self.line_counts.remove(&p).unwrap_or_default();
-        let lines = self
-            .line_ids
-            .iter()
-            .enumerate()
-            .map(|(i, line)| {
-                let (ins, outs) = counts.get(i).copied().unwrap_or_default();
-                LineCount {
-                    line: line.to_string(),
-                    ins,
-                    outs,
-                }
+        let mut counts = self.line_counts.remove(&p).unwrap_or_default();
+        let current = self.line_ids.iter().map(|line| {
+            let (ins, outs) = counts.remove(line).unwrap_or_default();
+            (line, ins, outs)
+        });
+        let mut lines: Vec<LineCount> = current
+            .map(|(line, ins, outs)| LineCount {
+                line: line.to_string(),
+                ins,
+                outs,
             })
             .collect();
+        // Lines a reload removed during the period.
+        lines.extend(counts.into_iter().map(|(line, (ins, outs))| LineCount {
+            line: line.to_string(),
+            ins,
+            outs,
+        }));
         let queues = self
             .queues
             .iter_mut()
@@ -526,5 +540,7 @@ impl Footfall {
 
 #[cfg(test)]
 mod rules_tests;
+#[cfg(test)]
+mod swap_tests;
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::analytics::events::CameraStatus;
-use crate::analytics::footfall::{Footfall, FootfallSettings, SettingsError};
+use crate::analytics::footfall::{Footfall, FootfallSettings, SettingsError, Swapped};
 use crate::analytics::{Event, LiveEvent, VisitRules, Zone};
 use crate::messages::TrackUpdate;
+
+/// New zone, line, queue, occupancy and rule definitions from a config reload, for the
+/// running stage to swap in between two messages ([`Live::swap`]).
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    /// `[[lines]]`, queues, `[occupancy]`, `[[rules]]` (the counts period is not swapped).
+    pub settings: FootfallSettings,
+    /// `[[zones]]`.
+    pub zones: Vec<Zone>,
+}
 
 /// The footfall engine and the stage's idea of the capture clock.
 pub struct Live {
@@ -42,6 +52,11 @@ impl Live {
             newest_ms: None,
             cameras: BTreeMap::new(),
         })
+    }
+
+    /// Swaps in reloaded definitions (see [`Footfall::swap`] for what keeps its state).
+    pub fn swap(&mut self, d: &Definitions) -> Result<Swapped, SettingsError> {
+        self.ff.swap(&d.settings, d.zones.clone())
     }
 
     /// A camera frame captured at `ts_ms`.

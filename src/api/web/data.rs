@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 use super::super::ApiState;
 use super::super::stream;
 use super::super::v1::V1Error;
-use crate::analytics::lines::LineSettings;
 use crate::config::Config;
 use crate::query::analytics::{self as aq, Range};
 use crate::query::{self, Format, Table};
@@ -59,8 +58,9 @@ pub(super) async fn zones(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// The config's counting lines; `counting` says whether the running footfall engine counts
-/// the line as written (it keeps the lines it started with until the next start).
-fn lines_json(cfg: &Config, started: &[LineSettings]) -> Value {
+/// the line as written: every line of the config as last loaded does, a reload swaps the
+/// lines into the running engine.
+fn lines_json(cfg: &Config) -> Value {
     Value::Array(
         cfg.footfall
             .lines
@@ -73,7 +73,7 @@ fn lines_json(cfg: &Config, started: &[LineSettings]) -> Value {
                     "camera": l.camera,
                     "pixels": l.pixels,
                     "door": l.door,
-                    "counting": started.contains(l),
+                    "counting": true,
                 })
             })
             .collect(),
@@ -81,16 +81,15 @@ fn lines_json(cfg: &Config, started: &[LineSettings]) -> Value {
 }
 
 /// `GET /api/v1/lines`: the counting lines of the config file as last loaded (after a reload,
-/// the reloaded ones), each with whether the footfall engine counts it yet; `restart_needed`
-/// when the lines differ from those the engine counts.
+/// the reloaded ones), each with whether the footfall engine counts it (it does: a reload
+/// swaps them in); `restart_needed` is false (kept for clients that read it).
 pub(super) async fn lines(State(state): State<Arc<ApiState>>) -> Response {
     let Some(cfg) = state.stats.live.config() else {
         return no_config();
     };
-    let started = &state.web.started_lines;
     axum::Json(json!({
-        "lines": lines_json(&cfg, started),
-        "restart_needed": cfg.footfall.lines != *started,
+        "lines": lines_json(&cfg),
+        "restart_needed": false,
     }))
     .into_response()
 }
@@ -148,7 +147,7 @@ pub(super) async fn config(State(state): State<Arc<ApiState>>) -> Response {
     axum::Json(json!({
         "floor": floor,
         "zones": zones_json(&cfg),
-        "lines": lines_json(&cfg, &state.web.started_lines),
+        "lines": lines_json(&cfg),
         "cameras": cameras,
         "setup": state.web.allow_setup,
         "blur_people": state.web.blur_people,

@@ -43,9 +43,6 @@ pub struct WebState {
     pub reload: Option<Arc<AtomicBool>>,
     /// `[api] allow_setup`.
     pub allow_setup: bool,
-    /// The counting lines the footfall engine started with (it keeps them until the next
-    /// start; `/api/v1/lines` says which of the config's lines it counts).
-    pub started_lines: Vec<crate::analytics::lines::LineSettings>,
     /// `[privacy] blur_people`.
     pub blur_people: bool,
     /// Cookies carry `Secure` (the API speaks HTTPS).
@@ -66,7 +63,6 @@ impl Default for WebState {
             config_path: None,
             reload: None,
             allow_setup: false,
-            started_lines: Vec::new(),
             blur_people: true,
             secure_cookie: false,
             closing: Arc::default(),
@@ -83,7 +79,6 @@ impl WebState {
             config_path: Some(cfg.path.clone()),
             reload,
             allow_setup: cfg.web.allow_setup,
-            started_lines: cfg.footfall.lines.clone(),
             blur_people: cfg.web.blur_people,
             secure_cookie: cfg.api.as_ref().is_some_and(|a| a.tls.is_some()),
             ..Self::default()

@@ -108,13 +108,13 @@ pub(super) struct LinesIn {
     lines: Vec<LineIn>,
 }
 
-/// What a lines save tells the page: the footfall engine keeps the lines it started with.
-pub const LINES_NOTE: &str = "lines take effect at the next start of the service: until then \
-                              the running footfall engine counts with the lines it started with";
+/// What a lines save tells the page: the reload swaps the lines into the running engine.
+pub const LINES_NOTE: &str = "lines count from the reload on: an unchanged line keeps its \
+                              crossings in progress, a new or changed one starts counting now";
 
-/// What a zones save tells the page: the zone analytics keep the zones they started with.
-pub const ZONES_NOTE: &str = "the page and /api/v1/zones show the new zones now; visits, dwell \
-                              and queues count them from the next start of the service";
+/// What a zones save tells the page: the reload swaps the zones into the running engine.
+pub const ZONES_NOTE: &str = "zones count from the reload on: visits, dwell and queues of an \
+                              unchanged zone carry on, a new or changed zone starts counting now";
 
 /// `POST /ui/api/setup/calibration` body.
 #[derive(Debug, Deserialize)]
@@ -282,7 +282,7 @@ pub fn set_calibration(
 }
 
 /// Reads the config, applies `edit`, validates, backs up, writes atomically, asks for a reload.
-/// `note` says what of the change waits for the next start.
+/// `note` says what the reload does with the change.
 async fn save(
     state: &ApiState,
     note: Option<&'static str>,
@@ -306,7 +306,8 @@ async fn save(
         "saved": written.0.display().to_string(),
         "backup": written.1.display().to_string(),
         "reload": reload,
-        "note": note,
+        // The notes say what the reload does; without one, the restart applies everything.
+        "note": state.web.reload.as_ref().and(note),
     }))
     .into_response())
 }

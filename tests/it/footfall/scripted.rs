@@ -163,7 +163,7 @@ fn run_scene(dir: &std::path::Path) -> std::path::PathBuf {
     let p = AnalyticsParams::default();
     let zones: Vec<Zone> = cfg.zones.clone();
     let live = Live::new(&cfg.footfall, zones, p.visit_rules(), 6_000, 10_000).unwrap();
-    let stage = stage::spawn(p, live, stage_rx, to_writer).unwrap();
+    let stage = stage::spawn(p, live, stage_rx, crossbeam_channel::never(), to_writer).unwrap();
     feed(&to_stage);
     drop(to_stage);
     stage.join().unwrap();

@@ -302,7 +302,7 @@ def draw_lines(d, url, config, camera):
     check(len(d.find_elements(By.CSS_SELECTOR, '#line-img-svg polyline[data-line="web-cam-line"]')) == 1, "line drawn on the camera's picture")
     d.find_element(By.ID, "lines-save").click()
     msg = setup_answer(d)
-    check(msg.startswith("Saved") and "next start" in msg, f"lines saved, the page says when they count: {msg}")
+    check(msg.startswith("Saved") and "count from the reload on" in msg, f"lines saved, the page says they count at once: {msg}")
 
     text = open(config).read()
     check("# the west path's edge" in text, "the config's own line keeps its comment")
@@ -318,10 +318,10 @@ def draw_lines(d, url, config, camera):
                lambda: (j := json.loads(http(url + "/api/v1/lines")[2])) and "web-cam-line" in [l["id"] for l in j["lines"]] and j, 30)
     got = {l["id"]: l for l in api["lines"]}
     check(close(got["web-line"]["points"], w["points"], 1e-9) and got["web-cam-line"]["pixels"] == c["pixels"], "the API has the lines as saved")
-    check(api["restart_needed"] and not got["web-line"]["counting"] and got["door"]["counting"],
-          f"the API says the new lines count from the next start: {[(k, l['counting']) for k, l in got.items()]}")
-    note = wait("page note", lambda: (t := d.find_element(By.ID, "lines-note").text) and "next start" in t and t, 15)
-    check("web-line" in note and "web-cam-line" in note, f"the page names the lines not counted yet: {note}")
+    check(not api["restart_needed"] and all(l["counting"] for l in got.values()),
+          f"the API says every line counts after the reload: {[(k, l['counting']) for k, l in got.items()]}")
+    note = d.find_element(By.ID, "lines-note").text
+    check(note == "", f"the page lists no line waiting to be counted: {note!r}")
     d.execute_script("const s = document.getElementById('line-on'); s.value = ''; s.dispatchEvent(new Event('change'));")
 
 

@@ -55,7 +55,7 @@ function resetLines() {
 }
 function lineNote() {
   const waiting = (S.cfg.lines || []).filter((l) => !l.counting).map((l) => l.id);
-  $('lines-note').textContent = waiting.length ? `Saved but not counted yet (takes effect at the next start): ${waiting.join(', ')}` : '';
+  $('lines-note').textContent = waiting.length ? `Saved but not counted yet (waiting for the reload): ${waiting.join(', ')}` : '';
 }
 function drawLineSetup() {
   if (!S.cfg.setup) return;
