@@ -70,7 +70,7 @@ run() {
     --duration "${RUN_S}s" --progress 1s > "$out" 2> "$out.err" &
   local pid=$! threads=0
   sleep $((RUN_S / 2))
-  threads=$(ls "/proc/$(pgrep -P $pid -x storetrack || echo $pid)/task" 2>/dev/null | wc -l || echo 0)
+  threads=$(ls "/proc/$(pgrep -P $pid || echo $pid)/task" 2>/dev/null | wc -l || echo 0)
   wait $pid
   cp "$out" "$WORK/last.out"
   awk '

@@ -171,7 +171,7 @@ def overview(d, url, cameras, zones):
     first = wait("frames analysed figure", lambda: int(d.find_element(By.CSS_SELECTOR, cell).text or "0") > 0 and d.find_element(By.CSS_SELECTOR, cell).text)
     later = wait("figure changing", lambda: d.find_element(By.CSS_SELECTOR, cell).text != first and d.find_element(By.CSS_SELECTOR, cell).text)
     check(int(later) > int(first), f"frames analysed rises while the camera runs ({first} -> {later})")
-    fps = d.find_element(By.CSS_SELECTOR, f"#cam-{cameras[0]} .fps").text
+    fps = wait("fps figure", lambda: d.find_element(By.CSS_SELECTOR, f"#cam-{cameras[0]} .fps").text)
     check(float(fps) > 0, f"analysed fps shown ({fps})")
     wait("thumbnail", lambda: d.execute_script(f"return document.querySelector('#cam-{cameras[0]} img').naturalWidth") > 0)
     shot(d, "overview")
@@ -182,7 +182,9 @@ def camera_page(d, url, camera):
     d.execute_script(f"const s = document.getElementById('camera-select'); s.value = '{camera}'; s.dispatchEvent(new Event('change'));")
     wait("camera frame", lambda: d.execute_script("return document.getElementById('camera-img').naturalWidth") > 0)
     n = wait("boxes on the frame", lambda: len(d.find_elements(By.CSS_SELECTOR, "#camera-svg rect.box")), 20)
-    labels = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#camera-svg text.box-label")]
+    # Read in one script: the page redraws the picture's overlay with each new frame, so an
+    # element found by one WebDriver call may be gone by the next (StaleElementReference).
+    labels = d.execute_script("return Array.from(document.querySelectorAll('#camera-svg text.box-label')).map(e => e.textContent)")
     check(n >= 1 and all(l.startswith("#") for l in labels), f"Camera page shows {n} boxes with track ids {labels[:5]}")
     check(len(d.find_elements(By.CSS_SELECTOR, "#camera-svg polygon.zone")) >= 1, "zones projected into the picture")
     # The config's door line, [8, 12] -> [8, 1] (in = east), projected: its arrow points to where
@@ -190,7 +192,9 @@ def camera_page(d, url, camera):
     cam = [c for c in json.loads(http(url + "/ui/api/config")[2])["cameras"] if c["id"] == camera][0]
     h_inv = numpy.linalg.inv(numpy.array(cam["homography"]).reshape(3, 3)).flatten()
     a, b, east = apply_h(h_inv, 8.0, 12.0), apply_h(h_inv, 8.0, 1.0), apply_h(h_inv, 9.0, 6.5)
-    tip = [float(v) for v in d.find_element(By.CSS_SELECTOR, '#camera-svg path.line-in[data-line="door"]').get_attribute("data-in").split(",")]
+    tip_attr = wait("the door line's arrow", lambda: d.execute_script(
+        "const e = document.querySelector('#camera-svg path.line-in[data-line=\"door\"]'); return e && e.getAttribute('data-in')"))
+    tip = [float(v) for v in tip_attr.split(",")]
     side = lambda p: (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
     check(side(tip) * side(east) > 0, f"the door line projected, its in arrow on the east side (tip {tip})")
     shot(d, "camera")
