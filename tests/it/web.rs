@@ -170,12 +170,7 @@ fn web_page_in_a_real_browser() {
 /// Both modes of the script in one browser, each against a service of its own (a fresh copy
 /// of the config: the main mode edits it).
 fn in_browser(sim: &SimCam, browser_name: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = config(dir.path(), sim, port, false);
-    let svc = Service::start(&cfg, false);
-    wait_running(&svc, port, false);
-    let url = format!("http://127.0.0.1:{port}");
+    let (_dir, cfg, svc, url) = serve(sim, false);
     browser(&[
         "--browser",
         browser_name,
@@ -198,12 +193,7 @@ fn in_browser(sim: &SimCam, browser_name: &str) {
     storetrack::Config::load(&cfg).unwrap();
     drop(svc);
 
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = config(dir.path(), sim, port, true);
-    let svc = Service::start(&cfg, true);
-    wait_running(&svc, port, true);
-    let url = format!("http://127.0.0.1:{port}");
+    let (_dir, _cfg, svc, url) = serve(sim, true);
     browser(&[
         "--browser",
         browser_name,
@@ -215,4 +205,16 @@ fn in_browser(sim: &SimCam, browser_name: &str) {
         TOKEN,
     ]);
     drop(svc);
+}
+
+/// A service on a fresh copy of the config (with the token or without) in a directory of its
+/// own, running: the directory (kept while the service runs), the config's path, the service
+/// and its URL.
+fn serve(sim: &SimCam, token: bool) -> (tempfile::TempDir, PathBuf, Service, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), sim, port, token);
+    let svc = Service::start(&cfg, token);
+    wait_running(&svc, port, token);
+    (dir, cfg, svc, format!("http://127.0.0.1:{port}"))
 }
