@@ -28,7 +28,8 @@ pub struct SinkStats {
     pub failures: AtomicU64,
     /// Events never delivered: deleted by retention first, or refused for good (4xx).
     pub skipped: AtomicU64,
-    /// 1 while connected (MQTT) or while the last request succeeded (webhook).
+    /// 1 while connected (MQTT) or while the last request was answered, delivered or refused for
+    /// good with a 4xx (webhook).
     pub connected: AtomicI64,
     /// Outbox `seq` delivered up to (the cursor).
     pub cursor: AtomicI64,
@@ -111,7 +112,7 @@ const PER_SINK: &[(&str, &str, MetricType, SinkValue)] = &[
     ),
     (
         "storetrack_events_connected",
-        "1 while the sink is connected (MQTT) or its last request succeeded (webhook).",
+        "1 while the sink is connected (MQTT) or its last request was answered, 2xx or 4xx (webhook).",
         MetricType::Gauge,
         |s| s.connected.load(Ordering::Relaxed),
     ),

@@ -9,7 +9,8 @@
 //! (reconnecting) after a backoff. Redelivery is ours, not rumqttc's: on every (re)connection
 //! the window of unacknowledged rows is dropped (`clean_session`, `pending` cleared) and the
 //! rows after the cursor are published again, in order — so a receiver sees every event, in
-//! order, duplicates only of events whose acknowledgement was lost, with the same `event_id`.
+//! order, duplicates (with the same `event_id`) only of rows that were not yet acknowledged in
+//! order at the disconnect: in flight, or acknowledged behind one that was not.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -216,7 +217,9 @@ impl Sender {
         while !stop.load(Ordering::Relaxed) {
             match self.poll_once(eventloop, &mut tick, stop).await {
                 Polled::Event(ev) => {
-                    self.on_event(ev, &mut backoff);
+                    if self.on_event(ev) {
+                        backoff.reset(); // connected: the next outage starts from the initial wait
+                    }
                     if self.connected && self.window.len() <= WINDOW / 2 {
                         self.fill();
                     }
@@ -280,13 +283,14 @@ impl Sender {
         }
     }
 
-    fn on_event(&mut self, ev: Event, backoff: &mut Backoff) {
+    /// One event of the connection; true when it is the broker's ConnAck (connected).
+    fn on_event(&mut self, ev: Event) -> bool {
+        let connected = matches!(ev, Event::Incoming(Packet::ConnAck(_)));
         match ev {
             Event::Incoming(Packet::ConnAck(_)) => {
                 info!(cursor = self.cursor, "MQTT broker connected.");
                 self.connected = true;
                 self.stats.connected.store(1, Ordering::Relaxed);
-                backoff.reset();
                 self.window.clear();
                 self.last_ack = Instant::now();
                 self.publish_status("online");
@@ -308,6 +312,7 @@ impl Sender {
             }
             _ => {}
         }
+        connected
     }
 
     /// A lost or refused connection: everything unacknowledged is published again after the
@@ -426,7 +431,9 @@ impl Sender {
             let deadline = tokio::time::Instant::now() + STOP_GRACE;
             while self.window.iter().any(|m| m.seq.is_none() && !m.acked) {
                 match tokio::time::timeout_at(deadline, eventloop.poll()).await {
-                    Ok(Ok(ev)) => self.on_event(ev, &mut backoff::new(1, 1, "")),
+                    Ok(Ok(ev)) => {
+                        self.on_event(ev);
+                    }
                     _ => break,
                 }
             }

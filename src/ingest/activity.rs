@@ -9,7 +9,7 @@
 //! noise only, and its size stays near a floor; something moving adds the moved area's
 //! residuals and motion vectors. The floor ([`Activity`]'s baseline) follows the smaller delta
 //! frames quickly and larger ones slowly, and frames counted as motion never raise it. Motion:
-//! the median of the last [`MEDIAN_OF`] delta frames exceeds the floor by [`RATIO`] and
+//! the median of the last [`MEDIAN_OF`] delta frames is more than [`RATIO`] × the floor +
 //! [`MARGIN_BYTES`]. Key frames say nothing (their size is the whole picture's). This holds for
 //! cameras whose bit rate follows the picture (VBR, constant quality, "smart codecs"); a
 //! constant-bit-rate camera spends the same bytes on noise as on motion: it stays awake while the
@@ -22,9 +22,9 @@ use std::collections::VecDeque;
 pub const IDLE_AFTER_NS: u64 = 3_000_000_000;
 /// Delta frames whose median is compared with the floor.
 pub const MEDIAN_OF: usize = 3;
-/// Motion: the median is at least this many times the floor ...
+/// Motion: the median is more than this many times the floor ...
 pub const RATIO: f64 = 2.0;
-/// ... and this many bytes above it.
+/// ... plus this many bytes.
 pub const MARGIN_BYTES: f64 = 1_500.0;
 /// Weight of a frame below the floor / above it (not motion) in the floor.
 const DOWN: f64 = 0.2;
@@ -86,10 +86,15 @@ impl Activity {
     }
 }
 
+/// The median of the last [`MEDIAN_OF`] sizes (`v` holds exactly that many), sorted on the
+/// stack: this runs for every delta frame of every camera.
 fn median(v: &VecDeque<u32>) -> u32 {
-    let mut s: Vec<u32> = v.iter().copied().collect();
+    let mut s = [0u32; MEDIAN_OF];
+    for (d, x) in s.iter_mut().zip(v) {
+        *d = *x;
+    }
     s.sort_unstable();
-    s[s.len() / 2]
+    s[MEDIAN_OF / 2]
 }
 
 #[cfg(test)]
@@ -110,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn a_still_noisy_scene_goes_idle_and_wakes_at_the_third_moving_frame() {
+    fn a_still_noisy_scene_goes_idle_and_wakes_at_the_second_moving_frame() {
         let mut a = Activity::new();
         // Sensor noise: 1.5-2.1 kB per delta frame.
         let noise = |i: u64| 1_500 + (i * 7919 % 600) as usize;

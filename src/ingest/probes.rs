@@ -67,7 +67,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame
-/// needs dropped (counted); each change of the decoding plan is logged.
+/// needs dropped (counted); each change of the decoding plan is logged, except while the camera
+/// is limited (fair share or idle rate: the plan then changes GOP by GOP by design).
 pub(super) fn install_input(
     decoder: &gst::Element,
     task: &CameraTask,
