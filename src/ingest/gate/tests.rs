@@ -331,24 +331,32 @@ fn key_frames_faster_than_detect_fps_decode_only_those_analysed() {
 }
 
 #[test]
-fn a_gop_that_grows_is_decoded_whole_until_it_is_steady_again() {
+fn a_gop_that_grows_or_shrinks_is_planned_for_the_longest_recent_one() {
     let mut gate = FrameGate::new(Decode::Auto, 1);
     run(&mut gate, &plain(40, 10), 10, 0);
     assert_eq!(gate.plan(), Plan::Aligned(1));
     // From frame 40 the camera sends a key frame every 4 s: frames 41..80 still follow the
-    // old plan, the next two GOPs (uneven key-frame gaps) decode every frame and are analysed
-    // at 1 fps, and from the third 4 s GOP on each decodes up to its 4th analysed frame.
+    // old plan (cut after the key frame: no gap in the frames told it the GOP grew), and from
+    // the next key frame each GOP decodes up to its 4th analysed frame.
     let frames: Vec<Coded> = plain(240, 40).into_iter().skip(40).collect();
     let o = run(&mut gate, &frames, 10, 0);
     assert_eq!(in_gop(&o.decoded, 40, 40), vec![0]);
-    assert_eq!(in_gop(&o.decoded, 80, 80).len(), 80);
-    assert_eq!(
-        in_gop(&o.analysed, 80, 80),
-        (0..8).map(|i| i * 10).collect::<Vec<_>>()
-    );
+    for gop in [80, 120, 160, 200] {
+        assert_eq!(in_gop(&o.decoded, gop, 40), (0..=30).collect::<Vec<_>>());
+        assert_eq!(in_gop(&o.analysed, gop, 40), vec![0, 10, 20, 30]);
+    }
     assert_eq!(gate.plan(), Plan::Aligned(4));
-    assert_eq!(in_gop(&o.decoded, 200, 40), (0..=30).collect::<Vec<_>>());
-    assert_eq!(in_gop(&o.analysed, 200, 40), vec![0, 10, 20, 30]);
+    // A short GOP among 1 s ones (a key frame the camera inserted, a recording's loop) is
+    // planned for 1 s: it ends early, nothing of it decoded in vain, and the GOPs after it
+    // stay key frames only.
+    let mut keys: Vec<u64> = (0..=100).step_by(10).collect();
+    keys.insert(6, 55);
+    let frames = coded(100, 0, false, |i| keys.contains(&i));
+    let mut gate = FrameGate::new(Decode::Auto, 1);
+    let o = run(&mut gate, &frames, 10, 0);
+    let late: Vec<u64> = o.decoded.into_iter().filter(|&i| i >= 30).collect();
+    assert_eq!(late, vec![30, 40, 50, 55, 60, 70, 80, 90]);
+    assert_eq!(o.analysed.iter().filter(|&&i| i >= 30).count(), late.len());
 }
 
 #[test]
@@ -499,10 +507,46 @@ fn a_limited_camera_with_gops_of_changing_length_decodes_key_frames_only() {
     // 16 GOPs from frame 40 (16 s) at 0.6 fps: 9 or 10 key frames, each analysed.
     assert!((9..=10).contains(&late.len()), "{late:?}");
     assert_eq!(o.analysed.iter().filter(|i| **i >= 40).count(), late.len());
-    // A limit above the key-frame rate: the ordinary plan (every frame, picked at the limit).
+    // A limit above the key-frame rate: about two frames a GOP (the mean GOP's share, the
+    // fraction carried), each GOP decoded only up to its last analysed frame.
     let mut fast = FrameGate::new(Decode::Auto, 5);
     fast.set_limit(Some(2.0));
     let o = run(&mut fast, &frames, 10, 1);
+    assert!(o.broken.is_empty(), "broken: {:?}", o.broken);
     let analysed = o.analysed.iter().filter(|i| **i >= 40).count();
     assert!((31..=33).contains(&analysed), "2 fps over 16 s: {analysed}");
+    assert_eq!(decoded_past_last_analysed(&o, &keys, 40), Vec::<u64>::new());
+}
+
+/// Frames from `from` on decoded after the last analysed frame of their GOP (`keys`: the key
+/// frames), which no analysed frame needed.
+fn decoded_past_last_analysed(o: &Outcome, keys: &[u64], from: u64) -> Vec<u64> {
+    let gop_of = |i: u64| keys.iter().rev().find(|&&k| k <= i).copied();
+    o.decoded
+        .iter()
+        .copied()
+        .filter(|&d| d >= from)
+        .filter(|&d| !o.analysed.iter().any(|&a| a >= d && gop_of(a) == gop_of(d)))
+        .collect()
+}
+
+#[test]
+fn a_limited_camera_losing_frames_does_not_decode_whole_gops() {
+    // 10 fps, a key frame a second, asking 5 fps, limited to 1 fps; a starved camera's queue
+    // loses frames (here one in seven, key frames too): GOPs of changing length with gaps.
+    let frames: Vec<Coded> = plain(300, 10)
+        .into_iter()
+        .filter(|f| f.index % 7 != 3)
+        .collect();
+    let mut gate = FrameGate::new(Decode::Auto, 5);
+    gate.set_limit(Some(1.0));
+    let o = run(&mut gate, &frames, 10, 1);
+    assert!(o.broken.is_empty(), "broken: {:?}", o.broken);
+    let keys: Vec<u64> = frames.iter().filter(|f| f.key).map(|f| f.index).collect();
+    assert_eq!(decoded_past_last_analysed(&o, &keys, 50), Vec::<u64>::new());
+    // About 1 fps over 25 s (a GOP lengthened by a lost key frame gets its share, 2 frames).
+    let analysed = o.analysed.iter().filter(|i| **i >= 50).count();
+    assert!((22..=27).contains(&analysed), "analysed {:?}", o.analysed);
+    let decoded = o.decoded.iter().filter(|i| **i >= 50).count();
+    assert!(decoded <= analysed + 20, "decoded {:?}", o.decoded);
 }
