@@ -10,6 +10,8 @@
 # RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63. Analysed FPS is the
 # service's rate from 10 s on; per-camera rates and the fair-share spread from WARM_S (15) s on,
 # from the database. PROTOCOLS: ingest.protocols to write (e.g. udp; unset: the default, tcp).
+# SIZE: serve the sample re-encoded at WIDTHxHEIGHT (e.g. 384x288, as a camera's substream; same
+# 1 s GOP, bitrate scaled by area) instead of its 768x576; unset: the sample as it is.
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
 # Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
 # target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
@@ -39,11 +41,21 @@ trap 'kill "${SIMS[@]}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK
 PORT=$((20000 + RANDOM % 20000))
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+VIDEO=data/vtest.mp4
+if [ -n "${SIZE:-}" ]; then # once, as setup.sh made the sample (simcam --size would re-encode per camera)
+  w=${SIZE%x*} h=${SIZE#*x}
+  VIDEO="$WORK/vtest-$SIZE.mp4"
+  gst-launch-1.0 -q filesrc location=data/vtest.mp4 ! decodebin ! videoconvert ! videoscale \
+    ! "video/x-raw,width=$w,height=$h,pixel-aspect-ratio=1/1" \
+    ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=10 bitrate=$((1500 * w * h / (768 * 576))) \
+    ! video/x-h264,profile=constrained-baseline ! h264parse ! mp4mux ! filesink location="$VIDEO" > /dev/null
+fi
+
 # sim N [simcam flags...] -> serves cam1..camN on a new port (PORT)
 sim() {
   local n=$1; shift
   PORT=$((PORT + 1))
-  "$SIMBIN" simcam --video data/vtest.mp4 --cameras "$n" --port "$PORT" "$@" > /dev/null 2>&1 &
+  "$SIMBIN" simcam --video "$VIDEO" --cameras "$n" --port "$PORT" "$@" > /dev/null 2>&1 &
   SIMS+=($!)
 }
 stop_sims() { kill "${SIMS[@]}" 2>/dev/null || true; wait "${SIMS[@]}" 2>/dev/null || true; SIMS=(); }
@@ -162,7 +174,7 @@ for row in $ROWS; do
 done
 
 echo
-echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC; cameras ${SIZE:-768x576}"
 echo
 echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS | threads | all up after |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
