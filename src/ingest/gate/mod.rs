@@ -12,25 +12,24 @@
 //! that slowed down) instead of catching up. A camera slower than `detect_fps` has every frame
 //! analysed.
 //!
-//! Skipping at the input saves decoding. A key frame decodes on its own; a delta frame needs
-//! every frame since the last key frame. When the longest of the last GOPs spans a whole number
-//! k of detection intervals, [`FrameGate`] places the analysed frames from each key frame on and leaves the
-//! frames after the GOP's k-th analysed frame undecoded (k = 1: key frames only; with a key
-//! frame a second, 2 fps decodes frames 0–5 of 10 and 3 fps frames 0–7); the output grid
-//! restarts at each such key frame, so it picks exactly the frames decoded for it. Key frames
-//! faster than `detect_fps` are decoded only when analysed. A stream with frames out of
-//! presentation order (B-frames) is cut only to key frames (k = 1 or key frames faster than
-//! detect fps): a GOP's later frames are referenced by frames sent after them, and an open GOP's
-//! leading B-frames by the previous GOP's tail; so after a skipped tail the next GOP's leading
-//! frames (earlier than its key frame) are skipped too. A gap in the frames (a "smart codec"
-//! slowing down on a still scene, a lost frame) means a GOP may last longer than planned: no
-//! tail is cut in a GOP with a gap before its tail, nor planned while the measured key frames
-//! reach back to a gap. Otherwise (another ratio) every frame is decoded. A GOP shorter than
-//! planned (a key frame the camera inserted, a recording's loop) ends before its tail is cut,
-//! its key frame restarting the grid; the first GOP longer than any of the last ones without a
-//! gap in its frames is cut after its k-th analysed frame, and the GOPs after it are planned for
-//! its length. The plan changes only at a key frame, so the decoder never gets a delta frame
-//! whose references it skipped.
+//! Skipping at the input saves decoding. A key frame decodes on its own; a delta frame needs every
+//! frame since the last key frame. When the longest of the last GOPs spans a whole number k of
+//! detection intervals, [`FrameGate`] places the analysed frames from each key frame on and leaves
+//! the frames after the GOP's k-th analysed frame undecoded (k = 1: key frames only; with a key
+//! frame a second, 2 fps decodes frames 0–5 of 10 and 3 fps frames 0–7); the output grid restarts
+//! at each such key frame, so it picks exactly the frames decoded for it. Key frames faster than
+//! `detect_fps` are decoded only when analysed. A stream with frames out of presentation order
+//! (B-frames) is cut only to key frames (k = 1 or key frames faster than detect fps): a GOP's later
+//! frames are referenced by frames sent after them, and an open GOP's leading B-frames by the
+//! previous GOP's tail; so after a skipped tail the next GOP's leading frames (earlier than its key
+//! frame) are skipped too. A gap in the frames (a "smart codec" slowing down on a still scene, a
+//! lost frame) means a GOP may last longer than planned: no tail is cut in a GOP with a gap before
+//! its tail, nor planned while the measured key frames reach back to a gap. Otherwise (another
+//! ratio) every frame is decoded. A GOP shorter than planned (a key frame the camera inserted, a
+//! recording's loop) ends before its tail is cut, its key frame restarting the grid; the first GOP
+//! longer than any of the last ones without a gap in its frames is cut after its k-th analysed
+//! frame, and the GOPs after it are planned for its length. The plan changes only at a key frame,
+//! so the decoder never gets a delta frame whose references it skipped.
 //!
 //! A camera may be given a lower rate than it asks for while it runs ([`FrameGate::set_limit`]:
 //! its fair share of an overloaded detector, or its idle rate). Then, once the key-frame rate
