@@ -31,14 +31,26 @@ pub struct Swapped {
 }
 
 impl Swapped {
-    fn note<T: PartialEq>(&mut self, kind: &str, id: &str, old: Option<&T>, new: Option<&T>) {
-        let name = format!("{kind}:{id}");
-        match (old, new) {
-            (Some(a), Some(b)) if a == b => self.kept.push(name),
-            (Some(_), Some(_)) => self.restarted.push(name),
-            (None, Some(_)) => self.added.push(name),
-            (Some(_), None) => self.removed.push(name),
-            (None, None) => {}
+    /// Notes each of `old` as kept, restarted or removed by the one of `new` with its id, and
+    /// each of `new` without an old one as added; `same` says whether a definition is
+    /// unchanged.
+    fn compare<T>(
+        &mut self,
+        kind: &str,
+        (old, new): (&[T], &[T]),
+        id: impl Fn(&T) -> &str,
+        same: impl Fn(&T, &T) -> bool,
+    ) {
+        for o in old {
+            let name = format!("{kind}:{}", id(o));
+            match new.iter().find(|n| id(n) == id(o)) {
+                Some(n) if same(o, n) => self.kept.push(name),
+                Some(_) => self.restarted.push(name),
+                None => self.removed.push(name),
+            }
+        }
+        for n in new.iter().filter(|n| !old.iter().any(|o| id(o) == id(n))) {
+            self.added.push(format!("{kind}:{}", id(n)));
         }
     }
 }
@@ -69,15 +81,8 @@ impl Footfall {
             out.restarted.push("occupancy".into());
             self.occupancy.reconfigure(s.occupancy.clone(), doors);
         }
-        for r in &self.settings.rules {
-            let new = s.rules.iter().find(|n| n.id == r.id);
-            out.note("rule", &r.id, Some(r), new);
-        }
-        for r in s.rules.iter().filter(|r| !self.settings.rules.contains(r)) {
-            if !self.settings.rules.iter().any(|o| o.id == r.id) {
-                out.added.push(format!("rule:{}", r.id));
-            }
-        }
+        let rules = (self.settings.rules.as_slice(), s.rules.as_slice());
+        out.compare("rule", rules, |r| &r.id, |a, b| a == b);
         let mut alerts = Vec::new();
         self.rules.swap(&s.rules, self.now, &mut alerts);
         self.alerts(alerts);
@@ -101,13 +106,8 @@ impl Footfall {
         let ending: Vec<usize> = (0..old.len())
             .filter(|i| !kept.contains(&Some(*i)))
             .collect();
-        for (i, z) in old.iter().enumerate() {
-            let new = same_id[i].map(|j| &zones[j].polygon);
-            out.note("zone", &z.id, Some(&z.polygon), new);
-        }
-        for z in zones.iter().filter(|z| by_id(&z.id).is_none()) {
-            out.added.push(format!("zone:{}", z.id));
-        }
+        let same = |a: &Zone, b: &Zone| a.polygon == b.polygon;
+        out.compare("zone", (old, &zones), |z| &z.id, same);
         let keys: Vec<u64> = self.people.keys().copied().collect();
         for key in keys {
             let Some(p) = self.people.get_mut(&key) else {
@@ -145,17 +145,7 @@ impl Footfall {
         let floor = self.floor_lines.drain(..).map(|l| (l.id, l.counter));
         let cam = self.camera_lines.drain(..).map(|l| (l.id, l.counter));
         let mut counters: BTreeMap<Arc<str>, LineCounter> = floor.chain(cam).collect();
-        for l in old {
-            out.note(
-                "line",
-                &l.id,
-                Some(l),
-                s.lines.iter().find(|n| n.id == l.id),
-            );
-        }
-        for l in s.lines.iter().filter(|l| !old.iter().any(|o| o.id == l.id)) {
-            out.added.push(format!("line:{}", l.id));
-        }
+        out.compare("line", (old, &s.lines), |l| &l.id, |a, b| a == b);
         for l in &s.lines {
             let id: Arc<str> = Arc::from(l.id.as_str());
             let counter = match old.contains(l) {
@@ -209,7 +199,11 @@ impl Footfall {
                 _ => {
                     self.queues.push(f);
                     self.queue_reported.push(0);
-                    out.note("queue", &qs.zone, before.map(|_| &false), Some(&true));
+                    let name = format!("queue:{}", qs.zone);
+                    match before {
+                        Some(_) => out.restarted.push(name),
+                        None => out.added.push(name),
+                    }
                 }
             }
         }
