@@ -7,7 +7,8 @@
 #             with sensor noise: simcam --scene still), 16 waking (still 20 s, then 40 s of
 #             people: --scene wake:20:40); busy seconds' analysed rate (mean, p5), idle cameras'
 #             rate, p95 frame age, RSS, threads, seconds until every camera is up
-# RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63. Analysed FPS is the
+# RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63, both 3 s before the
+# row's end (idle cameras' decoders parked) and at the peak (the start). Analysed FPS is the
 # service's rate from 10 s on; per-camera rates and the fair-share spread from WARM_S (15) s on,
 # from the database. PROTOCOLS: ingest.protocols to write (e.g. udp; unset: the default, tcp).
 # SIZE: serve the sample re-encoded at WIDTHxHEIGHT (e.g. 384x288, as a camera's substream; same
@@ -68,7 +69,7 @@ cameras() {
   done
 }
 
-# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads"
+# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb"
 run() {
   local name=$1 fps=$2 cfg="$WORK/$1.toml"
   cat > "$cfg"
@@ -80,9 +81,12 @@ run() {
   local out="$WORK/$name.out"
   STORETRACK_LOG=warn /usr/bin/time -f 'TIME %U %S %e %M' "$BIN" run -c "$cfg" \
     --duration "${RUN_S}s" --progress 1s > "$out" 2> "$out.err" &
-  local pid=$! threads=0
+  local pid=$! threads=0 rss_end=0 svc
   sleep $((RUN_S / 2))
-  threads=$(ls "/proc/$(pgrep -P $pid || echo $pid)/task" 2>/dev/null | wc -l || echo 0)
+  svc=$(pgrep -P $pid || echo $pid)
+  threads=$(ls "/proc/$svc/task" 2>/dev/null | wc -l || echo 0)
+  sleep $((RUN_S - RUN_S / 2 - 3)) # the RSS 3 s before the end: past the start's peak
+  rss_end=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$svc/status" 2>/dev/null || echo 0)
   wait $pid
   cp "$out" "$WORK/last.out"
   awk '
@@ -92,11 +96,11 @@ run() {
             if (t >= 10 && !seen) { t0 = t; n0 = n; seen = 1 } t1 = t; n1 = n }
     /^TIME/ { cpu = ($2 + $3) / $4 * 100; rss = $5 / 1024 }
     END { fps = (t1 > t0) ? (n1 - n0) / (t1 - t0) : 0
-          printf "%.1f %s %s %s %.0f %.0f %s %s %s\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th }
+          printf "%.1f %s %s %s %.0f %.0f %s %s %s %s\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th, re }
   ' mn="$(steady "$WORK/$name.db" min)" md="$(steady "$WORK/$name.db" median)" \
     p95="$(awk '/frame age/ {gsub(",", ""); print $7}' "$out")" \
     spread="$(steady "$WORK/$name.db" spread)" \
-    th="$threads" "$out.err" "$out"
+    th="$threads" re="$rss_end" "$out.err" "$out"
 }
 
 # steady DB min|median|spread -> each camera's analysed fps over the run from WARM_S seconds on
@@ -176,12 +180,12 @@ done
 echo
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC; cameras ${SIZE:-768x576}"
 echo
-echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS | threads | all up after |"
+echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS at the end / peak | threads | all up after |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 line() { # label n fps key
-  local fps mn md p95 cpu rss spread up th
-  read -r fps mn md p95 cpu rss spread up th <<< "${R[$4]}"
-  echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $rss MB | $th | $up s |"
+  local fps mn md p95 cpu rss spread up th re
+  read -r fps mn md p95 cpu rss spread up th re <<< "${R[$4]}"
+  echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $re / $rss MB | $th | $up s |"
 }
 [ -n "${R[o32]:-}" ] && line "overload base" 32 5 o32 && line overload 96 5 o96
 [ -n "${R[o32]:-}" ] && echo && echo "96/32 analysed FPS: $(awk -v a="${R[o96]%% *}" -v b="${R[o32]%% *}" 'BEGIN { printf "%.2f", a / b }') (target >= 0.65)"
@@ -191,6 +195,8 @@ if [ -n "${R[day]:-}" ]; then
   line "store day" 64 4 day
   read -r bm bp im imin imax wm <<< "${R[dayf]}"
   rss1=$(echo "${R[one]}" | cut -d' ' -f6); rss64=$(echo "${R[day]}" | cut -d' ' -f6)
+  end1=$(echo "${R[one]}" | cut -d' ' -f10); end64=$(echo "${R[day]}" | cut -d' ' -f10)
+  per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a - b) / 63 }'; }
   echo
-  echo "store day: busy seconds analysed $bm fps mean, p5 $bp (waking cameras' busy seconds $wm); empty cameras $im fps (min $imin, max $imax); RSS per camera above one camera: $(awk -v a="$rss64" -v b="$rss1" 'BEGIN { printf "%.1f", (a - b) / 63 }') MB"
+  echo "store day: busy seconds analysed $bm fps mean, p5 $bp (waking cameras' busy seconds $wm); empty cameras $im fps (min $imin, max $imax); RSS per camera above one camera: $(per "$end64" "$end1") MB at the end, $(per "$rss64" "$rss1") MB at the peak (the start: every camera decodes until it is found idle)"
 fi

@@ -70,6 +70,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.undecoded),
     ),
     (
+        "storetrack_camera_decoder_parks",
+        "Times the camera's decoder was parked (closed, its pictures freed) between seldom analysed frames.",
+        MetricType::Counter,
+        |c| load(&c.parks),
+    ),
+    (
         "storetrack_camera_frame_slots",
         "Detection slots (1/detect_fps) in which the camera sent a frame: the most it could have analysed.",
         MetricType::Counter,

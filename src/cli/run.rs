@@ -142,6 +142,12 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
             c.undecoded
         );
     }
+    if c.parks > 0 {
+        println!(
+            "  decoders parked  {} time(s) (cameras analysed seldom, idle: closed between their frames)",
+            c.parks
+        );
+    }
     println!("  frames inferred  {}", c.inferred);
     if c.infer_errors > 0 {
         println!(

@@ -22,6 +22,7 @@ pub mod activity;
 pub mod backoff;
 pub mod clock;
 pub mod gate;
+mod park;
 pub mod pipeline;
 mod priority;
 mod probes;
@@ -208,7 +209,14 @@ fn run_once(
     let gate = FrameGate::new(task.camera.decode, task.camera.detect_fps);
     let gate = gate.needed().then(|| Arc::new(Mutex::new(gate)));
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
-    probes::install_input(&parts.decoder, task, (&live, started), gate.clone(), clock);
+    let sink = parts.sink.upcast_ref::<gst::Element>();
+    probes::install_input(
+        (&parts.decoder, sink),
+        task,
+        (&live, started),
+        gate.clone(),
+        clock,
+    );
     probes::install_output(&parts.decoder, task, &live, gate);
     probes::install_sink(&parts.sink, task, &live, seq, clock, started);
 

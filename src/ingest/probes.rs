@@ -18,11 +18,12 @@ use std::time::Instant;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::CameraTask;
 use super::activity::Activity;
 use super::gate::{FrameGate, Plan, Verdict};
+use super::park::{PARK_BELOW_FPS, Parking};
 use super::stamping::CameraClock;
 use crate::messages::Frame;
 use crate::stats::{self, CameraStats};
@@ -44,6 +45,8 @@ pub(super) struct Live {
     /// Milliseconds since the run started at which the last compressed frame reached the
     /// decoder (a camera held to a low rate, or idle, is alive between its analysed frames).
     pub last_packet_ms: AtomicU64,
+    /// Frames out of the decoder this run.
+    decoded: AtomicU64,
 }
 
 impl Live {
@@ -68,17 +71,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame
 /// needs dropped (counted); each change of the decoding plan is logged, except while the camera
-/// is limited (fair share or idle rate: the plan then changes GOP by GOP by design).
+/// is limited (fair share or idle rate: the plan then changes GOP by GOP by design). A camera
+/// analysed at most [`PARK_BELOW_FPS`] has its decoder parked between its analysed frames
+/// ([`Parking`]); the probe sits on the pad feeding the decoder, which stays active while the
+/// decoder is parked.
 pub(super) fn install_input(
-    decoder: &gst::Element,
+    (decoder, sink): (&gst::Element, &gst::Element),
     task: &CameraTask,
     (live, started): (&Arc<Live>, Instant),
     gate: Option<Arc<Mutex<FrameGate>>>,
     clock: &Arc<Mutex<CameraClock>>,
 ) {
-    let Some(pad) = decoder.static_pad("sink") else {
+    let parking = Parking::new(decoder, sink);
+    let Some(pad) = parking
+        .as_ref()
+        .map(|p| p.upstream().clone())
+        .or_else(|| decoder.static_pad("sink"))
+    else {
         return;
     };
+    let parking = parking.map(Mutex::new);
     let fps = task.camera.detect_fps;
     let cam = Arc::clone(&task.stats);
     let id = task.camera.id.clone();
@@ -87,9 +99,13 @@ pub(super) fn install_input(
     let idle = Mutex::new(Idle::new(task));
     cam.seat.ask(f64::from(fps), false);
     let live = Arc::clone(live);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
-            return gst::PadProbeReturn::Ok;
+    let stop = Arc::clone(&task.stop);
+    let mask = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+    pad.add_probe(mask, move |_, info| {
+        let buffer = match &info.data {
+            Some(gst::PadProbeData::Buffer(buffer)) => buffer,
+            Some(gst::PadProbeData::Event(_)) => return event_while_parked(parking.as_ref(), info),
+            _ => return gst::PadProbeReturn::Ok,
         };
         super::priority::lower_this_thread();
         let now_ms = started.elapsed().as_millis().max(1) as u64;
@@ -119,18 +135,85 @@ pub(super) fn install_input(
         if gate.plan() != was && gate.limit().is_none() {
             log_plan(&id, fps, &gate);
         }
+        let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
         drop(gate);
-        if verdict == Verdict::Skip {
-            stats::inc(&cam.undecoded);
-            // Handled, not Drop: on a sink pad, gstreamer-rs has already taken the buffer out of
-            // the probe info, and GStreamer would unref the emptied pointer after a Drop
-            // (a GStreamer-CRITICAL per frame). Handled consumes it with flow OK.
-            drop(info.take_buffer());
-            info.flow_res = Ok(gst::FlowSuccess::Ok);
-            return gst::PadProbeReturn::Handled;
-        }
-        gst::PadProbeReturn::Ok
+        let outcome = match &parking {
+            Some(p) => {
+                let decoded = live.decoded.load(Ordering::Relaxed);
+                park_or_wake(&mut lock(p), &cam, (verdict, key), seldom, decoded)
+            }
+            None => Ok(verdict),
+        };
+        let flow = match outcome {
+            Ok(Verdict::Decode) => return gst::PadProbeReturn::Ok,
+            Ok(Verdict::Skip) => Ok(gst::FlowSuccess::Ok),
+            Err(e) if stop.load(Ordering::Relaxed) => {
+                debug!(camera = %id, error = %e, "Decoder not woken: the camera stops.");
+                Err(gst::FlowError::Flushing)
+            }
+            Err(e) => {
+                warn!(camera = %id, error = %e, "Decoder could not be parked or woken.");
+                Err(gst::FlowError::Error)
+            }
+        };
+        stats::inc(&cam.undecoded);
+        // Handled, not Drop: gstreamer-rs has already taken the buffer out of the probe info,
+        // and GStreamer would unref the emptied pointer after a Drop (a GStreamer-CRITICAL per
+        // frame). Handled consumes it with the flow given.
+        drop(info.take_buffer());
+        info.flow_res = flow;
+        gst::PadProbeReturn::Handled
     });
+}
+
+/// An event on its way to the decoder: held back while the decoder is parked (its inactive pad
+/// would refuse it, and the refusal would stop the stream); the woken decoder gets the sticky
+/// ones then. End of stream wakes the decoder and goes on.
+fn event_while_parked(
+    parking: Option<&Mutex<Parking>>,
+    info: &mut gst::PadProbeInfo,
+) -> gst::PadProbeReturn {
+    let Some(mut p) = parking.map(lock).filter(|p| p.parked()) else {
+        return gst::PadProbeReturn::Ok;
+    };
+    if info
+        .event()
+        .is_some_and(|ev| ev.type_() != gst::EventType::Eos)
+    {
+        // Handled, not Drop (see the buffers'); a sticky event stays pending on its pad.
+        drop(info.take_event());
+        return gst::PadProbeReturn::Handled;
+    }
+    if let Err(e) = p.wake() {
+        debug!(error = %e, "Parked decoder not woken for the end of stream.");
+    }
+    gst::PadProbeReturn::Ok
+}
+
+/// Parks the decoder after a skipped frame of a camera analysed seldom, wakes it for a key frame
+/// to decode; returns the verdict that stands (a delta frame for a parked decoder is skipped:
+/// it lacks its references).
+fn park_or_wake(
+    p: &mut Parking,
+    cam: &CameraStats,
+    (verdict, key): (Verdict, bool),
+    seldom: bool,
+    decoded: u64,
+) -> Result<Verdict, String> {
+    match verdict {
+        Verdict::Skip => {
+            if seldom && p.park(decoded)? {
+                stats::inc(&cam.parks);
+            }
+            Ok(Verdict::Skip)
+        }
+        Verdict::Decode if p.parked() && !key => Ok(Verdict::Skip),
+        Verdict::Decode => {
+            p.wake()?;
+            p.given();
+            Ok(Verdict::Decode)
+        }
+    }
 }
 
 /// A camera's idle gating: its motion state and the rate it asks for because of it.
@@ -220,6 +303,7 @@ pub(super) fn install_output(
             match &info.data {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     stats::inc(&cam.decoded);
+                    live.decoded.fetch_add(1, Ordering::Relaxed);
                     let t_ns = buffer.pts().map(|t| t.nseconds());
                     if let Some(gate) = &gate
                         && !lock(gate).take(t_ns)

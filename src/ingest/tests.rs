@@ -70,3 +70,55 @@ fn a_camera_run_that_panics_is_counted_and_started_again() {
     );
     assert!(!cam.up.load(Ordering::Relaxed));
 }
+
+/// The element names of the chain parked with the decoder of pipeline `desc`.
+fn parked_chain(desc: &str) -> Vec<String> {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let dec = pipeline.by_name("dec").unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    let parking = park::Parking::new(&dec, &sink).expect("the decoder is linked");
+    let feeder = parking.upstream().parent_element().unwrap();
+    assert_eq!(feeder.factory().unwrap().name(), "h264parse");
+    parking
+        .chain()
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect()
+}
+
+#[test]
+fn the_decoder_is_parked_with_the_elements_after_it_up_to_the_appsink() {
+    let task = task(Arc::new(CameraStats::new(
+        "cam1",
+        "cam1",
+        "rtsp://127.0.0.1:1/x",
+    )));
+    let desc = task
+        .template
+        .render(&task.camera, &task.ingest, &task.input);
+    let names = parked_chain(&desc);
+    let kinds: Vec<_> = names
+        .iter()
+        .map(|n| n.trim_end_matches(char::is_numeric))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dec",
+            "videoscale",
+            "capsfilter",
+            "videoconvert",
+            "capsfilter"
+        ]
+    );
+    // A queue has a thread of its own: the chain stops before it.
+    let queued = parked_chain(
+        "fakesrc ! h264parse ! avdec_h264 name=dec ! videoconvert name=conv ! queue \
+         ! appsink name=sink",
+    );
+    assert_eq!(queued, ["dec", "conv"]);
+}

@@ -88,6 +88,9 @@ pub struct CameraStats {
     /// Detection slots that fell while the camera was held below its `detect_fps` (fair
     /// share, idle rate).
     pub limited: AtomicU64,
+    /// Times the camera's decoder was parked between analysed frames (closed, its pictures
+    /// freed: see `ingest::park`).
+    pub parks: AtomicU64,
 }
 
 impl CameraStats {
@@ -100,6 +103,7 @@ impl CameraStats {
             active: AtomicBool::new(true),
             decoded: AtomicU64::new(0),
             undecoded: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
             slots: AtomicU64::new(0),
             not_picked: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
@@ -298,6 +302,8 @@ pub struct Snapshot {
     pub decoded: u64,
     /// Sum over cameras (removed ones included).
     pub undecoded: u64,
+    /// Times a camera's decoder was parked between seldom analysed frames (sum over cameras).
+    pub parks: u64,
     /// Sum over cameras (removed ones included).
     pub slots: u64,
     /// Sum over cameras (removed ones included).
@@ -484,6 +490,7 @@ impl Stats {
                 .count(),
             decoded: sum(|c| &c.decoded),
             undecoded: sum(|c| &c.undecoded),
+            parks: sum(|c| &c.parks),
             slots: sum(|c| &c.slots),
             not_picked: sum(|c| &c.not_picked),
             skipped: sum(|c| &c.skipped),

@@ -5,7 +5,8 @@
 //! Once idle (nothing moved for 3 s), each is analysed every 2 s (every other key frame, the
 //! GOPs between not decoded); when the people appear, `wake` is analysed at its full rate
 //! within 1.5 s (its delta frames grow at once; the plan changes at the next key frame). The
-//! frames still add up: decoded = analysed + not picked + skipped + dropped + failed.
+//! frames still add up: decoded = analysed + not picked + skipped + dropped + failed. Between
+//! an idle camera's frames its decoder is parked (ingest::park), and woken for the next.
 
 use crate::common;
 
@@ -102,6 +103,9 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         c.inferred + c.not_picked + c.skipped + c.dropped + c.failed,
         "decoded = analysed + not picked + skipped + dropped + failed: {c:?}"
     );
+    // Idle, each camera's decoder is closed between its frames (a frame every 2 s, parked
+    // after each): about 7 times for the still camera in its 16 idle seconds.
+    assert!(c.parks >= 5, "decoders parked {} times", c.parks);
 
     let db = Connection::open(&summary.db).unwrap();
     // The still scene: nobody, and a frame every 2 s once idle.
