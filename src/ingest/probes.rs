@@ -1,15 +1,16 @@
 //! The probes of one camera pipeline run: on the decoder's input, its output, and the appsink.
 //!
-//! Decoder input (decode order): each compressed frame's arrival is told to the capture clock
-//! (its arrival envelope), its detection slot counted (`slots`), and the frame gate says
-//! whether it is decoded (not: `undecoded`). Decoder output (presentation order): every frame
-//! is counted (`decoded`), and dropped if the gate does not pick it (`not_picked`) or the
-//! camera's queue holds a fresh frame (`skipped`), so such frames are never scaled or
-//! converted; the output caps give the source size. Appsink: each frame is stamped and queued
-//! without blocking (`delivered`; a full queue drops its oldest, `dropped`). A frame that
-//! passed the decoder's output but never reached the appsink (the pipeline torn down, no
-//! size known yet) is counted `dropped` too, so `decoded = inferred + not_picked + skipped +
-//! dropped + failed` holds exactly once everything has stopped.
+//! Decoder input (decode order, on the pad feeding the decoder): each compressed frame's arrival
+//! is told to the capture clock (its arrival envelope), its detection slot counted (`slots`),
+//! and the frame gate says whether it is decoded (not: `undecoded`); a camera analysed seldom
+//! has its decoder parked between its frames ([`super::park`]). Decoder output (presentation
+//! order): every frame is counted (`decoded`), and dropped if the gate does not pick it
+//! (`not_picked`) or the camera's queue holds a fresh frame (`skipped`), so such frames are
+//! never scaled or converted; the output caps give the source size. Appsink: each frame is
+//! stamped and queued without blocking (`delivered`; a full queue drops its oldest, `dropped`).
+//! A frame that passed the decoder's output but never reached the appsink (the pipeline torn
+//! down, no size known yet) is counted `dropped` too, so `decoded = inferred + not_picked +
+//! skipped + dropped + failed` holds exactly once everything has stopped.
 
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
