@@ -8,8 +8,9 @@
 //! at the decoder's output, and drops at its input the compressed frames no analysed frame
 //! needs; frames not picked, or arriving while the camera's queue holds fresh ones, are dropped
 //! before any scaling or conversion ([`queue::FrameSender::wants_frame`]); every frame is
-//! counted where it ends ([`probes`]). The decoder gets the cores divided among the cameras as
-//! threads ([`decoder_threads`]). The appsink callback never blocks: a full queue drops its
+//! counted where it ends ([`probes`]). A camera analysed every 2 s or less often (idle) has its
+//! decoder parked between its frames (`park.rs`). The decoder gets the cores divided among the
+//! cameras as threads ([`decoder_threads`]). The appsink callback never blocks: a full queue drops its
 //! oldest frame (counted). A pipeline that errors, ends or stalls is torn down, counted, and
 //! rebuilt after a backoff delay ([`backoff`]: from `retry_interval_ms`, doubling, capped at
 //! `retry_max_ms`, jittered); other cameras are unaffected. A camera logs one line when it

@@ -20,8 +20,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::ops::ControlFlow;
 
-/// A camera whose analysed frames are at most this many a second apart gets its decoder parked
-/// between them (an idle camera at the default `idle_interval_ms` is at 0.33).
+/// A camera analysed at most this many frames a second (2 s or more apart) gets its decoder
+/// parked between them (an idle camera at the default `idle_interval_ms` is at 0.33).
 pub const PARK_BELOW_FPS: f64 = 0.5;
 
 /// One pipeline run's decoder chain and whether it is parked.
