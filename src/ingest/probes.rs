@@ -46,8 +46,6 @@ pub(super) struct Live {
     /// Milliseconds since the run started at which the last compressed frame reached the
     /// decoder (a camera held to a low rate, or idle, is alive between its analysed frames).
     pub last_packet_ms: AtomicU64,
-    /// Frames out of the decoder this run.
-    decoded: AtomicU64,
 }
 
 impl Live {
@@ -101,6 +99,8 @@ pub(super) fn install_input(
     cam.seat.ask(f64::from(fps), false);
     let live = Arc::clone(live);
     let stop = Arc::clone(&task.stop);
+    // The camera's decoded frames before this run (the last run's pipeline is gone).
+    let decoded_before = cam.decoded.load(Ordering::Relaxed);
     let mask = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
     pad.add_probe(mask, move |_, info| {
         let buffer = match &info.data {
@@ -140,7 +140,7 @@ pub(super) fn install_input(
         drop(gate);
         let outcome = match &parking {
             Some(p) => {
-                let decoded = live.decoded.load(Ordering::Relaxed);
+                let decoded = cam.decoded.load(Ordering::Relaxed) - decoded_before;
                 park_or_wake(&mut lock(p), &cam, (verdict, key), seldom, decoded)
             }
             None => Ok(verdict),
@@ -181,7 +181,8 @@ fn event_while_parked(
         .event()
         .is_some_and(|ev| ev.type_() != gst::EventType::Eos)
     {
-        // Handled, not Drop (see the buffers'); a sticky event stays pending on its pad.
+        // Handled, not Drop (see the buffers'); a sticky one stays stored on the pad, from
+        // where waking gives it to the decoder.
         drop(info.take_event());
         return gst::PadProbeReturn::Handled;
     }
@@ -304,7 +305,6 @@ pub(super) fn install_output(
             match &info.data {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     stats::inc(&cam.decoded);
-                    live.decoded.fetch_add(1, Ordering::Relaxed);
                     let t_ns = buffer.pts().map(|t| t.nseconds());
                     if let Some(gate) = &gate
                         && !lock(gate).take(t_ns)
