@@ -76,6 +76,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.parks),
     ),
     (
+        "storetrack_camera_packets_lost",
+        "RTP packets missing before the camera's decoder: lost on the network, or dropped from its full packet queue while decoding was behind.",
+        MetricType::Counter,
+        |c| load(&c.packets_lost),
+    ),
+    (
         "storetrack_camera_frame_slots",
         "Detection slots (1/detect_fps) in which the camera sent a frame: the most it could have analysed.",
         MetricType::Counter,

@@ -148,6 +148,13 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
             c.parks
         );
     }
+    if c.packets_lost > 0 {
+        println!(
+            "  packets lost     {} (RTP, before the decoder: on the network, or from a full packet queue \
+             while decoding was behind; their frames decode damaged)",
+            c.packets_lost
+        );
+    }
     println!("  frames inferred  {}", c.inferred);
     if c.infer_errors > 0 {
         println!(
@@ -197,8 +204,12 @@ fn print_latency(summary: &service::Summary) {
             .iter()
             .find(|a| a.id == c.id)
             .map_or(String::new(), |a| {
+                let lost = match a.packets_lost {
+                    0 => String::new(),
+                    n => format!(", {n} packets lost"),
+                };
                 format!(
-                    "  ({:.2} of {:.2} possible while streaming)",
+                    "  ({:.2} of {:.2} possible while streaming{lost})",
                     a.analysed_fps(),
                     a.possible_fps()
                 )

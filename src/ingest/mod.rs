@@ -9,11 +9,13 @@
 //! needs; frames not picked, or arriving while the camera's queue holds fresh ones, are dropped
 //! before any scaling or conversion ([`queue::FrameSender::wants_frame`]); every frame is
 //! counted where it ends ([`probes`]). A camera analysed every 2 s or less often (idle) has its
-//! decoder parked between its frames (`park.rs`). The decoder gets the cores divided among the
-//! cameras as threads ([`decoder_threads`]). The appsink callback never blocks: a full queue drops its
-//! oldest frame (counted). A pipeline that errors, ends or stalls is torn down, counted, and
-//! rebuilt after a backoff delay ([`backoff`]: from `retry_interval_ms`, doubling, capped at
-//! `retry_max_ms`, jittered); other cameras are unaffected. A camera logs one line when it
+//! decoder parked between its frames (`park.rs`). RTP packets missing before the decoder (lost
+//! on the network, or dropped from the full packet queue) are counted (`loss.rs`). The decoder
+//! gets the cores divided among the cameras as threads ([`decoder_threads`]). The appsink
+//! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that
+//! errors, ends or stalls is torn down, counted, and rebuilt after a backoff delay
+//! ([`backoff`]: from `retry_interval_ms`, doubling, capped at `retry_max_ms`, jittered);
+//! other cameras are unaffected. A camera logs one line when it
 //! goes down and when it comes back, and a reminder every [`DOWN_REMINDER`] while it stays
 //! down. Capture times come from the camera's [`clock`]: strictly increasing across
 //! reconnections, from arrival (reordering and queueing left out) corrected by the camera's
@@ -23,6 +25,7 @@ pub mod activity;
 pub mod backoff;
 pub mod clock;
 pub mod gate;
+mod loss;
 mod park;
 pub mod pipeline;
 mod priority;
@@ -200,6 +203,9 @@ fn run_once(
         Err(e) => return (Ended::Failed(e.to_string()), false),
     };
     rtp_time::install(&parts.src);
+    if let Some(queue) = &parts.packets {
+        loss::install(queue, &task.stats);
+    }
     let live = Arc::new(Live::default());
     let started = Instant::now();
     if parts.decoder.has_property("max-threads") {

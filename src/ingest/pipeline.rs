@@ -70,6 +70,8 @@ pub struct CameraPipeline {
     pub decoder: gst::Element,
     /// The appsink.
     pub sink: gst_app::AppSink,
+    /// The packet queue (optional: its lost packets are counted).
+    pub packets: Option<gst::Element>,
 }
 
 impl Template {
@@ -141,11 +143,13 @@ impl Template {
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| missing("sink", "appsink"))?;
+        let packets = pipeline.by_name("packets");
         Ok(CameraPipeline {
             pipeline,
             src,
             decoder,
             sink,
+            packets,
         })
     }
 }

@@ -122,3 +122,75 @@ fn the_decoder_is_parked_with_the_elements_after_it_up_to_the_appsink() {
     );
     assert_eq!(queued, ["dec", "conv"]);
 }
+
+/// An RTP packet (version 2, payload type 96, SSRC 7) with sequence number `seq`.
+fn rtp_packet(seq: u16) -> gst::Buffer {
+    let mut bytes = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0xab];
+    bytes[2..4].copy_from_slice(&seq.to_be_bytes());
+    gst::Buffer::from_slice(bytes)
+}
+
+#[test]
+fn packets_dropped_from_the_full_packet_queue_are_counted_lost() {
+    gst::init().unwrap();
+    let stats = Arc::new(CameraStats::new("cam1", "cam1", "rtsp://127.0.0.1:1/x"));
+    let task = task(Arc::clone(&stats));
+    let parts = task
+        .template
+        .build(&task.camera, &task.ingest, &task.input)
+        .unwrap();
+    assert!(
+        parts.packets.is_some(),
+        "the template names its packet queue"
+    );
+    // A queue of 3 packets before a consumer taking 20 ms a packet: of 39 packets pushed at
+    // once, the oldest are dropped.
+    let pipeline = gst::parse::launch(
+        "appsrc name=in caps=application/x-rtp ! queue name=packets leaky=downstream \
+         max-size-buffers=3 max-size-bytes=0 max-size-time=0 ! identity sleep-time=20000 \
+         ! fakesink name=out sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    loss::install(&pipeline.by_name("packets").unwrap(), &stats);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let arrived = Arc::clone(&seen);
+    let out = pipeline.by_name("out").unwrap().static_pad("sink").unwrap();
+    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer() {
+            let m = b.map_readable().unwrap();
+            arrived
+                .lock()
+                .unwrap()
+                .push(u16::from_be_bytes([m[2], m[3]]));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let src = pipeline
+        .by_name("in")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSrc>()
+        .unwrap();
+    // The first packet through before the rest: drops come after it, where a gap shows.
+    src.push_buffer(rtp_packet(0)).unwrap();
+    let start = Instant::now();
+    while seen.lock().unwrap().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for seq in 1..40 {
+        src.push_buffer(rtp_packet(seq)).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let bus = pipeline.bus().unwrap();
+    let eos = bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos]);
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(eos.is_some(), "the stream ended");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.last(), Some(&39), "the newest packets stay");
+    assert_eq!(seen[0], 0);
+    let missing = 40 - seen.len() as u64;
+    assert!(missing > 0, "the queue dropped packets: {seen:?}");
+    assert_eq!(stats.packets_lost.load(Ordering::Relaxed), missing);
+}

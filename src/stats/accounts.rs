@@ -40,6 +40,9 @@ pub struct FrameAccount {
     pub limited: u64,
     /// Seconds the camera streamed.
     pub streamed_s: f64,
+    /// RTP packets missing before the decoder (lost on the network, or from its full packet
+    /// queue).
+    pub packets_lost: u64,
 }
 
 /// What one camera's capture clock found over a run (see [`crate::ingest::clock`]).
@@ -97,6 +100,7 @@ impl FrameAccount {
         self.failed += o.failed;
         self.limited += o.limited;
         self.streamed_s += o.streamed_s;
+        self.packets_lost += o.packets_lost;
     }
 
     /// The counters of one camera slot.
@@ -114,6 +118,7 @@ impl FrameAccount {
             failed: get(&c.failed),
             limited: get(&c.limited),
             streamed_s: get(&c.streamed_ms) as f64 / 1000.0,
+            packets_lost: get(&c.packets_lost),
         }
     }
 

@@ -91,6 +91,9 @@ pub struct CameraStats {
     /// Times the camera's decoder was parked between analysed frames (closed, its pictures
     /// freed: see `ingest::park`).
     pub parks: AtomicU64,
+    /// RTP packets missing before the decoder: lost on the network, or dropped from a full
+    /// packet queue (see `ingest::loss`).
+    pub packets_lost: AtomicU64,
 }
 
 impl CameraStats {
@@ -104,6 +107,7 @@ impl CameraStats {
             decoded: AtomicU64::new(0),
             undecoded: AtomicU64::new(0),
             parks: AtomicU64::new(0),
+            packets_lost: AtomicU64::new(0),
             slots: AtomicU64::new(0),
             not_picked: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
@@ -304,6 +308,8 @@ pub struct Snapshot {
     pub undecoded: u64,
     /// Times a camera's decoder was parked between seldom analysed frames (sum over cameras).
     pub parks: u64,
+    /// RTP packets missing before the decoder (sum over cameras).
+    pub packets_lost: u64,
     /// Sum over cameras (removed ones included).
     pub slots: u64,
     /// Sum over cameras (removed ones included).
@@ -491,6 +497,7 @@ impl Stats {
             decoded: sum(|c| &c.decoded),
             undecoded: sum(|c| &c.undecoded),
             parks: sum(|c| &c.parks),
+            packets_lost: sum(|c| &c.packets_lost),
             slots: sum(|c| &c.slots),
             not_picked: sum(|c| &c.not_picked),
             skipped: sum(|c| &c.skipped),
