@@ -5,8 +5,8 @@
 //! order, and after the queue). Output: the camera's `packets_lost` counter. A gap is a packet
 //! lost on the network (UDP: the jitterbuffer stopped waiting for it) or dropped from the leaky
 //! packet queue while decoding was more than the queue's span behind; either way the frame it
-//! belonged to, and the frames referring to that one up to the next key frame, reach the
-//! decoder damaged. A packet older than the last one (late, or repeated) is not a gap; a new
+//! belonged to, and the frames referring to that one up to the next key frame, are damaged
+//! where they are decoded. A packet older than the last one (late, or repeated) is not a gap; a new
 //! SSRC (the camera restarted its stream) starts counting afresh.
 
 use std::sync::{Arc, Mutex};
