@@ -70,7 +70,7 @@ cameras() {
   done
 }
 
-# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb"
+# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb packets_lost"
 run() {
   local name=$1 fps=$2 cfg="$WORK/$1.toml"
   cat > "$cfg"

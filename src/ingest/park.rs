@@ -112,6 +112,8 @@ impl Parking {
         let Some(sink) = self.upstream.peer() else {
             return Err("decoder unlinked".into());
         };
+        // A refused tag event loses only metadata; any other refusal leaves the decoder
+        // without its stream start, caps or segment.
         let mut refused = None;
         self.upstream.sticky_events_foreach(|ev| {
             if !sink.send_event(ev.clone()) && ev.type_() != gst::EventType::Tag {
