@@ -7,7 +7,8 @@
 #             with sensor noise: simcam --scene still), 16 waking (still 20 s, then 40 s of
 #             people: --scene wake:20:40); busy seconds' analysed rate (mean, p5), idle cameras'
 #             rate, p95 frame age, RSS, threads, seconds until every camera is up
-# Every row: RTP packets lost before the decoders (the run summary's; 0 from builds that predate it).
+# Every row: frames shed while decoding was behind and RTP packets lost before the decoders (the
+# run summary's; 0 from builds that predate them).
 # RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63, both 3 s before the
 # row's end (idle cameras' decoders parked) and at the peak (the start). Analysed FPS is the
 # service's rate from 10 s on; per-camera rates and the fair-share spread from WARM_S (15) s on,
@@ -70,7 +71,7 @@ cameras() {
   done
 }
 
-# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb packets_lost"
+# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb packets_lost shed"
 run() {
   local name=$1 fps=$2 cfg="$WORK/$1.toml"
   cat > "$cfg"
@@ -97,8 +98,9 @@ run() {
             if (t >= 10 && !seen) { t0 = t; n0 = n; seen = 1 } t1 = t; n1 = n }
     /^TIME/ { cpu = ($2 + $3) / $4 * 100; rss = $5 / 1024 }
     /^  packets lost/ { lost = $3 }
+    /^  shed / { shed = $2 }
     END { fps = (t1 > t0) ? (n1 - n0) / (t1 - t0) : 0
-          printf "%.1f %s %s %s %.0f %.0f %s %s %s %s %d\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th, re, lost }
+          printf "%.1f %s %s %s %.0f %.0f %s %s %s %s %d %d\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th, re, lost, shed }
   ' mn="$(steady "$WORK/$name.db" min)" md="$(steady "$WORK/$name.db" median)" \
     p95="$(awk '/frame age/ {gsub(",", ""); print $7}' "$out")" \
     spread="$(steady "$WORK/$name.db" spread)" \
@@ -182,12 +184,12 @@ done
 echo
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC; cameras ${SIZE:-768x576}"
 echo
-echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS at the end / peak | threads | all up after | packets lost |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS at the end / peak | threads | all up after | frames shed | packets lost |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 line() { # label n fps key
-  local fps mn md p95 cpu rss spread up th re lost
-  read -r fps mn md p95 cpu rss spread up th re lost <<< "${R[$4]}"
-  echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $re / $rss MB | $th | $up s | $lost |"
+  local fps mn md p95 cpu rss spread up th re lost shed
+  read -r fps mn md p95 cpu rss spread up th re lost shed <<< "${R[$4]}"
+  echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $re / $rss MB | $th | $up s | $shed | $lost |"
 }
 [ -n "${R[o32]:-}" ] && line "overload base" 32 5 o32 && line overload 96 5 o96
 [ -n "${R[o32]:-}" ] && echo && echo "96/32 analysed FPS: $(awk -v a="${R[o96]%% *}" -v b="${R[o32]%% *}" 'BEGIN { printf "%.2f", a / b }') (target >= 0.65)"

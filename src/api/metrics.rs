@@ -70,6 +70,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         |c| load(&c.undecoded),
     ),
     (
+        "storetrack_camera_frames_shed",
+        "Of the frames not decoded: shed because the camera's decoding was behind its stream (its streaming thread short of CPU).",
+        MetricType::Counter,
+        |c| load(&c.shed),
+    ),
+    (
         "storetrack_camera_decoder_parks",
         "Times the camera's decoder was parked (closed, its pictures freed) between seldom analysed frames.",
         MetricType::Counter,

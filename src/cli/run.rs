@@ -142,6 +142,13 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
             c.undecoded
         );
     }
+    if c.shed > 0 {
+        println!(
+            "  shed             {} of them (decoding behind its stream: the rest of a GOP not \
+             decoded so the decoder caught up)",
+            c.shed
+        );
+    }
     if c.parks > 0 {
         println!(
             "  decoders parked  {} time(s) (cameras analysed seldom, idle: closed between their frames)",
@@ -204,9 +211,10 @@ fn print_latency(summary: &service::Summary) {
             .iter()
             .find(|a| a.id == c.id)
             .map_or(String::new(), |a| {
-                let lost = match a.packets_lost {
-                    0 => String::new(),
-                    n => format!(", {n} packets lost"),
+                let lost = match (a.shed, a.packets_lost) {
+                    (0, 0) => String::new(),
+                    (0, n) => format!(", {n} packets lost"),
+                    (s, n) => format!(", {s} frames shed, {n} packets lost"),
                 };
                 format!(
                     "  ({:.2} of {:.2} possible while streaming{lost})",

@@ -10,7 +10,8 @@
 //! before any scaling or conversion ([`queue::FrameSender::wants_frame`]); every frame is
 //! counted where it ends ([`probes`]). A camera analysed every 2 s or less often (idle) has its
 //! decoder parked between its frames (`park.rs`). RTP packets missing before the decoder (lost
-//! on the network, or dropped from the full packet queue) are counted (`loss.rs`). The decoder
+//! on the network, or dropped from the full packet queue) are counted (`loss.rs`); before that
+//! queue fills, the gate sheds GOPs while decoding lags (`backlog.rs`). The decoder
 //! gets the cores divided among the cameras as threads ([`decoder_threads`]). The appsink
 //! callback never blocks: a full queue drops its oldest frame (counted). A pipeline that
 //! errors, ends or stalls is torn down, counted, and rebuilt after a backoff delay
@@ -22,6 +23,7 @@
 //! RTCP clock when that is in step with the host's.
 
 pub mod activity;
+mod backlog;
 pub mod backoff;
 pub mod clock;
 pub mod gate;
@@ -217,11 +219,12 @@ fn run_once(
     let gate = gate.needed().then(|| Arc::new(Mutex::new(gate)));
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     let sink = parts.sink.upcast_ref::<gst::Element>();
+    let queue = parts.packets.as_ref().and_then(backlog::PacketQueue::new);
     probes::install_input(
         (&parts.decoder, sink),
         task,
         (&live, started),
-        gate.clone(),
+        (gate.clone(), queue),
         clock,
     );
     probes::install_output(&parts.decoder, task, &live, gate);

@@ -2,7 +2,8 @@
 //!
 //! Decoder input (decode order, on the pad feeding the decoder): each compressed frame's arrival
 //! is told to the capture clock (its arrival envelope), its detection slot counted (`slots`),
-//! and the frame gate says whether it is decoded (not: `undecoded`); a camera analysed seldom
+//! and the frame gate says whether it is decoded (not: `undecoded`; of those, `shed` while the
+//! packets waiting for the decoder show it lagging, see [`super::backlog`]); a camera analysed seldom
 //! has its decoder parked between its frames ([`super::park`]). Decoder output (presentation
 //! order): every frame is counted (`decoded`), and dropped if the gate does not pick it
 //! (`not_picked`) or the camera's queue holds a fresh frame (`skipped`), so such frames are
@@ -23,7 +24,8 @@ use tracing::{debug, info, warn};
 
 use super::CameraTask;
 use super::activity::Activity;
-use super::gate::{FrameGate, Plan, Verdict};
+use super::backlog::PacketQueue;
+use super::gate::{Backlog, FrameGate, Plan, Verdict};
 use super::park::{PARK_BELOW_FPS, Parking};
 use super::stamping::CameraClock;
 use crate::messages::Frame;
@@ -78,7 +80,7 @@ pub(super) fn install_input(
     (decoder, sink): (&gst::Element, &gst::Element),
     task: &CameraTask,
     (live, started): (&Arc<Live>, Instant),
-    gate: Option<Arc<Mutex<FrameGate>>>,
+    (gate, queue): (Option<Arc<Mutex<FrameGate>>>, Option<PacketQueue>),
     clock: &Arc<Mutex<CameraClock>>,
 ) {
     let parking = Parking::new(decoder, sink);
@@ -124,6 +126,11 @@ pub(super) fn install_input(
         let mut gate = lock(gate);
         let limit = lock(&idle).limit(&cam, key, buffer.size(), t_ns);
         gate.set_limit(limit);
+        gate.set_backlog(
+            queue
+                .as_ref()
+                .map_or(Backlog::Keeping, PacketQueue::backlog),
+        );
         if gate.new_slot(t_ns) {
             stats::inc(&cam.slots);
             if gate.limit().is_some() {
@@ -148,6 +155,10 @@ pub(super) fn install_input(
         let flow = match outcome {
             Ok(Verdict::Decode) => return gst::PadProbeReturn::Ok,
             Ok(Verdict::Skip) => Ok(gst::FlowSuccess::Ok),
+            Ok(Verdict::Shed) => {
+                stats::inc(&cam.shed);
+                Ok(gst::FlowSuccess::Ok)
+            }
             Err(e) if stop.load(Ordering::Relaxed) => {
                 debug!(camera = %id, error = %e, "Decoder not woken: the camera stops.");
                 Err(gst::FlowError::Flushing)
@@ -203,11 +214,11 @@ fn park_or_wake(
     decoded: u64,
 ) -> Result<Verdict, String> {
     match verdict {
-        Verdict::Skip => {
+        Verdict::Skip | Verdict::Shed => {
             if seldom && p.park(decoded)? {
                 stats::inc(&cam.parks);
             }
-            Ok(Verdict::Skip)
+            Ok(verdict)
         }
         Verdict::Decode if p.parked() && !key => Ok(Verdict::Skip),
         Verdict::Decode => {

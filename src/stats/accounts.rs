@@ -21,8 +21,10 @@ pub struct FrameAccount {
     pub id: String,
     /// Detection slots in which the camera sent a frame.
     pub slots: u64,
-    /// Compressed frames not decoded (no analysed frame needed them).
+    /// Compressed frames not decoded (no analysed frame needed them, or shed).
     pub undecoded: u64,
+    /// Of `undecoded`: shed while the camera's decoding was behind its stream.
+    pub shed: u64,
     /// Frames out of the decoder.
     pub decoded: u64,
     /// Frames the detector finished.
@@ -77,6 +79,8 @@ pub enum Shortfall {
     /// Frames it sent that never came out of the decoder picked (decode errors, or frame
     /// times the gate could not place).
     NotDecodedOrPicked(u64),
+    /// Of those, frames shed before the decoder while its decoding was behind its stream.
+    Shed(u64),
     /// Skipped while the detector's queue held a fresher frame: the detector is too slow.
     Skipped(u64),
     /// Dropped between the decoder and the detector.
@@ -92,6 +96,7 @@ impl FrameAccount {
     pub fn add(&mut self, o: &FrameAccount) {
         self.slots += o.slots;
         self.undecoded += o.undecoded;
+        self.shed += o.shed;
         self.decoded += o.decoded;
         self.analysed += o.analysed;
         self.not_picked += o.not_picked;
@@ -110,6 +115,7 @@ impl FrameAccount {
             id: c.id.clone(),
             slots: get(&c.slots),
             undecoded: get(&c.undecoded),
+            shed: get(&c.shed),
             decoded: get(&c.decoded),
             analysed: get(&c.inferred),
             not_picked: get(&c.not_picked),
@@ -146,16 +152,19 @@ impl FrameAccount {
         }
         let picked = self.decoded.saturating_sub(self.not_picked);
         let lost = self.slots.saturating_sub(picked);
+        let shed = self.shed.min(lost);
         [
             Shortfall::Skipped(self.skipped),
             Shortfall::Dropped(self.dropped),
             Shortfall::Failed(self.failed),
-            Shortfall::NotDecodedOrPicked(lost),
+            Shortfall::Shed(shed),
+            Shortfall::NotDecodedOrPicked(lost - shed),
             Shortfall::Limited(self.limited),
         ]
         .into_iter()
         .max_by_key(|s| match s {
             Shortfall::NotDecodedOrPicked(n)
+            | Shortfall::Shed(n)
             | Shortfall::Skipped(n)
             | Shortfall::Dropped(n)
             | Shortfall::Failed(n)
@@ -177,6 +186,12 @@ impl std::fmt::Display for Shortfall {
                 "{n} frames dropped between the decoder and the detector (its queue was full)"
             ),
             Shortfall::Failed(n) => write!(f, "{n} frames failed in the detector"),
+            Shortfall::Shed(n) => write!(
+                f,
+                "{n} frames shed before the decoder while its decoding was behind its stream: \
+                 the box is short of CPU for the cameras' streaming threads (fewer cameras, a \
+                 lower detect_fps, or substreams)"
+            ),
             Shortfall::Limited(n) => write!(
                 f,
                 "held to its fair share of an overloaded detector, or to its idle rate while \
@@ -269,6 +284,15 @@ mod tests {
         assert!(gate.balanced());
         assert_eq!(gate.shortfall(), Some(Shortfall::NotDecodedOrPicked(57)));
         assert!(gate.shortfall().unwrap().to_string().contains("57 frames"));
+        // Of 57 slots never picked, 40 shed while decoding was behind: that is blamed.
+        let behind = FrameAccount {
+            shed: 40,
+            ..gate.clone()
+        };
+        assert_eq!(behind.shortfall(), Some(Shortfall::Shed(40)));
+        // Shed frames count only up to the slots lost (a shed GOP's frames outnumber them).
+        let all_shed = FrameAccount { shed: 500, ..gate };
+        assert_eq!(all_shed.shortfall(), Some(Shortfall::Shed(57)));
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct CameraStats {
     pub decoded: AtomicU64,
     /// Compressed frames dropped before the decoder because no analysed frame needs them.
     pub undecoded: AtomicU64,
+    /// Of `undecoded`: frames shed because the camera's decoding was behind its stream (its
+    /// streaming thread short of CPU; see `ingest::backlog`).
+    pub shed: AtomicU64,
     /// Detection slots (1/detect_fps; each frame with detect_fps = 0) in which the camera sent
     /// a frame: how many frames could be analysed at most.
     pub slots: AtomicU64,
@@ -106,6 +109,7 @@ impl CameraStats {
             active: AtomicBool::new(true),
             decoded: AtomicU64::new(0),
             undecoded: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             packets_lost: AtomicU64::new(0),
             slots: AtomicU64::new(0),
@@ -306,6 +310,8 @@ pub struct Snapshot {
     pub decoded: u64,
     /// Sum over cameras (removed ones included).
     pub undecoded: u64,
+    /// Of `undecoded`: shed while a camera's decoding was behind (sum over cameras).
+    pub shed: u64,
     /// Times a camera's decoder was parked between seldom analysed frames (sum over cameras).
     pub parks: u64,
     /// RTP packets missing before the decoder (sum over cameras).
@@ -496,6 +502,7 @@ impl Stats {
                 .count(),
             decoded: sum(|c| &c.decoded),
             undecoded: sum(|c| &c.undecoded),
+            shed: sum(|c| &c.shed),
             parks: sum(|c| &c.parks),
             packets_lost: sum(|c| &c.packets_lost),
             slots: sum(|c| &c.slots),

@@ -14,6 +14,7 @@ mod api;
 mod capture_time;
 mod cli;
 mod crash;
+mod decode_behind;
 mod disk_full;
 mod e2e;
 mod events;

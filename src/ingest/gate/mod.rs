@@ -40,6 +40,13 @@
 //! what it gets: a whole GOP decoded to pick a frame from it takes the CPU the shares are made
 //! of); a GOP given none is not decoded at all. So a limited camera decodes little more than
 //! it analyses.
+//!
+//! While the camera's decoding lags its stream ([`FrameGate::set_backlog`]: the packets waiting
+//! for the decoder, `super::backlog`), the frames a plan would decode are shed instead
+//! ([`Verdict::Shed`]): behind, each GOP from its key frame on (its analysed frames forfeit, not
+//! carried); far behind, the current GOP from the next frame on. The rest of a cut GOP, and an
+//! open GOP's leading frames after it, are not decoded, so the decoder never gets a frame whose
+//! references it skipped, and the camera catches up on parsing alone.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
@@ -100,6 +107,22 @@ pub enum Verdict {
     Decode,
     /// Not needed by any analysed frame.
     Skip,
+    /// Not decoded because the camera's decoding is behind its stream: the rest of the GOP is
+    /// shed, so the decoder catches up without packets dropped in front of it.
+    Shed,
+}
+
+/// How far the camera's decoding lags its stream (the packets waiting for it), told to the gate
+/// before each frame ([`FrameGate::set_backlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Backlog {
+    /// Decoding keeps up.
+    #[default]
+    Keeping,
+    /// Behind: the next GOP is shed whole (from its key frame).
+    Behind,
+    /// Far behind: the current GOP is cut at this frame too.
+    Far,
 }
 
 /// How the current GOP is decoded.
@@ -159,6 +182,10 @@ pub struct FrameGate {
     out_grid_ns: u64,
     /// Recent detection slots (pts / interval) that had a frame.
     slots: BTreeSet<u64>,
+    /// The decoder's lag, as last told.
+    backlog: Backlog,
+    /// The rest of the current GOP is shed (decoding was behind).
+    shed: bool,
 }
 
 impl FrameGate {
@@ -190,6 +217,8 @@ impl FrameGate {
             slots: BTreeSet::new(),
             limit: None,
             carry: 0.0,
+            backlog: Backlog::Keeping,
+            shed: false,
             grid_ns: NS_PER_S / u64::from(detect_fps.max(1)),
             out_grid_ns: NS_PER_S / u64::from(detect_fps.max(1)),
         }
@@ -211,6 +240,12 @@ impl FrameGate {
             self.grid_ns = self.rate_grid_ns();
             self.out_grid_ns = self.grid_ns;
         }
+    }
+
+    /// How far the decoder lags its stream now: from [`Backlog::Behind`] each GOP is shed
+    /// from its key frame, at [`Backlog::Far`] the current one from the next frame.
+    pub fn set_backlog(&mut self, backlog: Backlog) {
+        self.backlog = backlog;
     }
 
     /// The limit in force (None: `detect_fps`).
@@ -267,7 +302,7 @@ impl FrameGate {
         } else {
             self.delta_frame(t_ns)
         };
-        if verdict == Verdict::Skip {
+        if verdict != Verdict::Decode {
             self.skipped_in_gop = true;
         }
         verdict
@@ -375,6 +410,21 @@ impl FrameGate {
             self.grid_ns = self.rate_grid_ns();
             self.out_grid_ns = self.grid_ns;
         }
+        let verdict = self.key_verdict(t_ns);
+        // Behind: a GOP it would decode is shed whole (the frames it would decode), its analysed
+        // frames forfeit (not carried).
+        self.shed = verdict == Verdict::Decode && self.backlog >= Backlog::Behind;
+        if !self.shed {
+            return verdict;
+        }
+        if matches!(self.plan, Plan::Aligned(_)) {
+            self.anchors.pop_back(); // no frame of it reaches the output grid
+        }
+        Verdict::Shed
+    }
+
+    /// A key frame's verdict under the GOP's plan.
+    fn key_verdict(&mut self, t_ns: u64) -> Verdict {
         match self.plan {
             Plan::Every => Verdict::Decode,
             Plan::Skip => Verdict::Skip,
@@ -406,7 +456,7 @@ impl FrameGate {
         if self.skip_before.is_some_and(|key| t_ns < key) {
             return Verdict::Skip; // an open GOP's leading frame: its references were skipped
         }
-        match self.plan {
+        let verdict = match self.plan {
             Plan::KeyOnly | Plan::Skip => Verdict::Skip,
             _ if self.tail => Verdict::Skip,
             Plan::Aligned(k) => {
@@ -414,6 +464,13 @@ impl FrameGate {
                 Verdict::Decode
             }
             Plan::Every => Verdict::Decode,
+        };
+        // Far behind: the rest of the GOP is cut here (the frames it would decode are shed).
+        self.shed |= verdict == Verdict::Decode && self.backlog == Backlog::Far;
+        if self.shed && verdict == Verdict::Decode {
+            Verdict::Shed
+        } else {
+            verdict
         }
     }
 
