@@ -24,7 +24,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{debug, info};
 
 use super::Stats;
 
@@ -241,6 +241,13 @@ impl Stats {
         let before = state.budget.fps();
         let demand: f64 = asked.iter().sum();
         state.budget.update(demand, done, busy);
+        debug!(
+            budget_fps = state.budget.fps().map(|b| format!("{b:.1}")),
+            done_fps = format!("{done:.1}"),
+            asked_fps = format!("{demand:.1}"),
+            busy = format!("{busy:.2}"),
+            "Admission tick."
+        );
         match (before, state.budget.fps()) {
             (None, Some(b)) => info!(
                 budget_fps = format!("{b:.1}"),
