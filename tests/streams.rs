@@ -391,6 +391,9 @@ impl Run {
         // Nothing is lost over loopback on a box that keeps up: a gap counted here would be a
         // stream the loss probe misreads (another codec, a new SSRC, interleaved audio).
         assert_eq!(a.packets_lost, 0, "{}: packets lost", c.name);
+        // Nor is anything shed: a frame shed here would be a stream whose reordering (B-frames)
+        // or bursts the backlog took for decoding falling behind.
+        assert_eq!(a.shed, 0, "{}: frames shed", c.name);
         assert_eq!(
             a.analysed as i64, stored,
             "{}: analysed but not stored",
@@ -483,7 +486,7 @@ fn check_all(run: &Run, cases: &[Case]) {
         eprintln!(
             "{:<12} analysed {analysed:5.2} of {possible:5.2} fps; capture time within \
              {worst:.0} ms; decoded {} = {} + {} not picked + {} skipped + {} dropped + {} failed; \
-             {} not decoded; clock {:?}",
+             {} not decoded ({} shed); clock {:?}",
             c.name,
             a.decoded,
             a.analysed,
@@ -492,6 +495,7 @@ fn check_all(run: &Run, cases: &[Case]) {
             a.dropped,
             a.failed,
             a.undecoded,
+            a.shed,
             run.clock(c.name)
         );
     }

@@ -3,7 +3,10 @@
 //! decoder.
 //!
 //! Input: the queue's `current-level-time` against its `max-size-time` (the span past which it
-//! drops its oldest packets). Output: a [`Backlog`] for the frame gate, which sheds whole GOPs
+//! drops its oldest packets), less the stream's reordering span: the level is the newest
+//! packet's presentation time minus the one leaving, and with B-frames a reference frame sent
+//! ahead of the frames it precedes in presentation order is that far ahead though nothing
+//! waits. Output: a [`Backlog`] for the frame gate, which sheds whole GOPs
 //! (or the rest of one) while decoding is behind, so the decoder catches up on frames it never
 //! starts instead of on packets dropped from the full queue (each of which damages its frame and
 //! every frame after it up to the next key frame).
@@ -51,12 +54,11 @@ impl PacketQueue {
         })
     }
 
-    /// How far decoding lags now.
-    pub fn backlog(&self) -> Backlog {
-        of(
-            self.queue.property::<u64>("current-level-time"),
-            self.max_ns,
-        )
+    /// How far decoding lags now, for a stream whose frames come up to `reorder_ns` behind
+    /// the newest one (B-frames; 0 without).
+    pub fn backlog(&self, reorder_ns: u64) -> Backlog {
+        let level: u64 = self.queue.property("current-level-time");
+        of(level.saturating_sub(reorder_ns), self.max_ns)
     }
 }
 

@@ -126,10 +126,11 @@ pub(super) fn install_input(
         let mut gate = lock(gate);
         let limit = lock(&idle).limit(&cam, key, buffer.size(), t_ns);
         gate.set_limit(limit);
+        let reorder_ns = gate.reorder_ns();
         gate.set_backlog(
             queue
                 .as_ref()
-                .map_or(Backlog::Keeping, PacketQueue::backlog),
+                .map_or(Backlog::Keeping, |q| q.backlog(reorder_ns)),
         );
         if gate.new_slot(t_ns) {
             stats::inc(&cam.slots);

@@ -61,6 +61,9 @@ const ANCHORS_MAX: usize = 8;
 /// Detection slots remembered to count each once (frames arrive out of order by a few).
 const SLOTS_KEPT: u64 = 64;
 const NS_PER_S: u64 = 1_000_000_000;
+/// A frame further behind the newest one than this is a restart of the timestamps, not
+/// B-frame reordering.
+const REORDER_MAX_NS: u64 = 2 * NS_PER_S;
 
 /// Which frames a camera decodes (`decode` in `[ingest]` or per camera).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,6 +165,9 @@ pub struct FrameGate {
     frame_ns: u64,
     /// Frames arrive out of timestamp order (B-frames).
     reordered: bool,
+    /// The newest timestamp in, and the furthest a frame came behind it (ns).
+    newest: u64,
+    reorder_ns: u64,
     /// Time of the last gap in the frames (a camera slowing down, a frame lost).
     last_gap: Option<u64>,
     /// A gap came in the current GOP before its tail: the GOP may run longer than planned.
@@ -209,6 +215,8 @@ impl FrameGate {
             last_in: None,
             frame_ns: 0,
             reordered: false,
+            newest: 0,
+            reorder_ns: 0,
             last_gap: None,
             gap_in_gop: false,
             in_slot: None,
@@ -332,6 +340,12 @@ impl FrameGate {
         self.plan
     }
 
+    /// How far behind the newest frame a frame has come on this connection (ns): B-frame
+    /// reordering, 0 without B-frames.
+    pub fn reorder_ns(&self) -> u64 {
+        self.reorder_ns
+    }
+
     /// Whether frames came out of presentation order (B-frames) on this connection.
     pub fn reordered(&self) -> bool {
         self.reordered
@@ -384,6 +398,13 @@ impl FrameGate {
             }
         }
         self.last_in = Some(t_ns);
+        let behind = self.newest.saturating_sub(t_ns);
+        if behind > REORDER_MAX_NS {
+            self.newest = t_ns; // timestamps restarted
+        } else {
+            self.reorder_ns = self.reorder_ns.max(behind);
+            self.newest = self.newest.max(t_ns);
+        }
     }
 
     fn key_frame(&mut self, t_ns: u64) -> Verdict {

@@ -165,6 +165,8 @@ fn decode_order_timestamps_going_back_and_forth_are_not_gaps() {
     let mut gate = FrameGate::new(Decode::Auto, 10);
     let o = run(&mut gate, &frames, 25, 2);
     assert_eq!(o.analysed.len(), 200);
+    // A reference frame comes 2 frames ahead of the B-frame after it: 80 ms of reordering.
+    assert_eq!(gate.reorder_ns(), 2 * S / 25);
     assert!(
         gaps_ms(&o.analysed, 25)
             .iter()
@@ -392,6 +394,7 @@ fn fixed_modes_and_restarted_timestamps() {
     run(&mut auto, &plain(40, 10), 10, 0);
     auto.admit(true, 0); // a timestamp from the past: the rate is measured again
     assert_eq!(auto.key_rate(), None);
+    assert_eq!(auto.reorder_ns(), 0, "a restart is not B-frame reordering");
     assert_eq!(auto.plan(), Plan::Every);
 }
 
