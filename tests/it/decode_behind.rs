@@ -9,13 +9,9 @@
 
 use crate::common;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
 use rusqlite::Connection;
+use storetrack::Config;
 use storetrack::simcam::SimCam;
-use storetrack::{Config, RunOptions};
 
 #[test]
 fn a_camera_decoding_slower_than_its_stream_sheds_gops_and_loses_no_packet() {
@@ -45,11 +41,7 @@ fn a_camera_decoding_slower_than_its_stream_sheds_gops_and_loses_no_packet() {
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
 
-    let opts = RunOptions {
-        duration: Some(Duration::from_secs(14)),
-        ..Default::default()
-    };
-    let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
+    let summary = common::run_for(&cfg, 14);
     let c = &summary.counts;
     eprintln!(
         "decoded {}, not decoded {} ({} shed), inferred {}, packets lost {}",

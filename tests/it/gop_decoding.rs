@@ -11,13 +11,12 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gstreamer::glib;
 use rusqlite::Connection;
 use storetrack::simcam::SimCam;
-use storetrack::{Config, Decode, RunOptions};
+use storetrack::{Config, Decode};
 
 #[test]
 fn a_camera_at_twice_its_key_frame_rate_decodes_each_gop_up_to_its_second_analysed_frame() {
@@ -52,11 +51,7 @@ fn a_camera_at_twice_its_key_frame_rate_decodes_each_gop_up_to_its_second_analys
     assert_eq!(cfg.cameras[0].decode, Decode::Auto);
     assert_eq!(cfg.cameras[1].decode, Decode::All);
 
-    let opts = RunOptions {
-        duration: Some(Duration::from_secs(14)),
-        ..Default::default()
-    };
-    let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
+    let summary = common::run_for(&cfg, 14);
     let c = &summary.counts;
     eprintln!(
         "decoded {}, not decoded {}, inferred {}",

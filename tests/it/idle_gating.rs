@@ -10,13 +10,9 @@
 
 use crate::common;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
 use rusqlite::Connection;
+use storetrack::Config;
 use storetrack::simcam::{Encoding, Mount, SimCam, Variant, variant::Scene};
-use storetrack::{Config, RunOptions};
 
 const STILL_S: f64 = 10.0;
 const BUSY_S: f64 = 8.0;
@@ -91,11 +87,7 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
     assert_eq!(cfg.ingest.idle_interval_ms, 2000);
-    let opts = RunOptions {
-        duration: Some(Duration::from_secs(24)),
-        ..Default::default()
-    };
-    let summary = storetrack::run(&cfg, &opts, Arc::new(AtomicBool::new(false))).unwrap();
+    let summary = common::run_for(&cfg, 24);
     let c = &summary.counts;
     assert_eq!(c.failures, 0, "no camera failed");
     assert_eq!(

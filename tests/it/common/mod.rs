@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: paths of the real model and video produced by
 //! `scripts/setup.sh`, config files written into a temporary folder, the binary (a command, a
-//! service run in the background, a query as JSON), two simulated cameras, free ports and
-//! read-only connections and the figures read from them.
+//! service run in the background or in this process for a while, a query as JSON), two
+//! simulated cameras, free ports and read-only connections and the figures read from them.
 
 #![allow(dead_code)]
 
@@ -86,6 +86,16 @@ pub fn write_config_from(dir: &Path, cameras: &str, ingest: &str, extra: &str) -
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The service run in this process on `cfg` for `seconds`: its summary.
+pub fn run_for(cfg: &storetrack::Config, seconds: u64) -> storetrack::Summary {
+    let opts = storetrack::RunOptions {
+        duration: Some(Duration::from_secs(seconds)),
+        ..Default::default()
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    storetrack::run(cfg, &opts, stop).unwrap()
 }
 
 /// The `storetrack` binary run with `args` (warnings and errors logged only).
