@@ -19,7 +19,7 @@ import tempfile
 # Lowest first. A module may import its own layer and every layer below it.
 LAYERS = [
     # Shared types and helpers every stage uses; they import no stage.
-    ("shared", {"", "backoff", "geometry", "messages", "resize", "time", "rng", "redact", "stats", "malloc", "notify", "live"}),
+    ("shared", {"", "backoff", "geometry", "messages", "resize", "time", "rng", "host", "redact", "stats", "malloc", "notify", "live"}),
     ("ingest", {"ingest"}),
     ("infer", {"infer"}),
     ("track", {"track"}),

@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod config;
 pub mod events;
 pub mod geometry;
+pub mod host;
 pub mod infer;
 pub mod ingest;
 pub mod live;

@@ -2,8 +2,7 @@
 //! identical on every machine and every build and jitter schedules are testable. Jitter that must
 //! differ between boxes (reconnects, model-server probes) is seeded with [`box_seed`].
 
-/// Where the host name and the machine id are read from (Linux).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+/// Where the machine id is read from (Linux).
 const MACHINE_ID_FILE: &str = "/etc/machine-id";
 
 /// A seed that differs between boxes and between runs on one box: host name, machine id,
@@ -14,7 +13,7 @@ pub fn box_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     box_seed_from(
-        read(HOSTNAME_FILE).trim(),
+        &crate::host::name().unwrap_or_default(),
         read(MACHINE_ID_FILE).trim(),
         std::process::id(),
         nanos,

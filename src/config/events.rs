@@ -226,7 +226,7 @@ fn times(raw: &RawEvents, p: &mut Problems<'_>) -> (u64, u64, u64) {
 /// `site`, or this host's name, or [`DEFAULT_SITE`]: one MQTT topic level.
 fn site(raw: Option<&Spanned<String>>, p: &mut Problems<'_>) -> String {
     let Some(s) = raw else {
-        return host_name()
+        return crate::host::name()
             .filter(|h| topic_level_ok(h))
             .unwrap_or_else(|| DEFAULT_SITE.to_string());
     };
@@ -242,13 +242,6 @@ fn site(raw: Option<&Spanned<String>>, p: &mut Problems<'_>) -> String {
 
 fn topic_level_ok(s: &str) -> bool {
     !s.is_empty() && !s.contains(['/', '+', '#', '\0']) && s.len() <= 128
-}
-
-/// This machine's host name (Linux: the kernel's).
-fn host_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// `mqtt` (+ `mqtt_user`, `mqtt_password`, `mqtt_ca`).

@@ -28,8 +28,7 @@ pub fn new(initial_ms: u64, max_ms: u64, seed: &str) -> Backoff {
 
 /// The seed of a sink's backoff on this box.
 pub fn seed(sink: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}|{sink}", host.trim())
+    format!("{}|{sink}", crate::host::name().unwrap_or_default())
 }
 
 #[cfg(test)]

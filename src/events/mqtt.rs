@@ -159,8 +159,8 @@ pub fn spawn(
 
 /// Connection options: client id, keep-alive, the last will, credentials, TLS.
 fn options(events: &EventsConfig, mqtt: &MqttConfig) -> Result<MqttOptions, SenderError> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let id = format!("storetrack-{}-{}", events.site, host.trim());
+    let host = crate::host::name().unwrap_or_default();
+    let id = format!("storetrack-{}-{host}", events.site);
     let mut o = MqttOptions::new(id, mqtt.host.clone(), mqtt.port);
     let topics = Topics::new(&events.site);
     o.set_keep_alive(KEEP_ALIVE)

@@ -19,8 +19,6 @@ use sha2::{Digest, Sha256};
 const LOCK_ATTEMPTS: u32 = 10;
 /// ...and the wait between them.
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-/// Where the host name is read from (Linux).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
 /// Who is running: recorded in the run row for whoever investigates it later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,11 +89,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string(HOSTNAME_FILE)
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    crate::host::name().unwrap_or_else(|| "unknown".into())
 }
 
 /// Why the run lock was not taken.
