@@ -110,7 +110,7 @@ impl Outbox {
         self.conn.execute(
             "INSERT INTO outbox_cursors (sink, seq, updated_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_ms = excluded.updated_ms",
-            params![sink, seq, now_ms()],
+            params![sink, seq, crate::time::wall_ms()],
         )?;
         Ok(())
     }
@@ -163,12 +163,4 @@ pub fn last_seq(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM events_outbox", [], |r| {
         r.get(0)
     })
-}
-
-/// Wall clock, Unix ms.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64
 }

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use super::backoff;
 use super::metrics::SinkStats;
-use super::outbox::{Outbox, OutboxRow, now_ms};
+use super::outbox::{Outbox, OutboxRow};
 use super::{POLL, SenderError};
 use crate::backoff::Backoff;
 use crate::config::{EventsConfig, WebhookConfig};
@@ -198,7 +198,7 @@ impl Hook {
 
     /// One attempt.
     fn post(&self, row: &OutboxRow) -> Outcome {
-        let ts = (now_ms() / 1000).to_string();
+        let ts = (crate::time::wall_ms() / 1000).to_string();
         let mut req = self
             .agent
             .post(self.cfg.url.as_str())

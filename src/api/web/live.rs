@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -31,15 +31,9 @@ pub const STREAM_LIFE: Duration = Duration::from_secs(600);
 /// Positions older than this are not sent (the person left, or the camera stopped).
 pub const FRESH_MS: i64 = 2_000;
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// One event's JSON.
 pub(super) fn snapshot(state: &ApiState) -> serde_json::Value {
-    let now = now_ms();
+    let now = crate::time::wall_ms();
     let latest = state.stats.live.latest();
     let cameras: Vec<_> = state
         .stats
