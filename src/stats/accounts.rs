@@ -79,7 +79,8 @@ pub enum Shortfall {
     /// Frames it sent that never came out of the decoder picked (decode errors, or frame
     /// times the gate could not place).
     NotDecodedOrPicked(u64),
-    /// Of those, frames shed before the decoder while its decoding was behind its stream.
+    /// Slots lost to frames shed before the decoder while its decoding was behind its stream
+    /// (counted apart from the previous).
     Shed(u64),
     /// Skipped while the detector's queue held a fresher frame: the detector is too slow.
     Skipped(u64),
