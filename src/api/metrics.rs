@@ -65,7 +65,7 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
     ),
     (
         "storetrack_camera_frames_undecoded",
-        "Compressed frames dropped before the decoder because no analysed frame needs them.",
+        "Compressed frames dropped before the decoder because no analysed frame needs them, or shed while decoding was behind.",
         MetricType::Counter,
         |c| load(&c.undecoded),
     ),

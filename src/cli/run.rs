@@ -138,7 +138,7 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
     );
     if c.undecoded > 0 {
         println!(
-            "  not decoded      {} (before the decoder: no analysed frame needed them)",
+            "  not decoded      {} (before the decoder: no analysed frame needed them, or shed)",
             c.undecoded
         );
     }

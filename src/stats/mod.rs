@@ -42,7 +42,8 @@ pub struct CameraStats {
     /// Frames out of the decoder. Once the camera and the detector have stopped, `decoded =
     /// inferred + not_picked + skipped + dropped + failed` exactly.
     pub decoded: AtomicU64,
-    /// Compressed frames dropped before the decoder because no analysed frame needs them.
+    /// Compressed frames dropped before the decoder because no analysed frame needs them, or
+    /// shed while its decoding was behind (`shed` counts those).
     pub undecoded: AtomicU64,
     /// Of `undecoded`: frames shed because the camera's decoding was behind its stream (its
     /// streaming thread short of CPU; see `ingest::backlog`).
