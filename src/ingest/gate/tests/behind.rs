@@ -33,7 +33,6 @@ fn behind_sheds_the_next_gop_whole_and_far_behind_cuts_the_current_one() {
 fn far_behind_cuts_a_b_frame_gop_without_breaking_a_reference() {
     // Every frame decoded at 2 fps with B-frames in open GOPs; far behind from frame 34 to 36.
     let frames = with_b_frames(80, 10, 3, true);
-    let mut gate = FrameGate::new(Decode::Auto, 2);
     let far = |i: u64| {
         if (34..=36).contains(&i) {
             Backlog::Far
@@ -41,26 +40,70 @@ fn far_behind_cuts_a_b_frame_gop_without_breaking_a_reference() {
             Backlog::Keeping
         }
     };
-    let o = run_behind(&mut gate, &frames, 10, 3, far);
+    let o = run_behind(&mut FrameGate::new(Decode::Auto, 2), &frames, 10, 3, far);
+    let kept = run(&mut FrameGate::new(Decode::Auto, 2), &frames, 10, 3);
     assert!(o.broken.is_empty(), "{:?}", o.broken);
-    assert!(!o.shed.is_empty());
-    assert!(o.decoded.contains(&50) && o.decoded.contains(&70));
-    // Nothing decoded between the cut and the next key frame (the open GOP's leading frames
-    // referring to the cut tail are skipped, not shed: nothing would decode them right).
-    let cut = o.shed.iter().min().copied().unwrap();
-    assert!(o.decoded.iter().all(|&i| !(cut..40).contains(&i)));
+    // Shed: what the gate keeping up decoded from the first far-behind frame (decode order) up
+    // to the next key frame.
+    let pos = |i: u64| frames.iter().position(|f| f.index == i).unwrap();
+    let (cut, next_key) = (pos(34).min(pos(35)).min(pos(36)), pos(40));
+    let mut expected: Vec<u64> = frames[cut..next_key]
+        .iter()
+        .map(|f| f.index)
+        .filter(|i| kept.decoded.contains(i))
+        .collect();
+    expected.sort_unstable();
+    let mut shed = o.shed.clone();
+    shed.sort_unstable();
+    assert_eq!(shed, expected);
+    // The later GOPs' leading frames (sent after their key frame, earlier than it) are
+    // skipped, neither decoded nor shed: the gate takes a GOP with any frame skipped as a gap
+    // in the references of the next one's leading frames (a B-frame may refer to any frame
+    // still held), so from the cut on every open GOP's leading frames stay skipped. All else
+    // is decoded as when keeping up.
+    let leading: Vec<u64> = frames[next_key..]
+        .iter()
+        .scan(0, |key, f| {
+            if f.key {
+                *key = f.index;
+            }
+            Some((f.index, *key))
+        })
+        .filter(|(i, key)| i < key)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(leading, [39, 49, 59, 69]);
+    let mut rest: Vec<u64> = kept
+        .decoded
+        .iter()
+        .copied()
+        .filter(|i| !expected.contains(i) && !leading.contains(i))
+        .collect();
+    rest.sort_unstable();
+    let mut decoded = o.decoded.clone();
+    decoded.sort_unstable();
+    assert_eq!(decoded, rest);
 }
 
 #[test]
 fn a_gop_given_no_frame_is_skipped_not_shed() {
     // A camera held to 0.5 fps of a 1 s GOP: every other GOP is given no analysed frame.
-    let mut gate = FrameGate::new(Decode::Auto, 5);
-    gate.set_limit(Some(0.5));
-    let o = run_behind(&mut gate, &plain(100, 10), 10, 0, |_| Backlog::Far);
+    let limited = || {
+        let mut gate = FrameGate::new(Decode::Auto, 5);
+        gate.set_limit(Some(0.5));
+        gate
+    };
+    let o = run_behind(&mut limited(), &plain(100, 10), 10, 0, |_| Backlog::Far);
+    let kept = run(&mut limited(), &plain(100, 10), 10, 0);
     assert!(o.decoded.is_empty());
-    // Only the key frames a plan would have decoded count as shed: once the GOP is measured,
-    // one key frame in two.
-    let late: Vec<u64> = o.shed.iter().copied().filter(|&i| i >= 50).collect();
-    assert!((2..=3).contains(&late.len()), "{:?}", o.shed);
-    assert!(late.iter().all(|i| i % 10 == 0), "{late:?}");
+    // Shed: exactly what the gate keeping up decoded (the GOPs measured whole at first, then
+    // the key frames of the GOPs given a frame); the GOPs given none are skipped.
+    assert_eq!(o.shed, kept.decoded);
+    assert!(
+        kept.decoded
+            .iter()
+            .filter(|&&i| i >= 50)
+            .all(|i| i % 10 == 0)
+    );
+    assert!(kept.decoded.iter().filter(|&&i| i >= 50).count() < 5);
 }
