@@ -193,6 +193,10 @@ pub struct InferenceConfig {
     pub device: String,
     /// `PERFORMANCE_HINT`: `THROUGHPUT`, `LATENCY` or `CUMULATIVE_THROUGHPUT`.
     pub hint: String,
+    /// `INFERENCE_PRECISION_HINT` (`f32`, `bf16`, `f16`), or None for the device's own choice
+    /// (bf16 on processors with AMX or AVX-512 BF16, which rounds a 640-pixel input's box edges
+    /// to a few pixels).
+    pub precision: Option<String>,
     /// Number of asynchronous infer requests, or auto: twice `OPTIMAL_NUMBER_OF_INFER_REQUESTS`
     /// with the THROUGHPUT hints, that number with LATENCY.
     pub requests: CountOrAuto,

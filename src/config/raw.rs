@@ -8,6 +8,7 @@ pub(super) const DEFAULT_MODEL_DESCRIPTION: &str = "models/ssdlite.toml";
 pub(super) const DEFAULT_SCORE_THRESHOLD: f32 = 0.35;
 pub(super) const DEFAULT_DEVICE: &str = "CPU";
 pub(super) const DEFAULT_HINT: &str = "THROUGHPUT";
+pub(super) const DEFAULT_PRECISION: &str = "auto";
 pub(super) const DEFAULT_BACKEND: &str = "local";
 pub(super) const DEFAULT_REMOTE_TIMEOUT_MS: u64 = 2_000;
 pub(super) const DEFAULT_REMOTE_IN_FLIGHT: usize = 4;
@@ -192,6 +193,8 @@ pub(super) struct RawInference {
     pub device: Spanned<String>,
     #[serde(default = "default_hint")]
     pub hint: Spanned<String>,
+    #[serde(default = "default_precision")]
+    pub precision: Spanned<String>,
     #[serde(default)]
     pub requests: CountOrAuto,
     #[serde(default)]
@@ -214,6 +217,7 @@ impl Default for RawInference {
         Self {
             device: default_device(),
             hint: default_hint(),
+            precision: default_precision(),
             requests: CountOrAuto::Auto,
             streams: CountOrAuto::Auto,
             runtime: None,
@@ -308,6 +312,9 @@ fn default_device() -> Spanned<String> {
 }
 fn default_hint() -> Spanned<String> {
     unspanned(DEFAULT_HINT.into())
+}
+fn default_precision() -> Spanned<String> {
+    unspanned(DEFAULT_PRECISION.into())
 }
 fn default_backend() -> Spanned<String> {
     unspanned(DEFAULT_BACKEND.into())

@@ -172,7 +172,11 @@ fn given<T>(value: &Spanned<T>) -> bool {
 /// one written is a problem at its position.
 fn local_keys_unused(inf: &RawInference, p: &mut Problems<'_>) {
     let mut at = Vec::new();
-    for (value, key) in [(&inf.device, "device"), (&inf.hint, "hint")] {
+    for (value, key) in [
+        (&inf.device, "device"),
+        (&inf.hint, "hint"),
+        (&inf.precision, "precision"),
+    ] {
         if given(value) {
             at.push((value.span().start, key));
         }
@@ -283,7 +287,8 @@ mod tests {
         assert!(e[1].ends_with("inference.in_flight is only used with backend = \"kserve\""));
         let kserve = "backend = \"kserve\"\nendpoints = [\"grpc://h:1\"]\nmodel = \"m\"\n";
         let e = load(&format!(
-            "{kserve}device = \"CPU\"\nhint = \"LATENCY\"\nrequests = 2\nstreams = \"auto\"\n"
+            "{kserve}device = \"CPU\"\nhint = \"LATENCY\"\nprecision = \"f32\"\n\
+             requests = 2\nstreams = \"auto\"\n"
         ))
         .unwrap_err();
         let keys: Vec<&str> = e
@@ -297,7 +302,11 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        assert_eq!(keys, ["device", "hint", "requests", "streams"], "{e:?}");
+        assert_eq!(
+            keys,
+            ["device", "hint", "precision", "requests", "streams"],
+            "{e:?}"
+        );
         assert!(e.iter().all(|l| !l.starts_with("0:0")), "{e:?}");
         // With the local fallback they configure it, and defaults are never refused.
         assert!(

@@ -10,6 +10,7 @@ use super::raw::{RawConfig, RawInference};
 use super::{Checks, Config, InferenceConfig, Problem, camera, sections};
 
 const HINTS: &[&str] = &["THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT"];
+const PRECISIONS: &[&str] = &["auto", "f32", "bf16", "f16"];
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
@@ -103,6 +104,7 @@ pub(super) fn validate(
     }
     let inf = &raw.inference;
     let (device, hint) = device_and_hint(inf, &mut p);
+    let precision = precision(inf, &mut p);
     let remote = super::remote::validate(inf, &mut p);
     let local_engine = remote.as_ref().is_none_or(|r| r.fallback_local);
     let model = sections::model(&raw.model, &resolve, (checks, local_engine), &mut p);
@@ -141,6 +143,7 @@ pub(super) fn validate(
         inference: InferenceConfig {
             device,
             hint,
+            precision,
             requests: inf.requests,
             streams: inf.streams,
             runtime: inf.runtime.as_ref().map(|r| resolve(r.get_ref())),
@@ -183,6 +186,22 @@ fn device_and_hint(inf: &RawInference, p: &mut Problems<'_>) -> (String, String)
         );
     }
     (device, hint)
+}
+
+/// `[inference] precision` (lower case); None for `auto`.
+fn precision(inf: &RawInference, p: &mut Problems<'_>) -> Option<String> {
+    let precision = inf.precision.get_ref().to_ascii_lowercase();
+    if !PRECISIONS.contains(&precision.as_str()) {
+        p.at(
+            &inf.precision,
+            format!(
+                "inference.precision = {:?}: expected one of {}",
+                inf.precision.get_ref(),
+                PRECISIONS.join(", ")
+            ),
+        );
+    }
+    (precision != "auto").then_some(precision)
 }
 
 #[cfg(test)]
@@ -280,14 +299,28 @@ url = "not a url"
 
 [inference]
 hint = "FASTEST"
+precision = "f64"
 "#;
         let p = problems(text);
-        assert_eq!(p.len(), 5, "{p:?}");
+        assert_eq!(p.len(), 6, "{p:?}");
         assert!(p[0].starts_with("7:6: duplicate camera id \"cam1\" (first defined at 3:6)"));
         assert!(p[1].starts_with("8:7: camera \"cam1\": url http://a/2 must be rtsp"));
         assert!(p[2].starts_with("11:6: camera id \"cam 3\""));
         assert!(p[3].starts_with("12:7: camera \"cam 3\": malformed url"));
         assert!(p[4].starts_with("15:8: inference.hint = \"FASTEST\""));
+        let want = "16:13: inference.precision = \"f64\": expected one of auto, f32, bf16, f16";
+        assert!(p[5].starts_with(want), "{p:?}");
+    }
+
+    #[test]
+    fn precision_is_the_device_s_choice_unless_given() {
+        let c = Config::from_str_at(GOOD, Path::new("c.toml")).unwrap();
+        assert_eq!(c.inference.precision, None);
+        for (given, want) in [("auto", None), ("F32", Some("f32")), ("bf16", Some("bf16"))] {
+            let text = format!("{GOOD}\n[inference]\nprecision = \"{given}\"\n");
+            let c = Config::from_str_at(&text, Path::new("c.toml")).unwrap();
+            assert_eq!(c.inference.precision.as_deref(), want, "{given}");
+        }
     }
 
     #[test]

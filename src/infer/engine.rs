@@ -53,6 +53,9 @@ pub struct EngineInfo {
     pub requests: usize,
     /// Streams the device chose (as OpenVINO reports it), if it reports it.
     pub streams: Option<String>,
+    /// The precision the device runs the model in (`INFERENCE_PRECISION_HINT` as OpenVINO
+    /// reports it after compiling), if it reports it.
+    pub precision: Option<String>,
 }
 
 /// How frames go into the model and detections come out of it (shared by every request of
@@ -143,6 +146,10 @@ impl Engine {
             .get_property(&PropertyKey::Rw(RwPropertyKey::NumStreams))
             .ok()
             .map(|s| s.into_owned());
+        let precision = compiled
+            .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
+            .ok()
+            .map(|s| s.into_owned());
         check_outputs(&io.desc, &io.decoder, &compiled)?;
         let requests = (0..count)
             .map(|_| ov("creating an infer request", compiled.create_infer_request()))
@@ -152,9 +159,10 @@ impl Engine {
             device: device.name.clone(),
             requests: count,
             streams,
+            precision,
         };
         info!(model = %info.model, device = %info.device, requests = info.requests,
-              streams = ?info.streams, "Detector ready.");
+              streams = ?info.streams, precision = ?info.precision, "Detector ready.");
         Ok(Engine {
             requests,
             compiled,
@@ -337,6 +345,12 @@ fn open_core(inference: &InferenceConfig) -> Result<(Core, ResolvedDevice), Infe
             ov(
                 "setting NUM_STREAMS",
                 core.set_property(&dev, &RwPropertyKey::NumStreams, &n.to_string()),
+            )?;
+        }
+        if let Some(precision) = &inference.precision {
+            ov(
+                "setting INFERENCE_PRECISION_HINT",
+                core.set_property(&dev, &RwPropertyKey::HintInferencePrecision, precision),
             )?;
         }
     }

