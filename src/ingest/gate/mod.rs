@@ -1,7 +1,7 @@
 //! Which of a camera's frames are decoded, and which decoded frames are analysed.
 //!
 //! Input: each compressed frame on its way into the decoder, in decode order, with its key-frame
-//! flag and presentation time ([`FrameGate::admit`]: decode or skip); each decoded frame on its
+//! flag and presentation time ([`FrameGate::admit`]: decode, skip or shed); each decoded frame on its
 //! way out, in presentation order ([`FrameGate::take`]: analyse or not). Output: those
 //! verdicts. Pure: times are inputs.
 //!
@@ -22,7 +22,8 @@
 //! (B-frames) is cut only to key frames (k = 1 or key frames faster than detect fps): a GOP's later
 //! frames are referenced by frames sent after them, and an open GOP's leading B-frames by the
 //! previous GOP's tail; so after a skipped tail the next GOP's leading frames (earlier than its key
-//! frame) are skipped too. A gap in the frames (a "smart codec" slowing down on a still scene, a
+//! frame) are skipped too, and only those: a key frame is a random-access point (H.264's recovery
+//! point, H.265's CRA), so no frame shown after it refers to one shown before it. A gap in the frames (a "smart codec" slowing down on a still scene, a
 //! lost frame) means a GOP may last longer than planned: no tail is cut in a GOP with a gap before
 //! its tail, nor planned while the measured key frames reach back to a gap. Otherwise (another
 //! ratio) every frame is decoded. A GOP shorter than planned (a key frame the camera inserted, a
@@ -305,12 +306,16 @@ impl FrameGate {
     /// presentation time.
     pub fn admit(&mut self, key: bool, t_ns: u64) -> Verdict {
         self.measure_frame(t_ns);
+        let leading = !key && self.skip_before.is_some_and(|k| t_ns < k);
         let verdict = if key {
             self.key_frame(t_ns)
         } else {
             self.delta_frame(t_ns)
         };
-        if verdict != Verdict::Decode {
+        // A skipped leading frame leaves the next GOP's leading frames their references: a key
+        // frame is a random-access point, so nothing shown after it refers to a frame shown
+        // before it.
+        if verdict != Verdict::Decode && !leading {
             self.skipped_in_gop = true;
         }
         verdict

@@ -98,12 +98,17 @@ fn run_behind(
             let key = frames[..=pos].iter().rposition(|g| g.key).unwrap_or(0);
             let prev = frames[..key].iter().rposition(|g| g.key).unwrap_or(0);
             let leading = f.index < frames[key].index;
-            // (Leading B-frames are referenced by nothing after them.)
-            let all_had = |r: &[Coded]| {
+            // A key frame is a random-access point: nothing shown after it refers to a frame
+            // shown before it, so leading B-frames are referenced by nothing after their key
+            // frame, the next GOP's leading frames included.
+            let all_had = |r: &[Coded], key: u64, skip_leading: bool| {
                 r.iter()
-                    .all(|g| have.contains(&g.index) || (!leading && g.index < frames[key].index))
+                    .all(|g| have.contains(&g.index) || (skip_leading && g.index < key))
             };
-            if !f.key && !(all_had(&frames[key..pos]) && (!leading || all_had(&frames[prev..key])))
+            let (this_key, prev_key) = (frames[key].index, frames[prev].index);
+            if !f.key
+                && !(all_had(&frames[key..pos], this_key, !leading)
+                    && (!leading || all_had(&frames[prev..key], prev_key, true)))
             {
                 out.broken.push(f.index);
             }
