@@ -27,6 +27,10 @@ pub struct ApiCounters {
     pub server_errors: AtomicU64,
     /// Database queries stopped before their end: the client left, or a deadline passed.
     pub queries_cancelled: AtomicU64,
+    /// Wrong tokens received (bearer or login form).
+    pub wrong_tokens: AtomicU64,
+    /// Requests refused (429) from clients that sent too many wrong tokens.
+    pub throttled: AtomicU64,
 }
 
 impl ApiCounters {
@@ -47,7 +51,7 @@ struct CountersCollector(Arc<ApiCounters>);
 impl Collector for CountersCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let c = &self.0;
-        let series: [(&str, &str, MetricType, &AtomicU64); 5] = [
+        let series: [(&str, &str, MetricType, &AtomicU64); 7] = [
             (
                 "storetrack_api_connections",
                 "HTTP connections open.",
@@ -77,6 +81,18 @@ impl Collector for CountersCollector {
                 "Database queries stopped early: the client left or a deadline passed.",
                 MetricType::Counter,
                 &c.queries_cancelled,
+            ),
+            (
+                "storetrack_api_wrong_tokens",
+                "Wrong tokens received (a bearer token or the login form's).",
+                MetricType::Counter,
+                &c.wrong_tokens,
+            ),
+            (
+                "storetrack_api_throttled",
+                "Requests refused (429) from a client that sent too many wrong tokens.",
+                MetricType::Counter,
+                &c.throttled,
             ),
         ];
         for (name, help, kind, value) in series {

@@ -1,20 +1,23 @@
 //! Who may ask: the `Host` a request is addressed to (an IP address, `localhost` or a name in
 //! `api.hosts`; any other name is a page of some other site resolving to this box, i.e. DNS
-//! rebinding), and the bearer token (or the web page's session cookie) when one is configured.
+//! rebinding), and the bearer token (or the web page's session cookie) when one is configured;
+//! a client that sent too many wrong tokens is refused for a while ([`super::throttle`]).
 //!
-//! Input: request headers. Output: the request passed on, or a JSON error (421 for a foreign
-//! host, 401 for a missing or wrong token).
+//! Input: request headers and the client's address. Output: the request passed on, or a JSON
+//! error (421 for a foreign host, 401 for a missing or wrong token, 429 for a client refused).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Extensions, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tracing::warn;
 
-use super::ApiState;
+use super::{ApiCounters, ApiState, throttle};
 
 /// Refuses a request addressed to a host name this service does not answer to.
 pub(super) async fn host(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
@@ -73,6 +76,10 @@ pub(super) async fn token(
     req: Request,
     next: Next,
 ) -> Response {
+    let peer = peer(req.extensions());
+    if let Some(wait) = peer.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
+        return throttled(&state, wait);
+    }
     if let Some(token) = &state.token {
         let given = req
             .headers()
@@ -81,6 +88,11 @@ pub(super) async fn token(
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         let bearer = constant_time_eq(given.trim().as_bytes(), token.as_bytes());
+        if bearer && let Some(ip) = peer {
+            state.throttle.succeeded(ip);
+        } else if !given.is_empty() {
+            wrong_token(&state, peer);
+        }
         if !bearer && !super::web::auth::has_session(&state, req.headers()) {
             if is_page(req.uri().path()) {
                 // A browser without a session: the login page, nothing else.
@@ -95,6 +107,37 @@ pub(super) async fn token(
         }
     }
     next.run(req).await
+}
+
+/// The client's address, as the accept loop put it in the request.
+pub(super) fn peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Counts a wrong token from `ip` (and the client refused when it is one too many).
+pub(super) fn wrong_token(state: &ApiState, ip: Option<IpAddr>) {
+    ApiCounters::inc(&state.counters.wrong_tokens);
+    if let Some(ip) = ip
+        && state.throttle.failed(ip, Instant::now())
+    {
+        warn!(client = %ip, wrong_tokens = throttle::MAX_FAILURES,
+              refused_s = throttle::BLOCK.as_secs(),
+              "HTTP API: too many wrong tokens from one client; refusing it for a while.");
+    }
+}
+
+/// 429 for a client refused for `wait` more.
+pub(super) fn throttled(state: &ApiState, wait: Duration) -> Response {
+    ApiCounters::inc(&state.counters.throttled);
+    let secs = wait.as_secs().max(1).to_string();
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs)],
+        axum::Json(json!({"error": "too many wrong tokens from this address; try again later"})),
+    )
+        .into_response()
 }
 
 /// Whether `path` is the web page or its assets (answered with a redirect to the login page

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod serve;
 pub mod sse;
 mod stream;
+pub mod throttle;
 pub mod tls;
 mod v1;
 pub mod web;
@@ -138,6 +139,8 @@ pub struct ApiState {
     pub sse: sse::SseHub,
     /// The web page's sessions and settings.
     pub web: WebState,
+    /// Clients that sent wrong tokens lately (refused with 429 after too many).
+    pub throttle: throttle::Throttle,
     queries: stream::QueryPool,
 }
 
@@ -171,6 +174,7 @@ impl ApiState {
             events: Arc::default(),
             sse: sse::SseHub::default(),
             web: WebState::default(),
+            throttle: throttle::Throttle::default(),
         }
     }
 

@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -18,6 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use super::Limits;
@@ -71,7 +74,12 @@ pub(super) async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let open = Open::new(&counters);
-        let (builder, app, watcher) = (builder.clone(), app.clone(), graceful.watcher());
+        // The handlers see the client's address (`ConnectInfo`), as with `axum::serve`.
+        let app = app.clone().map_request(move |mut r: Request<_>| {
+            r.extensions_mut().insert(ConnectInfo(peer));
+            r
+        });
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         let tls = tls.clone();
         tokio::spawn(async move {
             let _open = open;
@@ -94,13 +102,21 @@ pub(super) async fn serve(
 }
 
 /// Serves one connection (plain or TLS) until it closes or shutdown is signalled.
-async fn connection<I>(
+async fn connection<I, S>(
     builder: &http1::Builder,
     io: I,
-    app: Router,
+    app: S,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(conn).await {

@@ -7,6 +7,7 @@
 use crate::common;
 #[path = "api/limits.rs"]
 mod limits;
+mod throttle;
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use super::super::ApiState;
+use super::super::{ApiCounters, ApiState, guard};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "storetrack_session";
@@ -129,17 +129,30 @@ fn page(code: StatusCode, message: &str) -> Response {
     r
 }
 
-/// `POST /login` with `token=...` (form): a session cookie and a redirect to the page.
-pub(super) async fn login(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+/// `POST /login` with `token=...` (form): a session cookie and a redirect to the page. A
+/// client that sent too many wrong tokens is refused for a while (429), as on the API.
+pub(super) async fn login(
+    State(state): State<Arc<ApiState>>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
     let Some(expected) = &state.token else {
         return Redirect::to("/").into_response();
     };
+    let peer = guard::peer(&extensions);
+    if let Some(wait) = peer.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
+        return refused(&state, wait);
+    }
     let given = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    if !super::super::guard::constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+    if !guard::constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+        guard::wrong_token(&state, peer);
         return page(StatusCode::UNAUTHORIZED, "Wrong token.");
+    }
+    if let Some(ip) = peer {
+        state.throttle.succeeded(ip);
     }
     let (id, _) = state.web.sessions.create();
     let secure = if state.web.secure_cookie {
@@ -155,6 +168,19 @@ pub(super) async fn login(State(state): State<Arc<ApiState>>, body: Bytes) -> Re
     if let Ok(v) = cookie.parse() {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
+    r
+}
+
+/// The login page saying the client is refused for `wait` more (429, `Retry-After`).
+fn refused(state: &ApiState, wait: Duration) -> Response {
+    ApiCounters::inc(&state.counters.throttled);
+    let secs = wait.as_secs().max(1);
+    let message = format!(
+        "Too many wrong tokens from this address: try again in {} min.",
+        secs.div_ceil(60)
+    );
+    let mut r = page(StatusCode::TOO_MANY_REQUESTS, &message);
+    r.headers_mut().insert(header::RETRY_AFTER, secs.into());
     r
 }
 
@@ -192,9 +218,8 @@ pub(super) async fn csrf(State(state): State<Arc<ApiState>>, req: Request, next:
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let ok = csrf_for(&state, req.headers()).is_some_and(|want| {
-        super::super::guard::constant_time_eq(given.as_bytes(), want.as_bytes())
-    });
+    let ok = csrf_for(&state, req.headers())
+        .is_some_and(|want| guard::constant_time_eq(given.as_bytes(), want.as_bytes()));
     if !ok {
         return (
             StatusCode::FORBIDDEN,
