@@ -1,5 +1,7 @@
-//! The wall clock, read in one place: Unix milliseconds, the time unit of every message, row and
-//! answer. Pure stages (track, analytics) never call it: time reaches them inside their inputs.
+//! The wall clock as the service's stages read it: Unix milliseconds, the time unit of every
+//! message, row and answer. Pure stages (track, analytics) never call it: time reaches them
+//! inside their inputs. (Questions with relative times, in the API and the CLI, read
+//! `SystemTime::now()` to parse them; `rng::box_seed` mixes in its nanoseconds.)
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

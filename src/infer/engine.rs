@@ -318,7 +318,7 @@ fn load_description(model: &ModelConfig) -> Result<ModelDescription, InferError>
 }
 
 /// Loads the runtime, resolves the configured device against the present ones and sets the
-/// performance hint (and streams) on it.
+/// performance hint (and streams, and inference precision, when given) on it.
 fn open_core(inference: &InferenceConfig) -> Result<(Core, ResolvedDevice), InferError> {
     runtime::load(inference.runtime.as_deref()).map_err(InferError::Runtime)?;
     let mut core = Core::new().map_err(|e| InferError::Runtime(e.to_string()))?;

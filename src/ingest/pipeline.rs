@@ -70,7 +70,8 @@ pub struct CameraPipeline {
     pub decoder: gst::Element,
     /// The appsink.
     pub sink: gst_app::AppSink,
-    /// The packet queue (optional: its lost packets are counted).
+    /// The packet queue (optional: its lost packets are counted, and its fill level tells the
+    /// frame gate when decoding is behind).
     pub packets: Option<gst::Element>,
 }
 

@@ -71,7 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame
-/// needs dropped (counted); each change of the decoding plan is logged, except while the camera
+/// needs dropped, or shed while the packet queue shows decoding behind (both counted); each change of the decoding plan is logged, except while the camera
 /// is limited (fair share or idle rate: the plan then changes GOP by GOP by design). A camera
 /// analysed at most [`PARK_BELOW_FPS`] has its decoder parked between its analysed frames
 /// ([`Parking`]); the probe sits on the pad feeding the decoder, which stays active while the

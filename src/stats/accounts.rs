@@ -189,7 +189,8 @@ impl std::fmt::Display for Shortfall {
             Shortfall::Failed(n) => write!(f, "{n} frames failed in the detector"),
             Shortfall::Shed(n) => write!(
                 f,
-                "{n} frames shed before the decoder while its decoding was behind its stream: \
+                "{n} detection slots lost to frames shed before the decoder while its decoding \
+                 was behind its stream: \
                  the box is short of CPU for the cameras' streaming threads (fewer cameras, a \
                  lower detect_fps, or substreams)"
             ),
@@ -294,6 +295,13 @@ mod tests {
         // Shed frames count only up to the slots lost (a shed GOP's frames outnumber them).
         let all_shed = FrameAccount { shed: 500, ..gate };
         assert_eq!(all_shed.shortfall(), Some(Shortfall::Shed(57)));
+        assert!(
+            all_shed
+                .shortfall()
+                .unwrap()
+                .to_string()
+                .starts_with("57 detection slots")
+        );
     }
 
     #[test]

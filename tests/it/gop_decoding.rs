@@ -2,11 +2,12 @@
 //! the sample (10 fps, a key frame every 10 frames) at `detect_fps = 2`. cam1 uses the default
 //! `decode = "auto"`, so once the key-frame rate is measured it analyses frames 0 and 5 of each
 //! GOP and frames 6-9 never reach the decoder; cam2 decodes every frame (`decode = "all"`).
-//! Both must be analysed at the same rate, every second, and see the sample's people, while
+//! Both must be analysed at the same rate (totals within 3 frames), cam1's two frames of a second
+//! about 500 ms apart, and see the sample's people, while
 //! cam1's skipped frames are counted as not decoded, and GStreamer reports no CRITICAL
 //! (dropping a buffer on the decoder's sink pad the wrong way logs one per frame). Key frames
 //! only (one analysed frame per GOP) is the same path with k = 1 (unit tests in
-//! `src/ingest/gate.rs`).
+//! `src/ingest/gate/tests.rs`).
 
 use crate::common;
 
