@@ -281,10 +281,9 @@ fn metrics_health_and_queries_while_two_cameras_run() {
     no_secret("cameras.url", &urls.join(" "));
 }
 
-#[test]
-fn a_configured_token_is_required_except_for_healthz() {
-    let dir = tempfile::tempdir().unwrap();
-    let stats = Arc::new(Stats::new(0));
+/// A server on a free loopback port asking for the bearer token `letmein`, with no cameras and
+/// no database yet (in `dir`).
+fn server_with_token(dir: &std::path::Path) -> Server {
     let cfg = ApiConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         token: Some("letmein".into()),
@@ -292,8 +291,15 @@ fn a_configured_token_is_required_except_for_healthz() {
         hosts: Vec::new(),
         tls: None,
     };
-    let state = ApiState::new(stats, dir.path().join("none.db"), cfg.token.clone());
-    let server = Server::start(&cfg, state).unwrap();
+    let stats = Arc::new(Stats::new(0));
+    let state = ApiState::new(stats, dir.join("none.db"), cfg.token.clone());
+    Server::start(&cfg, state).unwrap()
+}
+
+#[test]
+fn a_configured_token_is_required_except_for_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_token(dir.path());
     let addr = server.local_addr();
     let base = format!("http://{addr}");
     let http = agent();

@@ -5,14 +5,9 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
-use std::sync::Arc;
 
+use super::{agent, get, metric, parse_metrics, server_with_token};
 use storetrack::api::throttle::{BLOCK, MAX_FAILURES};
-use storetrack::api::{ApiState, Server};
-use storetrack::config::ApiConfig;
-use storetrack::stats::Stats;
-
-use super::{agent, get, metric, parse_metrics};
 
 /// A TCP connection to `to` from `from` (any port): another client on the loopback.
 fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
@@ -62,19 +57,7 @@ fn get_from(from: Ipv4Addr, to: SocketAddr, path: &str, token: &str) -> String {
 #[test]
 fn ten_wrong_tokens_get_a_client_refused_for_a_while_and_no_one_else() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ApiConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        token: Some("letmein".into()),
-        token_env: Some("T".into()),
-        hosts: Vec::new(),
-        tls: None,
-    };
-    let state = ApiState::new(
-        Arc::new(Stats::new(0)),
-        dir.path().join("none.db"),
-        cfg.token.clone(),
-    );
-    let server = Server::start(&cfg, state).unwrap();
+    let server = server_with_token(dir.path());
     let addr = server.local_addr();
     let base = format!("http://{addr}");
     let http = agent();
