@@ -70,12 +70,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame
-/// needs dropped, or shed while the packet queue shows decoding behind (both counted); each change of the decoding plan is logged, except while the camera
-/// is limited (fair share or idle rate: the plan then changes GOP by GOP by design). A camera
-/// analysed at most [`PARK_BELOW_FPS`] has its decoder parked between its analysed frames
-/// ([`Parking`]); the probe sits on the pad feeding the decoder, which stays active while the
-/// decoder is parked.
+/// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame needs
+/// dropped, or shed while the packet queue shows decoding behind (both counted); each change of the
+/// decoding plan is logged, except while the camera is limited (fair share or idle rate: the plan
+/// then changes GOP by GOP by design). A camera analysed at most [`PARK_BELOW_FPS`] has its decoder
+/// parked between its analysed frames ([`Parking`]); the probe sits on the pad feeding the decoder,
+/// which stays active while the decoder is parked.
 pub(super) fn install_input(
     (decoder, sink): (&gst::Element, &gst::Element),
     task: &CameraTask,

@@ -1,8 +1,8 @@
 //! Which of a camera's frames are decoded, and which decoded frames are analysed.
 //!
 //! Input: each compressed frame on its way into the decoder, in decode order, with its key-frame
-//! flag and presentation time ([`FrameGate::admit`]: decode, skip or shed); each decoded frame on its
-//! way out, in presentation order ([`FrameGate::take`]: analyse or not). Output: those
+//! flag and presentation time ([`FrameGate::admit`]: decode, skip or shed); each decoded frame
+//! on its way out, in presentation order ([`FrameGate::take`]: analyse or not). Output: those
 //! verdicts. Pure: times are inputs.
 //!
 //! The analysed frames are picked at the decoder's output, where frames come in presentation
@@ -23,14 +23,15 @@
 //! frames are referenced by frames sent after them, and an open GOP's leading B-frames by the
 //! previous GOP's tail; so after a skipped tail the next GOP's leading frames (earlier than its key
 //! frame) are skipped too, and only those: a key frame is a random-access point (H.264's recovery
-//! point, H.265's CRA), so no frame shown after it refers to one shown before it. A gap in the frames (a "smart codec" slowing down on a still scene, a
-//! lost frame) means a GOP may last longer than planned: no tail is cut in a GOP with a gap before
-//! its tail, nor planned while the measured key frames reach back to a gap. Otherwise (another
-//! ratio) every frame is decoded. A GOP shorter than planned (a key frame the camera inserted, a
-//! recording's loop) ends before its tail is cut, its key frame restarting the grid; the first GOP
-//! longer than any of the last ones without a gap in its frames is cut after its k-th analysed
-//! frame, and the GOPs after it are planned for its length. The plan changes only at a key frame,
-//! so the decoder never gets a delta frame whose references it skipped.
+//! point, H.265's CRA), so no frame shown after it refers to one shown before it. A gap in the
+//! frames (a "smart codec" slowing down on a still scene, a lost frame) means a GOP may last longer
+//! than planned: no tail is cut in a GOP with a gap before its tail, nor planned while the measured
+//! key frames reach back to a gap. Otherwise (another ratio) every frame is decoded. A GOP shorter
+//! than planned (a key frame the camera inserted, a recording's loop) ends before its tail is cut,
+//! its key frame restarting the grid; the first GOP longer than any of the last ones without a gap
+//! in its frames is cut after its k-th analysed frame, and the GOPs after it are planned for its
+//! length. The plan changes only at a key frame, so the decoder never gets a delta frame whose
+//! references it skipped.
 //!
 //! A camera may be given a lower rate than it asks for while it runs ([`FrameGate::set_limit`]:
 //! its fair share of an overloaded detector, or its idle rate). Then, once the key-frame rate
@@ -310,7 +311,7 @@ impl FrameGate {
         let verdict = if key {
             self.key_frame(t_ns)
         } else {
-            self.delta_frame(t_ns)
+            self.delta_frame(t_ns, leading)
         };
         // A skipped leading frame leaves the next GOP's leading frames their references: a key
         // frame is a random-access point, so nothing shown after it refers to a frame shown
@@ -477,10 +478,12 @@ impl FrameGate {
         }
     }
 
-    fn delta_frame(&mut self, t_ns: u64) -> Verdict {
+    /// A delta frame's verdict; `leading`: an open GOP's leading frame whose references (the
+    /// previous GOP's tail) were skipped.
+    fn delta_frame(&mut self, t_ns: u64, leading: bool) -> Verdict {
         self.in_gop += 1;
-        if self.skip_before.is_some_and(|key| t_ns < key) {
-            return Verdict::Skip; // an open GOP's leading frame: its references were skipped
+        if leading {
+            return Verdict::Skip;
         }
         let verdict = match self.plan {
             Plan::KeyOnly | Plan::Skip => Verdict::Skip,
