@@ -1,7 +1,7 @@
 //! The detector loop: feeds a [`Backend`] from the camera queues, collects frames in the order
 //! they finish, and passes detections on in each camera's own order.
 //!
-//! Input: a [`FrameSource`] (round-robin over cameras, newest frames kept). Output:
+//! Input: a [`FrameSource`] (camera served longest ago first, newest frames kept). Output:
 //! [`Detections`] on a bounded channel, per camera in sequence order. A finished frame frees a
 //! slot that is refilled *before* its results are sent on, so the device never idles while the
 //! tracker stage is slow to accept. A frame that finishes early waits in its camera's reorder

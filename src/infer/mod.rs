@@ -1,7 +1,7 @@
 //! Person detection: the detector boundary ([`detector`]), frames in, detections out, with the
 //! local OpenVINO engine or a KServe v2 model-server fleet ([`kserve`]) behind it.
 //!
-//! Input: [`Frame`](crate::messages::Frame)s from every camera (round-robin, see
+//! Input: [`Frame`](crate::messages::Frame)s from every camera (served longest ago first, see
 //! [`crate::ingest::queue`]). Output: [`Detections`](crate::messages::Detections) per frame, in
 //! source-image pixels.
 //!

