@@ -35,6 +35,8 @@ DESC=models/ssdlite-int8.toml
 if [ ! -f models/ssdlite/ssdlite-int8.xml ]; then
   echo "no INT8 IR (scripts/quantize.py quantize makes it): FP32 instead" >&2
   DESC=models/ssdlite.toml
+elif [ ! -f models/ssdlite/ssdlite-int8-raw.xml ]; then # an INT8 IR quantized before the cut
+  .venv/bin/python scripts/cut_postprocessing.py models/ssdlite/ssdlite-int8.xml models/ssdlite/ssdlite-int8-raw.xml >&2
 fi
 BIN="${BIN:-$SIMBIN}"
 WORK="$(mktemp -d)"

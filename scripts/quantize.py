@@ -7,7 +7,9 @@ and colour), so calibration and the gate see what the service feeds the model. F
 at 2 fps; calibration uses the first `--calibration` of them, the gate the rest (held back).
 
   quantize  quantize the description's IR with NNCF (installed into the venv on first use, pinned)
-            and run the gate; the INT8 IR is written next to the FP32 one (`<name>-int8.xml`)
+            and run the gate; the INT8 IR is written next to the FP32 one (`<name>-int8.xml`), and
+            once it passes, that IR cut before its post-processing (`<name>-int8-raw.xml`, by
+            scripts/cut_postprocessing.py: what models/ssdlite-int8.toml runs)
   gate      compare candidate IRs against the reference IR on the held-back frames
   perturb   write a copy of an IR with its weights scrambled (used to test that the gate fails)
 
@@ -237,7 +239,11 @@ def cmd_quantize(args) -> int:
     out = args.output or desc.ir.with_name(desc.ir.stem + "-int8.xml")
     ov.save_model(quantized, str(out))
     print(f"wrote {out} ({len(calib)} calibration frames)")
-    return 0 if gate(desc, desc.ir, out, held, args) else 1
+    if not gate(desc, desc.ir, out, held, args):
+        return 1
+    # What models/ssdlite-int8.toml runs: the same IR cut before its post-processing.
+    cut = Path(__file__).with_name("cut_postprocessing.py")
+    return subprocess.run([sys.executable, str(cut), str(out), str(out.with_name(out.stem + "-raw.xml"))]).returncode
 
 
 def cmd_gate(args) -> int:

@@ -149,7 +149,7 @@ fi
 if grep -q 'Preprocessor/map/while/ResizeImage' "$MODEL_DIR/ssdlite.xml"; then
   log "removing the identity pre-processing loop from $MODEL_DIR/ssdlite.xml"
   "$VENV/bin/python" "$ROOT/scripts/prune_model.py" "$MODEL_DIR/ssdlite.xml" "$MODEL_DIR/ssdlite.xml" >/dev/null
-  rm -f "$MODEL_DIR/ssdlite-int8.xml" "$MODEL_DIR/ssdlite-int8.bin"
+  rm -f "$MODEL_DIR"/ssdlite-int8.{xml,bin} "$MODEL_DIR"/ssdlite-int8-raw.{xml,bin}
 fi
 
 # --- Second model: Ultralytics YOLOv8s ONNX -> OpenVINO IR ------------------------

@@ -15,6 +15,8 @@ use super::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
 /// IoU above which YOLO candidates of one class suppress each other, unless `nms_iou` is given
 /// (the YOLOX demo's and Open Model Zoo's YOLO demos' default).
 pub const DEFAULT_NMS_IOU: f32 = 0.45;
+/// The same for `ssd-raw` heads: the TF Object Detection API SSD configs' `iou_threshold`.
+pub const DEFAULT_SSD_NMS_IOU: f32 = 0.6;
 /// Strides of the YOLOX heads, unless `strides` is given (every released YOLOX model).
 pub const DEFAULT_YOLOX_STRIDES: [u32; 3] = [8, 16, 32];
 
@@ -24,6 +26,10 @@ pub enum ModelFormat {
     /// TensorFlow Object Detection API post-processed SSD outputs (four tensors).
     #[serde(rename = "tf-ssd")]
     TfSsd,
+    /// The same SSD before its post-processing: every anchor's decoded box and class scores
+    /// (two tensors); storetrack suppresses.
+    #[serde(rename = "ssd-raw")]
+    SsdRaw,
     /// OpenVINO `DetectionOutput` (Open Model Zoo SSD-style detectors): one `[1, 1, N, 7]` tensor.
     #[serde(rename = "detection-output")]
     DetectionOutput,
@@ -40,6 +46,7 @@ impl ModelFormat {
     pub fn name(self) -> &'static str {
         match self {
             ModelFormat::TfSsd => "tf-ssd",
+            ModelFormat::SsdRaw => "ssd-raw",
             ModelFormat::DetectionOutput => "detection-output",
             ModelFormat::YoloV8 => "yolov8",
             ModelFormat::Yolox => "yolox",
@@ -82,6 +89,14 @@ pub struct SsdOutputNames {
     pub count: String,
 }
 
+/// Names of the two tensors of `format = "ssd-raw"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SsdRawOutputNames {
+    boxes: String,
+    scores: String,
+}
+
 /// The one output tensor of the single-output formats (`[outputs]` of every other format).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +118,15 @@ pub enum YoloxBoxes {
 pub enum Head {
     /// `format = "tf-ssd"`.
     TfSsd(SsdOutputNames),
+    /// `format = "ssd-raw"`: per anchor a decoded box and one score per class.
+    SsdRaw {
+        /// `[1, N, 4]` normalized ymin, xmin, ymax, xmax.
+        boxes: String,
+        /// `[1, N, C]` scores (sigmoid applied), background in column 0.
+        scores: String,
+        /// IoU above which a lower-scored person box is suppressed.
+        nms_iou: f32,
+    },
     /// `format = "detection-output"`: rows of image id, label, score, normalized corners.
     DetectionOutput {
         /// Output tensor name.
@@ -131,6 +155,7 @@ impl Head {
     pub fn format(&self) -> ModelFormat {
         match self {
             Head::TfSsd(_) => ModelFormat::TfSsd,
+            Head::SsdRaw { .. } => ModelFormat::SsdRaw,
             Head::DetectionOutput { .. } => ModelFormat::DetectionOutput,
             Head::YoloV8 { .. } => ModelFormat::YoloV8,
             Head::Yolox { .. } => ModelFormat::Yolox,
@@ -141,6 +166,7 @@ impl Head {
     pub fn output_names(&self) -> Vec<&str> {
         match self {
             Head::TfSsd(o) => vec![&o.boxes, &o.classes, &o.scores, &o.count],
+            Head::SsdRaw { boxes, scores, .. } => vec![boxes, scores],
             Head::DetectionOutput { output }
             | Head::YoloV8 { output, .. }
             | Head::Yolox { output, .. } => vec![output],
@@ -328,9 +354,12 @@ fn head(raw: &RawDescription) -> Result<Head, (&'static str, String)> {
             ),
         )
     };
-    let yolo = matches!(format, ModelFormat::YoloV8 | ModelFormat::Yolox);
-    if raw.nms_iou.is_some() && !yolo {
-        return Err(only_for("nms_iou", "yolov8 or yolox"));
+    let suppressed = matches!(
+        format,
+        ModelFormat::YoloV8 | ModelFormat::Yolox | ModelFormat::SsdRaw
+    );
+    if raw.nms_iou.is_some() && !suppressed {
+        return Err(only_for("nms_iou", "yolov8, yolox or ssd-raw"));
     }
     if format != ModelFormat::Yolox {
         if raw.decoded.is_some() {
@@ -340,7 +369,10 @@ fn head(raw: &RawDescription) -> Result<Head, (&'static str, String)> {
             return Err(only_for("strides", "yolox"));
         }
     }
-    let nms_iou = raw.nms_iou.unwrap_or(DEFAULT_NMS_IOU);
+    let nms_iou = raw.nms_iou.unwrap_or(match format {
+        ModelFormat::SsdRaw => DEFAULT_SSD_NMS_IOU,
+        _ => DEFAULT_NMS_IOU,
+    });
     if !(nms_iou > 0.0 && nms_iou <= 1.0) {
         return Err(("nms_iou", format!("{nms_iou} is not in (0, 1]")));
     }
@@ -351,6 +383,14 @@ fn head(raw: &RawDescription) -> Result<Head, (&'static str, String)> {
     };
     Ok(match format {
         ModelFormat::TfSsd => Head::TfSsd(raw.outputs.clone().try_into().map_err(outputs)?),
+        ModelFormat::SsdRaw => {
+            let o: SsdRawOutputNames = raw.outputs.clone().try_into().map_err(outputs)?;
+            Head::SsdRaw {
+                boxes: o.boxes,
+                scores: o.scores,
+                nms_iou,
+            }
+        }
         ModelFormat::DetectionOutput => Head::DetectionOutput { output: single()? },
         ModelFormat::YoloV8 => Head::YoloV8 {
             output: single()?,
@@ -504,7 +544,7 @@ detections = "output0"
             (
                 YOLO.replace("yolov8", "detection-output")
                     .replace("person_class", "nms_iou = 0.5\nperson_class"),
-                "nms_iou: applies to format yolov8 or yolox only (this is detection-output)",
+                "nms_iou: applies to format yolov8, yolox or ssd-raw only (this is detection-output)",
             ),
             (
                 YOLO.replace("person_class", "nms_iou = 1.5\nperson_class"),
@@ -512,7 +552,7 @@ detections = "output0"
             ),
             (
                 YOLO.replace("yolov8", "ssd"),
-                "unknown variant `ssd`, expected one of `tf-ssd`, `detection-output`, `yolo11`, `yolov8`, `yolox`",
+                "unknown variant `ssd`, expected one of `tf-ssd`, `ssd-raw`, `detection-output`, `yolo11`, `yolov8`, `yolox`",
             ),
             (
                 YOLO.replace("yolov8", "tf-ssd"),
@@ -542,6 +582,7 @@ detections = "output0"
         }
         for f in [
             ModelFormat::TfSsd,
+            ModelFormat::SsdRaw,
             ModelFormat::DetectionOutput,
             ModelFormat::YoloV8,
             ModelFormat::Yolox,

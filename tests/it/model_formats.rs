@@ -527,3 +527,46 @@ fn the_u8_input_ir_from_u8_input_py_gives_the_float_originals_boxes() {
         }
     }
 }
+
+#[test]
+fn the_ssdlite_cut_before_its_post_processing_gives_the_whole_graphs_boxes() {
+    // scripts/cut_postprocessing.py ends the graph at the boxes and scores its NMS loop takes;
+    // the ssd-raw adapter suppresses as the loop did (person class, IoU 0.6, clipped boxes).
+    let whole = common::root().join("models/ssdlite.toml");
+    let desc = ModelDescription::load(&whole).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ir = dir.path().join("raw.xml");
+    let out = Command::new(common::root().join(".venv/bin/python"))
+        .arg(common::root().join("scripts/cut_postprocessing.py"))
+        .args([&desc.ir, &ir])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cut_postprocessing.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shipped = std::fs::read_to_string(common::root().join("models/ssdlite-int8.toml"));
+    let text = shipped
+        .unwrap()
+        .replace("ssdlite/ssdlite-int8-raw.xml", &ir.display().to_string());
+    assert!(text.contains("format = \"ssd-raw\""), "{text}");
+    let raw_desc = dir.path().join("raw.toml");
+    std::fs::write(&raw_desc, text).unwrap();
+    // In f32 (see the u8-input test): the same boxes and scores, not merely close ones.
+    let f32 = "[inference]\nprecision = \"f32\"\n";
+    let graph = sample_boxes(&whole, f32);
+    let ours = sample_boxes(&raw_desc, f32);
+    assert!(graph.iter().map(Vec::len).sum::<usize>() >= 8, "{graph:?}");
+    let same = |a: &Detection, b: &Detection| {
+        a.bbox.iou(&b.bbox) >= 0.999 && (a.score - b.score).abs() <= 1e-4
+    };
+    for (g, o) in graph.iter().zip(&ours) {
+        assert_eq!(g.len(), o.len(), "graph {g:?}\nours {o:?}");
+        for (one, other) in [(g, o), (o, g)] {
+            for d in one {
+                assert!(other.iter().any(|e| same(d, e)), "{d:?} not in {other:?}");
+            }
+        }
+    }
+}

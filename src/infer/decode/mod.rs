@@ -8,12 +8,14 @@
 //! panics on a short, mis-shaped or NaN-filled tensor.
 //!
 //! - [`ssd`]: TF Object Detection API (boxes, classes, scores, count; already after NMS).
+//! - [`ssd_raw`]: the same SSD cut before its post-processing: every anchor, then [`nms`].
 //! - [`detection_output`]: OpenVINO `DetectionOutput` rows (already after NMS).
 //! - [`yolo`]: Ultralytics v8/11 and YOLOX heads: person candidates, then [`nms`].
 
 pub mod detection_output;
 pub mod nms;
 pub mod ssd;
+pub mod ssd_raw;
 pub mod yolo;
 
 use super::model::{Head, ModelDescription};
@@ -97,6 +99,12 @@ impl Decoder {
         }
         match &self.head {
             Head::TfSsd(_) => Ok(()),
+            Head::SsdRaw { boxes, .. } if output == boxes => {
+                ssd_raw::boxes_layout(output, shape).map(|_| ())
+            }
+            Head::SsdRaw { .. } => {
+                ssd_raw::scores_layout(output, shape, self.person_class).map(|_| ())
+            }
             Head::DetectionOutput { .. } => detection_output::check(output, shape).map(|_| ()),
             Head::YoloV8 { .. } => yolo::v8_layout(output, shape, self.person_class).map(|_| ()),
             Head::Yolox { boxes, .. } => {
@@ -128,6 +136,15 @@ impl Decoder {
                     count: outputs[3].data.first().copied().unwrap_or(0.0),
                 };
                 ssd::parse(&out, class, min, mapping)
+            }
+            Head::SsdRaw {
+                boxes,
+                scores,
+                nms_iou,
+            } => {
+                let names = (boxes.as_str(), scores.as_str());
+                let found = ssd_raw::candidates(names, &outputs[0], &outputs[1], class, min)?;
+                ssd_raw::finish(found, *nms_iou, mapping)
             }
             Head::DetectionOutput { output } => {
                 detection_output::parse(output, &outputs[0], class, min, mapping)?

@@ -1,8 +1,8 @@
-//! Greedy non-maximum suppression for heads that output every candidate (YOLO).
+//! Greedy non-maximum suppression for heads that output every candidate (YOLO, `ssd-raw`).
 //!
 //! Input: candidate boxes with scores (one class), an IoU threshold. Output: the kept boxes,
 //! highest score first: a box is dropped when it overlaps a higher-scored kept box by more than
-//! the threshold (what Ultralytics' and YOLOX's NMS do per class).
+//! the threshold (what Ultralytics', YOLOX's and OpenVINO's `NonMaxSuppression` do per class).
 
 use crate::geometry::BBox;
 
