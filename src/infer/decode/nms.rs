@@ -4,7 +4,8 @@
 //! highest score first: a box is dropped when it overlaps a higher-scored kept box by more than
 //! the threshold (what Ultralytics', YOLOX's and OpenVINO's `NonMaxSuppression` do per class).
 
-use crate::geometry::BBox;
+use crate::geometry::{BBox, Detection};
+use crate::infer::resize::InputMapping;
 
 /// Most candidates considered (the highest-scored): bounds the quadratic pass when a low score
 /// threshold lets thousands of anchors through.
@@ -36,6 +37,27 @@ pub fn suppress(mut candidates: Vec<Scored>, iou: f32) -> Vec<Scored> {
         }
     }
     kept
+}
+
+/// The boxes that survive suppression at `iou`, in source pixels: candidates in input
+/// coordinates of `size` (1 × 1 for normalized ones) mapped through `mapping`.
+pub fn to_source(
+    candidates: Vec<Scored>,
+    iou: f32,
+    (w, h): (f32, f32),
+    mapping: &InputMapping,
+) -> Vec<Detection> {
+    suppress(candidates, iou)
+        .into_iter()
+        .filter_map(|c| {
+            let b = c.bbox;
+            let bbox = mapping.to_source(b.x / w, b.y / h, (b.x + b.w) / w, (b.y + b.h) / h)?;
+            Some(Detection {
+                bbox,
+                score: c.score,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -86,17 +86,7 @@ pub fn candidates(
 
 /// Suppression in normalized input coordinates, then each kept box in source pixels.
 pub fn finish(candidates: Vec<Scored>, iou: f32, mapping: &InputMapping) -> Vec<Detection> {
-    nms::suppress(candidates, iou)
-        .into_iter()
-        .filter_map(|c| {
-            let b = c.bbox;
-            let bbox = mapping.to_source(b.x, b.y, b.x + b.w, b.y + b.h)?;
-            Some(Detection {
-                bbox,
-                score: c.score,
-            })
-        })
-        .collect()
+    nms::to_source(candidates, iou, (1.0, 1.0), mapping)
 }
 
 #[cfg(test)]

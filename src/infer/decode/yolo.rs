@@ -190,18 +190,7 @@ pub fn finish(
     (width, height): (u32, u32),
     mapping: &InputMapping,
 ) -> Vec<Detection> {
-    let (iw, ih) = (width as f32, height as f32);
-    nms::suppress(candidates, iou)
-        .into_iter()
-        .filter_map(|c| {
-            let b = c.bbox;
-            let bbox = mapping.to_source(b.x / iw, b.y / ih, (b.x + b.w) / iw, (b.y + b.h) / ih)?;
-            Some(Detection {
-                bbox,
-                score: c.score,
-            })
-        })
-        .collect()
+    nms::to_source(candidates, iou, (width as f32, height as f32), mapping)
 }
 
 #[cfg(test)]
