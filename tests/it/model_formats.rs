@@ -4,8 +4,8 @@
 //! description, runs a uniform picture, and the boxes must come out exactly where the constants
 //! put them in source pixels (stretch and letterbox), with suppression and class filtering for
 //! the YOLO and `ssd-raw` heads and the probe score proving the input was filled in the declared
-//! layout, element type and scale. The same IRs served by a real KServe v2 server give the same boxes
-//! through the remote backend's decoding. Mismatches between a description and its IR are
+//! layout, element type and scale. The same IRs served by a real KServe v2 server give the same
+//! boxes through the remote backend's decoding. Mismatches between a description and its IR are
 //! refused at start with the file named.
 
 use crate::common;
