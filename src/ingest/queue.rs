@@ -434,10 +434,10 @@ mod tests {
 
     #[test]
     fn cameras_whose_frames_come_together_take_turns_at_being_last() {
-        // Depth 1, frames 100 ms apart per camera; in odd rounds the detector is free for one
-        // frame after cameras 0 and 1 came, in even ones after 2, after 1, and twice after 0
-        // (so a frame left over from the odd round is taken or replaced). Round-robin gave camera
-        // 1 twice as many frames as the others here (24 / 12 / 12 in 24 rounds).
+        // Depth 1, each camera's frames 100 ms apart. Even rounds: cameras 0 and 1 come, the
+        // detector takes one frame, camera 2 comes. Odd rounds: 2 comes, the detector takes one,
+        // 1 comes, it takes two, 0 comes (a frame left over is taken later or replaced).
+        // Round-robin gave camera 1 twice as many frames as the others (24 / 12 / 12).
         let (senders, mut source) = frame_queues(3, 1);
         let mut served = [0u32; 3];
         for round in 0..24 {
