@@ -144,14 +144,14 @@ impl Decoder {
             } => {
                 let names = (boxes.as_str(), scores.as_str());
                 let found = ssd_raw::candidates(names, &outputs[0], &outputs[1], class, min)?;
-                ssd_raw::finish(found, *nms_iou, mapping)
+                nms::to_source(found, *nms_iou, (1.0, 1.0), mapping)
             }
             Head::DetectionOutput { output } => {
                 detection_output::parse(output, &outputs[0], class, min, mapping)?
             }
             Head::YoloV8 { output, nms_iou } => {
                 let found = yolo::v8_candidates(output, &outputs[0], class, min)?;
-                yolo::finish(found, *nms_iou, self.input, mapping)
+                nms::to_source(found, *nms_iou, self.input_size(), mapping)
             }
             Head::Yolox {
                 output,
@@ -159,9 +159,16 @@ impl Decoder {
                 boxes,
             } => {
                 let found = yolo::x_candidates(output, &outputs[0], class, min, boxes, self.input)?;
-                yolo::finish(found, *nms_iou, self.input, mapping)
+                nms::to_source(found, *nms_iou, self.input_size(), mapping)
             }
         })
+    }
+}
+
+impl Decoder {
+    /// The model's input size in pixels (YOLO candidates are in input pixels).
+    fn input_size(&self) -> (f32, f32) {
+        (self.input.0 as f32, self.input.1 as f32)
     }
 }
 

@@ -1,18 +1,17 @@
 //! A TF Object Detection API SSD cut before its post-processing (`scripts/cut_postprocessing.py`):
 //! the graph's own box decoding and score conversion stay in the model, the suppression that
-//! follows them (a `Loop` over `NonMaxSuppression`, a sixth of an INT8 inference on the CPU plugin)
-//! is done here, as the graph did it for the person class.
+//! follows them (a `Loop` over `NonMaxSuppression`, about a ninth of an INT8 inference on the CPU
+//! plugin) is done here, as the graph did it for the person class.
 //!
 //! Input: `[1, N, 4]` boxes (every anchor's, decoded: normalized ymin, xmin, ymax, xmax) and
 //! `[1, N, C]` scores (sigmoid applied, background in column 0, so the person column is the label
 //! map's id), the person class, the minimum score. Output: person candidates in normalized
-//! corners, clipped to the picture as the graph clips them before suppression; [`finish`]
-//! suppresses and maps them to source pixels.
+//! corners, clipped to the picture as the graph clips them before suppression, for
+//! [`to_source`](super::nms::to_source) to suppress and map to source pixels.
 
-use super::nms::{self, Scored};
+use super::nms::Scored;
 use super::{DecodeError, OutputView, at_least, check_size};
-use crate::geometry::{BBox, Detection};
-use crate::infer::resize::InputMapping;
+use crate::geometry::BBox;
 
 fn shape_error(output: &str, shape: &[i64], expected: String) -> DecodeError {
     DecodeError::Shape {
@@ -84,15 +83,11 @@ pub fn candidates(
     Ok(found)
 }
 
-/// Suppression in normalized input coordinates, then each kept box in source pixels.
-pub fn finish(candidates: Vec<Scored>, iou: f32, mapping: &InputMapping) -> Vec<Detection> {
-    nms::to_source(candidates, iou, (1.0, 1.0), mapping)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
+    use crate::infer::decode::nms;
+    use crate::infer::resize::{ColorOrder, InputMapping, InputSpec, Layout, ResizeMode};
 
     /// A 300×300 input stretched from a 600×300 source.
     fn wide() -> InputMapping {
@@ -119,7 +114,7 @@ mod tests {
             data: &s,
         };
         let found = candidates(("b", "s"), &bv, &sv, 1, min).unwrap();
-        finish(found, 0.6, &wide())
+        nms::to_source(found, 0.6, (1.0, 1.0), &wide())
             .iter()
             .map(|d| [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h, d.score])
             .collect()

@@ -1,7 +1,8 @@
 //! YOLO heads that output every anchor before suppression: Ultralytics YOLOv8 / YOLO11 and YOLOX.
 //!
 //! Input: the head's one tensor, the person class, the minimum score, the input size.
-//! Output: person boxes in source pixels after [`nms`](super::nms).
+//! Output: person candidates in input pixels, for [`to_source`](super::nms::to_source) to
+//! suppress and map to source pixels.
 //!
 //! - **Ultralytics v8/11** (`yolo export format=openvino`, or its ONNX through `ovc`):
 //!   `[1, 4 + C, N]`, per anchor the box centre x, y, width, height in input pixels, then one
@@ -15,11 +16,10 @@
 //! As in both projects' own post-processing, an anchor counts as a person only when person is
 //! its best class (the first one on a tie), and suppression runs in input pixels.
 
-use super::nms::{self, Scored};
+use super::nms::Scored;
 use super::{DecodeError, OutputView, at_least, check_size};
-use crate::geometry::{BBox, Detection};
+use crate::geometry::BBox;
 use crate::infer::model::YoloxBoxes;
-use crate::infer::resize::InputMapping;
 
 /// Where the values of a YOLOv8 tensor are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,20 +183,12 @@ pub fn x_candidates(
     Ok(found)
 }
 
-/// Suppression in input pixels, then each kept box in source pixels.
-pub fn finish(
-    candidates: Vec<Scored>,
-    iou: f32,
-    (width, height): (u32, u32),
-    mapping: &InputMapping,
-) -> Vec<Detection> {
-    nms::to_source(candidates, iou, (width as f32, height as f32), mapping)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
+    use crate::geometry::Detection;
+    use crate::infer::decode::nms;
+    use crate::infer::resize::{ColorOrder, InputMapping, InputSpec, Layout, ResizeMode};
 
     /// Input `w`×`h` stretched from a source twice as large.
     fn double(w: u32, h: u32) -> InputMapping {
@@ -240,7 +232,7 @@ mod tests {
         };
         let found = v8_candidates("output0", &view, 0, 0.1).unwrap();
         assert_eq!(found.len(), 3);
-        let d = finish(found, 0.45, (640, 640), &double(640, 640));
+        let d = nms::to_source(found, 0.45, (640.0, 640.0), &double(640, 640));
         assert_eq!(
             boxes(&d),
             [
@@ -308,7 +300,7 @@ mod tests {
             data: &data,
         };
         let found = x_candidates("output", &view, 0, 0.2, &grid, (64, 32)).unwrap();
-        let d = finish(found, 0.45, (64, 32), &double(64, 32));
+        let d = nms::to_source(found, 0.45, (64.0, 32.0), &double(64, 32));
         let near = |a: [f32; 5], b: [f32; 5]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
         let got = boxes(&d);
         assert_eq!(got.len(), 2, "{got:?}");

@@ -104,17 +104,7 @@ fn the_u8_input_ir_from_u8_input_py_gives_the_float_originals_boxes() {
     let desc = ModelDescription::load(&original).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ir = dir.path().join("u8.xml");
-    let out = Command::new(common::root().join(".venv/bin/python"))
-        .arg(common::root().join("scripts/u8_input.py"))
-        .args([&desc.ir, &ir])
-        .args(["--scale", "255"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "u8_input.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    convert("u8_input.py", &desc.ir, &ir, &["--scale", "255"]);
     let text = std::fs::read_to_string(&original)
         .unwrap()
         .replace(
@@ -134,16 +124,9 @@ fn the_u8_input_ir_from_u8_input_py_gives_the_float_originals_boxes() {
     let float = sample_boxes(&original, f32);
     let bytes = sample_boxes(&u8_desc, f32);
     assert!(float.iter().map(Vec::len).sum::<usize>() >= 8, "{float:?}");
-    let same = |a: &Detection, b: &Detection| {
+    each_in_the_other(&float, &bytes, 0.35, |a, b| {
         a.bbox.iou(&b.bbox) >= 0.98 && (a.score - b.score).abs() <= 0.005
-    };
-    for (f, b) in float.iter().zip(&bytes) {
-        for (one, other) in [(f, b), (b, f)] {
-            for d in one.iter().filter(|d| d.score >= 0.35) {
-                assert!(other.iter().any(|e| same(d, e)), "{d:?} not in {other:?}");
-            }
-        }
-    }
+    });
 }
 
 #[test]
@@ -154,16 +137,7 @@ fn the_ssdlite_cut_before_its_post_processing_gives_the_whole_graphs_boxes() {
     let desc = ModelDescription::load(&whole).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ir = dir.path().join("raw.xml");
-    let out = Command::new(common::root().join(".venv/bin/python"))
-        .arg(common::root().join("scripts/cut_postprocessing.py"))
-        .args([&desc.ir, &ir])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cut_postprocessing.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    convert("cut_postprocessing.py", &desc.ir, &ir, &[]);
     let shipped = std::fs::read_to_string(common::root().join("models/ssdlite-int8.toml"));
     let text = shipped
         .unwrap()
@@ -176,13 +150,40 @@ fn the_ssdlite_cut_before_its_post_processing_gives_the_whole_graphs_boxes() {
     let graph = sample_boxes(&whole, f32);
     let ours = sample_boxes(&raw_desc, f32);
     assert!(graph.iter().map(Vec::len).sum::<usize>() >= 8, "{graph:?}");
-    let same = |a: &Detection, b: &Detection| {
-        a.bbox.iou(&b.bbox) >= 0.999 && (a.score - b.score).abs() <= 1e-4
-    };
     for (g, o) in graph.iter().zip(&ours) {
         assert_eq!(g.len(), o.len(), "graph {g:?}\nours {o:?}");
-        for (one, other) in [(g, o), (o, g)] {
-            for d in one {
+    }
+    each_in_the_other(&graph, &ours, 0.0, |a, b| {
+        a.bbox.iou(&b.bbox) >= 0.999 && (a.score - b.score).abs() <= 1e-4
+    });
+}
+
+/// Runs `scripts/<script> input output extra...` with the venv's Python; it must succeed.
+fn convert(script: &str, input: &Path, output: &Path, extra: &[&str]) {
+    let out = Command::new(common::root().join(".venv/bin/python"))
+        .arg(common::root().join("scripts").join(script))
+        .args([input, output])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Frame by frame, every box of each side scoring at least `min_score` has a `same` box on the
+/// other side.
+fn each_in_the_other(
+    a: &[Vec<Detection>],
+    b: &[Vec<Detection>],
+    min_score: f32,
+    same: impl Fn(&Detection, &Detection) -> bool,
+) {
+    for (x, y) in a.iter().zip(b) {
+        for (one, other) in [(x, y), (y, x)] {
+            for d in one.iter().filter(|d| d.score >= min_score) {
                 assert!(other.iter().any(|e| same(d, e)), "{d:?} not in {other:?}");
             }
         }
