@@ -5,8 +5,11 @@
 //!
 //! MQTT: every row arrives, in order, duplicates only with the same `event_id`, across a
 //! 15 s broker outage with rows inserted all along; the retained status is `online` while the
-//! sender runs, `offline` after a clean stop and — through the last will — after `kill -9`.
+//! sender runs, `offline` after a clean stop and — through the last will — after `kill -9`;
+//! a backlog of 100,000 rows left by an outage drains at the broker's pace (`drain`).
 
+#[path = "events/drain.rs"]
+mod drain;
 #[path = "events/mqtts.rs"]
 mod mqtts;
 #[path = "events/webhook_sse.rs"]
