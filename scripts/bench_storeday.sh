@@ -31,13 +31,8 @@ WARM_S="${WARM_S:-15}" # per-camera rates are taken from this second of a row on
 source .venv/storetrack.env
 cargo build --release --locked -q
 SIMBIN="$PWD/target/release/storetrack" # the simulator's scenes are this tree's
-DESC=models/ssdlite-int8.toml
-if [ ! -f models/ssdlite/ssdlite-int8.xml ]; then
-  echo "no INT8 IR (scripts/quantize.py quantize makes it): FP32 instead" >&2
-  DESC=models/ssdlite.toml
-elif [ ! -f models/ssdlite/ssdlite-int8-raw.xml ]; then # an INT8 IR quantized before the cut
-  .venv/bin/python scripts/cut_postprocessing.py models/ssdlite/ssdlite-int8.xml models/ssdlite/ssdlite-int8-raw.xml >&2
-fi
+# shellcheck disable=SC1091
+source scripts/int8_model.sh # sets DESC
 BIN="${BIN:-$SIMBIN}"
 WORK="$(mktemp -d)"
 SIMS=()

@@ -16,13 +16,8 @@ FPS="${FPS:-5}"
 source .venv/storetrack.env
 cargo build --release --locked -q
 BIN="$PWD/target/release/storetrack"
-DESC=models/ssdlite-int8.toml
-if [ ! -f models/ssdlite/ssdlite-int8.xml ]; then
-  echo "no INT8 IR (scripts/quantize.py quantize makes it): FP32 instead" >&2
-  DESC=models/ssdlite.toml
-elif [ ! -f models/ssdlite/ssdlite-int8-raw.xml ]; then # an INT8 IR quantized before the cut
-  .venv/bin/python scripts/cut_postprocessing.py models/ssdlite/ssdlite-int8.xml models/ssdlite/ssdlite-int8-raw.xml >&2
-fi
+# shellcheck disable=SC1091
+source scripts/int8_model.sh # sets DESC
 WORK="$(mktemp -d)"
 SIM=""
 trap '[ -n "$SIM" ] && kill "$SIM" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
