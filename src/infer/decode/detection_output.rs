@@ -56,17 +56,11 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
+    use crate::infer::decode::stretched;
 
+    /// A 544×320 input stretched from a 1000×500 source.
     fn stretch() -> InputMapping {
-        InputSpec {
-            width: 544,
-            height: 320,
-            resize: ResizeMode::Stretch,
-            color: ColorOrder::Bgr,
-            layout: Layout::Nchw,
-        }
-        .mapping((1000, 500), (1, 1))
+        stretched((544, 320), (1000, 500))
     }
 
     fn parse4(data: &[f32], min: f32) -> Result<Vec<Detection>, DecodeError> {

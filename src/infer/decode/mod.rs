@@ -163,13 +163,26 @@ impl Decoder {
             }
         })
     }
-}
 
-impl Decoder {
     /// The model's input size in pixels (YOLO candidates are in input pixels).
     fn input_size(&self) -> (f32, f32) {
         (self.input.0 as f32, self.input.1 as f32)
     }
+}
+
+/// The mapping of a model input of `input` pixels stretched from a `source` picture (the
+/// decoders' tests).
+#[cfg(test)]
+fn stretched(input: (u32, u32), source: (u32, u32)) -> InputMapping {
+    use super::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
+    InputSpec {
+        width: input.0,
+        height: input.1,
+        resize: ResizeMode::Stretch,
+        color: ColorOrder::Rgb,
+        layout: Layout::Nhwc,
+    }
+    .mapping(source, (1, 1))
 }
 
 /// Whether `score` reaches `min` (false for NaN).

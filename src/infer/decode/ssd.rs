@@ -60,18 +60,7 @@ pub fn parse(
 mod tests {
     use super::*;
     use crate::geometry::BBox;
-    use crate::infer::resize::{ColorOrder, InputSpec, Layout, ResizeMode};
-
-    fn stretch(size: (u32, u32)) -> InputMapping {
-        InputSpec {
-            width: 300,
-            height: 300,
-            resize: ResizeMode::Stretch,
-            color: ColorOrder::Rgb,
-            layout: Layout::Nhwc,
-        }
-        .mapping(size, (1, 1))
-    }
+    use crate::infer::decode::stretched;
 
     #[test]
     fn keeps_persons_above_threshold_in_source_pixels() {
@@ -90,7 +79,7 @@ mod tests {
             scores: &scores,
             count: 3.0,
         };
-        let d = parse(&out, 1, 0.3, &stretch((768, 576)));
+        let d = parse(&out, 1, 0.3, &stretched((300, 300), (768, 576)));
         assert_eq!(d.len(), 1);
         let b = d[0].bbox;
         let near = |a: f32, e: f32| (a - e).abs() < 1e-3;
@@ -108,7 +97,7 @@ mod tests {
             scores: &[0.8, 0.8],
             count: 2.0,
         };
-        let d = parse(&out, 1, 0.5, &stretch((100, 200)));
+        let d = parse(&out, 1, 0.5, &stretched((300, 300), (100, 200)));
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].bbox, BBox::new(0.0, 0.0, 50.0, 200.0));
     }
@@ -121,12 +110,12 @@ mod tests {
             scores: &[0.9],
             count: 100.0,
         };
-        assert!(parse(&out, 1, 0.1, &stretch((10, 10))).is_empty());
+        assert!(parse(&out, 1, 0.1, &stretched((300, 300), (10, 10))).is_empty());
         let nan = SsdOutputs {
             count: f32::NAN,
             ..out
         };
-        assert!(parse(&nan, 1, 0.1, &stretch((10, 10))).is_empty());
+        assert!(parse(&nan, 1, 0.1, &stretched((300, 300), (10, 10))).is_empty());
     }
 
     #[test]
@@ -139,6 +128,6 @@ mod tests {
             scores: &[0.9, 0.9],
             count: 2.0,
         };
-        assert!(parse(&out, 1, 0.1, &stretch((100, 100))).is_empty());
+        assert!(parse(&out, 1, 0.1, &stretched((300, 300), (100, 100))).is_empty());
     }
 }

@@ -87,19 +87,7 @@ pub fn candidates(
 mod tests {
     use super::*;
     use crate::infer::decode::nms;
-    use crate::infer::resize::{ColorOrder, InputMapping, InputSpec, Layout, ResizeMode};
-
-    /// A 300×300 input stretched from a 600×300 source.
-    fn wide() -> InputMapping {
-        InputSpec {
-            width: 300,
-            height: 300,
-            resize: ResizeMode::Stretch,
-            color: ColorOrder::Rgb,
-            layout: Layout::Nhwc,
-        }
-        .mapping((600, 300), (1, 1))
-    }
+    use crate::infer::decode::stretched;
 
     fn decode(boxes: &[[f32; 4]], scores: &[[f32; 2]], min: f32) -> Vec<[f32; 5]> {
         let b: Vec<f32> = boxes.iter().flatten().copied().collect();
@@ -114,7 +102,7 @@ mod tests {
             data: &s,
         };
         let found = candidates(("b", "s"), &bv, &sv, 1, min).unwrap();
-        nms::to_source(found, 0.6, (1.0, 1.0), &wide())
+        nms::to_source(found, 0.6, (1.0, 1.0), &stretched((300, 300), (600, 300)))
             .iter()
             .map(|d| [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h, d.score])
             .collect()

@@ -188,19 +188,7 @@ mod tests {
     use super::*;
     use crate::geometry::Detection;
     use crate::infer::decode::nms;
-    use crate::infer::resize::{ColorOrder, InputMapping, InputSpec, Layout, ResizeMode};
-
-    /// Input `w`×`h` stretched from a source twice as large.
-    fn double(w: u32, h: u32) -> InputMapping {
-        InputSpec {
-            width: w,
-            height: h,
-            resize: ResizeMode::Stretch,
-            color: ColorOrder::Rgb,
-            layout: Layout::Nchw,
-        }
-        .mapping((2 * w, 2 * h), (1, 1))
-    }
+    use crate::infer::decode::stretched;
 
     /// A `[1, 4 + C, N]` tensor from per-anchor rows (cx, cy, w, h, scores...).
     fn v8_tensor(anchors: &[&[f32]]) -> (Vec<i64>, Vec<f32>) {
@@ -232,7 +220,12 @@ mod tests {
         };
         let found = v8_candidates("output0", &view, 0, 0.1).unwrap();
         assert_eq!(found.len(), 3);
-        let d = nms::to_source(found, 0.45, (640.0, 640.0), &double(640, 640));
+        let d = nms::to_source(
+            found,
+            0.45,
+            (640.0, 640.0),
+            &stretched((640, 640), (1280, 1280)),
+        );
         assert_eq!(
             boxes(&d),
             [
@@ -300,7 +293,7 @@ mod tests {
             data: &data,
         };
         let found = x_candidates("output", &view, 0, 0.2, &grid, (64, 32)).unwrap();
-        let d = nms::to_source(found, 0.45, (64.0, 32.0), &double(64, 32));
+        let d = nms::to_source(found, 0.45, (64.0, 32.0), &stretched((64, 32), (128, 64)));
         let near = |a: [f32; 5], b: [f32; 5]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
         let got = boxes(&d);
         assert_eq!(got.len(), 2, "{got:?}");
