@@ -9,7 +9,7 @@
 //! have freed all of that. Woken at the next key frame to decode, they are PLAYING again and get
 //! the stream's sticky events (stream start, caps, segment) from the element before the decoder;
 //! the decoder opens afresh (about 4 ms of CPU a park and wake-up at 768 × 576, for 3.6 MB
-//! less per idle camera: docs/overload.md, sitting G).
+//! less per idle camera: docs/measurements/overload.md, sitting G).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
