@@ -27,6 +27,7 @@ mod backlog;
 pub mod backoff;
 pub mod clock;
 pub mod gate;
+mod hold;
 mod loss;
 mod park;
 pub mod pipeline;

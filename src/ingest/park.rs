@@ -100,6 +100,22 @@ impl Parking {
         Ok(true)
     }
 
+    /// Wakes the chain and gives the decoder `frames` (a GOP held back while the camera was
+    /// idle, key frame first, [`super::hold`]), in this streaming thread, before the frame that
+    /// woke the camera goes on.
+    pub fn replay(&mut self, frames: Vec<gst::Buffer>) -> Result<(), String> {
+        self.wake()?;
+        let Some(sink) = self.upstream.peer() else {
+            return Err("decoder unlinked".into());
+        };
+        for frame in frames {
+            self.given += 1;
+            sink.chain(frame)
+                .map_err(|e| format!("decoder refused a replayed frame: {e:?}"))?;
+        }
+        Ok(())
+    }
+
     /// Wakes the chain (downstream first) and gives the decoder the stream's sticky events.
     pub fn wake(&mut self) -> Result<(), String> {
         if !self.parked {

@@ -4,7 +4,9 @@
 //! is told to the capture clock (its arrival envelope), its detection slot counted (`slots`),
 //! and the frame gate says whether it is decoded (not: `undecoded`; of those, `shed` while the
 //! packets waiting for the decoder show it lagging, see [`super::backlog`]); a camera analysed seldom
-//! has its decoder parked between its frames ([`super::park`]). Decoder output (presentation
+//! has its decoder parked between its frames ([`super::park`]); an idle camera's current GOP is
+//! held, and given again to the decoder when the camera wakes in the middle of it
+//! ([`super::hold`]). Decoder output (presentation
 //! order): every frame is counted (`decoded`), and dropped if the gate does not pick it
 //! (`not_picked`) or the camera's queue holds a fresh frame (`skipped`), so such frames are
 //! never scaled or converted; the output caps give the source size. Appsink: each frame is
@@ -26,6 +28,7 @@ use super::CameraTask;
 use super::activity::Activity;
 use super::backlog::PacketQueue;
 use super::gate::{Backlog, FrameGate, Plan, Verdict};
+use super::hold::Held;
 use super::park::{PARK_BELOW_FPS, Parking};
 use super::stamping::CameraClock;
 use crate::messages::Frame;
@@ -98,6 +101,7 @@ pub(super) fn install_input(
     let clock = Arc::clone(clock);
     let origin = Instant::now();
     let idle = Mutex::new(Idle::new(task));
+    let held = Mutex::new(Held::new(Arc::clone(&task.stats)));
     cam.seat.ask(f64::from(fps), false);
     let live = Arc::clone(live);
     let stop = Arc::clone(&task.stop);
@@ -123,9 +127,24 @@ pub(super) fn install_input(
             .pts()
             .or(buffer.dts())
             .map_or_else(|| origin.elapsed().as_nanos() as u64, |t| t.nseconds());
+        let gating = lock(&idle).limit(&cam, key, buffer.size(), t_ns);
+        if gating.woke
+            && !key
+            && gating.limit.is_none()
+            && let Err(e) = wake_mid_gop(
+                parking.as_ref(),
+                &held,
+                (gate, t_ns),
+                (&cam, cam.decoded.load(Ordering::Relaxed) - decoded_before),
+            )
+        {
+            warn!(camera = %id, error = %e, "Decoder could not be given the held GOP.");
+            drop(info.take_buffer());
+            info.flow_res = Err(gst::FlowError::Error);
+            return gst::PadProbeReturn::Handled;
+        }
         let mut gate = lock(gate);
-        let limit = lock(&idle).limit(&cam, key, buffer.size(), t_ns);
-        gate.set_limit(limit);
+        gate.set_limit(gating.limit);
         let reorder_ns = gate.reorder_ns();
         gate.set_backlog(
             queue
@@ -145,6 +164,7 @@ pub(super) fn install_input(
             log_plan(&id, fps, &gate);
         }
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
+        let holdable = gating.idle && parking.is_some() && gate.resumable();
         drop(gate);
         let outcome = match &parking {
             Some(p) => {
@@ -153,6 +173,10 @@ pub(super) fn install_input(
             }
             None => Ok(verdict),
         };
+        // Held while idle unless shed (or failed): a GOP with a frame missing cannot be replayed.
+        let kept = matches!(outcome, Ok(Verdict::Decode | Verdict::Skip));
+        let decoded = matches!(outcome, Ok(Verdict::Decode));
+        let held_back = lock(&held).frame(buffer, key, decoded, holdable && kept);
         let flow = match outcome {
             Ok(Verdict::Decode) => return gst::PadProbeReturn::Ok,
             Ok(Verdict::Skip) => Ok(gst::FlowSuccess::Ok),
@@ -169,7 +193,9 @@ pub(super) fn install_input(
                 Err(gst::FlowError::Error)
             }
         };
-        stats::inc(&cam.undecoded);
+        if !held_back {
+            stats::inc(&cam.undecoded);
+        }
         // Handled, not Drop: gstreamer-rs has already taken the buffer out of the probe info,
         // and GStreamer would unref the emptied pointer after a Drop (a GStreamer-CRITICAL per
         // frame). Handled consumes it with the flow given.
@@ -202,6 +228,41 @@ fn event_while_parked(
         debug!(error = %e, "Parked decoder not woken for the end of stream.");
     }
     gst::PadProbeReturn::Ok
+}
+
+/// A camera woke at a delta frame: when the GOP since its key frame is held ([`Held`]) and its
+/// decoder is parked (or can be: every frame given has come out), the gate decodes the rest of
+/// the GOP from this frame on and the woken decoder is given the held GOP first (the gate's
+/// lock is let go before: the decoder's output probe takes it for each frame). Otherwise the
+/// camera wakes at its next key frame.
+fn wake_mid_gop(
+    parking: Option<&Mutex<Parking>>,
+    held: &Mutex<Held>,
+    (gate, t_ns): (&Mutex<FrameGate>, u64),
+    (cam, decoded): (&CameraStats, u64),
+) -> Result<(), String> {
+    let Some(mut p) = parking.map(lock) else {
+        return Ok(());
+    };
+    let mut held = lock(held);
+    if !held.whole() {
+        return Ok(());
+    }
+    if !p.parked() {
+        if !p.park(decoded)? {
+            return Ok(());
+        }
+        stats::inc(&cam.parks);
+    }
+    let Some(gop) = held.take() else {
+        return Ok(());
+    };
+    drop(held);
+    let mut gate = lock(gate);
+    gate.set_limit(None);
+    gate.resume(t_ns);
+    drop(gate);
+    p.replay(gop)
 }
 
 /// Parks the decoder after a skipped frame of a camera analysed seldom, wakes it for a key frame
@@ -253,10 +314,12 @@ impl Idle {
         }
     }
 
-    /// One compressed frame: what the camera asks for now (told to its seat) and the limit of
-    /// its gate: its idle rate while idle, its share of the detector while given one.
-    fn limit(&mut self, cam: &CameraStats, key: bool, bytes: usize, t_ns: u64) -> Option<f64> {
+    /// One compressed frame: what the camera asks for now (told to its seat), the limit of its
+    /// gate (its idle rate while idle, its share of the detector while given one), and whether
+    /// it is idle or woke at this frame.
+    fn limit(&mut self, cam: &CameraStats, key: bool, bytes: usize, t_ns: u64) -> Gating {
         let mut limit = cam.seat.allowed();
+        let mut woke = false;
         if let Some(idle_fps) = self.idle_fps {
             self.activity.frame(key, bytes, t_ns);
             let persons = cam.persons.load(Ordering::Relaxed);
@@ -267,6 +330,7 @@ impl Idle {
             let idle = self.activity.idle();
             if idle != self.was_idle {
                 self.was_idle = idle;
+                woke = !idle;
                 debug!(camera = %cam.id, idle, "Camera activity changed.");
                 cam.seat
                     .ask(if idle { idle_fps } else { self.detect_fps }, idle);
@@ -275,8 +339,19 @@ impl Idle {
                 limit = Some(limit.map_or(idle_fps, |l| l.min(idle_fps)));
             }
         }
-        limit
+        Gating {
+            limit,
+            idle: self.was_idle,
+            woke,
+        }
     }
+}
+
+/// What a compressed frame's camera asks of its gate ([`Idle::limit`]).
+struct Gating {
+    limit: Option<f64>,
+    idle: bool,
+    woke: bool,
 }
 
 fn log_plan(id: &str, fps: u32, gate: &FrameGate) {

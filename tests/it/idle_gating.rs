@@ -7,6 +7,9 @@
 //! within 1.5 s (its delta frames grow at once; the plan changes at the next key frame). The
 //! frames still add up: decoded = analysed + not picked + skipped + dropped + failed. Between
 //! an idle camera's frames its decoder is parked (ingest::park), and woken for the next.
+//! `wake4` is `wake` with a key frame every 4 s (still 12 s, then 8 s of people): it wakes
+//! within 1.5 s too, its GOP held while idle given again to the woken decoder (ingest::hold;
+//! before, it waited for its next key frame, 4 s later).
 
 use crate::common;
 
@@ -16,16 +19,20 @@ use storetrack::simcam::{Encoding, Mount, SimCam, Variant, variant::Scene};
 
 const STILL_S: f64 = 10.0;
 const BUSY_S: f64 = 8.0;
+/// `wake4`: a key frame every 4 s; its still part a whole number of GOPs.
+const GOP4_S: f64 = 4.0;
+const STILL4_S: f64 = 12.0;
 /// A camera still this long is idle (ingest::activity::IDLE_AFTER_NS), plus a margin.
 const SETTLE_MS: f64 = 4_000.0;
 
-fn mount(name: &str, scene: Scene) -> Mount {
+fn mount(name: &str, scene: Scene, gop_s: f64) -> Mount {
     Mount {
         name: name.into(),
         file: common::video(),
         variant: Variant {
             encoding: Some(Encoding {
                 scene,
+                gop_s,
                 ..Encoding::default()
             }),
             ..Variant::default()
@@ -72,14 +79,25 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         still_s: STILL_S,
         busy_s: BUSY_S,
     };
+    let wake4 = Scene::Wake {
+        at_s: 0.0,
+        still_s: STILL4_S,
+        busy_s: BUSY_S,
+    };
+    let gop = Encoding::default().gop_s;
     let sim = SimCam::serve(
         "127.0.0.1",
         0,
-        &[mount("still", still), mount("wake", wake)],
+        &[
+            mount("still", still, gop),
+            mount("wake", wake, gop),
+            mount("wake4", wake4, GOP4_S),
+        ],
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = common::write_config(dir.path(), &[sim.url("still"), sim.url("wake")], "");
+    let urls = ["still", "wake", "wake4"].map(|m| sim.url(m));
+    let cfg_path = common::write_config(dir.path(), &urls, "");
     let text = std::fs::read_to_string(&cfg_path).unwrap().replace(
         "[ingest]\n",
         "[ingest]\ndetect_fps = 4\nidle_interval_ms = 2000\n",
@@ -133,26 +151,44 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         most == 1 && !before.is_empty() && every_2_s(&before),
         "cam2 analysed every 2 s while still: {before:?}, up to {most} in a second"
     );
-    // Full rate: the first second after the switch with two frames or more (idle, a second
-    // has one at most), followed by one with three or more.
-    let after: Vec<_> = woke.iter().filter(|s| s.0 >= switch - 1_000.0).collect();
-    let full = after
-        .windows(2)
-        .find(|w| w[0].1 >= 2 && w[1].1 >= 3)
-        .map(|w| w[0].0)
-        .expect("cam2 never analysed at its full rate");
-    eprintln!(
-        "cam2: full rate {:.0} ms after the people appeared",
-        full - switch
-    );
-    assert!(
-        full - switch <= 1_500.0,
-        "woke {:.0} ms late",
-        full - switch
-    );
+    assert_woke_in_time(&woke, switch, "cam2");
     let people = woke
         .iter()
         .filter(|s| s.0 >= switch && s.0 < switch + BUSY_S * 1000.0 && s.2 > 0)
         .count();
     assert!(people >= 5, "cam2 saw people in only {people} seconds");
+
+    // 4 s GOPs: idle while still, then full rate within 1.5 s of the people too.
+    let sent = sim.sent_ms("wake4");
+    let switch = sent.iter().copied().fold(f64::MAX, f64::min) + STILL4_S * 1000.0;
+    let woke4 = seconds(&db, "cam3");
+    // (Idle takes effect at a key frame: one GOP more to settle.)
+    let settled = switch - STILL4_S * 1000.0 + SETTLE_MS + GOP4_S * 1000.0;
+    let (before, most) = gaps(&woke4, settled, switch);
+    eprintln!("cam3 gaps before the people (ms): {before:?}");
+    assert!(
+        most == 1 && !before.is_empty(),
+        "cam3 idle while still: {before:?}, up to {most} in a second"
+    );
+    assert_woke_in_time(&woke4, switch, "cam3");
+}
+
+/// Full rate within 1.5 s of `switch` (when the people appeared): the first second after it
+/// with two frames or more (idle, a second has one at most), followed by one with three or more.
+fn assert_woke_in_time(secs: &[(f64, i64, i64)], switch: f64, camera: &str) {
+    let after: Vec<_> = secs.iter().filter(|s| s.0 >= switch - 1_000.0).collect();
+    let full = after
+        .windows(2)
+        .find(|w| w[0].1 >= 2 && w[1].1 >= 3)
+        .map(|w| w[0].0)
+        .unwrap_or_else(|| panic!("{camera} never analysed at its full rate"));
+    eprintln!(
+        "{camera}: full rate {:.0} ms after the people appeared",
+        full - switch
+    );
+    assert!(
+        full - switch <= 1_500.0,
+        "{camera} woke {:.0} ms late",
+        full - switch
+    );
 }

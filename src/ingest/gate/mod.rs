@@ -31,7 +31,8 @@
 //! its key frame restarting the grid; the first GOP longer than any of the last ones without a gap
 //! in its frames is cut after its k-th analysed frame, and the GOPs after it are planned for its
 //! length. The plan changes only at a key frame, so the decoder never gets a delta frame whose
-//! references it skipped.
+//! references it skipped — but for a camera waking mid-GOP whose decoder is given the GOP again
+//! from its key frame ([`FrameGate::resume`]).
 //!
 //! A camera may be given a lower rate than it asks for while it runs ([`FrameGate::set_limit`]:
 //! its fair share of an overloaded detector, or its idle rate). Then, once the key-frame rate
@@ -320,6 +321,21 @@ impl FrameGate {
             self.skipped_in_gop = true;
         }
         verdict
+    }
+
+    /// The camera woke mid-GOP and its decoder is given the GOP again from its key frame
+    /// (`super::hold`): the rest of the GOP is decoded, the output grid restarting at `t_ns`.
+    pub fn resume(&mut self, t_ns: u64) {
+        self.plan = Plan::Every;
+        (self.tail, self.shed, self.skipped_in_gop) = (false, false, false);
+        (self.grid_ns, self.in_slot, self.out_slot) = (self.rate_grid_ns(), None, Some(t_ns));
+        self.out_grid_ns = self.grid_ns;
+        self.anchors.clear();
+    }
+
+    /// Whether [`Self::resume`] applies: not to key frames only, nor to B-frames (reordered).
+    pub fn resumable(&self) -> bool {
+        self.mode != Decode::Keyframes && !self.reordered
     }
 
     /// One decoded frame (presentation order) with timestamp `t_ns`: whether it is analysed.

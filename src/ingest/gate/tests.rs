@@ -578,3 +578,4 @@ fn a_limited_camera_losing_frames_does_not_decode_whole_gops() {
 }
 
 mod behind;
+mod resume;

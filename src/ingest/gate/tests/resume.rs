@@ -1,0 +1,65 @@
+//! A camera waking in the middle of a GOP ([`FrameGate::resume`]): its decoder is given the GOP
+//! again from its key frame, the rest of the GOP is decoded, and the analysis starts at the
+//! frame that woke it.
+
+use super::*;
+
+#[test]
+fn a_camera_woken_mid_gop_decodes_the_rest_of_it_and_analyses_from_the_waking_frame() {
+    // 10 fps, a key frame every 4 s, asking 4 fps; idle (0.5 fps) from the start.
+    let t = |i: u64| i * S / 10;
+    let frames = plain(160, 40);
+    let mut gate = FrameGate::new(Decode::Auto, 4);
+    gate.set_limit(Some(0.5));
+    assert!(gate.resumable());
+    let mut analysed = Vec::new();
+    for f in &frames[..105] {
+        if gate.admit(f.key, t(f.index)) == Verdict::Decode && gate.take(Some(t(f.index))) {
+            analysed.push(f.index);
+        }
+    }
+    let idle: Vec<u64> = analysed.iter().copied().filter(|i| *i >= 80).collect();
+    assert!(idle.len() <= 2, "idle: {analysed:?}");
+    // Frame 105 wakes it: the GOP from frame 80 is given again, none of it analysed.
+    gate.set_limit(None);
+    gate.resume(t(105));
+    assert!(
+        (80..105).all(|i| !gate.take(Some(t(i)))),
+        "replayed frames analysed"
+    );
+    let mut decoded = Vec::new();
+    analysed.clear();
+    for f in &frames[105..] {
+        if gate.admit(f.key, t(f.index)) == Verdict::Decode {
+            decoded.push(f.index);
+            if gate.take(Some(t(f.index))) {
+                analysed.push(f.index);
+            }
+        }
+    }
+    assert_eq!(
+        in_gop(&decoded, 80, 40),
+        (25..40).collect::<Vec<_>>(),
+        "the rest of the GOP decoded"
+    );
+    assert_eq!(
+        analysed.first(),
+        Some(&105),
+        "analysed from the waking frame"
+    );
+    let rest = analysed.iter().filter(|i| **i < 120).count();
+    assert!((5..=7).contains(&rest), "4 fps over 1.5 s: {analysed:?}");
+    // From the next key frame on, the ordinary plan: 4 fps.
+    let after = analysed.iter().filter(|i| **i >= 120).count();
+    assert!((15..=17).contains(&after), "4 s at 4 fps: {analysed:?}");
+}
+
+#[test]
+fn key_frames_only_and_b_frames_are_not_resumed() {
+    assert!(!FrameGate::new(Decode::Keyframes, 4).resumable());
+    let mut gate = FrameGate::new(Decode::Auto, 4);
+    for f in with_b_frames(30, 10, 2, false) {
+        gate.admit(f.key, f.index * S / 10);
+    }
+    assert!(gate.reordered() && !gate.resumable());
+}
