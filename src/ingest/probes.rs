@@ -138,9 +138,18 @@ pub(super) fn install_input(
                 (&cam, cam.decoded.load(Ordering::Relaxed) - decoded_before),
             )
         {
-            warn!(camera = %id, error = %e, "Decoder could not be given the held GOP.");
+            let stopping = stop.load(Ordering::Relaxed);
+            if stopping {
+                debug!(camera = %id, error = %e, "Held GOP not given: the camera stops.");
+            } else {
+                warn!(camera = %id, error = %e, "Decoder could not be given the held GOP.");
+            }
             drop(info.take_buffer());
-            info.flow_res = Err(gst::FlowError::Error);
+            info.flow_res = Err(if stopping {
+                gst::FlowError::Flushing
+            } else {
+                gst::FlowError::Error
+            });
             return gst::PadProbeReturn::Handled;
         }
         let mut gate = lock(gate);

@@ -7,7 +7,7 @@
 //! within 1.5 s (its delta frames grow at once; the plan changes at the next key frame). The
 //! frames still add up: decoded = analysed + not picked + skipped + dropped + failed. Between
 //! an idle camera's frames its decoder is parked (ingest::park), and woken for the next.
-//! `wake4` is `wake` with a key frame every 4 s (still 12 s, then 8 s of people): it wakes
+//! `wake4` is `wake` with a key frame every 4 s (still 16 s, then 8 s of people): it wakes
 //! within 1.5 s too, its GOP held while idle given again to the woken decoder (ingest::hold;
 //! before, it waited for its next key frame, 4 s later).
 
@@ -21,7 +21,7 @@ const STILL_S: f64 = 10.0;
 const BUSY_S: f64 = 8.0;
 /// `wake4`: a key frame every 4 s; its still part a whole number of GOPs.
 const GOP4_S: f64 = 4.0;
-const STILL4_S: f64 = 12.0;
+const STILL4_S: f64 = 16.0;
 /// A camera still this long is idle (ingest::activity::IDLE_AFTER_NS), plus a margin.
 const SETTLE_MS: f64 = 4_000.0;
 
@@ -145,7 +145,12 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     let sent = sim.sent_ms("wake");
     let switch = sent.iter().copied().fold(f64::MAX, f64::min) + STILL_S * 1000.0;
     let woke = seconds(&db, "cam2");
-    let (before, most) = gaps(&woke, switch - STILL_S * 1000.0 + SETTLE_MS, switch);
+    // (The second before the switch may hold the first frame after it: it wakes at once.)
+    let (before, most) = gaps(
+        &woke,
+        switch - STILL_S * 1000.0 + SETTLE_MS,
+        switch - 1_000.0,
+    );
     eprintln!("cam2 gaps before the people (ms): {before:?}");
     assert!(
         most == 1 && !before.is_empty() && every_2_s(&before),
@@ -164,7 +169,7 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     let woke4 = seconds(&db, "cam3");
     // (Idle takes effect at a key frame: one GOP more to settle.)
     let settled = switch - STILL4_S * 1000.0 + SETTLE_MS + GOP4_S * 1000.0;
-    let (before, most) = gaps(&woke4, settled, switch);
+    let (before, most) = gaps(&woke4, settled, switch - 1_000.0);
     eprintln!("cam3 gaps before the people (ms): {before:?}");
     assert!(
         most == 1 && !before.is_empty(),
