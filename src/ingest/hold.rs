@@ -10,8 +10,8 @@
 //! analysis starts at the frame that woke the camera; about 1.5 ms of decoding a 768 × 576
 //! frame each), and it is at full rate 0–200 ms after the people appear.
 //!
-//! Holding costs memory only for compressed frames (a still scene's delta frames are 0.4–2 kB,
-//! its key frame ~50 kB; at most [`MAX_BYTES`] and [`MAX_FRAMES`], past which the GOP is not
+//! Holding costs memory only for compressed frames (the simulator's still scene: delta frames
+//! of 0.1–2 kB, key frames of 23–38 kB; at most [`MAX_BYTES`] and [`MAX_FRAMES`], past which the GOP is not
 //! held). A held frame the gate did not pass to the decoder is counted `undecoded` when its GOP
 //! is let go without a replay (the next key frame, the camera no longer idle, the pipeline's
 //! end), and `decoded` (not picked) if it is replayed, so every frame is counted once either
@@ -89,9 +89,12 @@ impl Held {
         Some(frames)
     }
 
-    /// Lets the held GOP go: its frames not decoded are counted so.
+    /// Lets the held GOP go: its frames not decoded are counted so (nothing to do for a camera
+    /// that holds nothing: this runs for each of its frames).
     fn let_go(&mut self) {
-        stats::add(&self.cam.undecoded, self.pending);
+        if self.pending > 0 {
+            stats::add(&self.cam.undecoded, self.pending);
+        }
         self.frames.clear();
         (self.bytes, self.pending, self.holding) = (0, 0, false);
     }

@@ -1,15 +1,15 @@
-//! Idle gating end to end (real simulator, GStreamer, OpenVINO model and SQLite): two simulated
-//! cameras at 10 fps with a key frame a second, analysed at `detect_fps = 4` with
-//! `idle_interval_ms = 2000`. `still` looks at an empty stretch of floor with sensor noise;
-//! `wake` looks at the same for 10 s, then at the sample's walking people for 8 s, looped.
-//! Once idle (nothing moved for 3 s), each is analysed every 2 s (every other key frame, the
-//! GOPs between not decoded); when the people appear, `wake` is analysed at its full rate
-//! within 1.5 s (its delta frames grow at once; the plan changes at the next key frame). The
-//! frames still add up: decoded = analysed + not picked + skipped + dropped + failed. Between
-//! an idle camera's frames its decoder is parked (ingest::park), and woken for the next.
-//! `wake4` is `wake` with a key frame every 4 s (still 16 s, then 8 s of people): it wakes
-//! within 1.5 s too, its GOP held while idle given again to the woken decoder (ingest::hold;
-//! before, it waited for its next key frame, 4 s later).
+//! Idle gating end to end (real simulator, GStreamer, OpenVINO model and SQLite): simulated
+//! cameras at 10 fps with a key frame a second (`wake4`: every 4 s), analysed at
+//! `detect_fps = 4` with `idle_interval_ms = 2000`. `still` looks at an empty stretch of floor
+//! with sensor noise; `wake` looks at the same for 10 s, then at the sample's walking people for
+//! 8 s, looped. Once idle (nothing moved for 3 s), each is analysed every 2 s (every other key
+//! frame, the GOPs between not decoded); when the people appear, `wake` is analysed at its full
+//! rate within 1.5 s (its delta frames grow at once, and the GOP it held while idle is given
+//! again to its woken decoder, ingest::hold). The frames still add up: decoded = analysed + not
+//! picked + skipped + dropped + failed. Between an idle camera's frames its decoder is parked
+//! (ingest::park), and woken for the next. `wake4` is `wake` with a key frame every 4 s (still
+//! 16 s, then 8 s of people): it wakes within 1.5 s too (before the GOP was held, it waited for
+//! its next key frame, 4 s later).
 
 use crate::common;
 

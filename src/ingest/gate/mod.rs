@@ -52,8 +52,9 @@
 //! references it skipped, and the camera catches up on parsing alone.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::fmt;
-use std::str::FromStr;
+
+mod decode;
+pub use decode::Decode;
 
 /// Key frames remembered to measure the key-frame rate (the rate is known from the third).
 const KEYS_MEASURED: usize = 4;
@@ -67,44 +68,6 @@ const NS_PER_S: u64 = 1_000_000_000;
 /// A frame further behind the newest one than this is a restart of the timestamps, not
 /// B-frame reordering.
 const REORDER_MAX_NS: u64 = 2 * NS_PER_S;
-
-/// Which frames a camera decodes (`decode` in `[ingest]` or per camera).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Decode {
-    /// Every frame.
-    All,
-    /// Key frames only, whatever detect fps asks for.
-    Keyframes,
-    /// Each GOP up to its last analysed frame while the longest recent GOP spans a whole number
-    /// of detection intervals (key frames only at one, only the analysed key frames when every
-    /// GOP is shorter than one); every frame otherwise, and for streams with B-frames unless
-    /// one analysed frame per GOP or fewer.
-    #[default]
-    Auto,
-}
-impl FromStr for Decode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "all" => Ok(Self::All),
-            "keyframes" => Ok(Self::Keyframes),
-            "auto" => Ok(Self::Auto),
-            other => Err(format!(
-                "expected \"auto\", \"all\" or \"keyframes\", not {other:?}"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Decode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::All => "all",
-            Self::Keyframes => "keyframes",
-            Self::Auto => "auto",
-        })
-    }
-}
 
 /// What to do with one compressed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
