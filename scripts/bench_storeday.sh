@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A store's day on one box (issue 21), INT8 (FP32 when the INT8 IR is missing), cameras served by `storetrack simcam` processes on
 # the same box, every row in one sitting so the figures compare as ratios:
-#   overload  32 and 96 cameras with people at detect_fps 5 (96/32 FPS ratio, fair-share spread)
+#   overload  32 and 96 cameras with people at detect_fps 5 (96/32 FPS ratio, fair-share spread;
+#             OVERLOAD_FPS sets another detect_fps, e.g. 0: every frame)
 #   100x1     100 cameras at detect_fps 1 (the slowest camera's rate)
 #   store day 64 cameras at detect_fps 4: 16 with people (the sample), 32 empty (a still floor
 #             with sensor noise: simcam --scene still), 16 waking (still 20 s, then 40 s of
@@ -26,6 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUN_S="${1:-40}"
 ROWS="${2:-overload 100x1 day}"
 DAY_S="${DAY_S:-60}" # the store-day row: one still-then-busy cycle of the waking cameras
+OVERLOAD_FPS="${OVERLOAD_FPS:-5}" # the overload rows' detect_fps
 WARM_S="${WARM_S:-15}" # per-camera rates are taken from this second of a row on
 # shellcheck disable=SC1091
 source .venv/storetrack.env
@@ -155,10 +157,10 @@ for row in $ROWS; do
   case $row in
   overload)
     sim 96; p=$PORT; wait_sims 3
-    step "overload: 32 cameras with people at 5 fps, ${RUN_S} s"
-    R[o32]=$(cameras "$p" 32 cam | run o32 5)
-    step "overload: 96 cameras with people at 5 fps, ${RUN_S} s"
-    R[o96]=$(cameras "$p" 96 cam | run o96 5)
+    step "overload: 32 cameras with people at detect_fps $OVERLOAD_FPS, ${RUN_S} s"
+    R[o32]=$(cameras "$p" 32 cam | run o32 "$OVERLOAD_FPS")
+    step "overload: 96 cameras with people at detect_fps $OVERLOAD_FPS, ${RUN_S} s"
+    R[o96]=$(cameras "$p" 96 cam | run o96 "$OVERLOAD_FPS")
     stop_sims ;;
   100x1)
     sim 100; p=$PORT; wait_sims 3
@@ -188,7 +190,7 @@ line() { # label n fps key
   read -r fps mn md p95 cpu rss spread up th re lost shed <<< "${R[$4]}"
   echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $re / $rss MB | $th | $up s | $shed | $lost |"
 }
-[ -n "${R[o32]:-}" ] && line "overload base" 32 5 o32 && line overload 96 5 o96
+[ -n "${R[o32]:-}" ] && line "overload base" 32 "$OVERLOAD_FPS" o32 && line overload 96 "$OVERLOAD_FPS" o96
 [ -n "${R[o32]:-}" ] && echo && echo "96/32 analysed FPS: $(awk -v a="${R[o96]%% *}" -v b="${R[o32]%% *}" 'BEGIN { printf "%.2f", a / b }') (target >= 0.65)"
 [ -n "${R[h1]:-}" ] && line "100x1" 100 1 h1
 if [ -n "${R[day]:-}" ]; then

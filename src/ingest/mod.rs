@@ -4,8 +4,9 @@
 //! [`Frame`]s (the model's input picture, with capture time and the mapping back to source
 //! pixels) pushed into that camera's queue. Packets get their presentation time from their RTP
 //! timestamps ([`rtp_time`]: exact, in capture order, whatever the encoder's frame order). The
-//! camera's [`gate::FrameGate`] picks the frames analysed at `detect_fps` in presentation order
-//! at the decoder's output, and drops at its input the compressed frames no analysed frame
+//! camera's [`gate::FrameGate`] picks the frames analysed at `detect_fps` (or its share, or its
+//! idle rate; at `detect_fps = 0` every frame until limited) in presentation order at the
+//! decoder's output, and drops at its input the compressed frames no analysed frame
 //! needs; frames not picked, or arriving while the camera's queue holds fresh ones, are dropped
 //! before any scaling or conversion ([`queue::FrameSender::wants_frame`]); every frame is
 //! counted where it ends ([`probes`]). A camera analysed every 2 s or less often (idle) has its
@@ -216,8 +217,10 @@ fn run_once(
             .decoder
             .set_property("max-threads", task.decoder_threads as i32);
     }
-    let gate = FrameGate::new(task.camera.decode, task.camera.detect_fps);
-    let gate = gate.needed().then(|| Arc::new(Mutex::new(gate)));
+    let gate = Arc::new(Mutex::new(FrameGate::new(
+        task.camera.decode,
+        task.camera.detect_fps,
+    )));
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     let sink = parts.sink.upcast_ref::<gst::Element>();
     let queue = parts.packets.as_ref().and_then(backlog::PacketQueue::new);

@@ -83,7 +83,7 @@ pub(super) fn install_input(
     (decoder, sink): (&gst::Element, &gst::Element),
     task: &CameraTask,
     (live, started): (&Arc<Live>, Instant),
-    (gate, queue): (Option<Arc<Mutex<FrameGate>>>, Option<PacketQueue>),
+    (gate, queue): (Arc<Mutex<FrameGate>>, Option<PacketQueue>),
     clock: &Arc<Mutex<CameraClock>>,
 ) {
     let parking = Parking::new(decoder, sink);
@@ -118,10 +118,6 @@ pub(super) fn install_input(
         let now_ms = started.elapsed().as_millis().max(1) as u64;
         live.last_packet_ms.store(now_ms, Ordering::Relaxed);
         lock(&clock).arrived(buffer);
-        let Some(gate) = &gate else {
-            stats::inc(&cam.slots);
-            return gst::PadProbeReturn::Ok;
-        };
         let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let t_ns = buffer
             .pts()
@@ -134,7 +130,7 @@ pub(super) fn install_input(
             && let Err(e) = wake_mid_gop(
                 parking.as_ref(),
                 &held,
-                (gate, t_ns),
+                (&gate, t_ns),
                 (&cam, cam.decoded.load(Ordering::Relaxed) - decoded_before),
             )
         {
@@ -152,7 +148,7 @@ pub(super) fn install_input(
             });
             return gst::PadProbeReturn::Handled;
         }
-        let mut gate = lock(gate);
+        let mut gate = lock(&gate);
         gate.set_limit(gating.limit);
         let reorder_ns = gate.reorder_ns();
         gate.set_backlog(
@@ -174,7 +170,11 @@ pub(super) fn install_input(
         }
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
         let holdable = gating.idle && parking.is_some() && gate.resumable();
+        let asked = gate.asked_fps();
         drop(gate);
+        if fps == 0 {
+            lock(&idle).asks(&cam, asked);
+        }
         let outcome = match &parking {
             Some(p) => {
                 let decoded = cam.decoded.load(Ordering::Relaxed) - decoded_before;
@@ -305,6 +305,8 @@ struct Idle {
     activity: Activity,
     /// Rate while idle (None: no idle gating).
     idle_fps: Option<f64>,
+    /// Rate asked for while not idle: `detect_fps`; with `detect_fps = 0` the stream's frame
+    /// rate once measured (0 before: see `Seat::ask`).
     detect_fps: f64,
     was_idle: bool,
     /// The camera's person detections when last looked at.
@@ -354,6 +356,17 @@ impl Idle {
             woke,
         }
     }
+
+    /// A camera at `detect_fps = 0` asks for its stream's frame rate once measured (`fps`):
+    /// told to its seat when it changes, at once unless the camera is idle.
+    fn asks(&mut self, cam: &CameraStats, fps: f64) {
+        if fps > 0.0 && (fps - self.detect_fps).abs() > fps * 0.01 {
+            self.detect_fps = fps;
+            if !self.was_idle {
+                cam.seat.ask(fps, false);
+            }
+        }
+    }
 }
 
 /// What a compressed frame's camera asks of its gate ([`Idle::limit`]).
@@ -387,7 +400,7 @@ pub(super) fn install_output(
     decoder: &gst::Element,
     task: &CameraTask,
     live: &Arc<Live>,
-    gate: Option<Arc<Mutex<FrameGate>>>,
+    gate: Arc<Mutex<FrameGate>>,
 ) {
     let Some(pad) = decoder.static_pad("src") else {
         return;
@@ -402,9 +415,7 @@ pub(super) fn install_output(
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     stats::inc(&cam.decoded);
                     let t_ns = buffer.pts().map(|t| t.nseconds());
-                    if let Some(gate) = &gate
-                        && !lock(gate).take(t_ns)
-                    {
+                    if !lock(&gate).take(t_ns) {
                         stats::inc(&cam.not_picked);
                         return gst::PadProbeReturn::Drop;
                     }

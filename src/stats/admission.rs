@@ -42,7 +42,8 @@ pub const PROBE: f64 = 1.05;
 pub const DELIVERED: f64 = 0.9;
 /// The budget never falls below this (frames a second for the whole box).
 pub const MIN_BUDGET: f64 = 1.0;
-/// What a camera with `detect_fps = 0` (every frame) is taken to ask for.
+/// What a camera with `detect_fps = 0` (every frame) is taken to ask for until its stream's
+/// frame rate is measured.
 pub const EVERY_FRAME_FPS: f64 = 30.0;
 /// `allowed` while a camera is not limited.
 const UNLIMITED: u64 = u64::MAX;

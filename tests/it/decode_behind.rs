@@ -1,11 +1,12 @@
 //! A camera whose decoding cannot keep up with its stream sheds GOPs instead of losing packets,
-//! end to end: the camera template with a 300 ms pause after each frame the decoder puts out
-//! for analysis (as on a box whose streaming threads are short of CPU), one simulated camera at
-//! 10 fps with a key frame a second, `detect_fps = 5` — 1.5 s of work for each second of
-//! stream. Without shedding the packet queue (1 s) fills and drops packets, each damaging its
-//! frame and the frames after it up to the next key frame; with it, frames are shed at the
-//! decoder's input while the queue shows decoding behind, no packet is lost, and the camera is
-//! still analysed in at least four of every five seconds (shedding a GOP forfeits its second).
+//! end to end: the camera template with a pause after each frame the decoder puts out for
+//! analysis (as on a box whose streaming threads are short of CPU), one simulated camera at
+//! 10 fps with a key frame a second, 1.5 s of work for each second of stream: 300 ms a frame at
+//! `detect_fps = 5`, 150 ms at `detect_fps = 0` (every frame). Without shedding the packet queue
+//! (1 s) fills and drops packets, each damaging its frame and the frames after it up to the
+//! next key frame; with it, frames are shed at the decoder's input while the queue shows
+//! decoding behind, no packet is lost, and the camera is still analysed in at least four of
+//! every five seconds (shedding a GOP forfeits its second).
 
 use crate::common;
 
@@ -15,6 +16,17 @@ use storetrack::simcam::SimCam;
 
 #[test]
 fn a_camera_decoding_slower_than_its_stream_sheds_gops_and_loses_no_packet() {
+    sheds_gops(5, 300);
+}
+
+#[test]
+fn a_camera_analysing_every_frame_sheds_gops_too() {
+    sheds_gops(0, 150);
+}
+
+/// One camera at `detect_fps` with `pause_ms` of work after each frame the decoder puts out
+/// for analysis.
+fn sheds_gops(detect_fps: u32, pause_ms: u32) {
     common::openvino_env();
     let sim = SimCam::start("127.0.0.1", 0, &[("a".into(), common::video())]).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -22,7 +34,10 @@ fn a_camera_decoding_slower_than_its_stream_sheds_gops_and_loses_no_packet() {
         .unwrap()
         .replace(
             "avdec_h264 name=dec direct-rendering=false\n",
-            "avdec_h264 name=dec direct-rendering=false ! identity sleep-time=300000\n",
+            &format!(
+                "avdec_h264 name=dec direct-rendering=false ! identity sleep-time={}\n",
+                pause_ms * 1000
+            ),
         );
     assert!(template.contains("identity sleep-time"), "template changed");
     let slow = dir.path().join("slow.pipeline");
@@ -37,7 +52,10 @@ fn a_camera_decoding_slower_than_its_stream_sheds_gops_and_loses_no_packet() {
                 .to_string(),
             &slow.display().to_string(),
         )
-        .replace("[ingest]\n", "[ingest]\ndetect_fps = 5\n");
+        .replace(
+            "[ingest]\n",
+            &format!("[ingest]\ndetect_fps = {detect_fps}\n"),
+        );
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
 

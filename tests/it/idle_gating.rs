@@ -9,7 +9,8 @@
 //! picked + skipped + dropped + failed. Between an idle camera's frames its decoder is parked
 //! (ingest::park), and woken for the next. `wake4` is `wake` with a key frame every 4 s (still
 //! 16 s, then 8 s of people): it wakes within 1.5 s too (before the GOP was held, it waited for
-//! its next key frame, 4 s later).
+//! its next key frame, 4 s later). `still0` is `still` asking for every frame
+//! (`detect_fps = 0`): idle, it is analysed every 2 s too.
 
 use crate::common;
 
@@ -92,16 +93,22 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
             mount("still", still, gop),
             mount("wake", wake, gop),
             mount("wake4", wake4, GOP4_S),
+            mount("still0", still, gop),
         ],
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let urls = ["still", "wake", "wake4"].map(|m| sim.url(m));
+    let urls = ["still", "wake", "wake4", "still0"].map(|m| sim.url(m));
     let cfg_path = common::write_config(dir.path(), &urls, "");
-    let text = std::fs::read_to_string(&cfg_path).unwrap().replace(
-        "[ingest]\n",
-        "[ingest]\ndetect_fps = 4\nidle_interval_ms = 2000\n",
-    );
+    let every_frame = format!("url = \"{}\"\n", urls[3]);
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace(
+            "[ingest]\n",
+            "[ingest]\ndetect_fps = 4\nidle_interval_ms = 2000\n",
+        )
+        .replace(&every_frame, &format!("{every_frame}detect_fps = 0\n"));
+    assert!(text.contains("detect_fps = 0"), "cam4's detect_fps not set");
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
     assert_eq!(cfg.ingest.idle_interval_ms, 2000);
@@ -115,30 +122,16 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     );
 
     let db = Connection::open(&summary.db).unwrap();
-    // The still scene: nobody, and a frame every 2 s once idle.
-    let quiet = seconds(&db, "cam1");
-    assert!(
-        quiet.iter().all(|s| s.2 == 0),
-        "the still scene shows nobody"
-    );
-    let start = quiet.first().expect("cam1 analysed nothing").0;
-    let (idle, most) = gaps(&quiet, start + SETTLE_MS, f64::MAX);
-    eprintln!("cam1 idle gaps (ms): {idle:?}");
-    assert!(
-        idle.len() >= 5,
-        "cam1 analysed too few frames idle: {idle:?}"
-    );
-    assert!(
-        most == 1 && every_2_s(&idle),
-        "cam1 analysed every 2 s when idle: {idle:?}, up to {most} in a second"
-    );
+    // The still scene: nobody, and a frame every 2 s once idle; cam4 asks for every frame.
+    let idle = idle_every_2_s(&db, "cam1");
+    idle_every_2_s(&db, "cam4");
     // Idle, a camera's decoder is closed after each frame it analyses: at least once after each
-    // of cam1's idle frames but its last (the other camera parks too).
+    // of cam1's idle frames but its last (the other cameras park too).
     assert!(
-        c.parks >= idle.len() as u64,
+        c.parks >= idle as u64,
         "decoders parked {} times, cam1 analysed {} frames idle",
         c.parks,
-        idle.len() + 1
+        idle + 1
     );
 
     // The waking scene: idle gaps while still, full rate within 1.5 s of the people.
@@ -176,6 +169,28 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         "cam3 idle while still: {before:?}, up to {most} in a second"
     );
     assert_woke_in_time(&woke4, switch, "cam3");
+}
+
+/// The still scene's camera: nobody seen, and one frame every 2 s once idle; returns how many
+/// gaps between its idle frames were measured.
+fn idle_every_2_s(db: &Connection, camera: &str) -> usize {
+    let quiet = seconds(db, camera);
+    assert!(
+        quiet.iter().all(|s| s.2 == 0),
+        "the still scene shows nobody ({camera})"
+    );
+    let start = quiet.first().expect("analysed nothing").0;
+    let (idle, most) = gaps(&quiet, start + SETTLE_MS, f64::MAX);
+    eprintln!("{camera} idle gaps (ms): {idle:?}");
+    assert!(
+        idle.len() >= 5,
+        "{camera} analysed too few frames idle: {idle:?}"
+    );
+    assert!(
+        most == 1 && every_2_s(&idle),
+        "{camera} analysed every 2 s when idle: {idle:?}, up to {most} in a second"
+    );
+    idle.len()
 }
 
 /// Full rate within 1.5 s of `switch` (when the people appeared): the first second after it

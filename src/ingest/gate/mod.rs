@@ -10,7 +10,7 @@
 //! and forth): one per 1/`detect_fps` on an even grid, a frame half a frame early filling its
 //! slot, the grid restarting at a frame after a gap (a camera that stopped, or a smart codec
 //! that slowed down) instead of catching up. A camera slower than `detect_fps` has every frame
-//! analysed.
+//! analysed, as has one at `detect_fps = 0` while it is not limited (below).
 //!
 //! Skipping at the input saves decoding. A key frame decodes on its own; a delta frame needs every
 //! frame since the last key frame. When the longest of the last GOPs spans a whole number k of
@@ -35,7 +35,8 @@
 //! from its key frame ([`FrameGate::resume`]).
 //!
 //! A camera may be given a lower rate than it asks for while it runs ([`FrameGate::set_limit`]:
-//! its fair share of an overloaded detector, or its idle rate). Then, once the key-frame rate
+//! its fair share of an overloaded detector, or its idle rate), a camera at `detect_fps = 0`
+//! (every frame, asking for its stream's frame rate: [`FrameGate::asked_fps`]) too. Then, once the key-frame rate
 //! is known, each GOP gets a whole number of analysed frames (its share of the mean GOP), the
 //! fraction carried from GOP to GOP (a share of 1.5 frames per GOP analyses 1, 2, 1, 2, ...),
 //! placed evenly from its key frame and decoded only up to the last (key frames only, with
@@ -261,10 +262,14 @@ impl FrameGate {
         new
     }
 
-    /// Whether the gate has anything to do: not with `detect_fps = 0` (every frame analysed)
-    /// unless `decode = "keyframes"`.
-    pub fn needed(&self) -> bool {
-        self.detect_fps > 0 || self.mode == Decode::Keyframes
+    /// What the camera asks the detector for while it sees motion: its `detect_fps`, or with
+    /// `detect_fps = 0` (every frame) the stream's frame rate once measured (0 before it is).
+    pub fn asked_fps(&self) -> f64 {
+        match (self.detect_fps, self.frame_ns) {
+            (0, 0) => 0.0,
+            (0, frame_ns) => NS_PER_S as f64 / frame_ns as f64,
+            (fps, _) => f64::from(fps),
+        }
     }
 
     /// One compressed frame on its way to the decoder (decode order); `t_ns` is its
@@ -303,7 +308,7 @@ impl FrameGate {
 
     /// One decoded frame (presentation order) with timestamp `t_ns`: whether it is analysed.
     pub fn take(&mut self, t_ns: Option<u64>) -> bool {
-        let Some(t) = t_ns.filter(|_| self.detect_fps > 0) else {
+        let Some(t) = t_ns.filter(|_| self.detect_fps > 0 || self.limit.is_some()) else {
             return true;
         };
         // The grid restarts at a key frame decoded for an aligned plan.

@@ -437,14 +437,6 @@ fn slots_count_what_could_be_analysed_whatever_the_order() {
 }
 
 #[test]
-fn only_a_gate_with_something_to_do_is_needed() {
-    assert!(!FrameGate::new(Decode::All, 0).needed());
-    assert!(!FrameGate::new(Decode::Auto, 0).needed());
-    assert!(FrameGate::new(Decode::All, 1).needed());
-    assert!(FrameGate::new(Decode::Keyframes, 0).needed());
-}
-
-#[test]
 fn parses_and_prints() {
     for m in [Decode::All, Decode::Keyframes, Decode::Auto] {
         assert_eq!(m.to_string().parse::<Decode>(), Ok(m));
@@ -578,4 +570,5 @@ fn a_limited_camera_losing_frames_does_not_decode_whole_gops() {
 }
 
 mod behind;
+mod every;
 mod resume;
