@@ -419,7 +419,7 @@ impl FrameGate {
         self.plan = self.limited_plan().unwrap_or_else(|| self.plan_for_gop());
         if !matches!(self.plan, Plan::Aligned(_)) {
             self.grid_ns = self.rate_grid_ns();
-            self.out_grid_ns = self.grid_ns;
+            self.switch_grid(t_ns);
         }
         let verdict = self.key_verdict(t_ns);
         // Behind: a GOP it would decode is shed whole (the frames it would decode), its analysed
@@ -432,6 +432,21 @@ impl FrameGate {
             self.anchors.pop_back(); // no frame of it reaches the output grid
         }
         Verdict::Shed
+    }
+
+    /// The output grid takes the interval of a GOP not planned `Aligned` from its key frame at
+    /// `t_ns` on: at once, or, while frames from before it are still to come out (anchors of
+    /// earlier GOPs: a decoder holding frames back for B-frames), from an anchor of its own
+    /// (else an earlier GOP's anchor, taken later, would put its interval back on this GOP).
+    fn switch_grid(&mut self, t_ns: u64) {
+        if self.anchors.is_empty() {
+            self.out_grid_ns = self.grid_ns;
+            return;
+        }
+        if self.anchors.len() == ANCHORS_MAX {
+            self.anchors.pop_front();
+        }
+        self.anchors.push_back((t_ns, self.grid_ns));
     }
 
     /// A key frame's verdict under the GOP's plan.

@@ -73,6 +73,19 @@ fn run_behind(
     delay: usize,
     backlog: impl Fn(u64) -> Backlog,
 ) -> Outcome {
+    run_each(gate, frames, fps, delay, |gate, f| {
+        gate.set_backlog(backlog(f.index))
+    })
+}
+
+/// [`run`] with `before` called on the gate before each frame goes in.
+fn run_each(
+    gate: &mut FrameGate,
+    frames: &[Coded],
+    fps: u64,
+    delay: usize,
+    mut before: impl FnMut(&mut FrameGate, &Coded),
+) -> Outcome {
     let t = |i: u64| i * S / fps;
     let mut out = Outcome::default();
     let mut held: Vec<u64> = Vec::new();
@@ -87,7 +100,7 @@ fn run_behind(
         }
     };
     for (pos, f) in frames.iter().enumerate() {
-        gate.set_backlog(backlog(f.index));
+        before(gate, f);
         let verdict = gate.admit(f.key, t(f.index));
         if verdict == Verdict::Shed {
             out.shed.push(f.index);
@@ -572,3 +585,4 @@ fn a_limited_camera_losing_frames_does_not_decode_whole_gops() {
 mod behind;
 mod every;
 mod resume;
+mod switch;
