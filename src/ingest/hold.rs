@@ -8,7 +8,9 @@
 //! the compressed frames of its current GOP (key frame first, decode order) are held here; on
 //! waking in the middle of a GOP they are given to the woken decoder again (not analysed: the
 //! analysis starts at the frame that woke the camera; about 1.5 ms of decoding a 768 × 576
-//! frame each), and it is at full rate 0–200 ms after the people appear.
+//! frame each), and it is at full rate 0–200 ms after the people appear. With B-frames too (the
+//! decoder drained before it is parked, `super::park`); an open GOP's leading frames (shown
+//! before its key frame, sent after it) reference the GOP before, so they are not held.
 //!
 //! Holding costs memory only for compressed frames (the simulator's still scene: delta frames
 //! of 0.1–2 kB, key frames of 23–38 kB; at most [`MAX_BYTES`] and [`MAX_FRAMES`], past which the GOP is not
@@ -38,6 +40,9 @@ pub(super) struct Held {
     pending: u64,
     /// Holding this GOP (from its key frame, within the bounds, while the camera is idle).
     holding: bool,
+    /// The held key frame's presentation time: an open GOP's leading frames (earlier, sent
+    /// after it) reference the GOP before, which is not held, so they are not held either.
+    key_pts: Option<gst::ClockTime>,
     cam: Arc<CameraStats>,
 }
 
@@ -48,6 +53,7 @@ impl Held {
             bytes: 0,
             pending: 0,
             holding: false,
+            key_pts: None,
             cam,
         }
     }
@@ -59,8 +65,10 @@ impl Held {
         if key || !idle {
             self.let_go();
             self.holding = key && idle;
+            self.key_pts = buffer.pts();
         }
-        if !self.holding {
+        let leading = !key && buffer.pts().is_some_and(|t| Some(t) < self.key_pts);
+        if !self.holding || leading {
             return false;
         }
         if self.frames.len() >= MAX_FRAMES || self.bytes + buffer.size() > MAX_BYTES {
@@ -166,5 +174,31 @@ mod tests {
         assert!(h.take().is_none());
         drop(h);
         assert_eq!(undecoded(&cam), 2);
+    }
+
+    #[test]
+    fn an_open_gop_s_leading_frames_are_not_held() {
+        let cam = Arc::new(CameraStats::new("c", "c", "rtsp://h/"));
+        let mut h = Held::new(Arc::clone(&cam));
+        let at = |size: usize, ms: u64| {
+            let mut b = buf(size);
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(ms));
+            b
+        };
+        // In decode order: the key frame (1,000 ms), a leading B-frame shown before it (900 ms,
+        // referencing the GOP before), a P-frame (1,300 ms) and a B-frame before that (1,100).
+        assert!(!h.frame(&at(50_000, 1_000), true, true, true));
+        assert!(
+            !h.frame(&at(900, 900), false, false, true),
+            "leading: not held"
+        );
+        assert!(h.frame(&at(900, 1_300), false, false, true));
+        assert!(h.frame(&at(900, 1_100), false, false, true));
+        let gop = h.take().expect("held");
+        let times: Vec<u64> = gop.iter().map(|b| b.pts().unwrap().mseconds()).collect();
+        assert_eq!(times, [1_000, 1_300, 1_100]);
+        assert_eq!(undecoded(&cam), 0, "the caller counts a frame not held");
     }
 }

@@ -15,7 +15,9 @@
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
 //! when every frame it was given has come out of it, so no frame is lost inside it; a decoder
-//! that holds a frame back (a stream with B-frames: it reorders) is never parked.
+//! that holds frames back (a stream with B-frames: it reorders) is drained first when nothing
+//! more of the GOP is decoded ([`Parking::drain`]), so its key frame comes out at once rather
+//! than when the next one goes in.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -24,6 +26,8 @@ use std::ops::ControlFlow;
 /// A camera analysed at most this many frames a second (2 s or more apart) gets its decoder
 /// parked between them (an idle camera at the default `idle_interval_ms` is at 0.33).
 pub const PARK_BELOW_FPS: f64 = 0.5;
+/// The structure of GStreamer's still-frame event (`gst_video_event_new_still_frame`).
+const STILL_FRAME: &str = "GstEventStillFrame";
 
 /// One pipeline run's decoder chain and whether it is parked.
 #[derive(Debug)]
@@ -99,6 +103,31 @@ impl Parking {
         }
         self.parked = true;
         Ok(true)
+    }
+
+    /// Whether the decoder holds frames given to it that have not come out (`decoded` this
+    /// run): a decoder reordering B-frames keeps the last ones until more come.
+    pub fn holds(&self, decoded: u64) -> bool {
+        !self.parked && decoded < self.given
+    }
+
+    /// Has the decoder put out every frame it holds, in this streaming thread: a still-frame
+    /// event (GStreamer's video decoder base class drains its decoder on it, as gst-libav
+    /// 1.22 does with libav's: references dropped, so only a key frame may follow), then its
+    /// end.
+    pub fn drain(&self) -> Result<(), String> {
+        let Some(sink) = self.upstream.peer() else {
+            return Err("decoder unlinked".into());
+        };
+        for still in [true, false] {
+            let s = gst::Structure::builder(STILL_FRAME)
+                .field("still-state", still)
+                .build();
+            if !sink.send_event(gst::event::CustomDownstream::new(s)) {
+                return Err("decoder refused the still-frame event".into());
+            }
+        }
+        Ok(())
     }
 
     /// Wakes the chain and gives the decoder `frames` (a GOP held back while the camera was

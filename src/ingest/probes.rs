@@ -131,7 +131,9 @@ pub(super) fn install_input(
                 parking.as_ref(),
                 &held,
                 (&gate, t_ns),
-                (&cam, cam.decoded.load(Ordering::Relaxed) - decoded_before),
+                (&cam, || {
+                    cam.decoded.load(Ordering::Relaxed) - decoded_before
+                }),
             )
         {
             let stopping = stop.load(Ordering::Relaxed);
@@ -170,6 +172,7 @@ pub(super) fn install_input(
         }
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
         let holdable = gating.idle && parking.is_some() && gate.resumable();
+        let drain = gate.reordered() && gate.gop_cut();
         let asked = gate.asked_fps();
         drop(gate);
         if fps == 0 {
@@ -177,8 +180,8 @@ pub(super) fn install_input(
         }
         let outcome = match &parking {
             Some(p) => {
-                let decoded = cam.decoded.load(Ordering::Relaxed) - decoded_before;
-                park_or_wake(&mut lock(p), &cam, (verdict, key), seldom, decoded)
+                let decoded = || cam.decoded.load(Ordering::Relaxed) - decoded_before;
+                park_or_wake(&mut lock(p), &cam, (verdict, key), (seldom, drain), decoded)
             }
             None => Ok(verdict),
         };
@@ -240,7 +243,8 @@ fn event_while_parked(
 }
 
 /// A camera woke at a delta frame: when the GOP since its key frame is held ([`Held`]) and its
-/// decoder is parked (or can be: every frame given has come out), the gate decodes the rest of
+/// decoder is parked (or can be: every frame given has come out, after a drain for one holding
+/// B-frames back), the gate decodes the rest of
 /// the GOP from this frame on and the woken decoder is given the held GOP first (the gate's
 /// lock is let go before: the decoder's output probe takes it for each frame). Otherwise the
 /// camera wakes at its next key frame.
@@ -248,7 +252,7 @@ fn wake_mid_gop(
     parking: Option<&Mutex<Parking>>,
     held: &Mutex<Held>,
     (gate, t_ns): (&Mutex<FrameGate>, u64),
-    (cam, decoded): (&CameraStats, u64),
+    (cam, decoded): (&CameraStats, impl Fn() -> u64),
 ) -> Result<(), String> {
     let Some(mut p) = parking.map(lock) else {
         return Ok(());
@@ -258,7 +262,12 @@ fn wake_mid_gop(
         return Ok(());
     }
     if !p.parked() {
-        if !p.park(decoded)? {
+        // A decoder holding frames back (B-frames) puts them out first: the held GOP is given
+        // from its key frame, so the references the drain drops are not needed.
+        if p.holds(decoded()) {
+            p.drain()?;
+        }
+        if !p.park(decoded())? {
             return Ok(());
         }
         stats::inc(&cam.parks);
@@ -274,19 +283,23 @@ fn wake_mid_gop(
     p.replay(gop)
 }
 
-/// Parks the decoder after a skipped frame of a camera analysed seldom, wakes it for a key frame
-/// to decode; returns the verdict that stands (a delta frame for a parked decoder is skipped:
-/// it lacks its references).
+/// Parks the decoder after a skipped frame of a camera analysed seldom (`drain`: a decoder
+/// holding frames back for B-frames is drained first, when nothing more of the GOP is decoded),
+/// wakes it for a key frame to decode; returns the verdict that stands (a delta frame for a
+/// parked decoder is skipped: it lacks its references). `decoded`: frames out this run.
 fn park_or_wake(
     p: &mut Parking,
     cam: &CameraStats,
     (verdict, key): (Verdict, bool),
-    seldom: bool,
-    decoded: u64,
+    (seldom, drain): (bool, bool),
+    decoded: impl Fn() -> u64,
 ) -> Result<Verdict, String> {
     match verdict {
         Verdict::Skip | Verdict::Shed => {
-            if seldom && p.park(decoded)? {
+            if seldom && drain && p.holds(decoded()) {
+                p.drain()?;
+            }
+            if seldom && p.park(decoded())? {
                 stats::inc(&cam.parks);
             }
             Ok(verdict)

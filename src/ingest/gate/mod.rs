@@ -301,9 +301,15 @@ impl FrameGate {
         self.anchors.clear();
     }
 
-    /// Whether [`Self::resume`] applies: not to key frames only, nor to B-frames (reordered).
+    /// Whether nothing more of the current GOP is decoded (its tail cut, shed, key frames only
+    /// or a GOP skipped): the decoder's next frame is a key frame.
+    pub fn gop_cut(&self) -> bool {
+        self.tail || self.shed || matches!(self.plan, Plan::KeyOnly | Plan::Skip)
+    }
+
+    /// Whether [`Self::resume`] applies: not to key frames only.
     pub fn resumable(&self) -> bool {
-        self.mode != Decode::Keyframes && !self.reordered
+        self.mode != Decode::Keyframes
     }
 
     /// One decoded frame (presentation order) with timestamp `t_ns`: whether it is analysed.
