@@ -16,6 +16,7 @@
 # from the database. PROTOCOLS: ingest.protocols to write (e.g. udp; unset: the default, tcp).
 # SIZE: serve the sample re-encoded at WIDTHxHEIGHT (e.g. 384x288, as a camera's substream; same
 # 1 s GOP, bitrate scaled by area) instead of its 768x576; unset: the sample as it is.
+# SIM_FLAGS: simcam flags for every camera (e.g. "--bframes 2 --gop 2": cameras with B-frames).
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
 # Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
 # target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
@@ -57,7 +58,8 @@ fi
 sim() {
   local n=$1; shift
   PORT=$((PORT + 1))
-  "$SIMBIN" simcam --video "$VIDEO" --cameras "$n" --port "$PORT" "$@" > /dev/null 2>&1 &
+  # shellcheck disable=SC2086 # SIM_FLAGS: several flags
+  "$SIMBIN" simcam --video "$VIDEO" --cameras "$n" --port "$PORT" ${SIM_FLAGS:-} "$@" > /dev/null 2>&1 &
   SIMS+=($!)
 }
 stop_sims() { kill "${SIMS[@]}" 2>/dev/null || true; wait "${SIMS[@]}" 2>/dev/null || true; SIMS=(); }
@@ -181,7 +183,7 @@ for row in $ROWS; do
 done
 
 echo
-echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC; cameras ${SIZE:-768x576}"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC; cameras ${SIZE:-768x576} ${SIM_FLAGS:-}"
 echo
 echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS at the end / peak | threads | all up after | frames shed | packets lost |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
