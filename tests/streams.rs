@@ -16,12 +16,14 @@
 //! - decoded = analysed + not picked + skipped + dropped + failed, exactly;
 //! - what its clock did, in the summary, `query cameras` and (one run) `/metrics`.
 
+#[path = "streams/capture.rs"]
+mod capture;
 #[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -30,9 +32,8 @@ use storetrack::simcam::media::VIDEO_CLOCK_RATE;
 use storetrack::simcam::{ClockFault, Codec, Credentials, Encoding, Mount, SimCam, Variant};
 use storetrack::stats::{ClockFigures, FrameAccount};
 use storetrack::{Config, RunOptions, Summary};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::Layer as _;
-use tracing_subscriber::layer::{Context, SubscriberExt};
+
+use capture::{Stamped, captured, install_capture};
 
 /// Seconds of video each simulated camera loops.
 const CLIP_S: f64 = 10.0;
@@ -81,101 +82,6 @@ fn case(name: &'static str, variant: Variant, detect_fps: u32) -> Case {
         detect_fps,
         clock: ClockExpect::InStep,
     }
-}
-
-/// A `Frame stamped.` event: camera, presentation time (ns), capture time given (ms).
-#[derive(Debug, Clone)]
-struct Stamped {
-    camera: String,
-    pts_ns: u64,
-    captured_ms: i64,
-}
-
-#[derive(Default)]
-struct Captured {
-    frames: Vec<Stamped>,
-    /// Every log line at INFO or above (for credentials).
-    log: String,
-}
-
-fn captured() -> &'static Mutex<Captured> {
-    static C: OnceLock<Mutex<Captured>> = OnceLock::new();
-    C.get_or_init(Mutex::default)
-}
-
-/// Collects the service's `Frame stamped.` events and its log (one subscriber per test binary).
-struct Capture;
-
-#[derive(Default)]
-struct Fields {
-    message: String,
-    camera: String,
-    pts_ns: Option<u64>,
-    captured_ms: Option<i64>,
-    all: String,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        let text = format!("{v:?}");
-        match f.name() {
-            "message" => self.message = text.clone(),
-            "camera" => self.camera = text.trim_matches('"').to_string(),
-            _ => {}
-        }
-        self.all += &format!(" {}={text}", f.name());
-    }
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        if f.name() == "pts_ns" {
-            self.pts_ns = Some(v);
-        }
-        self.record_debug(f, &v);
-    }
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        if f.name() == "captured_ms" {
-            self.captured_ms = Some(v);
-        }
-        self.record_debug(f, &v);
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut f = Fields::default();
-        event.record(&mut f);
-        let mut c = captured().lock().unwrap();
-        if f.message == "Frame stamped." {
-            if let (Some(pts_ns), Some(captured_ms)) = (f.pts_ns, f.captured_ms) {
-                c.frames.push(Stamped {
-                    camera: f.camera,
-                    pts_ns,
-                    captured_ms,
-                });
-            }
-        } else if *event.metadata().level() <= tracing::Level::INFO {
-            c.log += &f.all;
-            c.log.push('\n');
-        }
-    }
-}
-
-fn install_capture() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let filter = tracing_subscriber::filter::Targets::new()
-            .with_default(tracing::Level::INFO)
-            .with_target("storetrack::ingest::stamping", tracing::Level::TRACE);
-        // The log goes to the test's output (shown when it fails).
-        let log = tracing_subscriber::fmt::layer()
-            .with_test_writer()
-            .with_filter(
-                tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
-            );
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::Layer::with_filter(Capture, filter))
-            .with(log);
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
 }
 
 /// One service run over `cases`.
