@@ -111,10 +111,10 @@ impl Parking {
         !self.parked && decoded < self.given
     }
 
-    /// Has the decoder put out every frame it holds, in this streaming thread: a still-frame
-    /// event (GStreamer's video decoder base class drains its decoder on it, as gst-libav
-    /// 1.22 does with libav's: references dropped, so only a key frame may follow), then its
-    /// end.
+    /// Makes the decoder put out every frame it holds, in this streaming thread: a still-frame
+    /// event, on which GStreamer's video decoder base class drains the decoder (gst-libav 1.22
+    /// drains libav and flushes it: its references are dropped, so only a key frame may
+    /// follow), then the event that ends the still frame.
     pub fn drain(&self) -> Result<(), String> {
         let Some(sink) = self.upstream.peer() else {
             return Err("decoder unlinked".into());

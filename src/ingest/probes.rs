@@ -244,10 +244,9 @@ fn event_while_parked(
 
 /// A camera woke at a delta frame: when the GOP since its key frame is held ([`Held`]) and its
 /// decoder is parked (or can be: every frame given has come out, after a drain for one holding
-/// B-frames back), the gate decodes the rest of
-/// the GOP from this frame on and the woken decoder is given the held GOP first (the gate's
-/// lock is let go before: the decoder's output probe takes it for each frame). Otherwise the
-/// camera wakes at its next key frame.
+/// B-frames back), the gate decodes the rest of the GOP from this frame on and the woken
+/// decoder is given the held GOP first (the gate's lock is let go before: the decoder's output
+/// probe takes it for each frame). Otherwise the camera wakes at its next key frame.
 fn wake_mid_gop(
     parking: Option<&Mutex<Parking>>,
     held: &Mutex<Held>,

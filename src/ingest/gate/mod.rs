@@ -36,14 +36,14 @@
 //!
 //! A camera may be given a lower rate than it asks for while it runs ([`FrameGate::set_limit`]:
 //! its fair share of an overloaded detector, or its idle rate), a camera at `detect_fps = 0`
-//! (every frame, asking for its stream's frame rate: [`FrameGate::asked_fps`]) too. Then, once the key-frame rate
-//! is known, each GOP gets a whole number of analysed frames (its share of the mean GOP), the
-//! fraction carried from GOP to GOP (a share of 1.5 frames per GOP analyses 1, 2, 1, 2, ...),
-//! placed evenly from its key frame and decoded only up to the last (key frames only, with
-//! B-frames), even in a GOP longer than the mean or with a gap (a limited camera's share is
-//! what it gets: a whole GOP decoded to pick a frame from it takes the CPU the shares are made
-//! of); a GOP given none is not decoded at all. So a limited camera decodes little more than
-//! it analyses.
+//! (every frame, asking for its stream's frame rate: [`FrameGate::asked_fps`]) too. Then, once
+//! the key-frame rate is known, each GOP gets a whole number of analysed frames (its share of
+//! the mean GOP), the fraction carried from GOP to GOP (a share of 1.5 frames per GOP analyses
+//! 1, 2, 1, 2, ...), placed evenly from its key frame and decoded only up to the last (key
+//! frames only, with B-frames), even in a GOP longer than the mean or with a gap (a limited
+//! camera's share is what it gets: a whole GOP decoded to pick a frame from it takes the CPU
+//! the shares are made of); a GOP given none is not decoded at all. So a limited camera decodes
+//! little more than it analyses.
 //!
 //! While the camera's decoding lags its stream ([`FrameGate::set_backlog`]: the packets waiting
 //! for the decoder, `super::backlog`), the frames a plan would decode are shed instead
