@@ -15,9 +15,9 @@
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
 //! when every frame it was given has come out of it, so no frame is lost inside it; a decoder
-//! that holds frames back (a stream with B-frames: it reorders) is drained first when nothing
-//! more of the GOP is decoded ([`Parking::drain`]), so its key frame comes out at once rather
-//! than when the next one goes in.
+//! that holds frames back (a stream with B-frames: it reorders) is drained whenever nothing
+//! more of the GOP is decoded ([`Parking::drain`]; parked or not), so its key frame comes out
+//! at once rather than when the next ones go in.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;

@@ -282,10 +282,11 @@ fn wake_mid_gop(
     p.replay(gop)
 }
 
-/// Parks the decoder after a skipped frame of a camera analysed seldom (`drain`: a decoder
-/// holding frames back for B-frames is drained first, when nothing more of the GOP is decoded),
-/// wakes it for a key frame to decode; returns the verdict that stands (a delta frame for a
-/// parked decoder is skipped: it lacks its references). `decoded`: frames out this run.
+/// After a skipped frame: drains a decoder holding frames back for B-frames once nothing more
+/// of the GOP is decoded (`drain`: else its last frame would come out only when the next key
+/// frame goes in, a GOP or two late), and parks the decoder of a camera analysed seldom; wakes
+/// it for a key frame to decode. Returns the verdict that stands (a delta frame for a parked
+/// decoder is skipped: it lacks its references). `decoded`: frames out this run.
 fn park_or_wake(
     p: &mut Parking,
     cam: &CameraStats,
@@ -295,7 +296,7 @@ fn park_or_wake(
 ) -> Result<Verdict, String> {
     match verdict {
         Verdict::Skip | Verdict::Shed => {
-            if seldom && drain && p.holds(decoded()) {
+            if drain && p.holds(decoded()) {
                 p.drain()?;
             }
             if seldom && p.park(decoded())? {

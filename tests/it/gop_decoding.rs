@@ -7,7 +7,8 @@
 //! cam1's skipped frames are counted as not decoded, and GStreamer reports no CRITICAL
 //! (dropping a buffer on the decoder's sink pad the wrong way logs one per frame). Key frames
 //! only (one analysed frame per GOP) is the same path with k = 1 (unit tests in
-//! `src/ingest/gate/tests.rs`).
+//! `src/ingest/gate/tests.rs`); with B-frames, its decoder is drained after each key frame so
+//! the key frame is analysed at once.
 
 use crate::common;
 
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gstreamer::glib;
 use rusqlite::Connection;
-use storetrack::simcam::SimCam;
+use storetrack::simcam::{Encoding, Mount, SimCam, Variant};
 use storetrack::{Config, Decode};
 
 #[test]
@@ -116,5 +117,50 @@ fn a_camera_at_twice_its_key_frame_rate_decodes_each_gop_up_to_its_second_analys
     assert!(
         gop_people * 10 >= gop * 8,
         "cam1: people in {gop_people} of {gop}"
+    );
+}
+
+/// A camera with B-frames analysed on its key frames only (`detect_fps = 1`, a key frame a
+/// second): its decoder, reordering, kept each key frame until the next ones went in (frame age
+/// 2.2 s); drained once nothing more of the GOP is decoded, each comes out at once.
+#[test]
+fn a_b_frame_camera_on_key_frames_only_has_each_one_analysed_at_once() {
+    common::openvino_env();
+    let mount = Mount {
+        name: "b".into(),
+        file: common::video(),
+        variant: Variant {
+            encoding: Some(Encoding {
+                bframes: 2,
+                gop_s: 1.0,
+                ..Encoding::default()
+            }),
+            ..Variant::default()
+        },
+    };
+    let sim = SimCam::serve("127.0.0.1", 0, &[mount]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = common::write_config(dir.path(), &[sim.url("b")], "");
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("[ingest]\n", "[ingest]\ndetect_fps = 1\n");
+    std::fs::write(&cfg_path, text).unwrap();
+    let cfg = Config::load(&cfg_path).unwrap();
+
+    let summary = common::run_for(&cfg, 14);
+    let c = &summary.counts;
+    let p95 = summary.latency.age_p95_ms.expect("no frame age");
+    eprintln!(
+        "decoded {}, not decoded {}, analysed {}, frame age p95 {p95} ms",
+        c.decoded, c.undecoded, c.inferred
+    );
+    assert_eq!(c.failures, 0, "the camera failed");
+    assert!(c.inferred >= 9, "analysed {} frames in 14 s", c.inferred);
+    assert!(c.undecoded > 50, "not on key frames only: {c:?}");
+    assert!(p95 < 1_000, "frame age p95 {p95} ms");
+    assert_eq!(
+        c.decoded,
+        c.inferred + c.not_picked + c.skipped + c.dropped + c.failed,
+        "decoded = analysed + not picked + skipped + dropped + failed: {c:?}"
     );
 }
