@@ -65,7 +65,7 @@ impl Held {
         if key || !idle {
             self.let_go();
             self.holding = key && idle;
-            self.key_pts = buffer.pts();
+            self.key_pts = buffer.pts().filter(|_| key);
         }
         let leading = !key && buffer.pts().is_some_and(|t| Some(t) < self.key_pts);
         if !self.holding || leading {
@@ -128,10 +128,16 @@ mod tests {
         cam.undecoded.load(Ordering::Relaxed)
     }
 
+    /// A camera's counters and its held GOP.
+    fn held() -> (Arc<CameraStats>, Held) {
+        let cam = Arc::new(CameraStats::new("c", "c", "rtsp://h/"));
+        let h = Held::new(Arc::clone(&cam));
+        (cam, h)
+    }
+
     #[test]
     fn an_idle_gop_is_held_from_its_key_frame_and_counted_once_either_way() {
-        let cam = Arc::new(CameraStats::new("c", "c", "rtsp://h/"));
-        let mut h = Held::new(Arc::clone(&cam));
+        let (cam, mut h) = held();
         // Idle from mid-GOP: nothing held until the next key frame.
         assert!(!h.frame(&buf(900), false, false, true));
         assert!(h.take().is_none());
@@ -156,8 +162,7 @@ mod tests {
 
     #[test]
     fn an_awake_camera_holds_nothing_and_a_gop_past_the_bounds_is_let_go() {
-        let cam = Arc::new(CameraStats::new("c", "c", "rtsp://h/"));
-        let mut h = Held::new(Arc::clone(&cam));
+        let (cam, mut h) = held();
         assert!(!h.frame(&buf(50_000), true, true, false));
         assert!(!h.frame(&buf(900), false, false, false));
         assert!(h.take().is_none());
@@ -178,8 +183,7 @@ mod tests {
 
     #[test]
     fn an_open_gop_s_leading_frames_are_not_held() {
-        let cam = Arc::new(CameraStats::new("c", "c", "rtsp://h/"));
-        let mut h = Held::new(Arc::clone(&cam));
+        let (cam, mut h) = held();
         let at = |size: usize, ms: u64| {
             let mut b = buf(size);
             b.get_mut()

@@ -21,7 +21,8 @@ fn frames_not_taken_are_skipped_before_conversion_and_counted() {
     let video = common::video();
     let sim = SimCam::start("127.0.0.1", 0, &[("cam1".to_string(), video)]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // detect_fps = 0: no rate limit, so every decoded frame is offered to the queue.
+    // detect_fps = 0: every decoded frame is offered to the queue (one camera with people in
+    // view: neither a fair share nor its idle rate limits it).
     let cfg_path = common::write_config(dir.path(), &[sim.url("cam1")], "");
     let text = std::fs::read_to_string(&cfg_path)
         .unwrap()

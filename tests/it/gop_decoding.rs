@@ -140,12 +140,10 @@ fn a_b_frame_camera_on_key_frames_only_has_each_one_analysed_at_once() {
     };
     let sim = SimCam::serve("127.0.0.1", 0, &[mount]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = common::write_config(dir.path(), &[sim.url("b")], "");
-    let text = std::fs::read_to_string(&cfg_path)
-        .unwrap()
-        .replace("[ingest]\n", "[ingest]\ndetect_fps = 1\n");
-    std::fs::write(&cfg_path, text).unwrap();
+    let camera = format!("[[cameras]]\nid = \"cam1\"\nurl = \"{}\"\n\n", sim.url("b"));
+    let cfg_path = common::write_config_from(dir.path(), &camera, "detect_fps = 1\n", "");
     let cfg = Config::load(&cfg_path).unwrap();
+    assert_eq!(cfg.cameras[0].detect_fps, 1);
 
     let summary = common::run_for(&cfg, 14);
     let c = &summary.counts;

@@ -447,8 +447,14 @@ impl FrameGate {
     fn switch_grid(&mut self, t_ns: u64) {
         if self.anchors.is_empty() {
             self.out_grid_ns = self.grid_ns;
-            return;
+        } else {
+            self.push_anchor(t_ns);
         }
+    }
+
+    /// The output grid restarts at `t_ns` with the current grid interval once frames from there
+    /// come out (the oldest anchor dropped when [`ANCHORS_MAX`] are pending).
+    fn push_anchor(&mut self, t_ns: u64) {
         if self.anchors.len() == ANCHORS_MAX {
             self.anchors.pop_front();
         }
@@ -473,10 +479,7 @@ impl FrameGate {
             }
             Plan::Aligned(k) => {
                 self.in_slot = Some(t_ns);
-                if self.anchors.len() == ANCHORS_MAX {
-                    self.anchors.pop_front();
-                }
-                self.anchors.push_back((t_ns, self.grid_ns));
+                self.push_anchor(t_ns);
                 self.foresee(t_ns, k);
                 Verdict::Decode
             }
