@@ -1,5 +1,7 @@
-//! Parking the decoder of a camera analysed seldom (idle, or held to a low share), so a camera
-//! that sees nobody holds no decoded pictures between its analysed frames.
+//! Parking a decoder with nothing to decode for a while: a camera analysed seldom (idle, or
+//! held to a low share), so a camera that sees nobody holds no decoded pictures between its
+//! analysed frames, and a camera whose GOP's decoded frames are done long before its next key
+//! frame (one analysed frame a GOP: 1 fps with a key frame a second decodes one frame in ten).
 //!
 //! A decoder keeps its pictures, its codec context and its output pool for as long as it runs:
 //! at 768 × 576 about 4.5 MB a camera (issue 21: libav's picture pool 1.7 MB, the output pool
@@ -9,8 +11,13 @@
 //! have freed all of that. Woken at the next key frame to decode (or to be given the held GOP
 //! again when the camera wakes mid-GOP, [`super::hold`]), they are PLAYING again and get
 //! the stream's sticky events (stream start, caps, segment) from the element before the decoder;
-//! the decoder opens afresh (about 4 ms of CPU a park and wake-up at 768 × 576, for 3.6 MB
-//! less per idle camera: docs/measurements/overload.md, sitting G).
+//! the decoder opens afresh. A park and wake-up costs about 3 ms of CPU at 768 × 576 (0.5 ms
+//! parking, 0.6 ms waking, 2 ms more for the first frame: libav's tables, negotiation, fresh
+//! pages), for 3.6 MB less per camera while parked (docs/measurements/overload.md, sittings G
+//! and O): so a decoder is parked at the end of its GOP only when the next key frame is
+//! [`PARK_GAP_NS`] or more away, and not while the box is short of CPU (memory is the cheaper
+//! of the two then): not while the camera is held to a share of the detector, nor for
+//! [`LAG_HOLD_NS`] after its decoding lagged its stream.
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
@@ -26,6 +33,13 @@ use std::ops::ControlFlow;
 /// A camera analysed at most this many frames a second (2 s or more apart) gets its decoder
 /// parked between them (an idle camera at the default `idle_interval_ms` is at 0.33).
 pub const PARK_BELOW_FPS: f64 = 0.5;
+/// A camera not held to a share has its decoder parked at the end of its GOP's decoded frames
+/// when its next key frame is this far away or more (ns): 1 fps with a key frame a second (900
+/// ms idle), not 2 fps (frames 0 and 5 of 10 decoded: 400 ms).
+pub const PARK_GAP_NS: u64 = 500_000_000;
+/// Nor when its decoding lagged its stream within this long (ns): the box is short of CPU for
+/// the streaming threads, which is what parking costs.
+pub const LAG_HOLD_NS: u64 = 10_000_000_000;
 /// The structure of GStreamer's still-frame event (`gst_video_event_new_still_frame`).
 const STILL_FRAME: &str = "GstEventStillFrame";
 
@@ -39,6 +53,24 @@ pub(super) struct Parking {
     /// Frames given to the decoder this run.
     given: u64,
     parked: bool,
+    lag: Lag,
+}
+
+/// When the camera's decoding last lagged its stream (the time of that frame).
+#[derive(Debug, Default, Clone, Copy)]
+struct Lag(Option<u64>);
+
+impl Lag {
+    fn note(&mut self, behind: bool, t_ns: u64) {
+        if behind {
+            self.0 = Some(t_ns);
+        }
+    }
+
+    /// Within [`LAG_HOLD_NS`] of the frame at `t_ns` (either side: timestamps may restart).
+    fn recent(&self, t_ns: u64) -> bool {
+        self.0.is_some_and(|at| at.abs_diff(t_ns) < LAG_HOLD_NS)
+    }
 }
 
 impl Parking {
@@ -67,6 +99,7 @@ impl Parking {
             upstream,
             given: 0,
             parked: false,
+            lag: Lag::default(),
         })
     }
 
@@ -84,6 +117,16 @@ impl Parking {
     /// Whether the decoder is parked.
     pub fn parked(&self) -> bool {
         self.parked
+    }
+
+    /// Notes whether decoding lags its stream at the frame at `t_ns`.
+    pub fn lag(&mut self, behind: bool, t_ns: u64) {
+        self.lag.note(behind, t_ns);
+    }
+
+    /// Whether decoding lagged its stream within [`LAG_HOLD_NS`] of the frame at `t_ns`.
+    pub fn lagged(&self, t_ns: u64) -> bool {
+        self.lag.recent(t_ns)
     }
 
     /// A frame goes into the decoder.
@@ -172,5 +215,31 @@ impl Parking {
         }
         self.parked = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LAG_HOLD_NS, Lag};
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_lag_holds_gap_parking_off_for_its_hold_time() {
+        let mut lag = Lag::default();
+        assert!(!lag.recent(5 * S), "no lag yet");
+        lag.note(false, 5 * S);
+        assert!(!lag.recent(5 * S), "keeping up is no lag");
+        lag.note(true, 20 * S);
+        assert!(lag.recent(20 * S));
+        assert!(lag.recent(20 * S + LAG_HOLD_NS - 1));
+        assert!(!lag.recent(20 * S + LAG_HOLD_NS), "held off too long");
+        lag.note(false, 25 * S);
+        assert!(
+            lag.recent(25 * S),
+            "a frame keeping up does not end the hold"
+        );
+        assert!(lag.recent(15 * S), "timestamps restarted just before");
+        assert!(!lag.recent(S), "timestamps restarted long before");
     }
 }

@@ -3,8 +3,9 @@
 //! Decoder input (decode order, on the pad feeding the decoder): each compressed frame's arrival
 //! is told to the capture clock (its arrival envelope), its detection slot counted (`slots`),
 //! and the frame gate says whether it is decoded (not: `undecoded`; of those, `shed` while the
-//! packets waiting for the decoder show it lagging, see [`super::backlog`]); a camera analysed seldom
-//! has its decoder parked between its frames ([`super::park`]); an idle camera's current GOP is
+//! packets waiting for the decoder show it lagging, see [`super::backlog`]); a decoder with nothing
+//! to decode for a while (a camera analysed seldom, or at the end of its GOP's decoded frames) is
+//! parked until its next frame to decode ([`super::park`]); an idle camera's current GOP is
 //! held, and given again to the decoder when the camera wakes in the middle of it
 //! ([`super::hold`]). Decoder output (presentation
 //! order): every frame is counted (`decoded`), and dropped if the gate does not pick it
@@ -29,7 +30,7 @@ use super::activity::Activity;
 use super::backlog::PacketQueue;
 use super::gate::{Backlog, FrameGate, Plan, Verdict};
 use super::hold::Held;
-use super::park::{PARK_BELOW_FPS, Parking};
+use super::park::{PARK_BELOW_FPS, PARK_GAP_NS, Parking};
 use super::stamping::CameraClock;
 use crate::messages::Frame;
 use crate::stats::{self, CameraStats};
@@ -77,8 +78,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// dropped, or shed while the packet queue shows decoding behind (both counted); each change of the
 /// decoding plan is logged, except while the camera is limited (fair share or idle rate: the plan
 /// then changes GOP by GOP by design). A camera analysed at most [`PARK_BELOW_FPS`] has its decoder
-/// parked between its analysed frames ([`Parking`]); the probe sits on the pad feeding the decoder,
-/// which stays active while the decoder is parked.
+/// parked between its analysed frames ([`Parking`]), and one not held to a share of the detector
+/// from the end of its GOP's decoded frames when its next key frame is [`PARK_GAP_NS`] or more
+/// away; the probe sits on the pad feeding the decoder, which stays active while it is parked.
 pub(super) fn install_input(
     (decoder, sink): (&gst::Element, &gst::Element),
     task: &CameraTask,
@@ -153,11 +155,10 @@ pub(super) fn install_input(
         let mut gate = lock(&gate);
         gate.set_limit(gating.limit);
         let reorder_ns = gate.reorder_ns();
-        gate.set_backlog(
-            queue
-                .as_ref()
-                .map_or(Backlog::Keeping, |q| q.backlog(reorder_ns)),
-        );
+        let backlog = queue
+            .as_ref()
+            .map_or(Backlog::Keeping, |q| q.backlog(reorder_ns));
+        gate.set_backlog(backlog);
         if gate.new_slot(t_ns) {
             stats::inc(&cam.slots);
             if gate.limit().is_some() {
@@ -170,7 +171,14 @@ pub(super) fn install_input(
         if gate.plan() != was && gate.limit().is_none() {
             log_plan(&id, fps, &gate);
         }
+        // Parked: a camera analysed seldom, or one whose decoder would sit idle a while (not
+        // while the box is short of CPU: a park and wake-up costs about 3 ms; not with B-frames,
+        // whose decoding costs more: docs/overload.md).
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
+        let gap = !gating.shared
+            && !gate.reordered()
+            && gate.gop_cut()
+            && gate.key_due_in(t_ns) >= Some(PARK_GAP_NS);
         let holdable = gating.idle && parking.is_some() && gate.resumable();
         let drain = gate.reordered() && gate.gop_cut();
         let asked = gate.asked_fps();
@@ -181,7 +189,10 @@ pub(super) fn install_input(
         let outcome = match &parking {
             Some(p) => {
                 let decoded = || cam.decoded.load(Ordering::Relaxed) - decoded_before;
-                park_or_wake(&mut lock(p), &cam, (verdict, key), (seldom, drain), decoded)
+                let mut p = lock(p);
+                p.lag(backlog != Backlog::Keeping, t_ns);
+                let park = seldom || (gap && !p.lagged(t_ns));
+                park_or_wake(&mut p, &cam, (verdict, key), (park, drain), decoded)
             }
             None => Ok(verdict),
         };
@@ -284,14 +295,14 @@ fn wake_mid_gop(
 
 /// After a skipped frame: drains a decoder holding frames back for B-frames once nothing more
 /// of the GOP is decoded (`drain`: else its last frame would come out only when the next key
-/// frame goes in, a GOP or two late), and parks the decoder of a camera analysed seldom; wakes
+/// frame goes in, a GOP or two late), and parks the decoder when `park` says; wakes
 /// it for a key frame to decode. Returns the verdict that stands (a delta frame for a parked
 /// decoder is skipped: it lacks its references). `decoded`: frames out this run.
 fn park_or_wake(
     p: &mut Parking,
     cam: &CameraStats,
     (verdict, key): (Verdict, bool),
-    (seldom, drain): (bool, bool),
+    (park, drain): (bool, bool),
     decoded: impl Fn() -> u64,
 ) -> Result<Verdict, String> {
     match verdict {
@@ -299,7 +310,7 @@ fn park_or_wake(
             if drain && p.holds(decoded()) {
                 p.drain()?;
             }
-            if seldom && p.park(decoded())? {
+            if park && p.park(decoded())? {
                 stats::inc(&cam.parks);
             }
             Ok(verdict)
@@ -343,6 +354,7 @@ impl Idle {
     /// it is idle or woke at this frame.
     fn limit(&mut self, cam: &CameraStats, key: bool, bytes: usize, t_ns: u64) -> Gating {
         let mut limit = cam.seat.allowed();
+        let shared = limit.is_some();
         let mut woke = false;
         if let Some(idle_fps) = self.idle_fps {
             self.activity.frame(key, bytes, t_ns);
@@ -365,6 +377,7 @@ impl Idle {
         }
         Gating {
             limit,
+            shared,
             idle: self.was_idle,
             woke,
         }
@@ -385,6 +398,8 @@ impl Idle {
 /// What a compressed frame's camera asks of its gate ([`Idle::limit`]).
 struct Gating {
     limit: Option<f64>,
+    /// Held to a share of the detector (the box is short of CPU).
+    shared: bool,
     idle: bool,
     woke: bool,
 }

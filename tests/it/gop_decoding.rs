@@ -7,8 +7,9 @@
 //! cam1's skipped frames are counted as not decoded, and GStreamer reports no CRITICAL
 //! (dropping a buffer on the decoder's sink pad the wrong way logs one per frame). Key frames
 //! only (one analysed frame per GOP) is the same path with k = 1 (unit tests in
-//! `src/ingest/gate/tests.rs`); with B-frames, its decoder is drained after each key frame so
-//! the key frame is analysed at once.
+//! `src/ingest/gate/tests.rs`); its decoder is parked between key frames (idle 900 ms of each
+//! second; cam1 above, idle 400 ms, is not); with B-frames it is drained after each key frame
+//! so the key frame is analysed at once.
 
 use crate::common;
 
@@ -60,6 +61,7 @@ fn a_camera_at_twice_its_key_frame_rate_decodes_each_gop_up_to_its_second_analys
         c.decoded, c.undecoded, c.inferred
     );
     assert_eq!(c.failures, 0, "no camera failed");
+    assert_eq!(c.parks, 0, "a decoder idle 400 ms of a GOP was parked");
     assert_eq!(
         criticals.load(Ordering::Relaxed),
         0,
@@ -155,6 +157,37 @@ fn a_b_frame_camera_on_key_frames_only_has_each_one_analysed_at_once() {
     assert_eq!(c.failures, 0, "the camera failed");
     assert!(c.inferred >= 9, "analysed {} frames in 14 s", c.inferred);
     assert!(c.undecoded > 50, "not on key frames only: {c:?}");
+    assert!(p95 < 1_000, "frame age p95 {p95} ms");
+    assert_eq!(
+        c.decoded,
+        c.inferred + c.not_picked + c.skipped + c.dropped + c.failed,
+        "decoded = analysed + not picked + skipped + dropped + failed: {c:?}"
+    );
+}
+
+/// A camera on key frames only (`detect_fps = 1`, a key frame a second), not held to a share:
+/// nothing is decoded for 900 ms after each key frame, so its decoder is parked after each
+/// (its pictures and codec context freed) and woken for the next, which is analysed at once.
+#[test]
+fn a_camera_on_key_frames_only_has_its_decoder_parked_between_them() {
+    common::openvino_env();
+    let sim = SimCam::start("127.0.0.1", 0, &[("a".into(), common::video())]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let camera = format!("[[cameras]]\nid = \"cam1\"\nurl = \"{}\"\n\n", sim.url("a"));
+    let cfg_path = common::write_config_from(dir.path(), &camera, "detect_fps = 1\n", "");
+    let cfg = Config::load(&cfg_path).unwrap();
+
+    let summary = common::run_for(&cfg, 14);
+    let c = &summary.counts;
+    let p95 = summary.latency.age_p95_ms.expect("no frame age");
+    eprintln!(
+        "decoded {}, analysed {}, parks {}, frame age p95 {p95} ms",
+        c.decoded, c.inferred, c.parks
+    );
+    assert_eq!(c.failures, 0, "the camera failed");
+    // Parked from the key-frame rate's measuring (the third key frame) on: once a second.
+    assert!(c.parks >= 7, "decoder parked {} times in 14 s", c.parks);
+    assert!(c.inferred >= 9, "analysed {} frames in 14 s", c.inferred);
     assert!(p95 < 1_000, "frame age p95 {p95} ms");
     assert_eq!(
         c.decoded,

@@ -53,8 +53,8 @@
 //! references it skipped, and the camera catches up on parsing alone.
 
 use std::collections::{BTreeSet, VecDeque};
-
 mod decode;
+mod key_due;
 pub use decode::Decode;
 
 /// Key frames remembered to measure the key-frame rate (the rate is known from the third).
