@@ -17,7 +17,8 @@
 //! and O): so a decoder is parked at the end of its GOP only when the next key frame is
 //! [`PARK_GAP_NS`] or more away, and not while the box is short of CPU (memory is the cheaper
 //! of the two then): not while the camera is held to a share of the detector, nor for
-//! [`LAG_HOLD_NS`] after its decoding lagged its stream.
+//! [`LAG_HOLD_NS`] after its decoding lagged its stream; nor with B-frames (measured: a box of
+//! B-frame cameras had no CPU to spare for it, docs/overload.md).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only

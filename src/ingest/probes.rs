@@ -80,7 +80,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// then changes GOP by GOP by design). A camera analysed at most [`PARK_BELOW_FPS`] has its decoder
 /// parked between its analysed frames ([`Parking`]), and one not held to a share of the detector
 /// from the end of its GOP's decoded frames when its next key frame is [`PARK_GAP_NS`] or more
-/// away; the probe sits on the pad feeding the decoder, which stays active while it is parked.
+/// away (not with B-frames, nor soon after its decoding lagged its stream); the probe sits on
+/// the pad feeding the decoder, which stays active while it is parked.
 pub(super) fn install_input(
     (decoder, sink): (&gst::Element, &gst::Element),
     task: &CameraTask,
@@ -172,8 +173,8 @@ pub(super) fn install_input(
             log_plan(&id, fps, &gate);
         }
         // Parked: a camera analysed seldom, or one whose decoder would sit idle a while (not
-        // while the box is short of CPU: a park and wake-up costs about 3 ms; not with B-frames,
-        // whose decoding costs more: docs/overload.md).
+        // while the box is short of CPU: a park and wake-up costs about 3 ms; not with
+        // B-frames: measured to cost frames and save no memory, docs/overload.md).
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
         let gap = !gating.shared
             && !gate.reordered()
