@@ -151,7 +151,8 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
     }
     if c.parks > 0 {
         println!(
-            "  decoders parked  {} time(s) (cameras analysed seldom, idle: closed between their frames)",
+            "  decoders parked  {} time(s) (closed while nothing was to decode for a while: idle \
+             cameras, GOPs' ends)",
             c.parks
         );
     }
