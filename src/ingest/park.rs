@@ -17,8 +17,9 @@
 //! and O): so a decoder is parked at the end of its GOP only when the next key frame is
 //! [`PARK_GAP_NS`] or more away, and not while the box is short of CPU (memory is the cheaper
 //! of the two then): not while the camera is held to a share of the detector, nor for
-//! [`LAG_HOLD_NS`] after its decoding lagged its stream; nor with B-frames (measured: a box of
-//! B-frame cameras had no CPU to spare for it, docs/overload.md).
+//! [`LAG_HOLD_NS`] after its decoding lagged its stream (past the connection's start,
+//! [`LAG_START_NS`]); nor with B-frames (measured: a box of B-frame cameras had no CPU to spare
+//! for it, docs/overload.md).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
@@ -41,6 +42,11 @@ pub const PARK_GAP_NS: u64 = 500_000_000;
 /// Nor when its decoding lagged its stream within this long (ns): the box is short of CPU for
 /// the streaming threads, which is what parking costs.
 pub const LAG_HOLD_NS: u64 = 10_000_000_000;
+/// A lag within this long of the connection's first frame (ns) does not count: the start's
+/// burst (cameras connecting, decoders opening, each camera's first GOP decoded whole to measure
+/// its key-frame rate) is over by then; counted, it held parking off at every camera and kept
+/// every decoder open for the first 12 s of 100 cameras at 1 fps (docs/overload.md).
+pub const LAG_START_NS: u64 = 5_000_000_000;
 /// The structure of GStreamer's still-frame event (`gst_video_event_new_still_frame`).
 const STILL_FRAME: &str = "GstEventStillFrame";
 
@@ -57,20 +63,26 @@ pub(super) struct Parking {
     lag: Lag,
 }
 
-/// When the camera's decoding last lagged its stream (the time of that frame).
+/// When the camera's decoding last lagged its stream (the time of that frame), not counting the
+/// connection's first [`LAG_START_NS`].
 #[derive(Debug, Default, Clone, Copy)]
-struct Lag(Option<u64>);
+struct Lag {
+    at: Option<u64>,
+    /// The connection's first frame's time.
+    first: Option<u64>,
+}
 
 impl Lag {
     fn note(&mut self, behind: bool, t_ns: u64) {
-        if behind {
-            self.0 = Some(t_ns);
+        let first = *self.first.get_or_insert(t_ns);
+        if behind && t_ns.abs_diff(first) >= LAG_START_NS {
+            self.at = Some(t_ns);
         }
     }
 
     /// Within [`LAG_HOLD_NS`] of the frame at `t_ns` (either side: timestamps may restart).
     fn recent(&self, t_ns: u64) -> bool {
-        self.0.is_some_and(|at| at.abs_diff(t_ns) < LAG_HOLD_NS)
+        self.at.is_some_and(|at| at.abs_diff(t_ns) < LAG_HOLD_NS)
     }
 }
 
@@ -221,7 +233,7 @@ impl Parking {
 
 #[cfg(test)]
 mod tests {
-    use super::{LAG_HOLD_NS, Lag};
+    use super::{LAG_HOLD_NS, LAG_START_NS, Lag};
 
     const S: u64 = 1_000_000_000;
 
@@ -242,5 +254,20 @@ mod tests {
         );
         assert!(lag.recent(15 * S), "timestamps restarted just before");
         assert!(!lag.recent(S), "timestamps restarted long before");
+    }
+
+    #[test]
+    fn a_lag_in_the_connections_first_seconds_does_not_count() {
+        let mut lag = Lag::default();
+        lag.note(false, 100 * S);
+        lag.note(true, 100 * S + LAG_START_NS - 1);
+        assert!(!lag.recent(100 * S + LAG_START_NS), "the start's burst");
+        lag.note(true, 100 * S + LAG_START_NS);
+        assert!(lag.recent(100 * S + LAG_START_NS));
+        let mut lag = Lag::default();
+        lag.note(true, 100 * S);
+        assert!(!lag.recent(100 * S), "lagging from the first frame on");
+        lag.note(true, 100 * S + LAG_START_NS);
+        assert!(lag.recent(100 * S + LAG_START_NS + 1));
     }
 }

@@ -67,7 +67,7 @@ fn a_camera_at_twice_its_key_frame_rate_decodes_each_gop_up_to_its_second_analys
         0,
         "GStreamer-CRITICAL logged"
     );
-    // cam1 decodes its first three GOPs whole (while the key-frame rate is measured), then 6 of
+    // cam1 decodes its first GOP whole (while the key-frame rate is measured), then 6 of
     // every 10 frames: 4 a second not decoded, never more (that would be key frames only).
     assert!(
         c.undecoded >= 30,
@@ -153,7 +153,7 @@ fn a_camera_on_key_frames_only_has_its_decoder_parked_between_them() {
     common::openvino_env();
     let sim = SimCam::start("127.0.0.1", 0, &[("a".into(), common::video())]).unwrap();
     let c = at_one_fps(&sim.url("a"));
-    // Parked from the key-frame rate's measuring (the third key frame) on: once a second.
+    // Parked from the key-frame rate's measuring (the second key frame) on: once a second.
     assert!(c.parks >= 7, "decoder parked {} times in 14 s", c.parks);
 }
 

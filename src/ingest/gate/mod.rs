@@ -57,7 +57,7 @@ mod decode;
 mod key_due;
 pub use decode::Decode;
 
-/// Key frames remembered to measure the key-frame rate (the rate is known from the third).
+/// Key frames remembered to measure the key-frame rate (the rate is known from the second).
 const KEYS_MEASURED: usize = 4;
 /// Relative slack when comparing detect fps with a multiple of the key-frame rate.
 const RATE_TOLERANCE: f64 = 0.02;
@@ -347,13 +347,6 @@ impl FrameGate {
         self.reordered
     }
 
-    /// Key frames per second over the remembered ones (None before the third key frame).
-    pub fn key_rate(&self) -> Option<f64> {
-        let (first, last) = (*self.keys.front()?, *self.keys.back()?);
-        (self.keys.len() >= 3 && last > first)
-            .then(|| (self.keys.len() - 1) as f64 * 1e9 / (last - first) as f64)
-    }
-
     /// Frames in the last complete GOP (0 before the second key frame).
     pub fn gop_frames(&self) -> u32 {
         self.gop_frames
@@ -369,7 +362,7 @@ impl FrameGate {
         (self.frame_ns / 2).min(interval / 2)
     }
 
-    /// The longest of the remembered key-frame intervals (s), from the third key frame on: the
+    /// The longest of the remembered key-frame intervals (s), from the second key frame on: the
     /// GOP planned for. A shorter GOP ends before its plan does; a longer one is planned for
     /// from its next key frame on.
     fn longest_gop_s(&self) -> Option<f64> {
@@ -379,7 +372,7 @@ impl FrameGate {
             .zip(self.keys.iter().skip(1))
             .map(|(a, b)| b - a)
             .max()?;
-        (self.keys.len() >= 3 && longest > 0).then(|| longest as f64 / 1e9)
+        (self.keys.len() >= 2 && longest > 0).then(|| longest as f64 / 1e9)
     }
 
     fn measure_frame(&mut self, t_ns: u64) {
@@ -467,7 +460,9 @@ impl FrameGate {
             Plan::Every => Verdict::Decode,
             Plan::Skip => Verdict::Skip,
             Plan::KeyOnly => {
-                // A key frame the grid does not want is needed by nothing.
+                // A key frame the grid does not want is needed by nothing; a grid starting
+                // here keeps the output grid's phase, so leaving `Every` skips no slot.
+                self.in_slot = self.in_slot.or(self.out_slot);
                 let interval = self.grid_ns;
                 let early = self.early_for(interval);
                 let unlimited = self.detect_fps == 0 && self.limit.is_none();

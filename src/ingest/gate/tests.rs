@@ -279,9 +279,9 @@ fn one_fps_with_a_key_frame_a_second_decodes_key_frames_only() {
     for frames in [plain(50, 10), with_b_frames(50, 10, 3, false)] {
         let mut gate = FrameGate::new(Decode::Auto, 1);
         let o = run(&mut gate, &frames, 10, 3);
-        // The first two GOPs decode every frame (the key-frame rate is known from the third).
-        assert_eq!(o.decoded.len(), 23);
-        assert_eq!(&o.decoded[20..], &[20, 30, 40]);
+        // The first GOP decodes every frame (the key-frame rate is known from the second).
+        assert_eq!(o.decoded.len(), 14);
+        assert_eq!(&o.decoded[10..], &[10, 20, 30, 40]);
         assert_eq!(o.analysed, vec![0, 10, 20, 30, 40]);
         assert_eq!(gate.plan(), Plan::Aligned(1));
         assert!((gate.key_rate().unwrap() - 1.0).abs() < 1e-9);
@@ -363,6 +363,9 @@ fn key_frames_faster_than_detect_fps_decode_only_those_analysed() {
         let mut gate = FrameGate::new(Decode::Auto, 1);
         let o = run(&mut gate, &frames, 10, 1);
         assert_eq!(gate.plan(), Plan::KeyOnly);
+        // From the second key frame (5) on, a plan: its grid keeps the slots of the frames
+        // analysed before it (5 is skipped, 10 analysed a second after 0).
+        assert_eq!(o.analysed, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
         assert_eq!(in_gop(&o.decoded, 50, 50), vec![0, 10, 20, 30, 40]);
         assert_eq!(in_gop(&o.analysed, 50, 50), vec![0, 10, 20, 30, 40]);
     }
@@ -465,7 +468,7 @@ fn parses_and_prints() {
 #[test]
 fn a_limited_camera_analyses_whole_frames_per_gop_the_fraction_carried_and_skips_gops() {
     // 10 fps, a key frame a second, asking 5 fps; limited to 1.5 fps from the start (the
-    // limit applies once the GOP is known, from the third key frame on).
+    // limit applies once the GOP is known, from the second key frame on).
     let frames = plain(100, 10);
     let mut gate = FrameGate::new(Decode::Auto, 5);
     gate.set_limit(Some(1.5));
