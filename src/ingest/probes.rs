@@ -336,6 +336,8 @@ struct Idle {
     was_idle: bool,
     /// The camera's person detections when last looked at.
     persons: u64,
+    /// The camera's analysed frames when this connection started.
+    inferred: u64,
 }
 
 impl Idle {
@@ -347,6 +349,7 @@ impl Idle {
             detect_fps: f64::from(task.camera.detect_fps),
             was_idle: false,
             persons: task.stats.persons.load(Ordering::Relaxed),
+            inferred: task.stats.inferred.load(Ordering::Relaxed),
         }
     }
 
@@ -359,12 +362,14 @@ impl Idle {
         let mut woke = false;
         if let Some(idle_fps) = self.idle_fps {
             self.activity.frame(key, bytes, t_ns);
+            // The detector counts a frame, then its persons: read in the other order.
+            let looked = cam.inferred.load(Ordering::Relaxed) > self.inferred;
             let persons = cam.persons.load(Ordering::Relaxed);
             if persons != self.persons {
                 self.persons = persons;
                 self.activity.seen(t_ns);
             }
-            let idle = self.activity.idle();
+            let idle = self.activity.idle(looked);
             if idle != self.was_idle {
                 self.was_idle = idle;
                 woke = !idle;

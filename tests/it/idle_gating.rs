@@ -2,7 +2,8 @@
 //! cameras at 10 fps with a key frame a second (`wake4`: every 4 s), analysed at
 //! `detect_fps = 4` with `idle_interval_ms = 2000`. `still` looks at an empty stretch of floor
 //! with sensor noise; `wake` looks at the same for 10 s, then at the sample's walking people for
-//! 8 s, looped. Once idle (nothing moved for 3 s), each is analysed every 2 s (every other key
+//! 8 s, looped. Once idle (nothing moved for 3 s; for 1 s from a still camera's first key frame
+//! once the detector returned one of its frames), each is analysed every 2 s (every other key
 //! frame, the GOPs between not decoded); when the people appear, `wake` is analysed at its full
 //! rate within 1.5 s (its delta frames grow at once, and the GOP it held while idle is given
 //! again to its woken decoder, ingest::hold). The frames still add up: decoded = analysed + not
@@ -128,6 +129,21 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     // The still scene: nobody, and a frame every 2 s once idle; cam4 asks for every frame.
     let idle = idle_every_2_s(&db, "cam1");
     idle_every_2_s(&db, "cam4");
+    // Just connected and still, once the detector returned a frame: idle a second after its
+    // first key frame (ingest::activity::IDLE_AFTER_START_NS), not after 3 s (4 fps for 3 s:
+    // 12 frames).
+    let quiet = seconds(&db, "cam1");
+    let start = quiet[0].0;
+    let first_3_s: i64 = quiet
+        .iter()
+        .filter(|s| s.0 < start + 3_000.0)
+        .map(|s| s.1)
+        .sum();
+    eprintln!("cam1 frames in its first 3 s: {first_3_s}");
+    assert!(
+        first_3_s <= 8,
+        "cam1 analysed {first_3_s} frames in its first 3 s"
+    );
     // Idle, a camera's decoder is closed after each frame it analyses: at least once after each
     // of cam1's idle frames but its last (the other cameras park too).
     assert!(
