@@ -22,9 +22,9 @@ use std::collections::VecDeque;
 /// Nothing moving for this long makes a camera idle.
 pub const IDLE_AFTER_NS: u64 = 3_000_000_000;
 /// A connection with a frame back from the detector, in which nothing moved and nobody was
-/// seen since its first key frame, is idle after this long: at the start every camera decodes until
-/// it is found idle, so a store day's start held every decoder open for 3 s (the box's peak
-/// memory, 6.4–6.6 MB a camera against 4.4 once idle cameras' decoders are parked).
+/// seen since its first key frame, is idle after this long: at the start every camera decodes
+/// until it is found idle, so a store day's start held every decoder open for 3 s (the box's
+/// peak memory, 6.4–6.6 MB a camera against 4.4 once idle cameras' decoders are parked).
 pub const IDLE_AFTER_START_NS: u64 = 1_000_000_000;
 /// Delta frames whose median is compared with the floor.
 pub const MEDIAN_OF: usize = 3;
