@@ -153,8 +153,15 @@ fn a_camera_on_key_frames_only_has_its_decoder_parked_between_them() {
     common::openvino_env();
     let sim = SimCam::start("127.0.0.1", 0, &[("a".into(), common::video())]).unwrap();
     let c = at_one_fps(&sim.url("a"));
-    // Parked from the key-frame rate's measuring (the second key frame) on: once a second.
-    assert!(c.parks >= 7, "decoder parked {} times in 14 s", c.parks);
+    // Parked after each key frame analysed from the key-frame rate's measuring (the second key
+    // frame) on: all but the first (its GOP decoded whole) and the last (the run may stop
+    // before its park), less one for slack.
+    assert!(
+        c.parks >= 7 && c.parks + 3 >= c.inferred,
+        "decoder parked {} times in 14 s, {} key frames analysed",
+        c.parks,
+        c.inferred
+    );
 }
 
 /// One camera at `detect_fps = 1` (a key frame a second: key frames only) from `url`, run 14 s:

@@ -131,7 +131,8 @@ fn an_idle_camera_is_analysed_at_its_idle_interval_and_wakes_within_1_5_s_of_peo
     idle_every_2_s(&db, "cam4");
     // Just connected and still, once the detector returned a frame: idle a second after its
     // first key frame (ingest::activity::IDLE_AFTER_START_NS), not after 3 s (4 fps for 3 s:
-    // 12 frames).
+    // 12 frames). In its first 3 s: 4 fps for 1 s (5 frames), one idle frame, and up to two
+    // more if the detector's first result comes late.
     let quiet = seconds(&db, "cam1");
     let start = quiet[0].0;
     let first_3_s: i64 = quiet
