@@ -8,8 +8,9 @@
 #             with sensor noise: simcam --scene still), 16 waking (still 20 s, then 40 s of
 #             people: --scene wake:20:40); busy seconds' analysed rate (mean, p5), idle cameras'
 #             rate, p95 frame age, RSS, threads, seconds until every camera is up
-# Every row: frames shed while decoding was behind and RTP packets lost before the decoders (the
-# run summary's; 0 from builds that predate them).
+# Every row: frames shed while decoding was behind, RTP packets lost before the decoders and the
+# frames not decoded because of them, damaged (the run summary's; 0 from builds that predate
+# them).
 # RSS per camera is (RSS of the 64-camera row - RSS of one camera) / 63, both 3 s before the
 # row's end (idle cameras' decoders parked) and at the peak (the start). Analysed FPS is the
 # service's rate from 10 s on; per-camera rates and the fair-share spread from WARM_S (15) s on,
@@ -19,7 +20,8 @@
 # SIM_FLAGS: simcam flags for every camera (e.g. "--bframes 2 --gop 2": cameras with B-frames).
 # Usage: scripts/bench_storeday.sh [seconds per row, default 40] [rows, default "overload 100x1 day"]
 # Env: BIN (the storetrack service binary, e.g. an earlier build to compare; default this tree's
-# target/release/storetrack, built; the simulator is always this tree's), IDLE_MS (idle_interval_ms
+# target/release/storetrack, built; the simulator is always this tree's), PIPELINE (the camera
+# pipeline template; default pipelines/camera.pipeline), IDLE_MS (idle_interval_ms
 # to write; unset: the binary's default, for binaries that predate the key), DAY_S (the store-day
 # row's seconds, default 60), KEEP=1 (keep the
 # configs, outputs and databases).
@@ -37,6 +39,7 @@ SIMBIN="$PWD/target/release/storetrack" # the simulator's scenes are this tree's
 # shellcheck disable=SC1091
 source scripts/int8_model.sh # sets DESC
 BIN="${BIN:-$SIMBIN}"
+PIPELINE="$(realpath "${PIPELINE:-pipelines/camera.pipeline}")"
 WORK="$(mktemp -d)"
 SIMS=()
 trap 'kill "${SIMS[@]}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
@@ -72,12 +75,12 @@ cameras() {
   done
 }
 
-# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb packets_lost shed"
+# run NAME DETECT_FPS (camera tables on stdin) -> prints "fps min median p95_ms cpu rss_mb spread up_s threads rss_end_mb packets_lost shed damaged"
 run() {
   local name=$1 fps=$2 cfg="$WORK/$1.toml"
   cat > "$cfg"
   printf '[model]\ndescription = "%s"\n[ingest]\npipeline = "%s"\ndetect_fps = %s\n' \
-    "$PWD/$DESC" "$PWD/pipelines/camera.pipeline" "$fps" >> "$cfg"
+    "$PWD/$DESC" "$PIPELINE" "$fps" >> "$cfg"
   [ -n "${IDLE_MS:-}" ] && printf 'idle_interval_ms = %s\n' "$IDLE_MS" >> "$cfg"
   [ -n "${PROTOCOLS:-}" ] && printf 'protocols = "%s"\n' "$PROTOCOLS" >> "$cfg"
   printf '[storage]\ndb = "%s"\n' "$WORK/$name.db" >> "$cfg"
@@ -100,8 +103,9 @@ run() {
     /^TIME/ { cpu = ($2 + $3) / $4 * 100; rss = $5 / 1024 }
     /^  packets lost/ { lost = $3 }
     /^  shed / { shed = $2 }
+    /^  damaged / { damaged = $2 }
     END { fps = (t1 > t0) ? (n1 - n0) / (t1 - t0) : 0
-          printf "%.1f %s %s %s %.0f %.0f %s %s %s %s %d %d\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th, re, lost, shed }
+          printf "%.1f %s %s %s %.0f %.0f %s %s %s %s %d %d %d\n", fps, mn, md, p95, cpu, rss, spread, (up ? up : "-"), th, re, lost, shed, damaged }
   ' mn="$(steady "$WORK/$name.db" min)" md="$(steady "$WORK/$name.db" median)" \
     p95="$(awk '/frame age/ {gsub(",", ""); print $7}' "$out")" \
     spread="$(steady "$WORK/$name.db" spread)" \
@@ -185,12 +189,12 @@ done
 echo
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; binary $BIN; model $DESC; cameras ${SIZE:-768x576} ${SIM_FLAGS:-}"
 echo
-echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS at the end / peak | threads | all up after | frames shed | packets lost |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| row | cameras | detect_fps | analysed FPS | per-camera FPS min / median | fair-share spread | p95 frame age | CPU | RSS at the end / peak | threads | all up after | frames shed | packets lost | frames damaged |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 line() { # label n fps key
-  local fps mn md p95 cpu rss spread up th re lost shed
-  read -r fps mn md p95 cpu rss spread up th re lost shed <<< "${R[$4]}"
-  echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $re / $rss MB | $th | $up s | $shed | $lost |"
+  local fps mn md p95 cpu rss spread up th re lost shed damaged
+  read -r fps mn md p95 cpu rss spread up th re lost shed damaged <<< "${R[$4]}"
+  echo "| $1 | $2 | $3 | $fps | $mn / $md | $spread | $p95 ms | $cpu % | $re / $rss MB | $th | $up s | $shed | $lost | $damaged |"
 }
 [ -n "${R[o32]:-}" ] && line "overload base" 32 "$OVERLOAD_FPS" o32 && line overload 96 "$OVERLOAD_FPS" o96
 [ -n "${R[o32]:-}" ] && echo && echo "96/32 analysed FPS: $(awk -v a="${R[o96]%% *}" -v b="${R[o32]%% *}" 'BEGIN { printf "%.2f", a / b }') (target >= 0.65)"

@@ -65,7 +65,7 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
     ),
     (
         "storetrack_camera_frames_undecoded",
-        "Compressed frames dropped before the decoder because no analysed frame needs them, or shed while decoding was behind.",
+        "Compressed frames dropped before the decoder because no analysed frame needs them, shed while decoding was behind, or damaged by packets lost.",
         MetricType::Counter,
         |c| load(&c.undecoded),
     ),
@@ -74,6 +74,12 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
         "Of the frames not decoded: shed because the camera's decoding was behind its stream (its streaming thread short of CPU).",
         MetricType::Counter,
         |c| load(&c.shed),
+    ),
+    (
+        "storetrack_camera_frames_damaged",
+        "Of the frames not decoded: damaged by RTP packets lost before the decoder (up to the next key frame that lost none).",
+        MetricType::Counter,
+        |c| load(&c.damaged),
     ),
     (
         "storetrack_camera_decoder_parks",

@@ -134,6 +134,7 @@ async fn cameras(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> 
                 "frames_failed": c.failed.load(Ordering::Relaxed),
                 "frame_slots": c.slots.load(Ordering::Relaxed),
                 "frames_shed": c.shed.load(Ordering::Relaxed),
+                "frames_damaged": c.damaged.load(Ordering::Relaxed),
                 "packets_lost": c.packets_lost.load(Ordering::Relaxed),
                 "clock": {
                     "offset_ms": c.clock.offset(),

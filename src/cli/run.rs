@@ -138,7 +138,8 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
     );
     if c.undecoded > 0 {
         println!(
-            "  not decoded      {} (before the decoder: no analysed frame needed them, or shed)",
+            "  not decoded      {} (before the decoder: no analysed frame needed them, shed, or \
+             damaged)",
             c.undecoded
         );
     }
@@ -147,6 +148,13 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
             "  shed             {} of them (decoding behind its stream: the rest of a GOP not \
              decoded so the decoder caught up)",
             c.shed
+        );
+    }
+    if c.damaged > 0 {
+        println!(
+            "  damaged          {} of them (after RTP packets lost before the decoder, up to the \
+             next key frame that lost none: never decoded nor analysed)",
+            c.damaged
         );
     }
     if c.parks > 0 {
@@ -159,7 +167,8 @@ fn print_frames(c: &storetrack::stats::Snapshot) {
     if c.packets_lost > 0 {
         println!(
             "  packets lost     {} (RTP, before the decoder: on the network, or from a full packet queue \
-             while decoding was behind; their frames decode damaged)",
+             while decoding was behind; the frames from each up to a key frame that lost none are \
+             not decoded)",
             c.packets_lost
         );
     }
@@ -212,10 +221,10 @@ fn print_latency(summary: &service::Summary) {
             .iter()
             .find(|a| a.id == c.id)
             .map_or(String::new(), |a| {
-                let lost = match (a.shed, a.packets_lost) {
-                    (0, 0) => String::new(),
-                    (0, n) => format!(", {n} packets lost"),
-                    (s, n) => format!(", {s} frames shed, {n} packets lost"),
+                let lost = match (a.shed, a.packets_lost, a.damaged) {
+                    (0, 0, _) => String::new(),
+                    (0, n, d) => format!(", {n} packets lost, {d} frames damaged"),
+                    (s, n, d) => format!(", {s} frames shed, {n} packets lost, {d} frames damaged"),
                 };
                 format!(
                     "  ({:.2} of {:.2} possible while streaming{lost})",

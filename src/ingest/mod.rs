@@ -206,9 +206,18 @@ fn run_once(
         Ok(p) => p,
         Err(e) => return (Ended::Failed(e.to_string()), false),
     };
+    let gate = Arc::new(Mutex::new(FrameGate::new(
+        task.camera.decode,
+        task.camera.detect_fps,
+    )));
     rtp_time::install(&parts.src);
     if let Some(queue) = &parts.packets {
-        loss::install(queue, &task.stats);
+        let gate = Arc::clone(&gate);
+        loss::install(queue, &task.stats, move |gap| {
+            gate.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .packets_lost(gap);
+        });
     }
     let live = Arc::new(Live::default());
     let started = Instant::now();
@@ -217,10 +226,6 @@ fn run_once(
             .decoder
             .set_property("max-threads", task.decoder_threads as i32);
     }
-    let gate = Arc::new(Mutex::new(FrameGate::new(
-        task.camera.decode,
-        task.camera.detect_fps,
-    )));
     clock.lock().unwrap_or_else(|p| p.into_inner()).restart();
     let sink = parts.sink.upcast_ref::<gst::Element>();
     let queue = parts.packets.as_ref().and_then(backlog::PacketQueue::new);

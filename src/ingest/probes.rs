@@ -3,7 +3,8 @@
 //! Decoder input (decode order, on the pad feeding the decoder): each compressed frame's arrival
 //! is told to the capture clock (its arrival envelope), its detection slot counted (`slots`),
 //! and the frame gate says whether it is decoded (not: `undecoded`; of those, `shed` while the
-//! packets waiting for the decoder show it lagging, see [`super::backlog`]); a decoder with nothing
+//! packets waiting for the decoder show it lagging, see [`super::backlog`], and `damaged` after
+//! packets lost before it, see [`super::loss`]); a decoder with nothing
 //! to decode for a while (a camera analysed seldom, or at the end of its GOP's decoded frames) is
 //! parked until its next frame to decode ([`super::park`]); an idle camera's current GOP is
 //! held, and given again to the decoder when the camera wakes in the middle of it
@@ -75,7 +76,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The decoder's input: arrivals to the clock, slots counted, and frames no analysed frame needs
-/// dropped, or shed while the packet queue shows decoding behind (both counted); each change of the
+/// dropped, shed while the packet queue shows decoding behind, or damaged by packets lost (all
+/// counted); each change of the
 /// decoding plan is logged, except while the camera is limited (fair share or idle rate: the plan
 /// then changes GOP by GOP by design). A camera analysed at most [`PARK_BELOW_FPS`] has its decoder
 /// parked between its analysed frames ([`Parking`]), and one not held to a share of the detector
@@ -180,7 +182,8 @@ pub(super) fn install_input(
             && !gate.reordered()
             && gate.gop_cut()
             && gate.key_due_in(t_ns) >= Some(PARK_GAP_NS);
-        let holdable = gating.idle && parking.is_some() && gate.resumable();
+        // A GOP that lost packets is not held: replayed, its damaged frames would be decoded.
+        let holdable = gating.idle && parking.is_some() && gate.resumable() && !gate.damaged();
         let drain = gate.reordered() && gate.gop_cut();
         let asked = gate.asked_fps();
         drop(gate);
@@ -197,7 +200,8 @@ pub(super) fn install_input(
             }
             None => Ok(verdict),
         };
-        // Held while idle unless shed (or failed): a GOP with a frame missing cannot be replayed.
+        // Held while idle unless shed or damaged (or failed): a GOP with a frame missing cannot
+        // be replayed.
         let kept = matches!(outcome, Ok(Verdict::Decode | Verdict::Skip));
         let decoded = matches!(outcome, Ok(Verdict::Decode));
         let held_back = lock(&held).frame(buffer, key, decoded, holdable && kept);
@@ -206,6 +210,10 @@ pub(super) fn install_input(
             Ok(Verdict::Skip) => Ok(gst::FlowSuccess::Ok),
             Ok(Verdict::Shed) => {
                 stats::inc(&cam.shed);
+                Ok(gst::FlowSuccess::Ok)
+            }
+            Ok(Verdict::Damaged) => {
+                stats::inc(&cam.damaged);
                 Ok(gst::FlowSuccess::Ok)
             }
             Err(e) if stop.load(Ordering::Relaxed) => {
@@ -307,7 +315,7 @@ fn park_or_wake(
     decoded: impl Fn() -> u64,
 ) -> Result<Verdict, String> {
     match verdict {
-        Verdict::Skip | Verdict::Shed => {
+        Verdict::Skip | Verdict::Shed | Verdict::Damaged => {
             if drain && p.holds(decoded()) {
                 p.drain()?;
             }

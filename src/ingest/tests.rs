@@ -153,7 +153,11 @@ fn packets_dropped_from_the_full_packet_queue_are_counted_lost() {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    loss::install(&pipeline.by_name("packets").unwrap(), &stats);
+    let gaps = Arc::new(AtomicU64::new(0));
+    let told = Arc::clone(&gaps);
+    loss::install(&pipeline.by_name("packets").unwrap(), &stats, move |_| {
+        told.fetch_add(1, Ordering::Relaxed);
+    });
     let seen = Arc::new(Mutex::new(Vec::new()));
     let arrived = Arc::clone(&seen);
     let out = pipeline.by_name("out").unwrap().static_pad("sink").unwrap();
@@ -193,4 +197,6 @@ fn packets_dropped_from_the_full_packet_queue_are_counted_lost() {
     let missing = 40 - seen.len() as u64;
     assert!(missing > 0, "the queue dropped packets: {seen:?}");
     assert_eq!(stats.packets_lost.load(Ordering::Relaxed), missing);
+    let gaps = gaps.load(Ordering::Relaxed);
+    assert!((1..=missing).contains(&gaps), "{gaps} gaps told the gate");
 }

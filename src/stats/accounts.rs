@@ -25,6 +25,8 @@ pub struct FrameAccount {
     pub undecoded: u64,
     /// Of `undecoded`: shed while the camera's decoding was behind its stream.
     pub shed: u64,
+    /// Of `undecoded`: damaged by packets lost before them (up to a key frame that lost none).
+    pub damaged: u64,
     /// Frames out of the decoder.
     pub decoded: u64,
     /// Frames the detector finished.
@@ -82,6 +84,9 @@ pub enum Shortfall {
     /// Slots lost to frames shed before the decoder while its decoding was behind its stream
     /// (counted apart from the previous).
     Shed(u64),
+    /// Slots lost to frames not decoded after packets lost before the decoder (counted apart
+    /// from the first).
+    Damaged(u64),
     /// Skipped while the detector's queue held a fresher frame: the detector is too slow.
     Skipped(u64),
     /// Dropped between the decoder and the detector.
@@ -98,6 +103,7 @@ impl FrameAccount {
         self.slots += o.slots;
         self.undecoded += o.undecoded;
         self.shed += o.shed;
+        self.damaged += o.damaged;
         self.decoded += o.decoded;
         self.analysed += o.analysed;
         self.not_picked += o.not_picked;
@@ -117,6 +123,7 @@ impl FrameAccount {
             slots: get(&c.slots),
             undecoded: get(&c.undecoded),
             shed: get(&c.shed),
+            damaged: get(&c.damaged),
             decoded: get(&c.decoded),
             analysed: get(&c.inferred),
             not_picked: get(&c.not_picked),
@@ -154,18 +161,21 @@ impl FrameAccount {
         let picked = self.decoded.saturating_sub(self.not_picked);
         let lost = self.slots.saturating_sub(picked);
         let shed = self.shed.min(lost);
+        let damaged = self.damaged.min(lost - shed);
         [
             Shortfall::Skipped(self.skipped),
             Shortfall::Dropped(self.dropped),
             Shortfall::Failed(self.failed),
             Shortfall::Shed(shed),
-            Shortfall::NotDecodedOrPicked(lost - shed),
+            Shortfall::Damaged(damaged),
+            Shortfall::NotDecodedOrPicked(lost - shed - damaged),
             Shortfall::Limited(self.limited),
         ]
         .into_iter()
         .max_by_key(|s| match s {
             Shortfall::NotDecodedOrPicked(n)
             | Shortfall::Shed(n)
+            | Shortfall::Damaged(n)
             | Shortfall::Skipped(n)
             | Shortfall::Dropped(n)
             | Shortfall::Failed(n)
@@ -193,6 +203,12 @@ impl std::fmt::Display for Shortfall {
                  was behind its stream: \
                  the box is short of CPU for the cameras' streaming threads (fewer cameras, a \
                  lower detect_fps, or substreams)"
+            ),
+            Shortfall::Damaged(n) => write!(
+                f,
+                "{n} detection slots lost to frames not decoded after RTP packets were lost \
+                 before the decoder (on the network, or from its full packet queue; use tcp, or \
+                 fewer cameras)"
             ),
             Shortfall::Limited(n) => write!(
                 f,

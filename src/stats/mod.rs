@@ -48,6 +48,10 @@ pub struct CameraStats {
     /// Of `undecoded`: frames shed because the camera's decoding was behind its stream (its
     /// streaming thread short of CPU; see `ingest::backlog`).
     pub shed: AtomicU64,
+    /// Of `undecoded`: frames damaged by RTP packets lost before them (up to the next key frame
+    /// that lost none; see `ingest::loss`), not decoded so their concealed pictures are never
+    /// analysed.
+    pub damaged: AtomicU64,
     /// Detection slots (1/detect_fps; each frame with detect_fps = 0) in which the camera sent
     /// a frame: how many frames could be analysed at most.
     pub slots: AtomicU64,
@@ -111,6 +115,7 @@ impl CameraStats {
             decoded: AtomicU64::new(0),
             undecoded: AtomicU64::new(0),
             shed: AtomicU64::new(0),
+            damaged: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             packets_lost: AtomicU64::new(0),
             slots: AtomicU64::new(0),
@@ -313,6 +318,8 @@ pub struct Snapshot {
     pub undecoded: u64,
     /// Of `undecoded`: shed while a camera's decoding was behind (sum over cameras).
     pub shed: u64,
+    /// Of `undecoded`: damaged by packets lost before them (sum over cameras).
+    pub damaged: u64,
     /// Times a camera's decoder was parked between seldom analysed frames (sum over cameras).
     pub parks: u64,
     /// RTP packets missing before the decoder (sum over cameras).
@@ -504,6 +511,7 @@ impl Stats {
             decoded: sum(|c| &c.decoded),
             undecoded: sum(|c| &c.undecoded),
             shed: sum(|c| &c.shed),
+            damaged: sum(|c| &c.damaged),
             parks: sum(|c| &c.parks),
             packets_lost: sum(|c| &c.packets_lost),
             slots: sum(|c| &c.slots),

@@ -11,7 +11,6 @@
 use crate::common;
 
 use rusqlite::Connection;
-use storetrack::Config;
 use storetrack::simcam::SimCam;
 
 #[test]
@@ -30,34 +29,16 @@ fn sheds_gops(detect_fps: u32, pause_ms: u32) {
     common::openvino_env();
     let sim = SimCam::start("127.0.0.1", 0, &[("a".into(), common::video())]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let template = std::fs::read_to_string(common::root().join("pipelines/camera.pipeline"))
-        .unwrap()
-        .replace(
-            "avdec_h264 name=dec direct-rendering=false\n",
-            &format!(
-                "avdec_h264 name=dec direct-rendering=false ! identity sleep-time={}\n",
-                pause_ms * 1000
-            ),
-        );
-    assert!(template.contains("identity sleep-time"), "template changed");
-    let slow = dir.path().join("slow.pipeline");
-    std::fs::write(&slow, template).unwrap();
-    let cfg_path = common::write_config(dir.path(), &[sim.url("a")], "");
-    let text = std::fs::read_to_string(&cfg_path).unwrap();
-    let text = text
-        .replace(
-            &common::root()
-                .join("pipelines/camera.pipeline")
-                .display()
-                .to_string(),
-            &slow.display().to_string(),
-        )
-        .replace(
-            "[ingest]\n",
-            &format!("[ingest]\ndetect_fps = {detect_fps}\n"),
-        );
-    std::fs::write(&cfg_path, text).unwrap();
-    let cfg = Config::load(&cfg_path).unwrap();
+    let pause = format!(
+        "avdec_h264 name=dec direct-rendering=false ! identity sleep-time={}\n",
+        pause_ms * 1000
+    );
+    let cfg = common::config_with_template(
+        dir.path(),
+        &[sim.url("a")],
+        |t| t.replace("avdec_h264 name=dec direct-rendering=false\n", &pause),
+        &format!("detect_fps = {detect_fps}\n"),
+    );
 
     let summary = common::run_for(&cfg, 14);
     let c = &summary.counts;

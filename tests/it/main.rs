@@ -27,6 +27,7 @@ mod idle_gating;
 mod install;
 mod kserve;
 mod model_formats;
+mod packet_loss;
 mod properties;
 mod quantize_gate;
 mod query_summary;

@@ -50,12 +50,17 @@
 //! ([`Verdict::Shed`]): behind, each GOP from its key frame on (its analysed frames forfeit, not
 //! carried); far behind, the current GOP from the next frame on. The rest of a cut GOP, and an
 //! open GOP's leading frames after it, are not decoded, so the decoder never gets a frame whose
-//! references it skipped, and the camera catches up on parsing alone.
+//! references it skipped, and the camera catches up on parsing alone. After packets lost before
+//! the decoder the same holds until a key frame that lost none ([`Verdict::Damaged`], `damage`).
 
 use std::collections::{BTreeSet, VecDeque};
+mod damage;
 mod decode;
+mod grid;
 mod key_due;
+pub use damage::Gap;
 pub use decode::Decode;
+use grid::on_grid;
 
 /// Key frames remembered to measure the key-frame rate (the rate is known from the second).
 const KEYS_MEASURED: usize = 4;
@@ -80,6 +85,9 @@ pub enum Verdict {
     /// Not decoded because the camera's decoding is behind its stream: the rest of the GOP is
     /// shed, so the decoder catches up without packets dropped in front of it.
     Shed,
+    /// Not decoded because a packet before it was lost and no key frame came since
+    /// ([`FrameGate::packets_lost`]).
+    Damaged,
 }
 
 /// How far the camera's decoding lags its stream (the packets waiting for it), told to the gate
@@ -159,6 +167,8 @@ pub struct FrameGate {
     backlog: Backlog,
     /// The rest of the current GOP is shed (decoding was behind).
     shed: bool,
+    /// Packets were lost since the last key frame that lost none (`damage`).
+    damage: Option<damage::Damage>,
 }
 
 impl FrameGate {
@@ -194,6 +204,7 @@ impl FrameGate {
             carry: 0.0,
             backlog: Backlog::Keeping,
             shed: false,
+            damage: None,
             grid_ns: NS_PER_S / u64::from(detect_fps.max(1)),
             out_grid_ns: NS_PER_S / u64::from(detect_fps.max(1)),
         }
@@ -282,6 +293,7 @@ impl FrameGate {
         } else {
             self.delta_frame(t_ns, leading)
         };
+        let verdict = self.after_loss(key, t_ns, verdict);
         // A skipped leading frame leaves the next GOP's leading frames their references: a key
         // frame is a random-access point, so nothing shown after it refers to a frame shown
         // before it.
@@ -301,10 +313,10 @@ impl FrameGate {
         self.anchors.clear();
     }
 
-    /// Whether nothing more of the current GOP is decoded (its tail cut, shed, key frames only
-    /// or a GOP skipped): the decoder's next frame is a key frame.
+    /// Whether nothing more of the current GOP is decoded (its tail cut, shed, damaged, key
+    /// frames only or a GOP skipped): the decoder's next frame is a key frame.
     pub fn gop_cut(&self) -> bool {
-        self.tail || self.shed || matches!(self.plan, Plan::KeyOnly | Plan::Skip)
+        self.tail || self.shed || self.damaged() || matches!(self.plan, Plan::KeyOnly | Plan::Skip)
     }
 
     /// Whether [`Self::resume`] applies: not to key frames only.
@@ -572,23 +584,6 @@ impl FrameGate {
         self.grid_ns = (gop_s * 1e9 / k) as u64;
         Some(Plan::Aligned(k as u32))
     }
-}
-
-/// Whether a frame at `t` fills the grid's next slot (`slot`, set at the first frame), and if
-/// so moves the slot on by `interval`: after a gap the grid restarts at this frame instead of
-/// catching up.
-fn on_grid(slot: &mut Option<u64>, t: u64, interval: u64, early: u64) -> bool {
-    let s = *slot.get_or_insert(t);
-    if t + early < s {
-        return false;
-    }
-    let next = s + interval;
-    *slot = Some(if next + early <= t {
-        t + interval
-    } else {
-        next
-    });
-    true
 }
 
 #[cfg(test)]

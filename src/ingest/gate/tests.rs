@@ -59,6 +59,8 @@ struct Outcome {
     broken: Vec<u64>,
     /// Frames shed (decoding behind).
     shed: Vec<u64>,
+    /// Frames not decoded as damaged (packets lost before them).
+    damaged: Vec<u64>,
 }
 
 fn run(gate: &mut FrameGate, frames: &[Coded], fps: u64, delay: usize) -> Outcome {
@@ -102,8 +104,10 @@ fn run_each(
     for (pos, f) in frames.iter().enumerate() {
         before(gate, f);
         let verdict = gate.admit(f.key, t(f.index));
-        if verdict == Verdict::Shed {
-            out.shed.push(f.index);
+        match verdict {
+            Verdict::Shed => out.shed.push(f.index),
+            Verdict::Damaged => out.damaged.push(f.index),
+            _ => {}
         }
         if verdict == Verdict::Decode {
             // A delta frame needs every frame sent since its key frame, and a leading B-frame
@@ -586,6 +590,7 @@ fn a_limited_camera_losing_frames_does_not_decode_whole_gops() {
 }
 
 mod behind;
+mod damage;
 mod every;
 mod resume;
 mod switch;

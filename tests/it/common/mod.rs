@@ -88,6 +88,38 @@ pub fn write_config_from(dir: &Path, cameras: &str, ingest: &str, extra: &str) -
     path
 }
 
+/// A config with the given camera URLs and the camera template edited by `edit` (written to
+/// `dir/camera.pipeline`; it panics if `edit` changed nothing), `ingest` lines added to
+/// `[ingest]`.
+pub fn config_with_template(
+    dir: &Path,
+    urls: &[String],
+    edit: impl Fn(&str) -> String,
+    ingest: &str,
+) -> storetrack::Config {
+    let shipped = std::fs::read_to_string(root().join("pipelines/camera.pipeline")).unwrap();
+    let edited = edit(&shipped);
+    assert_ne!(
+        edited, shipped,
+        "the template changed: the edit no longer applies"
+    );
+    let template = dir.join("camera.pipeline");
+    std::fs::write(&template, edited).unwrap();
+    let path = write_config(dir, urls, "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(
+            &root()
+                .join("pipelines/camera.pipeline")
+                .display()
+                .to_string(),
+            &template.display().to_string(),
+        )
+        .replace("[ingest]\n", &format!("[ingest]\n{ingest}"));
+    std::fs::write(&path, text).unwrap();
+    storetrack::Config::load(&path).unwrap()
+}
+
 /// The service run in this process on `cfg` for `seconds`: its summary.
 pub fn run_for(cfg: &storetrack::Config, seconds: u64) -> storetrack::Summary {
     let opts = storetrack::RunOptions {
