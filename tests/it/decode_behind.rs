@@ -42,10 +42,7 @@ fn sheds_gops(detect_fps: u32, pause_ms: u32) {
 
     let summary = common::run_for(&cfg, 14);
     let c = &summary.counts;
-    eprintln!(
-        "decoded {}, not decoded {} ({} shed), inferred {}, packets lost {}",
-        c.decoded, c.undecoded, c.shed, c.inferred, c.packets_lost
-    );
+    eprintln!("{}", common::frame_counts(c));
     assert_eq!(c.failures, 0, "the camera failed");
     assert!(c.shed > 0, "nothing shed: decoding kept up?");
     assert!(c.shed <= c.undecoded, "shed frames are not decoded");

@@ -29,10 +29,7 @@ fn frames_after_a_lost_packet_are_not_decoded_until_a_clean_key_frame() {
 
     let summary = common::run_for(&cfg, 12);
     let c = &summary.counts;
-    eprintln!(
-        "decoded {}, not decoded {} ({} damaged), inferred {}, packets lost {}",
-        c.decoded, c.undecoded, c.damaged, c.inferred, c.packets_lost
-    );
+    eprintln!("{}", common::frame_counts(c));
     assert_eq!(c.failures, 0, "the camera failed");
     // About 1,600 packets in 12 s: 8 expected lost (none: 1 run in 3,000).
     assert!(c.packets_lost > 0, "no packet dropped");

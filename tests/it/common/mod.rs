@@ -120,6 +120,14 @@ pub fn config_with_template(
     storetrack::Config::load(&path).unwrap()
 }
 
+/// A run's frame counts on one line (for a test's output).
+pub fn frame_counts(c: &storetrack::stats::Snapshot) -> String {
+    format!(
+        "decoded {}, not decoded {} ({} shed, {} damaged), inferred {}, packets lost {}",
+        c.decoded, c.undecoded, c.shed, c.damaged, c.inferred, c.packets_lost
+    )
+}
+
 /// The service run in this process on `cfg` for `seconds`: its summary.
 pub fn run_for(cfg: &storetrack::Config, seconds: u64) -> storetrack::Summary {
     let opts = storetrack::RunOptions {

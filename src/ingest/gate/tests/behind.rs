@@ -47,12 +47,7 @@ fn far_behind_cuts_a_b_frame_gop_without_breaking_a_reference() {
     // to the next key frame.
     let pos = |i: u64| frames.iter().position(|f| f.index == i).unwrap();
     let (cut, next_key) = (pos(34).min(pos(35)).min(pos(36)), pos(40));
-    let mut expected: Vec<u64> = frames[cut..next_key]
-        .iter()
-        .map(|f| f.index)
-        .filter(|i| kept.decoded.contains(i))
-        .collect();
-    expected.sort_unstable();
+    let expected = decoded_among(&frames, cut, next_key, &kept.decoded);
     let mut shed = o.shed.clone();
     shed.sort_unstable();
     assert_eq!(shed, expected);

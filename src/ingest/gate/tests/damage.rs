@@ -123,12 +123,7 @@ fn a_loss_in_an_open_b_frame_gop_breaks_no_reference() {
     assert!(o.broken.is_empty(), "{:?}", o.broken);
     // Damaged: what was to be decoded from frame 35 (decode order) up to key frame 40.
     let pos = |i: u64| frames.iter().position(|f| f.index == i).unwrap();
-    let mut expected: Vec<u64> = frames[pos(35)..pos(40)]
-        .iter()
-        .map(|f| f.index)
-        .filter(|i| kept.decoded.contains(i))
-        .collect();
-    expected.sort_unstable();
+    let expected = decoded_among(&frames, pos(35), pos(40), &kept.decoded);
     let mut damaged = o.damaged.clone();
     damaged.sort_unstable();
     assert_eq!(damaged, expected);
