@@ -10,8 +10,8 @@
 //! (each packet's presentation time is its frame's RTP time, `super::super::rtp_time`): the
 //! frame of the packet after the gap (it may have lost its first packets), and the frame of the
 //! packet before it unless that packet ended its frame (RTP marker bit). A key frame with one of
-//! those times is taken as damaged (at worst, a key frame whose packets all came is shed with
-//! its GOP); without times, the first frame after the loss is.
+//! those times is taken as damaged (at worst, a key frame whose packets all came is not decoded,
+//! nor its GOP); without times, the first frame after the loss is.
 
 use super::{FrameGate, Verdict};
 
