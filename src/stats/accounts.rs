@@ -309,6 +309,20 @@ mod tests {
         };
         assert_eq!(behind.shortfall(), Some(Shortfall::Shed(40)));
         // Shed frames count only up to the slots lost (a shed GOP's frames outnumber them).
+        // Of them, 45 damaged by lost packets (and 10 shed): the damage is blamed, counted apart.
+        let lossy = FrameAccount {
+            shed: 10,
+            damaged: 45,
+            ..gate.clone()
+        };
+        assert_eq!(lossy.shortfall(), Some(Shortfall::Damaged(45)));
+        assert!(
+            lossy
+                .shortfall()
+                .unwrap()
+                .to_string()
+                .contains("RTP packets were lost")
+        );
         let all_shed = FrameAccount { shed: 500, ..gate };
         assert_eq!(all_shed.shortfall(), Some(Shortfall::Shed(57)));
         assert!(
