@@ -2,6 +2,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 
 use super::*;
+use crate::ingest::gate::Gap;
 use crate::ingest::queue::frame_queues;
 use crate::resize::{ColorOrder, Layout, ResizeMode};
 
@@ -124,10 +125,16 @@ fn the_decoder_is_parked_with_the_elements_after_it_up_to_the_appsink() {
 }
 
 /// An RTP packet (version 2, payload type 96, SSRC 7) with sequence number `seq`.
+/// An RTP packet with sequence number `seq`, no marker bit, presentation time `seq` ms.
 fn rtp_packet(seq: u16) -> gst::Buffer {
     let mut bytes = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0xab];
     bytes[2..4].copy_from_slice(&seq.to_be_bytes());
-    gst::Buffer::from_slice(bytes)
+    let mut buffer = gst::Buffer::from_slice(bytes);
+    buffer
+        .get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_mseconds(u64::from(seq)));
+    buffer
 }
 
 #[test]
@@ -153,10 +160,10 @@ fn packets_dropped_from_the_full_packet_queue_are_counted_lost() {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let gaps = Arc::new(AtomicU64::new(0));
+    let gaps = Arc::new(Mutex::new(Vec::new()));
     let told = Arc::clone(&gaps);
-    loss::install(&pipeline.by_name("packets").unwrap(), &stats, move |_| {
-        told.fetch_add(1, Ordering::Relaxed);
+    loss::install(&pipeline.by_name("packets").unwrap(), &stats, move |gap| {
+        told.lock().unwrap().push(gap);
     });
     let seen = Arc::new(Mutex::new(Vec::new()));
     let arrived = Arc::clone(&seen);
@@ -197,6 +204,16 @@ fn packets_dropped_from_the_full_packet_queue_are_counted_lost() {
     let missing = 40 - seen.len() as u64;
     assert!(missing > 0, "the queue dropped packets: {seen:?}");
     assert_eq!(stats.packets_lost.load(Ordering::Relaxed), missing);
-    let gaps = gaps.load(Ordering::Relaxed);
-    assert!((1..=missing).contains(&gaps), "{gaps} gaps told the gate");
+    // Each gap told the gate with the times of the packets either side of it (no packet ended a
+    // frame: the one before counts too).
+    let ms = |seq: u16| Some(u64::from(seq) * 1_000_000);
+    let expected: Vec<Gap> = seen
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .map(|w| Gap {
+            open_before: ms(w[0]),
+            after: ms(w[1]),
+        })
+        .collect();
+    assert_eq!(*gaps.lock().unwrap(), expected);
 }
