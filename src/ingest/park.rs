@@ -15,11 +15,14 @@
 //! parking, 0.6 ms waking, 2 ms more for the first frame: libav's tables, negotiation, fresh
 //! pages), for 3.6 MB less per camera while parked (docs/measurements/overload.md, sittings G
 //! and O): so a decoder is parked at the end of its GOP only when the next key frame is
-//! [`PARK_GAP_NS`] or more away, and not while the box is short of CPU (memory is the cheaper
-//! of the two then): not while the camera is held to a share of the detector, nor for
-//! [`LAG_HOLD_NS`] after its decoding lagged its stream (past the connection's start,
-//! [`LAG_START_NS`]); nor with B-frames (measured: a box of B-frame cameras had no CPU to spare
-//! for it, docs/overload.md).
+//! [`PARK_GAP_NS`] or more away; not for [`LAG_HOLD_NS`] after its decoding lagged its stream
+//! (past the connection's start, [`LAG_START_NS`]: the streaming threads are short of CPU);
+//! nor with B-frames (measured: a box of B-frame cameras had no CPU to spare for it,
+//! docs/overload.md). A camera held to a share of the detector (the box short of CPU for
+//! inference) has its decoder alone parked then ([`Reach::Decoder`]): at 96 cameras × 5 fps
+//! that saved 1.6–1.9 MB a camera with no fewer frames analysed, where the chain's parks saved
+//! less (the lag hold-off kept most of them off) or, without the hold-off, broke the fair
+//! shares (sitting R).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
@@ -35,9 +38,9 @@ use std::ops::ControlFlow;
 /// A camera analysed at most this many frames a second (2 s or more apart) gets its decoder
 /// parked between them (an idle camera at the default `idle_interval_ms` is at 0.33).
 pub const PARK_BELOW_FPS: f64 = 0.5;
-/// A camera not held to a share has its decoder parked at the end of its GOP's decoded frames
-/// when its next key frame is this far away or more (ns): 1 fps with a key frame a second (900
-/// ms idle), not 2 fps (frames 0 and 5 of 10 decoded: 400 ms).
+/// A camera has its decoder parked at the end of its GOP's decoded frames when its next key
+/// frame is this far away or more (ns): 1 fps with a key frame a second (900 ms idle), not 2 fps
+/// (frames 0 and 5 of 10 decoded: 400 ms).
 pub const PARK_GAP_NS: u64 = 500_000_000;
 /// Nor when its decoding lagged its stream within this long (ns): the box is short of CPU for
 /// the streaming threads, which is what parking costs.
@@ -59,8 +62,19 @@ pub(super) struct Parking {
     upstream: gst::Pad,
     /// Frames given to the decoder this run.
     given: u64,
-    parked: bool,
+    /// How many of `chain`'s elements are parked, from the decoder on (0: none).
+    parked: usize,
     lag: Lag,
+}
+
+/// How far a park reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// The decoder alone: its pictures, codec context and output pool; the scaling and
+    /// conversion after it keep their pools and caps, so a wake-up negotiates nothing new.
+    Decoder,
+    /// The decoder and every element after it up to the appsink.
+    Chain,
 }
 
 /// When the camera's decoding last lagged its stream (the time of that frame), not counting the
@@ -111,7 +125,7 @@ impl Parking {
             chain,
             upstream,
             given: 0,
-            parked: false,
+            parked: 0,
             lag: Lag::default(),
         })
     }
@@ -129,6 +143,12 @@ impl Parking {
 
     /// Whether the decoder is parked.
     pub fn parked(&self) -> bool {
+        self.parked > 0
+    }
+
+    /// How many of the chain's elements are parked, from the decoder on.
+    #[cfg(test)]
+    pub fn parked_elements(&self) -> usize {
         self.parked
     }
 
@@ -147,24 +167,30 @@ impl Parking {
         self.given += 1;
     }
 
-    /// Parks the chain if it runs and every frame given to the decoder came out of it
-    /// (`decoded` this run); returns whether it was parked now.
-    pub fn park(&mut self, decoded: u64) -> Result<bool, String> {
-        if self.parked || decoded < self.given {
+    /// Parks the decoder, or the chain (`reach`), if every frame given to the decoder came out
+    /// of it (`decoded` this run); returns whether the decoder was parked now (a decoder already
+    /// parked has the rest of the chain parked when `reach` asks, not counted again).
+    pub fn park(&mut self, decoded: u64, reach: Reach) -> Result<bool, String> {
+        let upto = match reach {
+            Reach::Decoder => 1,
+            Reach::Chain => self.chain.len(),
+        };
+        if self.parked >= upto || decoded < self.given {
             return Ok(false);
         }
-        for e in &self.chain {
+        let was = self.parked;
+        for e in &self.chain[was..upto] {
             e.set_state(gst::State::Ready)
                 .map_err(|_| format!("cannot park {}", e.name()))?;
         }
-        self.parked = true;
-        Ok(true)
+        self.parked = upto;
+        Ok(was == 0)
     }
 
     /// Whether the decoder holds frames given to it that have not come out (`decoded` this
     /// run): a decoder reordering B-frames keeps the last ones until more come.
     pub fn holds(&self, decoded: u64) -> bool {
-        !self.parked && decoded < self.given
+        self.parked == 0 && decoded < self.given
     }
 
     /// Makes the decoder put out every frame it holds, in this streaming thread: a still-frame
@@ -202,12 +228,12 @@ impl Parking {
         Ok(())
     }
 
-    /// Wakes the chain (downstream first) and gives the decoder the stream's sticky events.
+    /// Wakes what is parked (downstream first) and gives the decoder the stream's sticky events.
     pub fn wake(&mut self) -> Result<(), String> {
-        if !self.parked {
+        if self.parked == 0 {
             return Ok(());
         }
-        for e in self.chain.iter().rev() {
+        for e in self.chain[..self.parked].iter().rev() {
             e.sync_state_with_parent()
                 .map_err(|_| format!("cannot wake {}", e.name()))?;
         }
@@ -226,7 +252,7 @@ impl Parking {
         if let Some(t) = refused {
             return Err(format!("woken decoder refused the {t:?} event"));
         }
-        self.parked = false;
+        self.parked = 0;
         Ok(())
     }
 }

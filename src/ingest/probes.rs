@@ -31,7 +31,7 @@ use super::activity::Activity;
 use super::backlog::PacketQueue;
 use super::gate::{Backlog, FrameGate, Plan, Verdict};
 use super::hold::Held;
-use super::park::{PARK_BELOW_FPS, PARK_GAP_NS, Parking};
+use super::park::{PARK_BELOW_FPS, PARK_GAP_NS, Parking, Reach};
 use super::stamping::CameraClock;
 use crate::messages::Frame;
 use crate::stats::{self, CameraStats};
@@ -80,9 +80,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// counted); each change of the
 /// decoding plan is logged, except while the camera is limited (fair share or idle rate: the plan
 /// then changes GOP by GOP by design). A camera analysed at most [`PARK_BELOW_FPS`] has its decoder
-/// parked between its analysed frames ([`Parking`]), and one not held to a share of the detector
-/// from the end of its GOP's decoded frames when its next key frame is [`PARK_GAP_NS`] or more
-/// away (not with B-frames, nor soon after its decoding lagged its stream); the probe sits on
+/// and the chain after it parked between its analysed frames ([`Parking`]), and any other from
+/// the end of its GOP's decoded frames when its next key frame is [`PARK_GAP_NS`] or more away
+/// (not with B-frames, nor soon after its decoding lagged its stream): the chain, or the decoder
+/// alone while the camera is held to a share of the detector ([`Reach`]); the probe sits on
 /// the pad feeding the decoder, which stays active while it is parked.
 pub(super) fn install_input(
     (decoder, sink): (&gst::Element, &gst::Element),
@@ -174,14 +175,12 @@ pub(super) fn install_input(
         if gate.plan() != was && gate.limit().is_none() {
             log_plan(&id, fps, &gate);
         }
-        // Parked: a camera analysed seldom, or one whose decoder would sit idle a while (not
-        // while the box is short of CPU: a park and wake-up costs about 3 ms; not with
-        // B-frames: measured to cost frames and save no memory, docs/overload.md).
+        // Parked: a camera analysed seldom (the chain), or one whose decoder would sit idle a
+        // while (not soon after its decoding lagged; not with B-frames: measured to cost frames
+        // and save no memory, docs/overload.md); one held to a share of the detector has its
+        // decoder alone parked then (the cheaper park: the box is short of CPU).
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
-        let gap = !gating.shared
-            && !gate.reordered()
-            && gate.gop_cut()
-            && gate.key_due_in(t_ns) >= Some(PARK_GAP_NS);
+        let gap = !gate.reordered() && gate.gop_cut() && gate.key_due_in(t_ns) >= Some(PARK_GAP_NS);
         // A GOP that lost packets is not held: replayed, its damaged frames would be decoded.
         let holdable = gating.idle && parking.is_some() && gate.resumable() && !gate.damaged();
         let drain = gate.reordered() && gate.gop_cut();
@@ -195,7 +194,17 @@ pub(super) fn install_input(
                 let decoded = || cam.decoded.load(Ordering::Relaxed) - decoded_before;
                 let mut p = lock(p);
                 p.lag(backlog != Backlog::Keeping, t_ns);
-                let park = seldom || (gap && !p.lagged(t_ns));
+                let park = if seldom {
+                    Some(Reach::Chain)
+                } else if gap && !p.lagged(t_ns) {
+                    Some(if gating.shared {
+                        Reach::Decoder
+                    } else {
+                        Reach::Chain
+                    })
+                } else {
+                    None
+                };
                 park_or_wake(&mut p, &cam, (verdict, key), (park, drain), decoded)
             }
             None => Ok(verdict),
@@ -286,7 +295,7 @@ fn wake_mid_gop(
         if p.holds(decoded()) {
             p.drain()?;
         }
-        if !p.park(decoded())? {
+        if !p.park(decoded(), Reach::Chain)? {
             return Ok(());
         }
         stats::inc(&cam.parks);
@@ -304,14 +313,14 @@ fn wake_mid_gop(
 
 /// After a skipped frame: drains a decoder holding frames back for B-frames once nothing more
 /// of the GOP is decoded (`drain`: else its last frame would come out only when the next key
-/// frame goes in, a GOP or two late), and parks the decoder when `park` says; wakes
+/// frame goes in, a GOP or two late), and parks the decoder (or the chain) when `park` says; wakes
 /// it for a key frame to decode. Returns the verdict that stands (a delta frame for a parked
 /// decoder is skipped: it lacks its references). `decoded`: frames out this run.
 fn park_or_wake(
     p: &mut Parking,
     cam: &CameraStats,
     (verdict, key): (Verdict, bool),
-    (park, drain): (bool, bool),
+    (park, drain): (Option<Reach>, bool),
     decoded: impl Fn() -> u64,
 ) -> Result<Verdict, String> {
     match verdict {
@@ -319,7 +328,9 @@ fn park_or_wake(
             if drain && p.holds(decoded()) {
                 p.drain()?;
             }
-            if park && p.park(decoded())? {
+            if let Some(reach) = park
+                && p.park(decoded(), reach)?
+            {
                 stats::inc(&cam.parks);
             }
             Ok(verdict)

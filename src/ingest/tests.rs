@@ -124,6 +124,60 @@ fn the_decoder_is_parked_with_the_elements_after_it_up_to_the_appsink() {
     assert_eq!(queued, ["dec", "conv"]);
 }
 
+/// A decoder parked alone leaves the elements after it running (their pools and caps kept);
+/// parked further, the rest of the chain follows without a second park counted; woken, all of
+/// it runs again.
+#[test]
+fn a_decoder_parked_alone_leaves_the_chain_after_it_running() {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(
+        "appsrc is-live=true ! h264parse ! avdec_h264 name=dec ! videoscale name=scale \
+         ! videoconvert name=conv ! appsink name=sink",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let dec = pipeline.by_name("dec").unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    let mut parking = park::Parking::new(&dec, &sink).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let states = || -> Vec<gst::State> { parking_states(&pipeline, &["dec", "scale", "conv"]) };
+    assert_eq!(states(), [gst::State::Playing; 3]);
+
+    assert!(parking.park(0, park::Reach::Decoder).unwrap(), "parked");
+    assert_eq!(parking.parked_elements(), 1);
+    let (ready, playing) = (gst::State::Ready, gst::State::Playing);
+    assert_eq!(states(), [ready, playing, playing]);
+    assert!(
+        !parking.park(0, park::Reach::Decoder).unwrap(),
+        "parked twice"
+    );
+    assert!(
+        !parking.park(0, park::Reach::Chain).unwrap(),
+        "counted twice"
+    );
+    assert_eq!(states(), [ready, ready, ready]);
+
+    parking.wake().unwrap();
+    assert!(!parking.parked());
+    assert_eq!(states(), [playing; 3]);
+    parking.given();
+    assert!(
+        !parking.park(0, park::Reach::Decoder).unwrap(),
+        "parked with a frame inside"
+    );
+    assert_eq!(states(), [playing; 3]);
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// The current states of the elements of `pipeline` named `names`.
+fn parking_states(pipeline: &gst::Pipeline, names: &[&str]) -> Vec<gst::State> {
+    names
+        .iter()
+        .map(|n| pipeline.by_name(n).unwrap().current_state())
+        .collect()
+}
+
 /// An RTP packet (version 2, payload type 96, SSRC 7) with sequence number `seq`.
 /// An RTP packet with sequence number `seq`, no marker bit, presentation time `seq` ms.
 fn rtp_packet(seq: u16) -> gst::Buffer {

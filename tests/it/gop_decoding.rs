@@ -14,11 +14,16 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use gstreamer::glib;
 use rusqlite::Connection;
+use storetrack::infer::ModelDescription;
+use storetrack::ingest::queue::frame_queues;
+use storetrack::ingest::{self, CameraTask, Template};
 use storetrack::simcam::{Encoding, Mount, SimCam, Variant};
+use storetrack::stats::Stats;
 use storetrack::{Config, Decode};
 
 #[test]
@@ -190,4 +195,70 @@ fn at_one_fps(url: &str) -> storetrack::stats::Snapshot {
         "decoded = analysed + not picked + skipped + dropped + failed: {c:?}"
     );
     c
+}
+
+/// A camera held to a share of the detector (one frame a second of its 5, a key frame a second:
+/// key frames only) has its decoder parked between its key frames too: alone, the cheaper park
+/// for a box short of CPU (`ingest::tests::a_decoder_parked_alone_…`), woken for each key frame,
+/// which is decoded and converted.
+#[test]
+fn a_camera_held_to_a_share_has_its_decoder_parked_between_its_key_frames() {
+    common::openvino_env();
+    let sim = SimCam::start("127.0.0.1", 0, &[("a".into(), common::video())]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let camera = format!("[[cameras]]\nid = \"cam1\"\nurl = \"{}\"\n\n", sim.url("a"));
+    let cfg_path = common::write_config_from(dir.path(), &camera, "detect_fps = 5\n", "");
+    let cfg = Config::load(&cfg_path).unwrap();
+    let input = ModelDescription::load(&cfg.model.description)
+        .unwrap()
+        .input_spec();
+    let (mut senders, source) = frame_queues(1, 2);
+    let stats = Arc::new(Stats::new(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let camera = ingest::spawn(CameraTask {
+        index: 0,
+        camera: cfg.cameras[0].clone(),
+        ingest: cfg.ingest.clone(),
+        template: Template::load(&cfg.ingest.pipeline).unwrap(),
+        input,
+        decoder_threads: 1,
+        frames: senders.remove(0),
+        stats: stats.camera(0),
+        stop: Arc::clone(&stop),
+        resume_after_ms: None,
+    })
+    .unwrap();
+    let cam = stats.camera(0);
+    let t0 = Instant::now();
+    while !cam.up.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A detector saturated that finished nothing: the budget falls to its floor, one frame a
+    // second, all of it this camera's share.
+    stats.admit(1.0, Duration::from_secs(2));
+    assert_eq!(cam.seat.allowed(), Some(1.0), "held to a share");
+    let read = || {
+        (
+            cam.parks.load(Ordering::Relaxed),
+            cam.decoded.load(Ordering::Relaxed),
+            cam.delivered.load(Ordering::Relaxed),
+        )
+    };
+    // The key-frame rate is measured from the second key frame on.
+    std::thread::sleep(Duration::from_secs(3));
+    let (p0, d0, c0) = read();
+    std::thread::sleep(Duration::from_secs(6));
+    let (p1, d1, c1) = read();
+    stop.store(true, Ordering::Relaxed);
+    camera.join().unwrap();
+    drop(source);
+
+    let (parks, decoded, converted) = (p1 - p0, d1 - d0, c1 - c0);
+    eprintln!("in 6 s: parks {parks}, decoded {decoded}, converted {converted}");
+    assert!(parks >= 4, "decoder parked {parks} times in 6 s");
+    assert!(
+        (4..=8).contains(&decoded),
+        "decoded {decoded} frames in 6 s: key frames only"
+    );
+    assert!(converted >= 4, "converted {converted} of {decoded}");
 }
