@@ -20,9 +20,9 @@
 //! nor with B-frames (measured: a box of B-frame cameras had no CPU to spare for it,
 //! docs/overload.md). A camera held to a share of the detector (the box short of CPU for
 //! inference) has its decoder alone parked then ([`Reach::Decoder`]): at 96 cameras × 5 fps
-//! that saved 1.6–1.9 MB a camera with no fewer frames analysed, where the chain's parks saved
-//! less (the lag hold-off kept most of them off) or, without the hold-off, broke the fair
-//! shares (sitting R).
+//! that saved 0–2 MB a camera (5.0–7.1 MB against 6.9–7.0: the lag hold-off keeps most such
+//! decoders open) with no fewer frames analysed, where the chain's parks saved less or, without
+//! the hold-off, broke the fair shares (sitting R).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
@@ -71,7 +71,7 @@ pub(super) struct Parking {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Reach {
     /// The decoder alone: its pictures, codec context and output pool; the scaling and
-    /// conversion after it keep their pools and caps, so a wake-up negotiates nothing new.
+    /// conversion after it stay running, with their pools.
     Decoder,
     /// The decoder and every element after it up to the appsink.
     Chain,

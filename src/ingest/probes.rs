@@ -178,7 +178,8 @@ pub(super) fn install_input(
         // Parked: a camera analysed seldom (the chain), or one whose decoder would sit idle a
         // while (not soon after its decoding lagged; not with B-frames: measured to cost frames
         // and save no memory, docs/overload.md); one held to a share of the detector has its
-        // decoder alone parked then (the cheaper park: the box is short of CPU).
+        // decoder alone parked then (the chain's parks, more work for its streaming thread,
+        // saved less or broke the fair shares: sitting R).
         let seldom = gate.limit().is_some_and(|l| l <= PARK_BELOW_FPS);
         let gap = !gate.reordered() && gate.gop_cut() && gate.key_due_in(t_ns) >= Some(PARK_GAP_NS);
         // A GOP that lost packets is not held: replayed, its damaged frames would be decoded.
