@@ -5,16 +5,12 @@
 
 use crate::common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use storetrack::Config;
-use storetrack::infer::ModelDescription;
-use storetrack::ingest::queue::{FRESH_MS, frame_queues};
-use storetrack::ingest::{self, CameraTask, Template};
+use storetrack::ingest::queue::FRESH_MS;
 use storetrack::simcam::SimCam;
-use storetrack::stats::Stats;
 
 #[test]
 fn frames_not_taken_are_skipped_before_conversion_and_counted() {
@@ -29,29 +25,11 @@ fn frames_not_taken_are_skipped_before_conversion_and_counted() {
         .replace("[ingest]\n", "[ingest]\ndetect_fps = 0\n");
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
-    let input = ModelDescription::load(&cfg.model.description)
-        .unwrap()
-        .input_spec();
     let capacity = 2;
-    let (mut senders, source) = frame_queues(1, capacity);
-    let stats = Arc::new(Stats::new(1));
-    let stop = Arc::new(AtomicBool::new(false));
-    let camera = ingest::spawn(CameraTask {
-        index: 0,
-        camera: cfg.cameras[0].clone(),
-        ingest: cfg.ingest.clone(),
-        template: Template::load(&cfg.ingest.pipeline).unwrap(),
-        input,
-        decoder_threads: 1,
-        frames: senders.remove(0),
-        stats: stats.camera(0),
-        stop: Arc::clone(&stop),
-        resume_after_ms: None,
-    })
-    .unwrap();
+    let camera = common::LoneCamera::start(&cfg, capacity);
 
     // Wait for the stream, then measure a 4 s window (the sample is 10 fps).
-    let cam = stats.camera(0);
+    let cam = camera.stats.camera(0);
     let t0 = Instant::now();
     while cam.decoded.load(Ordering::Relaxed) < 5 && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
@@ -67,9 +45,7 @@ fn frames_not_taken_are_skipped_before_conversion_and_counted() {
     let window = Duration::from_secs(4);
     std::thread::sleep(window);
     let (d1, s1, c1) = read();
-    stop.store(true, Ordering::Relaxed);
-    camera.join().unwrap();
-    drop(source);
+    camera.stop();
 
     let (decoded, skipped, converted) = (d1 - d0, s1 - s0, c1 - c0);
     eprintln!("in {window:?}: decoded {decoded}, skipped {skipped}, converted {converted}");

@@ -1,17 +1,25 @@
 //! Shared helpers for the integration tests: paths of the real model and video produced by
 //! `scripts/setup.sh`, config files written into a temporary folder, the binary (a command, a
 //! service run in the background or in this process for a while, a query as JSON), two
-//! simulated cameras, free ports and read-only connections and the figures read from them.
+//! simulated cameras, one camera streaming through the real ingest alone, free ports and
+//! read-only connections and the figures read from them.
 
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use storetrack::infer::ModelDescription;
+use storetrack::ingest::queue::{FrameSource, frame_queues};
+use storetrack::ingest::{self, CameraTask, Template};
 use storetrack::simcam::SimCam;
+use storetrack::stats::Stats;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -222,3 +230,49 @@ pub fn try_read_only(db: &Path) -> Option<Connection> {
 
 pub mod clip;
 pub mod kserve;
+
+/// The first camera of `cfg` streaming through the real ingest (no detector): its frames go
+/// into a queue of `capacity` nobody reads. Stop it with [`LoneCamera::stop`].
+pub struct LoneCamera {
+    pub stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    source: FrameSource,
+}
+
+impl LoneCamera {
+    pub fn start(cfg: &storetrack::Config, capacity: usize) -> Self {
+        let input = ModelDescription::load(&cfg.model.description)
+            .unwrap()
+            .input_spec();
+        let (mut senders, source) = frame_queues(1, capacity);
+        let stats = Arc::new(Stats::new(1));
+        let stop = Arc::default();
+        let thread = ingest::spawn(CameraTask {
+            index: 0,
+            camera: cfg.cameras[0].clone(),
+            ingest: cfg.ingest.clone(),
+            template: Template::load(&cfg.ingest.pipeline).unwrap(),
+            input,
+            decoder_threads: 1,
+            frames: senders.remove(0),
+            stats: stats.camera(0),
+            stop: Arc::clone(&stop),
+            resume_after_ms: None,
+        })
+        .unwrap();
+        Self {
+            stats,
+            stop,
+            thread,
+            source,
+        }
+    }
+
+    /// Stops the camera and waits for its thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        drop(self.source);
+    }
+}
