@@ -83,7 +83,7 @@ const PER_CAMERA: &[(&str, &str, MetricType, CameraValue)] = &[
     ),
     (
         "storetrack_camera_decoder_parks",
-        "Times the camera's decoder was parked (closed, its pictures freed) between seldom analysed frames.",
+        "Times the camera's decoder was parked (closed, its pictures freed) between seldom analysed frames or from a GOP's last decoded frame.",
         MetricType::Counter,
         |c| load(&c.parks),
     ),

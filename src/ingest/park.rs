@@ -8,7 +8,7 @@
 //! 1.3 MB, the H.264 context 0.8 MB, the scaled and converted pictures' pools 0.65 MB), the same
 //! for a camera decoding one key frame every few seconds as for one decoding five frames a
 //! second. Parked, the decoder and the elements after it up to the appsink are in READY: they
-//! have freed all of that. Woken at the next key frame to decode (or to be given the held GOP
+//! have freed all of that (the decoder alone, [`Reach::Decoder`]: all but the last). Woken at the next key frame to decode (or to be given the held GOP
 //! again when the camera wakes mid-GOP, [`super::hold`]), they are PLAYING again and get
 //! the stream's sticky events (stream start, caps, segment) from the element before the decoder;
 //! the decoder opens afresh. A park and wake-up costs about 3 ms of CPU at 768 × 576 (0.5 ms

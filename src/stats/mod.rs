@@ -320,7 +320,8 @@ pub struct Snapshot {
     pub shed: u64,
     /// Of `undecoded`: damaged by packets lost before them (sum over cameras).
     pub damaged: u64,
-    /// Times a camera's decoder was parked between seldom analysed frames (sum over cameras).
+    /// Times a camera's decoder was parked between seldom analysed frames or from a GOP's last
+    /// decoded frame (sum over cameras).
     pub parks: u64,
     /// RTP packets missing before the decoder (sum over cameras).
     pub packets_lost: u64,

@@ -231,10 +231,18 @@ fn a_camera_held_to_a_share_has_its_decoder_parked_between_its_key_frames() {
 
     let (parks, decoded, converted) = (p1 - p0, d1 - d0, c1 - c0);
     eprintln!("in 6 s: parks {parks}, decoded {decoded}, converted {converted}");
-    assert!(parks >= 4, "decoder parked {parks} times in 6 s");
+    // A key frame a second: 6 in 6 s (one more or less at the window's edges), each decoded,
+    // converted (at 1 fps no fresher frame waits in the queue) and parked after.
     assert!(
-        (4..=8).contains(&decoded),
+        (5..=7).contains(&decoded),
         "decoded {decoded} frames in 6 s: key frames only"
     );
-    assert!(converted >= 4, "converted {converted} of {decoded}");
+    assert!(
+        parks + 1 >= decoded && parks <= decoded + 1,
+        "decoder parked {parks} times for {decoded} key frames"
+    );
+    assert!(
+        converted + 1 >= decoded,
+        "converted {converted} of {decoded}"
+    );
 }
