@@ -8,8 +8,9 @@
 //! 1.3 MB, the H.264 context 0.8 MB, the scaled and converted pictures' pools 0.65 MB), the same
 //! for a camera decoding one key frame every few seconds as for one decoding five frames a
 //! second. Parked, the decoder and the elements after it up to the appsink are in READY: they
-//! have freed all of that (the decoder alone, [`Reach::Decoder`]: all but the last). Woken at the next key frame to decode (or to be given the held GOP
-//! again when the camera wakes mid-GOP, [`super::hold`]), they are PLAYING again and get
+//! have freed all of that (the decoder alone, [`Reach::Decoder`]: all but the last). Woken at
+//! the next key frame to decode (or to be given the held GOP again when the camera wakes
+//! mid-GOP, [`super::hold`]), they are PLAYING again and get
 //! the stream's sticky events (stream start, caps, segment) from the element before the decoder;
 //! the decoder opens afresh. A park and wake-up costs about 3 ms of CPU at 768 × 576 (0.5 ms
 //! parking, 0.6 ms waking, 2 ms more for the first frame: libav's tables, negotiation, fresh
@@ -22,7 +23,8 @@
 //! inference) has its decoder alone parked then ([`Reach::Decoder`]): at 96 cameras × 5 fps
 //! that saved 0–2 MB a camera (5.0–7.1 MB against 6.9–7.0: the lag hold-off keeps most such
 //! decoders open) with no fewer frames analysed, where the chain's parks saved less or, without
-//! the hold-off, broke the fair shares (sitting R).
+//! the hold-off, broke the fair shares (sitting R; on the slower box of sitting S 2.5–6.7 MB, the
+//! frames analysed a few per cent below the build before it, ranges overlapping).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only

@@ -178,8 +178,8 @@ fn parking_states(pipeline: &gst::Pipeline, names: &[&str]) -> Vec<gst::State> {
         .collect()
 }
 
-/// An RTP packet (version 2, payload type 96, SSRC 7) with sequence number `seq`.
-/// An RTP packet with sequence number `seq`, no marker bit, presentation time `seq` ms.
+/// An RTP packet (version 2, payload type 96, SSRC 7) with sequence number `seq`, no marker
+/// bit, presentation time `seq` ms.
 fn rtp_packet(seq: u16) -> gst::Buffer {
     let mut bytes = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0xab];
     bytes[2..4].copy_from_slice(&seq.to_be_bytes());
