@@ -45,6 +45,11 @@ pub const DEFAULT_PORT: u16 = 8554;
 const TS_OFFSET_STEP: u32 = 0x1000_0000;
 /// Role of clients that gave valid credentials.
 const ROLE_USER: &str = "user";
+/// Connections the kernel holds until the simulator's thread accepts them. That thread also
+/// answers every client's requests, so a fleet connecting at once (96-100 cameras a simulator
+/// in scripts/bench_storeday.sh) waits here; gst-rtsp-server's default of 5 dropped their
+/// connection attempts, clients retried after 1, 2, 4 and 8 s and some timed out.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// One simulated camera.
 #[derive(Debug, Clone)]
@@ -138,6 +143,7 @@ impl SimCam {
         if let Some(pool) = server.thread_pool() {
             pool.set_max_threads(0);
         }
+        server.set_backlog(LISTEN_BACKLOG);
         server.set_address(address);
         server.set_service(&port.to_string());
         let points = server
