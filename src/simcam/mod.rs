@@ -10,6 +10,12 @@
 //! encoding) is loaded once into memory ([`clip`]); each mount's media feeds it with times
 //! that keep increasing across loops ([`media`]), so clients see one endless stream. Cameras
 //! sharing a clip start at different key frames, as real cameras are never in step.
+//!
+//! Threads: the server, its listening socket and every client connection are served by one
+//! glib main loop on the simulator's own thread (the server's thread pool is told to make no
+//! client threads), so a client is only ever read and closed on that thread (see [`SimCam`]'s
+//! `Drop` for why). Each media's pipeline streams from its own threads, its bus watched from a
+//! media thread of the server's pool.
 
 pub mod clip;
 mod encode;
@@ -18,7 +24,7 @@ pub mod scene;
 pub mod variant;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use gstreamer as gst;
@@ -39,6 +45,11 @@ pub const DEFAULT_PORT: u16 = 8554;
 const TS_OFFSET_STEP: u32 = 0x1000_0000;
 /// Role of clients that gave valid credentials.
 const ROLE_USER: &str = "user";
+/// Connections the kernel holds until the simulator's thread accepts them. That thread also
+/// answers every client's requests, so a fleet connecting at once (96-100 cameras a simulator
+/// in scripts/bench_storeday.sh) waits here; gst-rtsp-server's default of 5 dropped their
+/// connection attempts, clients retried after 1, 2, 4 and 8 s and some timed out.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// One simulated camera.
 #[derive(Debug, Clone)]
@@ -81,6 +92,10 @@ pub enum SimError {
 pub struct SimCam {
     server: rtsp::RTSPServer,
     port: u16,
+    /// The context the server, its listening socket and its clients are attached to.
+    ctx: glib::MainContext,
+    /// The listening socket's source in `ctx`.
+    listener: Option<glib::SourceId>,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     mounts: Vec<(Mount, Arc<MountState>)>,
@@ -122,6 +137,13 @@ impl SimCam {
             message,
         };
         let server = rtsp::RTSPServer::new();
+        // No client threads: each client's connection is then attached to the context of the
+        // source that accepted it, the simulator's own (see `Drop`). The default pool served
+        // every client from one thread too, so no fewer threads serve them now.
+        if let Some(pool) = server.thread_pool() {
+            pool.set_max_threads(0);
+        }
+        server.set_backlog(LISTEN_BACKLOG);
         server.set_address(address);
         server.set_service(&port.to_string());
         let points = server
@@ -144,24 +166,35 @@ impl SimCam {
             server.set_auth(Some(auth));
         }
         let ctx = glib::MainContext::new();
-        server
+        let listener = server
             .attach(Some(&ctx))
             .map_err(|e| listen_err(e.to_string()))?;
         let bound =
             u16::try_from(server.bound_port()).map_err(|_| listen_err("not bound".into()))?;
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
-        let ml = main_loop.clone();
+        // Dispatched only once the loop runs: from then on the thread owns `ctx`, so `Drop`'s
+        // work is queued to it, and its `quit` cannot come before `run` and be lost.
+        let (running_tx, running_rx) = mpsc::channel();
+        ctx.spawn(async move {
+            let _ = running_tx.send(());
+        });
+        let (thread_ctx, ml) = (ctx.clone(), main_loop.clone());
         let thread = std::thread::Builder::new()
             .name("simcam".into())
             .spawn(move || {
-                ctx.with_thread_default(|| ml.run()).ok();
+                thread_ctx.with_thread_default(|| ml.run()).ok();
             })
             .map_err(|e| listen_err(e.to_string()))?;
+        running_rx
+            .recv()
+            .map_err(|_| listen_err("the simulator's main loop did not start".into()))?;
         let names: Vec<&str> = served.iter().map(|(m, _)| m.name.as_str()).collect();
         info!(port = bound, mounts = %names.join(","), "Simulator serving.");
         Ok(SimCam {
             server,
             port: bound,
+            ctx,
+            listener: Some(listener),
             main_loop,
             thread: Some(thread),
             mounts: served,
@@ -289,12 +322,36 @@ fn digest_auth(mounts: &[Mount]) -> Option<(rtsp::RTSPAuth, Credentials)> {
 }
 
 impl Drop for SimCam {
-    /// Stops like a camera that is switched off: every client connection is closed (streaming
-    /// media would otherwise go on from its own threads), then the server stops listening.
+    /// Stops like a camera that is switched off: the server stops listening, every client
+    /// connection is closed (streaming media would otherwise go on from its own threads), then
+    /// the loop ends and its thread is joined.
+    ///
+    /// All of it runs on the simulator's thread, the one that reads the clients' connections:
+    /// gst-rtsp-server closes a client's connection without excluding its read watch (its
+    /// code: "work around the lack of thread safety of gst_rtsp_connection_close"). Closed
+    /// from another thread while the watch was reading, the connection's streams went away
+    /// under the read and that thread spun on `g_pollable_input_stream_read_nonblocking`
+    /// criticals until the process ended (5.3 million lines in 52 s in CI, after `reconnect`;
+    /// test `simcam_drop`). That is why the server's pool makes no client threads: a pool
+    /// thread would be another thread reading the connections.
     fn drop(&mut self) {
-        self.server
-            .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
-        self.main_loop.quit();
+        let (server, ctx, main_loop) = (
+            self.server.clone(),
+            self.ctx.clone(),
+            self.main_loop.clone(),
+        );
+        let listener = self.listener.take();
+        // Runs on the loop's thread (inline only if that thread has already ended); the loop
+        // quits last, so joining the thread waits for it.
+        self.ctx
+            .invoke_with_priority(glib::Priority::HIGH, move || {
+                // `SourceId::remove` looks in the default context, not this one.
+                if let Some(source) = listener.and_then(|id| ctx.find_source_by_id(&id)) {
+                    source.destroy();
+                }
+                server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
+                main_loop.quit();
+            });
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -66,18 +66,24 @@ fn sheds_gops(detect_fps: u32, pause_ms: u32) {
         .collect();
     let counts: Vec<(i64, i64)> = seconds.iter().map(|r| (r.0, r.1)).collect();
     eprintln!("frames analysed each second: {counts:?}");
-    let (first, last) = (seconds[0].0 + 2, seconds[seconds.len() - 1].0 - 1);
+    let (Some(head), Some(tail)) = (seconds.first(), seconds.last()) else {
+        panic!("no frame analysed in the whole run");
+    };
+    let (first, last) = (head.0 + 2, tail.0 - 1);
     assert!(last - first + 1 >= 8, "too few seconds: {counts:?}");
     let steady: Vec<_> = seconds
         .iter()
         .filter(|r| (first..=last).contains(&r.0))
         .collect();
+    let (Some(steady_first), Some(steady_last)) = (steady.first(), steady.last()) else {
+        panic!("no frame analysed from second {first} to {last}: {counts:?}");
+    };
     let longest_gap_ms = steady
         .windows(2)
         .map(|w| w[1].2 - w[0].3)
         .chain([
-            steady[0].2 - first * 1000,
-            (last + 1) * 1000 - steady[steady.len() - 1].3,
+            steady_first.2 - first * 1000,
+            (last + 1) * 1000 - steady_last.3,
         ])
         .max()
         .unwrap();

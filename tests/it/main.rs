@@ -33,6 +33,7 @@ mod quantize_gate;
 mod query_summary;
 mod reconnect;
 mod reload;
+mod simcam_drop;
 mod store_analytics;
 mod tracking_quality;
 mod web;
