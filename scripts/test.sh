@@ -16,6 +16,10 @@ trap 'rm -f "$LOG"' EXIT
 status=0
 cargo test --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$LOG" || status=$?
 # One closing line over every test binary, also when some fail (--no-fail-fast: each binary
-# runs, each failure counts); the exit status is cargo's.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
+# runs, each failure counts); the exit status is cargo's. A binary's result is found anywhere
+# in its line: stderr shares the log (in one CI run GLib's messages ran into that line and the
+# count missed a whole binary).
+awk 'match($0, /test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed/) {
+  split(substr($0, RSTART, RLENGTH), w, " "); p += w[4]; f += w[6]
+} END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
 exit "$status"
