@@ -24,7 +24,9 @@
 //! that saved 0–2 MB a camera (5.0–7.1 MB against 6.9–7.0: the lag hold-off keeps most such
 //! decoders open) with no fewer frames analysed, where the chain's parks saved less or, without
 //! the hold-off, broke the fair shares (sitting R; on the slower box of sitting S 2.5–6.7 MB, the
-//! frames analysed a few per cent below the build before it, ranges overlapping).
+//! frames analysed a few per cent below the build before it, ranges overlapping; in sitting T
+//! 5.7–7.2 MB against 6.9 for a build before any parking at GOP ends: on that box the hold-off
+//! kept nearly every such decoder open).
 //!
 //! Runs in the camera's streaming thread, in the probe on the pad that feeds the decoder: before
 //! the decoder's sink pad, which refuses data while it is inactive. A decoder is parked only
