@@ -75,7 +75,9 @@ fn run_engine(engine: RemoteEngine, cameras: usize) -> (Vec<Detections>, Arc<Sta
     gst::init().unwrap();
     let pics = pictures();
     // Room to spare: a full queue hands over only its newest frame.
-    let (senders, source) = frame_queues(cameras, pics.len() + 1);
+    let (senders, mut source) = frame_queues(cameras, pics.len() + 1);
+    let stats = Arc::new(Stats::new(cameras));
+    source.count_drops(Arc::clone(&stats)); // frames passed over as stale, as the service counts
     for (camera, tx) in senders.iter().enumerate() {
         for (seq, (rgb, mapping)) in pics.iter().enumerate() {
             tx.push(Frame {
@@ -88,7 +90,6 @@ fn run_engine(engine: RemoteEngine, cameras: usize) -> (Vec<Detections>, Arc<Sta
         }
     }
     drop(senders);
-    let stats = Arc::new(Stats::new(cameras));
     let (tx, rx) = crossbeam_channel::bounded(256);
     let stop = Arc::new(AtomicBool::new(false));
     engine.run(source, tx, Arc::clone(&stats), stop).unwrap();
@@ -123,27 +124,31 @@ fn assert_same_boxes(remote: &[Detection], local: &[Detection], what: &str) {
     }
 }
 
-/// Checks every camera got every frame, in order, with the local engine's boxes.
-fn assert_complete_and_equal(out: &[Detections], cameras: usize, local: &[Vec<Detection>]) {
-    assert_eq!(out.len(), cameras * local.len());
+/// Checks every frame of every camera either came out, in order, with the local engine's boxes,
+/// or was passed over in its queue as stale (`dropped`: it waited `FRESH_MS` with a newer one
+/// behind, as in the service; each camera's newest frame comes out). On a slow box a detector
+/// may take longer than that to reach a camera's last frames (2 of 8 passed over once).
+fn assert_detected_or_passed_over(
+    out: &[Detections],
+    dropped: u64,
+    cameras: usize,
+    local: &[Vec<Detection>],
+) {
+    assert_eq!(out.len() as u64 + dropped, (cameras * local.len()) as u64);
     for cam in 0..cameras {
         let seqs: Vec<u64> = out
             .iter()
             .filter(|d| d.camera == cam)
             .map(|d| d.seq)
             .collect();
-        assert_eq!(
-            seqs,
-            (0..local.len() as u64).collect::<Vec<_>>(),
-            "camera {cam} order"
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]) && seqs.last() == Some(&(local.len() as u64 - 1)),
+            "camera {cam}: {seqs:?}"
         );
     }
     for d in out {
-        assert_same_boxes(
-            &d.boxes,
-            &local[d.seq as usize],
-            &format!("cam {} frame {}", d.camera, d.seq),
-        );
+        let what = format!("cam {} frame {}", d.camera, d.seq);
+        assert_same_boxes(&d.boxes, &local[d.seq as usize], &what);
     }
 }
 
@@ -202,9 +207,12 @@ fn remote_boxes_equal_local_boxes_on_the_same_frames() {
     let local = local_boxes(&cfg);
     let engine = RemoteEngine::new(&cfg.model, &cfg.inference, remote(&cfg), MIN_SCORE).unwrap();
     let (out, stats) = run_engine(engine, 2);
-    assert_complete_and_equal(&out, 2, &local);
     let s = stats.snapshot();
-    assert_eq!((s.remote_requests, s.remote_failures), (8, 0));
+    assert_detected_or_passed_over(&out, s.dropped, 2, &local);
+    assert_eq!(
+        (s.remote_requests, s.remote_failures),
+        (out.len() as u64, 0)
+    );
     assert!(s.remote_rtt_ms > 0.0);
 }
 
@@ -218,8 +226,8 @@ fn one_dead_endpoint_of_two_still_serves_from_the_other() {
     let engine = RemoteEngine::new(&cfg.model, &cfg.inference, remote(&cfg), MIN_SCORE).unwrap();
     assert_eq!(engine.endpoints_up(), 1);
     let (out, stats) = run_engine(engine, 3);
-    assert_complete_and_equal(&out, 3, &local);
     let s = stats.snapshot();
+    assert_detected_or_passed_over(&out, s.dropped, 3, &local);
     assert_eq!((s.endpoints, s.endpoints_up, s.remote_dropped), (2, 1, 0));
     assert!(s.detector_ready);
 }
@@ -246,9 +254,11 @@ fn with_no_server_up_frames_are_dropped_and_counted_or_detected_locally() {
     let local = local_boxes(&cfg);
     let engine = RemoteEngine::new(&cfg.model, &cfg.inference, remote(&cfg), MIN_SCORE).unwrap();
     let (out, stats) = run_engine(engine, 2);
-    assert_complete_and_equal(&out, 2, &local);
     let s = stats.snapshot();
-    assert_eq!((s.fallback_frames, s.remote_dropped), (8, 0));
+    // Every frame is detected locally, or passed over as stale (on a slow box 6 of 8 came out
+    // once: the local FP32 engine took longer than 250 ms to reach the last ones).
+    assert_detected_or_passed_over(&out, s.dropped, 2, &local);
+    assert_eq!((s.fallback_frames, s.remote_dropped), (out.len() as u64, 0));
     assert!(s.detector_ready);
 }
 
